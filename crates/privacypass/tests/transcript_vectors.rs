@@ -1,10 +1,15 @@
 //! Transcript vectors from real Go libraries (testvectors/go-golden.json) and Go tapir's tests.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use privacypass::transcript::{prng_seed, Transcript};
 use serde_json::Value;
 
 fn golden() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testvectors/go-golden.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testvectors/go-golden.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -49,14 +54,20 @@ fn commit_to_prng_matches_go() {
     );
     let mut probe = t.clone();
     let commitment = probe.commit("pow-prng");
-    assert_eq!(hex::encode(commitment), g["pow_prng_commit"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(commitment),
+        g["pow_prng_commit"].as_str().unwrap()
+    );
     assert_eq!(
         prng_seed(&commitment).to_string(),
         g["seed_int64"].as_str().unwrap()
     );
     let mut prng = t.commit_prng("pow-prng");
     for want in g["scalars"].as_array().unwrap() {
-        assert_eq!(hex::encode(prng.next_scalar().to_bytes()), want.as_str().unwrap());
+        assert_eq!(
+            hex::encode(prng.next_scalar().to_bytes()),
+            want.as_str().unwrap()
+        );
     }
 }
 
@@ -67,13 +78,20 @@ fn from_uniform_bytes_matches_go() {
     let cases = golden()["uniform_bytes"].as_array().unwrap().clone();
     assert_eq!(cases.len(), 3);
     for c in cases {
-        let input: [u8; 64] = hex::decode(c["in"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let input: [u8; 64] = hex::decode(c["in"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(
             hex::encode(Scalar::from_bytes_mod_order_wide(&input).to_bytes()),
             c["scalar"].as_str().unwrap()
         );
         assert_eq!(
-            hex::encode(RistrettoPoint::from_uniform_bytes(&input).compress().to_bytes()),
+            hex::encode(
+                RistrettoPoint::from_uniform_bytes(&input)
+                    .compress()
+                    .to_bytes()
+            ),
             c["element"].as_str().unwrap()
         );
     }
