@@ -1,3 +1,302 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod conn;
+mod registry;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use connectivity::{Acn, IsolationKey, CWTCH_PORT};
+use tapir::{ApplicationChain, Capability, Direction, Identity, Onion};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+pub use conn::{Connection, ConnectionHandle, ConnectionId};
+
+use registry::Registry;
+
+/// Limits and timeouts of a service. The defaults suit a peer or a small server.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Most inbound connections open at once; further ones are dropped on accept.
+    pub max_inbound: usize,
+    /// How long a connection may take from TCP accept/dial to completing its application
+    /// chain. Stalled handshakes are closed when it expires.
+    pub handshake_timeout: Duration,
+    /// How long an established connection may go without receiving a packet before it is
+    /// closed. `None`: forever (peers keep connections open; Go has no idle timeout).
+    pub idle_timeout: Option<Duration>,
+    /// Capacity of each connection's inbound and outbound payload queues.
+    pub queue_len: usize,
+    /// How many established inbound connections may wait for the owner to accept them.
+    pub accept_backlog: usize,
+    /// The virtual port to listen on and dial.
+    pub port: u16,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_inbound: 1024,
+            handshake_timeout: Duration::from_secs(60),
+            idle_timeout: None,
+            queue_len: 64,
+            accept_backlog: 64,
+            port: CWTCH_PORT,
+        }
+    }
+}
+
+/// Why a service operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The network failed to host or dial.
+    #[error(transparent)]
+    Acn(#[from] connectivity::Error),
+    /// The tapir protocol failed on this connection.
+    #[error(transparent)]
+    Tapir(#[from] tapir::Error),
+    /// The stream failed.
+    #[error("connection I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the stream before the application chain completed.
+    #[error("peer closed the connection during the handshake")]
+    ClosedDuringHandshake,
+    /// The application chain did not complete in time.
+    #[error("handshake did not complete within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// We already hold an authenticated connection to this peer.
+    #[error("already connected to {}", .0.redacted())]
+    AlreadyConnected(Onion),
+    /// The connection lost the duplicate-connection tie-break and was closed.
+    #[error("duplicate connection closed")]
+    Duplicate,
+    /// The connection or the service is closed.
+    #[error("closed")]
+    Closed,
+}
+
+/// Constructs a fresh application chain for each inbound connection.
+pub type ChainFactory = Arc<dyn Fn() -> ApplicationChain + Send + Sync>;
+
+pub(crate) struct Inner {
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) acn: Arc<dyn Acn>,
+    pub(crate) config: ServiceConfig,
+    pub(crate) registry: Registry,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    next_id: AtomicU64,
+}
+
+impl Inner {
+    pub(crate) fn next_id(&self) -> ConnectionId {
+        ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A tapir service: one identity, listening and dialling over one ACN.
+///
+/// Cheap to clone; all clones are the same service.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+/// Established inbound connections, as they complete their application chain.
+pub struct Listener {
+    onion: Onion,
+    rx: mpsc::Receiver<Connection>,
+}
+
+impl Listener {
+    /// The next established inbound connection; `None` once the service shuts down.
+    pub async fn accept(&mut self) -> Option<Connection> {
+        self.rx.recv().await
+    }
+
+    /// The onion this listener serves.
+    pub fn onion(&self) -> &Onion {
+        &self.onion
+    }
+}
+
+impl Service {
+    /// A service for `identity` over `acn`.
+    pub fn new(identity: Arc<Identity>, acn: Arc<dyn Acn>, config: ServiceConfig) -> Service {
+        Service {
+            inner: Arc::new(Inner {
+                identity,
+                acn,
+                config,
+                registry: Registry::default(),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// This service's onion.
+    pub fn onion(&self) -> Onion {
+        self.inner.identity.onion()
+    }
+
+    /// The service's configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// Host the onion service and accept connections, running a fresh chain from `chain` on
+    /// each. Returns once the service is reachable.
+    pub async fn listen(
+        &self,
+        chain: impl Fn() -> ApplicationChain + Send + Sync + 'static,
+    ) -> Result<Listener, Error> {
+        let inner = &self.inner;
+        if inner.shutdown.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let mut acn_listener = inner.acn.listen(&inner.identity, inner.config.port).await?;
+        let onion = acn_listener.onion().clone();
+        info!(onion = %onion.redacted(), network = inner.acn.name(), "listening");
+        let (tx, rx) = mpsc::channel(inner.config.accept_backlog);
+        let chain: ChainFactory = Arc::new(chain);
+        let limit = Arc::new(Semaphore::new(inner.config.max_inbound));
+        let svc = self.inner.clone();
+        inner.tasks.spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = svc.shutdown.cancelled() => break,
+                    s = acn_listener.accept() => s,
+                };
+                let stream = match stream {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "listener failed; no longer accepting");
+                        break;
+                    }
+                };
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    warn!(
+                        max = svc.config.max_inbound,
+                        "inbound connection limit reached; dropping a connection"
+                    );
+                    continue;
+                };
+                let tx = tx.clone();
+                let svc2 = svc.clone();
+                let chain = chain();
+                svc.tasks.spawn(async move {
+                    let _permit = permit;
+                    conn::run(
+                        svc2,
+                        stream,
+                        Direction::Inbound,
+                        chain,
+                        conn::Deliver::Accept(tx),
+                    )
+                    .await;
+                });
+            }
+            debug!("accept loop finished");
+        });
+        Ok(Listener { onion, rx })
+    }
+
+    /// Dial `onion` and run `chain` on the connection; returns once the chain completes.
+    ///
+    /// Refuses if an authenticated connection to `onion` already exists (checked before and
+    /// after dialling, as Go does); use [`Service::connection_to`] to reuse it.
+    pub async fn connect(
+        &self,
+        onion: &Onion,
+        chain: ApplicationChain,
+    ) -> Result<Connection, Error> {
+        let inner = &self.inner;
+        if inner.shutdown.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        if inner.registry.find(onion).is_some() {
+            return Err(Error::AlreadyConnected(onion.clone()));
+        }
+        let isolation = IsolationKey::new(inner.identity.onion().to_string());
+        let dial = inner.acn.connect(onion, inner.config.port, &isolation);
+        let stream = tokio::select! {
+            _ = inner.shutdown.cancelled() => return Err(Error::Closed),
+            r = tokio::time::timeout(inner.config.handshake_timeout, dial) => {
+                r.map_err(|_| Error::HandshakeTimeout(inner.config.handshake_timeout))??
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        let svc = self.inner.clone();
+        let direction = Direction::Outbound {
+            remote: onion.clone(),
+        };
+        inner.tasks.spawn(conn::run(
+            svc,
+            stream,
+            direction,
+            chain,
+            conn::Deliver::Dialled(tx),
+        ));
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// An open, authenticated connection to `onion`, if there is one.
+    pub fn connection_to(&self, onion: &Onion) -> Option<ConnectionHandle> {
+        self.inner.registry.find(onion)
+    }
+
+    /// Every open, established connection.
+    pub fn connections(&self) -> Vec<ConnectionHandle> {
+        self.inner.registry.all()
+    }
+
+    /// Send `payload` to every established connection holding `capability`; returns how many
+    /// it was queued for. A connection whose queue is full is too slow to keep up and is
+    /// closed (its peer can reconnect and catch up) rather than allowed to stall the others.
+    pub fn broadcast(&self, payload: &[u8], capability: Capability) -> usize {
+        let mut sent = 0;
+        for h in self.inner.registry.all() {
+            if !h.has_capability(capability) {
+                continue;
+            }
+            match h.try_send(payload.to_vec()) {
+                Ok(()) => sent += 1,
+                Err(_) => {
+                    debug!(id = h.id().0, "closing a connection too slow for broadcast");
+                    h.close();
+                }
+            }
+        }
+        sent
+    }
+
+    /// Stop listening, close every connection, and wait for their tasks to finish.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Whether [`Service::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("onion", &self.inner.identity.onion())
+            .field("network", &self.inner.acn.name())
+            .finish_non_exhaustive()
+    }
+}
