@@ -1,10 +1,15 @@
 //! Compare against output recorded from Go 1.19's `math/rand` (testvectors/go-math-rand.json).
 
+#![allow(clippy::unwrap_used)]
+
 use gorand::GoRand;
 use serde_json::Value;
 
 fn cases() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testvectors/go-math-rand.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testvectors/go-math-rand.json"
+    );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["cases"].as_array().unwrap().clone()
 }
@@ -25,7 +30,12 @@ fn three_reads_of_64_bytes_carry_state() {
             r.read(&mut b);
             out.extend_from_slice(&b);
         }
-        assert_eq!(hex::encode(out), c["read_64x3"].as_str().unwrap(), "seed {}", seed(c));
+        assert_eq!(
+            hex::encode(out),
+            c["read_64x3"].as_str().unwrap(),
+            "seed {}",
+            seed(c)
+        );
     }
 }
 

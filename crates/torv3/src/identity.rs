@@ -94,11 +94,12 @@ impl Identity {
     ///
     /// The public half must be the one the seed derives: a mismatch means a corrupt key.
     pub fn from_go_private_key(bytes: &[u8]) -> Result<Identity, Error> {
-        let arr: &[u8; GO_PRIVATE_KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidLength {
-            what: "Go Ed25519 private key",
-            expected: GO_PRIVATE_KEY_LEN,
-            actual: bytes.len(),
-        })?;
+        let arr: &[u8; GO_PRIVATE_KEY_LEN] =
+            bytes.try_into().map_err(|_| Error::InvalidLength {
+                what: "Go Ed25519 private key",
+                expected: GO_PRIVATE_KEY_LEN,
+                actual: bytes.len(),
+            })?;
         let mut seed = Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&arr[..32]);
         let id = Identity::from_seed(&seed);
@@ -165,7 +166,11 @@ impl Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Identity({}, secret: [scrubbed])", self.onion().redacted())
+        write!(
+            f,
+            "Identity({}, secret: [scrubbed])",
+            self.onion().redacted()
+        )
     }
 }
 
@@ -188,7 +193,10 @@ mod tests {
 
         let mut bad = *go;
         bad[40] ^= 1;
-        assert_eq!(Identity::from_go_private_key(&bad).unwrap_err(), Error::KeyMismatch);
+        assert_eq!(
+            Identity::from_go_private_key(&bad).unwrap_err(),
+            Error::KeyMismatch
+        );
         assert!(matches!(
             Identity::from_go_private_key(&go[..63]),
             Err(Error::InvalidLength { actual: 63, .. })
@@ -200,8 +208,14 @@ mod tests {
         let id = Identity::generate(&mut rng());
         let sig = id.sign(b"hello");
         id.public_key().verify(b"hello", &sig).unwrap();
-        assert_eq!(id.public_key().verify(b"hellp", &sig), Err(Error::BadSignature));
-        assert_eq!(id.public_key().verify(b"hello", &sig[..63]), Err(Error::BadSignature));
+        assert_eq!(
+            id.public_key().verify(b"hellp", &sig),
+            Err(Error::BadSignature)
+        );
+        assert_eq!(
+            id.public_key().verify(b"hello", &sig[..63]),
+            Err(Error::BadSignature)
+        );
     }
 
     /// X25519 public keys of the golden 3DH seeds, computed by Go (testvectors/go-golden.json).
@@ -240,7 +254,10 @@ mod tests {
         let mut ident = [0u8; 32];
         ident[0] = 1;
         let low = PublicKey::from_bytes(&ident).unwrap();
-        assert_eq!(a.diffie_hellman(&low).unwrap_err(), Error::NonContributoryDh);
+        assert_eq!(
+            a.diffie_hellman(&low).unwrap_err(),
+            Error::NonContributoryDh
+        );
     }
 
     #[test]

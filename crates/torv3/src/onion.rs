@@ -167,7 +167,8 @@ mod tests {
 
     #[test]
     fn suffix_and_case_are_normalised() {
-        let o = Onion::parse("ISBR2T6BFLUL2ZYI6HJTNUEZB2XVFR42SVZJG2Q3GYQFGG3WMNRBKKQD.onion").unwrap();
+        let o =
+            Onion::parse("ISBR2T6BFLUL2ZYI6HJTNUEZB2XVFR42SVZJG2Q3GYQFGG3WMNRBKKQD.onion").unwrap();
         assert_eq!(o.as_str(), REAL[0]);
     }
 

@@ -1,5 +1,7 @@
 //! The unsafe-logging switch is process-global, so its test lives in its own test binary.
 
+#![allow(clippy::unwrap_used)]
+
 use torv3::safelog::{set_unsafe_logging, Sensitive};
 use torv3::Onion;
 
