@@ -404,7 +404,9 @@ async fn established(
                 }
                 pending_out.extend(std::iter::from_fn(|| tc.poll_transmit()));
             }
-            _ = wtx.reserve(), if !pending_out.is_empty() => {}
+            // Wake when the writer frees space: to flush `pending_out`, or to take commands
+            // again (their branch is disabled while the writer is full).
+            _ = wtx.reserve(), if !pending_out.is_empty() || wtx.capacity() == 0 => {}
             _ = idle_deadline => {
                 debug!("closing idle connection");
                 break;

@@ -666,3 +666,32 @@ async fn shutdown_closes_every_connection_and_stops_listening() {
         Err(Error::Closed)
     ));
 }
+
+#[tokio::test]
+async fn a_burst_larger_than_the_queues_is_delivered_in_order() {
+    let w = world();
+    let config = ServiceConfig {
+        queue_len: 4,
+        ..ServiceConfig::default()
+    };
+    let bob = service(&w, 2, config.clone());
+    let mut l = bob.listen(ApplicationChain::authenticated).await.unwrap();
+    let alice = service(&w, 1, config);
+    let mut a = alice.connect(&bob.onion(), ApplicationChain::authenticated()).await.unwrap();
+    let b = l.accept().await.unwrap();
+    // Bob sends far more than any queue holds while Alice is not reading yet.
+    let sender = tokio::spawn(async move {
+        for i in 0u32..500 {
+            b.send(i.to_be_bytes().to_vec()).await.unwrap();
+        }
+        b
+    });
+    for i in 0u32..500 {
+        let p = tokio::time::timeout(Duration::from_secs(20), a.recv())
+            .await
+            .unwrap_or_else(|_| panic!("message {i} did not arrive"))
+            .unwrap();
+        assert_eq!(p, i.to_be_bytes());
+    }
+    let _b = sender.await.unwrap();
+}
