@@ -58,7 +58,9 @@ fn main() {
             }
             black_box(RistrettoPoint::mul_base(&k));
             black_box(k * p);
-            black_box(RistrettoPoint::vartime_double_scalar_mul_basepoint(&k, &p, &k));
+            black_box(RistrettoPoint::vartime_double_scalar_mul_basepoint(
+                &k, &p, &k,
+            ));
             black_box(RistrettoPoint::vartime_multiscalar_mul([k, k], [p, p]));
         })
     });
