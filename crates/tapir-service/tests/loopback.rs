@@ -677,7 +677,10 @@ async fn a_burst_larger_than_the_queues_is_delivered_in_order() {
     let bob = service(&w, 2, config.clone());
     let mut l = bob.listen(ApplicationChain::authenticated).await.unwrap();
     let alice = service(&w, 1, config);
-    let mut a = alice.connect(&bob.onion(), ApplicationChain::authenticated()).await.unwrap();
+    let mut a = alice
+        .connect(&bob.onion(), ApplicationChain::authenticated())
+        .await
+        .unwrap();
     let b = l.accept().await.unwrap();
     // Bob sends far more than any queue holds while Alice is not reading yet.
     let sender = tokio::spawn(async move {
