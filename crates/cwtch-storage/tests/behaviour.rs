@@ -1,0 +1,599 @@
+//! One behavioural suite, run against the SQLCipher store and the in-memory store: whatever
+//! the peer engine sees through the traits must be the same.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use cwtch_storage::{
+    content_hash, keys, AccessControl, Acl, Attributes, ConversationId, CwtchHome, Error, KeyType,
+    MemoryHome, MessageId, NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
+};
+use proptest::prelude::*;
+
+const BOB: &str = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
+const CAROL: &str = "yxj2pvhozedflp4g7yitpqkeho63maaffi2qgsj3e6s2fbmosuuas2qd";
+
+// `ProfileHome` has an associated type, so the suite is a generic function instantiated
+// twice by this macro.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlcipher {
+            $(
+                #[test]
+                fn $name() {
+                    let tmp = tempfile::tempdir().unwrap();
+                    let home = super::CwtchHome::open(tmp.path().join("home")).unwrap();
+                    super::$name(&home);
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::MemoryHome::new());
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    profiles_lifecycle,
+    profile_values,
+    conversations,
+    blocking_and_acl,
+    messages,
+    message_ranges_and_indexes,
+    purge_and_delete,
+    password_change,
+);
+
+fn msg<'a>(
+    body: &'a str,
+    attributes: &'a Attributes,
+    signature: &'a str,
+    hash: &'a str,
+) -> NewMessage<'a> {
+    NewMessage {
+        body,
+        attributes,
+        signature,
+        content_hash: hash,
+    }
+}
+
+fn profiles_lifecycle<H: ProfileHome>(home: &H) {
+    assert!(home.list_profiles().unwrap().is_empty());
+    let a = home.create_profile("Alice", &Password::Default).unwrap();
+    let b = home.create_profile("Bob", &Password::user("pw")).unwrap();
+    let (ida, idb) = (a.profile_id().clone(), b.profile_id().clone());
+    assert_ne!(ida, idb);
+    let listed: BTreeSet<_> = home.list_profiles().unwrap().into_iter().collect();
+    assert_eq!(listed, [ida.clone(), idb.clone()].into_iter().collect());
+
+    // Open only once at a time.
+    assert!(matches!(
+        home.open_profile(&ida, &Password::Default),
+        Err(Error::ProfileInUse(_))
+    ));
+    assert!(matches!(
+        home.delete_profile(&ida, &Password::Default),
+        Err(Error::ProfileInUse(_))
+    ));
+    let onion_a = a.identity().unwrap().onion();
+    drop(a);
+    drop(b);
+
+    // Passwords.
+    assert!(matches!(
+        home.open_profile(&idb, &Password::Default),
+        Err(Error::WrongPassword)
+    ));
+    assert!(matches!(
+        home.open_profile(&ida, &Password::user("pw")),
+        Err(Error::WrongPassword)
+    ));
+    let a = home.open_profile(&ida, &Password::Default).unwrap();
+    assert_eq!(a.identity().unwrap().onion(), onion_a);
+    assert_eq!(
+        a.attribute(keys::PUBLIC_PROFILE_NAME).unwrap().unwrap(),
+        "Alice"
+    );
+    assert_eq!(
+        a.attribute(keys::LOCAL_PROFILE_TAG).unwrap().unwrap(),
+        keys::TAG_DEFAULT_PASSWORD
+    );
+    drop(a);
+    let b = home.open_profile(&idb, &Password::user("pw")).unwrap();
+    assert_eq!(
+        b.attribute(keys::LOCAL_PROFILE_TAG).unwrap().unwrap(),
+        keys::TAG_USER_PASSWORD
+    );
+    drop(b);
+
+    // Deletion needs the password.
+    assert!(matches!(
+        home.delete_profile(&idb, &Password::user("nope")),
+        Err(Error::WrongPassword)
+    ));
+    home.delete_profile(&idb, &Password::user("pw")).unwrap();
+    assert_eq!(home.list_profiles().unwrap(), std::slice::from_ref(&ida));
+    assert!(matches!(
+        home.open_profile(&idb, &Password::user("pw")),
+        Err(Error::ProfileNotFound(_))
+    ));
+    assert!(matches!(
+        home.create_profile("x", &Password::user("")),
+        Err(Error::EmptyPassword)
+    ));
+}
+
+fn profile_values<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    assert_eq!(p.attribute("public.profile.status").unwrap(), None);
+    p.set_attribute("public.profile.status", "away").unwrap();
+    p.set_attribute("public.profile.status", "busy").unwrap();
+    assert_eq!(
+        p.attribute("public.profile.status").unwrap().unwrap(),
+        "busy"
+    );
+    let custom = KeyType::other("server_key_bundle");
+    p.set_value(&custom, "k", &[0, 255, 1]).unwrap();
+    assert_eq!(p.value(&custom, "k").unwrap().unwrap(), [0, 255, 1]);
+    assert_eq!(p.value(&KeyType::ATTRIBUTE, "k").unwrap(), None);
+    assert_eq!(
+        p.values(&custom).unwrap(),
+        [("k".to_owned(), vec![0, 255, 1])]
+    );
+    let names: Vec<String> = p
+        .values(&KeyType::ATTRIBUTE)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "local.profile.name",
+            "local.profile.tag",
+            "public.profile.name",
+            "public.profile.onion",
+            "public.profile.status"
+        ]
+    );
+    assert!(p.delete_value(&custom, "k").unwrap());
+    assert!(!p.delete_value(&custom, "k").unwrap());
+    // Survives reopening.
+    let id = p.profile_id().clone();
+    drop(p);
+    let p = home.open_profile(&id, &Password::Default).unwrap();
+    assert_eq!(
+        p.attribute("public.profile.status").unwrap().unwrap(),
+        "busy"
+    );
+}
+
+fn conversations<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    assert!(p.conversations().unwrap().is_empty());
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    assert_eq!(bob, ConversationId(1));
+    let mut attrs = Attributes::new();
+    attrs.insert(
+        keys::SAVE_PEER_HISTORY.into(),
+        keys::DEFAULT_DELETE_HISTORY.into(),
+    );
+    let carol = p
+        .create_conversation(&NewConversation {
+            handle: CAROL.into(),
+            attributes: attrs.clone(),
+            acl: Acl::new(),
+            accepted: false,
+        })
+        .unwrap();
+    assert_eq!(carol, ConversationId(2));
+    assert!(matches!(
+        p.create_conversation(&NewConversation::contact(BOB, false)),
+        Err(Error::ConversationExists(ConversationId(1)))
+    ));
+    assert!(matches!(
+        p.create_conversation(&NewConversation::contact("", false)),
+        Err(Error::EmptyHandle)
+    ));
+
+    let c = p.conversation(carol).unwrap().unwrap();
+    assert_eq!(c.handle, CAROL);
+    assert_eq!(c.attributes, attrs);
+    assert!(!c.accepted);
+    assert!(c.acl.is_empty());
+    assert_eq!(p.conversation_by_handle(CAROL).unwrap().unwrap(), c);
+    assert_eq!(p.conversation_by_handle("nobody").unwrap(), None);
+    assert_eq!(p.conversation(ConversationId(99)).unwrap(), None);
+
+    p.accept_conversation(carol).unwrap();
+    p.set_conversation_attribute(carol, keys::PUBLIC_PROFILE_NAME, "Carol <3 & co")
+        .unwrap();
+    let c = p.conversation(carol).unwrap().unwrap();
+    assert!(c.accepted);
+    assert_eq!(
+        c.attribute(keys::PUBLIC_PROFILE_NAME),
+        Some("Carol <3 & co")
+    );
+    assert_eq!(
+        c.attribute(keys::SAVE_PEER_HISTORY),
+        Some(keys::DEFAULT_DELETE_HISTORY)
+    );
+
+    let ids: Vec<_> = p.conversations().unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(ids, [bob, carol]);
+
+    for r in [
+        p.accept_conversation(ConversationId(99)),
+        p.set_conversation_attributes(ConversationId(99), &Attributes::new()),
+        p.set_conversation_acl(ConversationId(99), &Acl::new()),
+        p.set_conversation_attribute(ConversationId(99), "a", "b"),
+        p.set_blocked(ConversationId(99), true),
+        p.delete_conversation(ConversationId(99)),
+    ] {
+        assert!(
+            matches!(r, Err(Error::ConversationNotFound(ConversationId(99)))),
+            "{r:?}"
+        );
+    }
+
+    // Deleted ids are not reused.
+    p.delete_conversation(bob).unwrap();
+    assert_eq!(p.conversation(bob).unwrap(), None);
+    let again = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    assert_eq!(again, ConversationId(3));
+}
+
+fn blocking_and_acl<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    let c = p.conversation(bob).unwrap().unwrap();
+    assert_eq!(c.own_access(), Some(&AccessControl::DEFAULT_P2P));
+    assert!(!c.is_blocked());
+    p.set_blocked(bob, true).unwrap();
+    let c = p.conversation(bob).unwrap().unwrap();
+    assert!(c.is_blocked());
+    assert_eq!(
+        c.own_access(),
+        Some(&AccessControl {
+            blocked: true,
+            read: true,
+            append: true
+        })
+    );
+    p.set_blocked(bob, false).unwrap();
+    assert!(!p.conversation(bob).unwrap().unwrap().is_blocked());
+
+    // A conversation without an ACL entry gets Go's default one when blocked.
+    let carol = p
+        .create_conversation(&NewConversation {
+            handle: CAROL.into(),
+            attributes: Attributes::new(),
+            acl: Acl::new(),
+            accepted: false,
+        })
+        .unwrap();
+    p.set_blocked(carol, true).unwrap();
+    let c = p.conversation(carol).unwrap().unwrap();
+    assert_eq!(c.acl.len(), 1);
+    assert!(c.is_blocked());
+
+    // Arbitrary ACLs round-trip.
+    let mut acl = Acl::new();
+    acl.insert(
+        "x".into(),
+        AccessControl {
+            blocked: false,
+            read: false,
+            append: true,
+        },
+    );
+    acl.insert(CAROL.into(), AccessControl::DEFAULT_P2P);
+    p.set_conversation_acl(carol, &acl).unwrap();
+    assert_eq!(p.conversation(carol).unwrap().unwrap().acl, acl);
+}
+
+fn messages<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    let me = p.identity().unwrap().onion();
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    // No messages yet.
+    assert_eq!(p.message_count(bob).unwrap(), 0);
+    assert!(p.messages(bob, 0, 10).unwrap().is_empty());
+    assert_eq!(p.message(bob, MessageId(1)).unwrap(), None);
+    assert_eq!(p.latest_message(bob).unwrap(), None);
+    assert_eq!(p.message_by_signature(bob, "s").unwrap(), None);
+    assert_eq!(p.message_by_content_hash(bob, "h").unwrap(), None);
+    assert_eq!(p.message_index(bob, MessageId(1)).unwrap(), None);
+
+    let body = r#"{"o":1,"d":"hi Bob"}"#;
+    let hash = content_hash(me.as_str(), body);
+    let mut attrs = Attributes::new();
+    attrs.insert(keys::MESSAGE_AUTHOR.into(), me.as_str().into());
+    attrs.insert(keys::MESSAGE_ACK.into(), keys::FALSE.into());
+    let m1 = p
+        .insert_message(bob, &msg(body, &attrs, "sig-1", &hash))
+        .unwrap();
+    assert_eq!(m1, MessageId(1));
+    let got = p.message(bob, m1).unwrap().unwrap();
+    assert_eq!(got.id, m1);
+    assert_eq!(got.body, body);
+    assert_eq!(got.attributes, attrs);
+    assert_eq!(got.signature, "sig-1");
+    assert_eq!(got.content_hash, hash);
+    assert_eq!(p.message_by_signature(bob, "sig-1").unwrap().unwrap(), got);
+    assert_eq!(p.message_by_content_hash(bob, &hash).unwrap().unwrap(), got);
+
+    // Signatures are unique per conversation; the failed insert uses no id.
+    assert!(matches!(
+        p.insert_message(bob, &msg(body, &attrs, "sig-1", &hash)),
+        Err(Error::DuplicateSignature(c)) if c == bob
+    ));
+    // The same content again: content-hash lookup finds the newest.
+    let m2 = p
+        .insert_message(bob, &msg(body, &attrs, "sig-2", &hash))
+        .unwrap();
+    assert_eq!(m2, MessageId(2));
+    assert_eq!(
+        p.message_by_content_hash(bob, &hash).unwrap().unwrap().id,
+        m2
+    );
+
+    // Acknowledge; mark an error.
+    p.set_message_attribute(bob, m1, keys::MESSAGE_ACK, keys::TRUE)
+        .unwrap();
+    p.set_message_attribute(bob, m2, keys::MESSAGE_ERROR, "peer offline")
+        .unwrap();
+    let got = p.message(bob, m1).unwrap().unwrap();
+    assert_eq!(got.attributes[keys::MESSAGE_ACK], keys::TRUE);
+    assert_eq!(got.attributes[keys::MESSAGE_AUTHOR], me.as_str());
+    assert_eq!(
+        p.message(bob, m2).unwrap().unwrap().attributes[keys::MESSAGE_ERROR],
+        "peer offline"
+    );
+    assert!(matches!(
+        p.set_message_attribute(bob, MessageId(77), "a", "b"),
+        Err(Error::MessageNotFound { .. })
+    ));
+    assert!(matches!(
+        p.set_message_attributes(bob, MessageId(77), &Attributes::new()),
+        Err(Error::MessageNotFound { .. })
+    ));
+
+    // Messages for a missing conversation.
+    assert!(matches!(
+        p.insert_message(ConversationId(42), &msg(body, &attrs, "x", &hash)),
+        Err(Error::ConversationNotFound(ConversationId(42)))
+    ));
+    assert_eq!(p.message_count(ConversationId(42)).unwrap(), 0);
+
+    // Signatures are per conversation.
+    let carol = p
+        .create_conversation(&NewConversation::contact(CAROL, true))
+        .unwrap();
+    assert_eq!(
+        p.insert_message(carol, &msg(body, &attrs, "sig-1", &hash))
+            .unwrap(),
+        MessageId(1)
+    );
+    // Unicode, HTML-ish and empty content survive.
+    let odd = "<b>\u{2028}&\"\\\u{0}é🙂";
+    let mut odd_attrs = Attributes::new();
+    odd_attrs.insert(odd.into(), odd.into());
+    let m = p
+        .insert_message(carol, &msg(odd, &odd_attrs, odd, ""))
+        .unwrap();
+    let got = p.message(carol, m).unwrap().unwrap();
+    assert_eq!((got.body.as_str(), got.signature.as_str()), (odd, odd));
+    assert_eq!(got.attributes, odd_attrs);
+
+    let id = p.profile_id().clone();
+    drop(p);
+    let p = home.open_profile(&id, &Password::Default).unwrap();
+    assert_eq!(p.message_count(bob).unwrap(), 2);
+    assert_eq!(p.message_count(carol).unwrap(), 2);
+}
+
+fn message_ranges_and_indexes<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    let attrs = Attributes::new();
+    for i in 1..=25 {
+        let body = format!("{{\"o\":1,\"d\":\"{i}\"}}");
+        let id = p
+            .insert_message(bob, &msg(&body, &attrs, &format!("s{i}"), &format!("h{i}")))
+            .unwrap();
+        assert_eq!(id, MessageId(i));
+    }
+    assert_eq!(p.message_count(bob).unwrap(), 25);
+    let ids = |v: Vec<cwtch_storage::Message>| v.into_iter().map(|m| m.id.0).collect::<Vec<_>>();
+    assert_eq!(ids(p.messages(bob, 0, 3).unwrap()), [25, 24, 23]);
+    assert_eq!(ids(p.messages(bob, 10, 3).unwrap()), [15, 14, 13]);
+    assert_eq!(ids(p.messages(bob, 23, 10).unwrap()), [2, 1]);
+    assert!(p.messages(bob, 25, 10).unwrap().is_empty());
+    assert!(p.messages(bob, u64::MAX, 10).unwrap().is_empty());
+    assert!(p.messages(bob, 0, 0).unwrap().is_empty());
+    assert_eq!(p.messages(bob, 0, u32::MAX).unwrap().len(), 25);
+    assert_eq!(p.latest_message(bob).unwrap().unwrap().id, MessageId(25));
+    assert_eq!(p.message_index(bob, MessageId(25)).unwrap(), Some(0));
+    assert_eq!(p.message_index(bob, MessageId(1)).unwrap(), Some(24));
+    assert_eq!(p.message_index(bob, MessageId(26)).unwrap(), None);
+    assert_eq!(p.message_index(bob, MessageId(i64::MAX)).unwrap(), None);
+    // The index is the offset at which `messages` returns the message.
+    let at = p.message_index(bob, MessageId(7)).unwrap().unwrap();
+    assert_eq!(ids(p.messages(bob, at, 1).unwrap()), [7]);
+}
+
+fn purge_and_delete<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    let attrs = Attributes::new();
+    for i in 1..=3 {
+        p.insert_message(bob, &msg("b", &attrs, &format!("s{i}"), "h"))
+            .unwrap();
+    }
+    p.delete_messages(bob).unwrap();
+    assert_eq!(p.message_count(bob).unwrap(), 0);
+    assert_eq!(p.message_by_signature(bob, "s1").unwrap(), None);
+    // AUTOINCREMENT: ids continue after a purge, and old signatures are free again.
+    assert_eq!(
+        p.insert_message(bob, &msg("b", &attrs, "s1", "h")).unwrap(),
+        MessageId(4)
+    );
+    // Purging a conversation that never had messages is fine; a missing one is not.
+    let carol = p
+        .create_conversation(&NewConversation::contact(CAROL, true))
+        .unwrap();
+    p.delete_messages(carol).unwrap();
+    assert!(matches!(
+        p.delete_messages(ConversationId(9)),
+        Err(Error::ConversationNotFound(_))
+    ));
+    // Deleting the conversation deletes its messages.
+    p.delete_conversation(bob).unwrap();
+    assert_eq!(p.message_count(bob).unwrap(), 0);
+    assert_eq!(p.message(bob, MessageId(4)).unwrap(), None);
+    assert_eq!(p.conversations().unwrap().len(), 1);
+}
+
+fn password_change<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    let id = p.profile_id().clone();
+    let onion = p.identity().unwrap().onion();
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    let attrs = Attributes::new();
+    p.insert_message(bob, &msg("b", &attrs, "s", "h")).unwrap();
+
+    assert!(matches!(
+        p.change_password(&Password::user("not it"), &Password::user("new")),
+        Err(Error::WrongPassword)
+    ));
+    assert!(matches!(
+        p.change_password(&Password::Default, &Password::user("")),
+        Err(Error::EmptyPassword)
+    ));
+    p.change_password(&Password::Default, &Password::user("new"))
+        .unwrap();
+    // The handle keeps working after the change.
+    assert_eq!(p.message_count(bob).unwrap(), 1);
+    assert_eq!(
+        p.attribute(keys::LOCAL_PROFILE_TAG).unwrap().unwrap(),
+        keys::TAG_USER_PASSWORD
+    );
+    p.insert_message(bob, &msg("b", &attrs, "s2", "h")).unwrap();
+    drop(p);
+
+    assert!(matches!(
+        home.open_profile(&id, &Password::Default),
+        Err(Error::WrongPassword)
+    ));
+    let mut p = home.open_profile(&id, &Password::user("new")).unwrap();
+    assert_eq!(p.identity().unwrap().onion(), onion);
+    assert_eq!(p.message_count(bob).unwrap(), 2);
+    p.change_password(&Password::user("new"), &Password::Default)
+        .unwrap();
+    assert_eq!(
+        p.attribute(keys::LOCAL_PROFILE_TAG).unwrap().unwrap(),
+        keys::TAG_DEFAULT_PASSWORD
+    );
+    drop(p);
+    home.open_profile(&id, &Password::Default).unwrap();
+}
+
+// ---- property tests: arbitrary attributes and ACLs survive both stores ----
+
+fn arb_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z.]{0,12}",
+        any::<String>(),
+        Just("<&>\u{2028}\u{2029}\"\\".to_owned()),
+    ]
+}
+
+fn arb_attributes() -> impl Strategy<Value = Attributes> {
+    proptest::collection::btree_map(arb_text(), arb_text(), 0..6)
+}
+
+fn arb_acl() -> impl Strategy<Value = Acl> {
+    proptest::collection::btree_map(
+        arb_text(),
+        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(blocked, read, append)| {
+            AccessControl {
+                blocked,
+                read,
+                append,
+            }
+        }),
+        0..4,
+    )
+}
+
+fn store_round_trip<P: ProfileStore>(
+    p: &mut P,
+    conv: ConversationId,
+    a: &Attributes,
+    acl: &Acl,
+    n: usize,
+) {
+    p.set_conversation_attributes(conv, a).unwrap();
+    p.set_conversation_acl(conv, acl).unwrap();
+    let c = p.conversation(conv).unwrap().unwrap();
+    assert_eq!(&c.attributes, a);
+    assert_eq!(&c.acl, acl);
+    let m = p
+        .insert_message(conv, &msg("b", a, &format!("sig{n}"), "h"))
+        .unwrap();
+    assert_eq!(&p.message(conv, m).unwrap().unwrap().attributes, a);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn attributes_and_acls_survive_both_stores(cases in proptest::collection::vec((arb_attributes(), arb_acl()), 1..4)) {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+        let mut sql = home.create_profile("A", &Password::Default).unwrap();
+        let mem_home = MemoryHome::new();
+        let mut mem = mem_home.create_profile("A", &Password::Default).unwrap();
+        let cs = sql.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let cm = mem.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        for (n, (a, acl)) in cases.iter().enumerate() {
+            store_round_trip(&mut sql, cs, a, acl, n);
+            store_round_trip(&mut mem, cm, a, acl, n);
+        }
+        prop_assert_eq!(sql.conversations().unwrap(), mem.conversations().unwrap());
+        prop_assert_eq!(sql.messages(cs, 0, 100).unwrap(), mem.messages(cm, 0, 100).unwrap());
+    }
+}
+
+#[test]
+fn stores_are_send() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<cwtch_storage::Profile>();
+    send::<cwtch_storage::MemoryProfile>();
+    send_sync::<CwtchHome>();
+    send_sync::<MemoryHome>();
+}
