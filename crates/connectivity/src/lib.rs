@@ -3,11 +3,22 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod acn;
+#[cfg(feature = "cli")]
+mod cli;
 mod error;
 mod loopback;
+mod tor;
 
 pub use acn::{
     Acn, AcnStatus, AcnStream, BoxStream, IsolationKey, OnionListener, BOOTSTRAPPED, CWTCH_PORT,
 };
-pub use error::{Error, Operation, RecordProblem, UnreachableReason};
+#[cfg(feature = "cli")]
+pub use cli::{AcnArgs, NetworkKind};
+pub use error::{
+    AuthProblem, ConfigProblem, DialRejection, Error, Operation, ProtocolProblem, RecordProblem,
+    SocksProblem, UnreachableReason,
+};
 pub use loopback::{LoopbackAcn, LoopbackListener, LOOPBACK_DIR_ENV};
+pub use tor::{
+    ControlAuth, ControlPassword, DialPolicy, TorAcn, TorConfig, TorListener, TorTimeouts,
+};
