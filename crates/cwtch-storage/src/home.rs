@@ -146,7 +146,7 @@ impl CwtchHome {
             // The full open checks, read-only, on the staged copy.
             drop(Profile::checked(
                 id.clone(),
-                staging.clone(),
+                staging.to_path_buf(),
                 password,
                 sqlcipher::Access::ReadOnly,
             )?);
@@ -193,7 +193,7 @@ impl CwtchHome {
             }
             drop(Profile::checked(
                 id.clone(),
-                scratch.clone(),
+                scratch.to_path_buf(),
                 password,
                 sqlcipher::Access::ReadWrite,
             )?);
@@ -226,15 +226,39 @@ impl CwtchHome {
         }
     }
 
-    /// A fresh private directory `profiles/<prefix><random>`.
-    fn staging_dir(&self, prefix: &str) -> Result<PathBuf, Error> {
+    /// A fresh private directory `profiles/<prefix><random>`, held by this process until the
+    /// returned guard is dropped (see [`Staging`]).
+    fn staging_dir(&self, prefix: &str) -> Result<Staging, Error> {
         let tag = ProfileId::random(&mut rand_core::OsRng);
         let dir = self.inner.profiles.join(format!("{prefix}{tag}"));
-        fsutil::create_private_dir(&dir)?;
-        Ok(dir)
+        let lock_path = self
+            .inner
+            .profiles
+            .join(format!("{prefix}{tag}{STAGING_LOCK_SUFFIX}"));
+        // The lock exists and is held before the directory exists, and is removed only after
+        // the directory is gone: a staging directory whose lock can be taken is abandoned.
+        let lock = fsutil::new_file_options()
+            .open(&lock_path)
+            .map_err(Error::io("create", &lock_path))?;
+        lock.try_lock().map_err(|e| {
+            Error::io("lock", &lock_path)(match e {
+                fs::TryLockError::Error(e) => e,
+                fs::TryLockError::WouldBlock => std::io::ErrorKind::WouldBlock.into(),
+            })
+        })?;
+        if let Err(e) = fsutil::create_private_dir(&dir) {
+            let _ = fs::remove_file(&lock_path);
+            return Err(e);
+        }
+        Ok(Staging {
+            dir,
+            lock_path,
+            _lock: lock,
+        })
     }
 
-    /// Remove staging directories left by a crash; finish interrupted deletions.
+    /// Remove staging directories abandoned by a crash (their owner's lock is free); leave
+    /// alone those another process or handle is working in; finish interrupted deletions.
     fn clean_staging(&self) -> Result<(), Error> {
         let profiles = &self.inner.profiles;
         let entries = fs::read_dir(profiles).map_err(Error::io("list", profiles))?;
@@ -246,15 +270,79 @@ impl CwtchHome {
             if name.starts_with(DELETING_PREFIX) {
                 tracing::info!("finishing an interrupted profile deletion");
                 erase_dir(&path)?;
-            } else if name.starts_with(CREATING_PREFIX)
-                || name.starts_with(IMPORTING_PREFIX)
-                || name.starts_with(CHECKING_PREFIX)
-            {
-                tracing::info!("removing an interrupted profile creation, import or check");
-                erase_dir(&path)?;
+                continue;
             }
+            let staging = name.starts_with(CREATING_PREFIX)
+                || name.starts_with(IMPORTING_PREFIX)
+                || name.starts_with(CHECKING_PREFIX);
+            if !staging {
+                continue;
+            }
+            if let Some(dir_name) = name.strip_suffix(STAGING_LOCK_SUFFIX) {
+                // A lock whose directory is gone: its owner crashed between removing the
+                // directory and the lock, or is just starting. Only old ones are removed.
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > ORPHAN_LOCK_AGE);
+                if old && !fsutil::exists(&profiles.join(dir_name)) && lock_is_free(&path) {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            let lock_path = profiles.join(format!("{name}{STAGING_LOCK_SUFFIX}"));
+            if fsutil::exists(&lock_path) && !lock_is_free(&lock_path) {
+                continue; // in use by another process or handle
+            }
+            tracing::info!("removing an interrupted profile creation, import or check");
+            erase_dir(&path)?;
+            let _ = fs::remove_file(&lock_path);
         }
         Ok(())
+    }
+}
+
+/// Suffix of the lock file next to a staging directory.
+const STAGING_LOCK_SUFFIX: &str = ".lock";
+/// A staging lock without its directory is removed only when older than this.
+const ORPHAN_LOCK_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether nobody holds the lock on `path` (opening and locking it briefly to find out).
+fn lock_is_free(path: &Path) -> bool {
+    match fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f.try_lock().is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A staging directory in use by this process. A sibling lock file, locked for the guard's
+/// lifetime, tells every other process (and every other `CwtchHome` on the same directory)
+/// to leave it alone; dropping the guard releases and removes the lock. The directory itself
+/// is renamed into place or removed by the code that created it.
+struct Staging {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: fs::File,
+}
+
+impl std::ops::Deref for Staging {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl AsRef<Path> for Staging {
+    fn as_ref(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.lock_path);
     }
 }
 
@@ -348,5 +436,45 @@ impl ProfileHome for CwtchHome {
         fsutil::sync_dir(&self.inner.profiles)?;
         tracing::info!(profile = %id, "deleted profile");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod staging_tests {
+    use super::*;
+
+    #[test]
+    fn held_staging_survives_another_open_and_abandoned_staging_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("home");
+        let home = CwtchHome::open(&root).unwrap();
+        let held = home.staging_dir(CREATING_PREFIX).unwrap();
+        std::fs::write(held.join("VERSION"), b"2").unwrap();
+        // An abandoned staging directory: no lock file (its owner finished or crashed).
+        let abandoned = home
+            .inner
+            .profiles
+            .join(format!("{IMPORTING_PREFIX}deadbeef"));
+        std::fs::create_dir(&abandoned).unwrap();
+        // Another handle on the same home (as another process would) cleans up.
+        let _other = CwtchHome::open(&root).unwrap();
+        assert!(
+            held.join("VERSION").exists(),
+            "a directory in use was removed"
+        );
+        assert!(!abandoned.exists(), "an abandoned directory was kept");
+        // Once released, its lock file goes, and the next open removes what is left.
+        let dir = held.to_path_buf();
+        drop(held);
+        assert!(!home
+            .inner
+            .profiles
+            .join(format!(
+                "{}{STAGING_LOCK_SUFFIX}",
+                dir.file_name().unwrap().to_str().unwrap()
+            ))
+            .exists());
+        let _third = CwtchHome::open(&root).unwrap();
+        assert!(!dir.exists());
     }
 }
