@@ -1,0 +1,56 @@
+//! Engine settings.
+
+use std::time::Duration;
+
+pub use tapir_service::ServiceConfig;
+
+/// How long to wait, after authentication, for the peer's version message before deciding
+/// it is an old (V1-only) peer (UNCONFIRMED policy, spec §7.2; see the crate docs).
+pub const DEFAULT_VERSION_WAIT: Duration = Duration::from_secs(2);
+/// First reconnection delay; doubles after each failed attempt.
+pub const DEFAULT_DIAL_BACKOFF_INITIAL: Duration = Duration::from_secs(2);
+/// Largest reconnection delay.
+pub const DEFAULT_DIAL_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Most dials in flight at once, over all loaded profiles.
+pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 8;
+
+/// Settings of a [`Cwtch`](crate::Cwtch) and the engines of its profiles. The defaults suit
+/// a client on Tor; tests shorten the delays.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Limits and timeouts of each profile's tapir service (handshake timeout, inbound
+    /// connection limit, queue sizes).
+    pub service: ServiceConfig,
+    /// First reconnection delay (jittered to 50–100 %).
+    pub dial_backoff_initial: Duration,
+    /// Cap of the reconnection delay.
+    pub dial_backoff_max: Duration,
+    /// Most dials in flight at once over all profiles.
+    pub max_concurrent_dials: usize,
+    /// How long to wait for a peer's version message ([`DEFAULT_VERSION_WAIT`]).
+    pub version_wait: Duration,
+    /// Capacity of the event channel; a receiver that falls further behind loses the oldest
+    /// events (it sees `RecvError::Lagged`).
+    pub event_capacity: usize,
+    /// Capacity of each profile's storage request queue.
+    pub storage_queue: usize,
+    /// Behave like an old Go peer that predates wire version 2: never send the version
+    /// message, send and accept only V1 (JSON). For interoperability tests.
+    pub legacy_v1_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service: ServiceConfig::default(),
+            dial_backoff_initial: DEFAULT_DIAL_BACKOFF_INITIAL,
+            dial_backoff_max: DEFAULT_DIAL_BACKOFF_MAX,
+            max_concurrent_dials: DEFAULT_MAX_CONCURRENT_DIALS,
+            version_wait: DEFAULT_VERSION_WAIT,
+            event_capacity: 1024,
+            storage_queue: 64,
+            legacy_v1_only: false,
+        }
+    }
+}

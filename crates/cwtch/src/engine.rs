@@ -1,0 +1,560 @@
+//! The peer engine's tasks: the listener, one dialler per contact, one handler per
+//! connection (protocol.md §7).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cwtch_storage::{content_hash, keys, Attributes, ConversationId, NewMessage};
+use tapir::ApplicationChain;
+use tapir_service::{Connection, ConnectionHandle};
+use tokio_util::sync::CancellationToken;
+use torv3::Onion;
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, Result};
+use crate::event::{ConnectionState, Event};
+use crate::overlay::Content;
+use crate::runtime::Runtime;
+use crate::util::{now_rfc3339, Backoff};
+use crate::wire::{
+    is_chat_context, GetVal, PeerMessage, RetVal, WireVersion, CONTEXT_ACK, CONTEXT_GET_VAL,
+    CONTEXT_RET_VAL, MAX_PEER_PAYLOAD, REQUESTED_PROFILE_ATTRIBUTES, SCOPE_PUBLIC,
+};
+
+/// How long a send may wait for room in a connection's queue before the connection is
+/// considered dead and closed.
+const PEER_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most getVal requests awaiting a reply on one connection.
+const MAX_PENDING_GETVALS: usize = 64;
+/// Longest attribute path we answer or store.
+const MAX_ATTRIBUTE_PATH: usize = 256;
+/// The attribute whose absence in a reply makes us ask again later (see
+/// [`PeerConn::refetch`]).
+const NAME_PATH: &str = "profile.name";
+
+/// One negotiated connection to a contact.
+pub(crate) struct PeerConn {
+    pub(crate) handle: ConnectionHandle,
+    version: AtomicU8,
+    /// getVal requests awaiting replies: request id → path.
+    getvals: Mutex<HashMap<String, String>>,
+    /// The contact answered `profile.name` with `Exists:false` (it had not accepted us yet):
+    /// ask again when it next asks for ours, which it does once it accepts us.
+    refetch: AtomicBool,
+}
+
+impl PeerConn {
+    fn new(handle: ConnectionHandle) -> Self {
+        PeerConn {
+            handle,
+            version: AtomicU8::new(1),
+            getvals: Mutex::new(HashMap::new()),
+            refetch: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn version(&self) -> WireVersion {
+        if self.version.load(Ordering::Relaxed) >= 2 {
+            WireVersion::V2
+        } else {
+            WireVersion::V1
+        }
+    }
+
+    fn set_version(&self, v: WireVersion) {
+        let n = match v {
+            WireVersion::V1 => 1,
+            WireVersion::V2 => 2,
+        };
+        self.version.store(n, Ordering::Relaxed);
+    }
+
+    /// Encode `m` in this connection's framing and queue it. Too large is an error (never
+    /// truncated).
+    pub(crate) async fn send(&self, m: &PeerMessage) -> Result<()> {
+        let payload = m.encode(self.version());
+        if payload.len() > MAX_PEER_PAYLOAD {
+            return Err(Error::PayloadTooLarge {
+                len: payload.len(),
+                max: MAX_PEER_PAYLOAD,
+            });
+        }
+        match tokio::time::timeout(PEER_SEND_TIMEOUT, self.handle.send(payload)).await {
+            Ok(r) => r.map_err(Error::from),
+            Err(_) => {
+                // The peer has not read for a long time: give up on this connection (the
+                // outbox is sent again on the next one).
+                debug!("send timed out; closing the connection");
+                self.handle.close();
+                Err(Error::Connection(tapir_service::Error::Closed))
+            }
+        }
+    }
+
+    fn getvals(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.getvals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+// ---- the listener ----
+
+/// Host the profile's onion service (retrying with backoff until it works) and hand every
+/// authenticated inbound connection to a handler.
+pub(crate) async fn listen_loop(rt: Arc<Runtime>) {
+    let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
+    loop {
+        let listening = tokio::select! {
+            _ = rt.cancel.cancelled() => return,
+            l = rt.service.listen(ApplicationChain::authenticated) => l,
+        };
+        let mut listener = match listening {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(profile = %rt.onion.redacted(), error = %e, "could not host the onion service; retrying");
+                rt.emit(Event::NetworkError {
+                    profile: rt.profile(),
+                    error: e.to_string(),
+                });
+                if backoff_sleep(&rt, &rt.cancel, &mut backoff).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        info!(profile = %rt.onion.redacted(), "online");
+        backoff.reset();
+        rt.online.send_replace(true);
+        rt.emit(Event::ProfileOnline {
+            profile: rt.profile(),
+        });
+        loop {
+            let conn = tokio::select! {
+                _ = rt.cancel.cancelled() => return,
+                c = listener.accept() => c,
+            };
+            let Some(conn) = conn else {
+                // The service shut down, or the network stopped hosting us: host again.
+                rt.online.send_replace(false);
+                if rt.service.is_shut_down() || rt.cancel.is_cancelled() {
+                    return;
+                }
+                warn!(profile = %rt.onion.redacted(), "the onion service stopped; hosting it again");
+                rt.emit(Event::NetworkError {
+                    profile: rt.profile(),
+                    error: "the onion service stopped".into(),
+                });
+                if backoff_sleep(&rt, &rt.cancel, &mut backoff).await {
+                    return;
+                }
+                break;
+            };
+            let rt2 = rt.clone();
+            rt.spawn(async move {
+                run_connection(rt2, conn).await;
+            });
+        }
+    }
+}
+
+// ---- the dialler ----
+
+/// Keep a connection to an accepted, unblocked contact: dial with capped exponential
+/// backoff with jitter, wait while a connection (ours or theirs) is open, and dial again
+/// when it drops. Stops when `cancel` fires (blocked, deleted, shut down).
+pub(crate) async fn dialer(rt: Arc<Runtime>, onion: Onion, cancel: CancellationToken) {
+    let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        if let Some(h) = rt.service.connection_to(&onion) {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = h.closed() => {}
+            }
+            if sleep_or_cancel(&cancel, backoff.short()).await {
+                return;
+            }
+            continue;
+        }
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = rt.dial_limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        if rt.service.connection_to(&onion).is_some() {
+            continue;
+        }
+        rt.set_dial_state(&onion, ConnectionState::Connecting);
+        debug!(contact = %onion.redacted(), "dialling");
+        let dialled = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rt.service.connect(&onion, ApplicationChain::authenticated()) => r,
+        };
+        drop(permit);
+        match dialled {
+            Ok(conn) => {
+                if run_connection(rt.clone(), conn).await {
+                    backoff.reset();
+                    if sleep_or_cancel(&cancel, backoff.short()).await {
+                        return;
+                    }
+                } else {
+                    rt.set_dial_state(&onion, ConnectionState::Failed);
+                    if backoff_sleep(&rt, &cancel, &mut backoff).await {
+                        return;
+                    }
+                }
+            }
+            Err(tapir_service::Error::AlreadyConnected(_) | tapir_service::Error::Duplicate) => {
+                // Their connection won the duplicate rule; wait on it.
+                if sleep_or_cancel(&cancel, Duration::from_millis(50)).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!(contact = %onion.redacted(), error = %e, "dial failed");
+                rt.set_dial_state(&onion, ConnectionState::Failed);
+                if backoff_sleep(&rt, &cancel, &mut backoff).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleep for the next backoff delay; true if cancelled first. If the network is not ready
+/// now and becomes ready meanwhile (Tor finished bootstrapping), wake at once with the
+/// backoff reset, rather than leave contacts waiting out a long delay.
+async fn backoff_sleep(rt: &Runtime, cancel: &CancellationToken, backoff: &mut Backoff) -> bool {
+    let mut status = rt.acn_status.clone();
+    let was_ready = status.borrow_and_update().is_ready();
+    let became_ready = async {
+        if was_ready || status.wait_for(|s| s.is_ready()).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(backoff.next_delay()) => false,
+        _ = became_ready => {
+            backoff.reset();
+            false
+        }
+    }
+}
+
+/// Sleep; true if cancelled first.
+async fn sleep_or_cancel(cancel: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+// ---- a connection ----
+
+/// Run the peer protocol on an authenticated connection until it closes. Returns whether it
+/// got as far as being ready (admitted and negotiated).
+pub(crate) async fn run_connection(rt: Arc<Runtime>, mut conn: Connection) -> bool {
+    let Some(remote) = conn.remote().cloned() else {
+        conn.close();
+        return false;
+    };
+    let outbound = conn.handle().is_outbound();
+    // Blocked peers, and strangers while blocking unknown contacts, are closed right after
+    // authentication: nothing is read from them, nothing is stored.
+    if rt.admit(&remote, outbound).await.is_none() {
+        debug!(contact = %remote.redacted(), outbound, "refusing connection");
+        conn.close();
+        return false;
+    }
+    let pc = Arc::new(PeerConn::new(conn.handle().clone()));
+    let legacy = rt.config.legacy_v1_only;
+    let mut first = None;
+    if !legacy {
+        if conn
+            .send(PeerMessage::version_message().encode_v1())
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        // Send nothing else until the peer's version message arrives (or the wait ends).
+        let waited = tokio::select! {
+            _ = rt.cancel.cancelled() => return false,
+            r = tokio::time::timeout(rt.config.version_wait, conn.recv()) => r,
+        };
+        match waited {
+            Ok(Some(payload)) => match PeerMessage::decode(&payload) {
+                Ok((m, _)) => match m.announced_version() {
+                    Some(v) => pc.set_version(WireVersion::from_announced(v)),
+                    // A peer that speaks first without a version message is an old peer.
+                    None => first = Some(m),
+                },
+                Err(_) => debug!("ignoring an undecodable peer message"),
+            },
+            Ok(None) => {
+                debug!(contact = %remote.redacted(), "closed before negotiation");
+                return false;
+            }
+            Err(_) => debug!(contact = %remote.redacted(), "no version message: V1"),
+        }
+    }
+    if !rt.register_conn(&remote, pc.clone()) {
+        conn.close();
+        return false;
+    }
+    debug!(contact = %remote.redacted(), version = ?pc.version(), "connection ready");
+    if rt.lookup(&remote).is_some_and(|r| r.accepted) {
+        request_attributes(&pc).await;
+    }
+    rt.flush_outbox(&remote, &pc).await;
+    if let Some(m) = first {
+        dispatch(&rt, &remote, &pc, m).await;
+    }
+    loop {
+        let payload = tokio::select! {
+            _ = rt.cancel.cancelled() => break,
+            p = conn.recv() => p,
+        };
+        let Some(payload) = payload else { break };
+        let decoded = if legacy {
+            PeerMessage::decode_v1(&payload)
+        } else {
+            PeerMessage::decode(&payload).map(|(m, _)| m)
+        };
+        match decoded {
+            Ok(m) => dispatch(&rt, &remote, &pc, m).await,
+            Err(e) => debug!(error = %e, "ignoring an undecodable peer message"),
+        }
+    }
+    conn.close();
+    if let Some(other) = rt.unregister_conn(&remote, &pc) {
+        // Messages written to this connection may be lost with it.
+        rt.flush_outbox(&remote, &other).await;
+    }
+    true
+}
+
+/// Handle one message from a contact.
+async fn dispatch(rt: &Arc<Runtime>, onion: &Onion, pc: &Arc<PeerConn>, m: PeerMessage) {
+    let Some(contact) = rt.lookup(onion) else {
+        return;
+    };
+    if contact.blocked {
+        return;
+    }
+    if !rt.config.legacy_v1_only {
+        if let Some(v) = m.announced_version() {
+            // A late version message (after the wait): the peer reads V2 after all.
+            pc.set_version(WireVersion::from_announced(v));
+            return;
+        }
+    }
+    match m.context.as_str() {
+        CONTEXT_ACK => rt.on_ack(onion, &m.id).await,
+        CONTEXT_GET_VAL => on_get_val(rt, contact.accepted, pc, m).await,
+        CONTEXT_RET_VAL => on_ret_val(rt, onion, contact.conversation, pc, m).await,
+        // `im.cwtch.raw`, and (as Go does, spec §7.3) any other context but file sharing.
+        c if is_chat_context(c) => on_chat(rt, onion, contact.conversation, pc, m).await,
+        _ => debug!("file sharing is not supported; ignoring a file-sharing message"),
+    }
+}
+
+/// Ask the contact for its public profile attributes.
+pub(crate) async fn request_attributes(pc: &PeerConn) {
+    for path in REQUESTED_PROFILE_ATTRIBUTES {
+        let id = crate::util::new_wire_id();
+        {
+            let mut g = pc.getvals();
+            if g.len() >= MAX_PENDING_GETVALS {
+                return;
+            }
+            g.insert(id.clone(), path.to_owned());
+        }
+        let m = PeerMessage::new(id, CONTEXT_GET_VAL, GetVal::public(path).to_json());
+        if pc.send(&m).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A getVal: answer public attributes we have, only to accepted contacts; `Exists:false`
+/// otherwise. A request whose Data does not parse (the version probe) is ignored.
+async fn on_get_val(rt: &Arc<Runtime>, accepted: bool, pc: &Arc<PeerConn>, m: PeerMessage) {
+    let Some(req) = GetVal::from_json(&m.data) else {
+        return;
+    };
+    let mut reply = RetVal::missing();
+    if accepted
+        && req.scope == SCOPE_PUBLIC
+        && !req.path.is_empty()
+        && req.path.len() <= MAX_ATTRIBUTE_PATH
+    {
+        let key = req.key();
+        match rt.store.call(move |s| s.attribute(&key)).await {
+            Ok(Some(val)) => reply = RetVal { val, exists: true },
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "could not read an attribute"),
+        }
+    }
+    let out = PeerMessage::new(m.id, CONTEXT_RET_VAL, reply.to_json());
+    if let Err(e) = pc.send(&out).await {
+        debug!(error = %e, "could not answer a getVal");
+    }
+    if accepted && pc.refetch.swap(false, Ordering::Relaxed) {
+        request_attributes(pc).await;
+    }
+}
+
+/// A retVal for one of our requests: store it as the conversation attribute
+/// `public.<path>`. Replies to requests we did not make are ignored.
+async fn on_ret_val(
+    rt: &Arc<Runtime>,
+    onion: &Onion,
+    conv: ConversationId,
+    pc: &Arc<PeerConn>,
+    m: PeerMessage,
+) {
+    let Some(path) = pc.getvals().remove(&m.id) else {
+        return;
+    };
+    let Some(r) = RetVal::from_json(&m.data) else {
+        return;
+    };
+    if !r.exists {
+        if path == NAME_PATH {
+            pc.refetch.store(true, Ordering::Relaxed);
+        }
+        return;
+    }
+    let key = format!("{SCOPE_PUBLIC}.{path}");
+    let (k, v) = (key.clone(), r.val.clone());
+    let changed = rt
+        .store
+        .call(move |s| {
+            let c = s
+                .conversation(conv)?
+                .ok_or(cwtch_storage::Error::ConversationNotFound(conv))?;
+            if c.attribute(&k) == Some(v.as_str()) {
+                return Ok(false);
+            }
+            s.set_conversation_attribute(conv, &k, &v)?;
+            Ok(true)
+        })
+        .await;
+    match changed {
+        Ok(true) => rt.emit(Event::AttributeUpdated {
+            profile: rt.profile(),
+            conversation_id: conv.0,
+            contact: onion.as_str().to_owned(),
+            key,
+            value: r.val,
+        }),
+        Ok(false) => {}
+        Err(e) => debug!(error = %e, "could not store a contact attribute"),
+    }
+}
+
+enum Stored {
+    New(cwtch_storage::MessageId),
+    Duplicate,
+    /// The id is one of our own messages' (a collision, or a peer replaying our id).
+    Collision,
+}
+
+/// A chat message: store it (de-duplicated by the sender's id), then acknowledge it.
+async fn on_chat(
+    rt: &Arc<Runtime>,
+    onion: &Onion,
+    conv: ConversationId,
+    pc: &Arc<PeerConn>,
+    m: PeerMessage,
+) {
+    if m.id.is_empty() {
+        debug!("dropping a chat message without an id");
+        return;
+    }
+    let body = cwtch_model::gojson::go_lossy_utf8(&m.data);
+    let content = Content::parse(&body);
+    let author = onion.as_str().to_owned();
+    let hash = content_hash(&author, &body);
+    let timestamp = now_rfc3339();
+    let (sig, b, h, a, ts) = (
+        m.id.clone(),
+        body.clone(),
+        hash.clone(),
+        author.clone(),
+        timestamp.clone(),
+    );
+    let stored = rt
+        .store
+        .call(move |s| {
+            if let Some(existing) = s.message_by_signature(conv, &sig)? {
+                let theirs = existing.attributes.get(keys::MESSAGE_AUTHOR) == Some(&a);
+                return Ok(if theirs {
+                    Stored::Duplicate
+                } else {
+                    Stored::Collision
+                });
+            }
+            let mut attrs = Attributes::new();
+            attrs.insert(keys::MESSAGE_AUTHOR.into(), a);
+            attrs.insert(keys::MESSAGE_SENT.into(), ts);
+            match s.insert_message(
+                conv,
+                &NewMessage {
+                    body: &b,
+                    attributes: &attrs,
+                    signature: &sig,
+                    content_hash: &h,
+                },
+            ) {
+                Ok(id) => Ok(Stored::New(id)),
+                Err(cwtch_storage::Error::DuplicateSignature(_)) => Ok(Stored::Duplicate),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+    let id = match stored {
+        Ok(Stored::New(id)) => Some(id),
+        Ok(Stored::Duplicate) => {
+            debug!(contact = %onion.redacted(), "message already stored; acknowledging again");
+            None
+        }
+        Ok(Stored::Collision) => {
+            warn!(contact = %onion.redacted(), "a contact's message id collides with one of ours; dropped");
+            return;
+        }
+        Err(e) => {
+            // Not acknowledged: the sender will try again.
+            warn!(error = %e, "could not store a message");
+            return;
+        }
+    };
+    // Stored (or already stored): now acknowledge.
+    if let Err(e) = pc.send(&PeerMessage::ack(m.id.clone())).await {
+        debug!(error = %e, "could not acknowledge");
+    }
+    if let Some(id) = id {
+        rt.emit(Event::NewMessage {
+            profile: rt.profile(),
+            conversation_id: conv.0,
+            contact: author,
+            message_id: id.0,
+            signature: m.id,
+            overlay: content.overlay(),
+            text: content.display_text().map(str::to_owned),
+            quoted_hash: content.quoted_hash().map(str::to_owned),
+            malformed: content.is_malformed(),
+            body,
+            content_hash: hash,
+            timestamp,
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+use cwtch_storage::ProfileId;
+
+/// Everything that can go wrong in the peer library.
+///
+/// Messages never contain message contents or whole onion addresses (onions inside errors of
+/// the layers below are shown redacted).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Profile storage failed (wrong password, damaged profile, database error, ...).
+    #[error(transparent)]
+    Storage(#[from] cwtch_storage::Error),
+    /// The network (ACN) failed.
+    #[error(transparent)]
+    Acn(#[from] connectivity::Error),
+    /// A tapir connection failed.
+    #[error(transparent)]
+    Connection(#[from] tapir_service::Error),
+    /// The profile's storage thread has stopped (the profile was shut down).
+    #[error("profile storage is closed")]
+    StorageClosed,
+    /// No profile with this id or onion opens with the given password.
+    #[error("no profile {what} opens with this password")]
+    ProfileNotFound {
+        /// The id or onion asked for (onions redacted).
+        what: String,
+    },
+    /// The profile is already loaded in this process.
+    #[error("profile {0} is already loaded")]
+    ProfileLoaded(ProfileId),
+    /// The profile is not loaded.
+    #[error("profile {0} is not loaded")]
+    ProfileNotLoaded(ProfileId),
+    /// Another process (or another [`Cwtch`](crate::Cwtch) in this one) is running this
+    /// profile: its lock file is held.
+    #[error("profile {profile} is running elsewhere, e.g. in another process (lock {} is held)", lock.display())]
+    ProfileLocked {
+        /// The profile.
+        profile: ProfileId,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// A local file operation failed (lock file, export file).
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a valid Cwtch address (v3 onion).
+    #[error("not a valid Cwtch address: {0}")]
+    InvalidAddress(#[source] torv3::Error),
+    /// A profile cannot add itself as a contact.
+    #[error("a profile cannot add itself as a contact")]
+    SelfContact,
+    /// No such contact.
+    #[error("no such contact")]
+    ContactNotFound,
+    /// The contact is blocked; unblock it first.
+    #[error("the contact is blocked")]
+    ContactBlocked,
+    /// A text message longer than the peer-to-peer limit.
+    #[error("message of {chars} characters exceeds the limit of {max}")]
+    MessageTooLong {
+        /// Characters in the message.
+        chars: usize,
+        /// The limit ([`crate::overlay::P2P_TEXT_MAX_CHARS`]).
+        max: usize,
+    },
+    /// An encoded peer message that does not fit one tapir packet. Never truncated.
+    #[error("peer message of {len} bytes does not fit a packet (at most {max})")]
+    PayloadTooLarge {
+        /// Encoded length.
+        len: usize,
+        /// The largest payload of an encrypted tapir packet.
+        max: usize,
+    },
+    /// A peer message that does not decode.
+    #[error("malformed peer message: {0}")]
+    PeerMessage(PeerMessageError),
+    /// A value that may not be used here (an attribute key, a message field).
+    #[error("invalid {what}")]
+    Invalid {
+        /// What was invalid.
+        what: &'static str,
+    },
+    /// The operation is not supported by this kind of home (e.g. export of an in-memory
+    /// profile).
+    #[error("{0} is not supported here")]
+    Unsupported(&'static str),
+    /// The profile (or the whole library) has been shut down.
+    #[error("shut down")]
+    ShutDown,
+}
+
+/// Why a peer message did not decode (spec §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerMessageError {
+    /// Not Go JSON of a `PeerMessage` (V1).
+    #[error("not a V1 (JSON) peer message")]
+    NotV1,
+    /// Fewer than two `|` separators (V2).
+    #[error("not a V2 (ID|Context|Data) peer message")]
+    NotV2,
+    /// A V2 ID or context contains `|` and cannot be framed.
+    #[error("ID or context contains '|'")]
+    SeparatorInField,
+}
+
+impl From<PeerMessageError> for Error {
+    fn from(e: PeerMessageError) -> Self {
+        Error::PeerMessage(e)
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,310 @@
+//! The one typed event stream.
+//!
+//! Every event is serialisable to JSON with stable field names (`cwtch run` prints one per
+//! line for bots): an object whose `"event"` field names the variant, the other fields as
+//! documented. Profile-scoped events carry `"profile"`, the profile's onion.
+//!
+//! ```json
+//! {"event":"NewMessage","profile":"vbmm…","conversation_id":1,"contact":"pjur…","message_id":3,
+//!  "signature":"1234","overlay":1,"body":"{\"o\":1,\"d\":\"hi\"}","text":"hi","quoted_hash":null,
+//!  "content_hash":"…","malformed":false,"timestamp":"2025-01-02T03:04:05Z"}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// The state of the connection to a contact (Go's `PeerStateChange` states; the names are
+/// Go's `ConnectionStateName`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// No connection.
+    Disconnected,
+    /// Dialling (Tor circuit and tapir handshake in progress).
+    Connecting,
+    /// Connected, not yet authenticated (not reported by this library: tapir-service hands
+    /// over connections only once authenticated).
+    Connected,
+    /// Authenticated and ready: wire version negotiated, messages flow.
+    Authenticated,
+    /// The last dial failed; another attempt follows after a backoff.
+    Failed,
+}
+
+/// The state of a message we sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MessageState {
+    /// Stored, not yet written to a connection (the contact is offline, or we are).
+    Sending,
+    /// Written to a connection, not yet acknowledged.
+    Sent,
+    /// Acknowledged by the contact.
+    Acknowledged,
+    /// Will not be sent; the reason is stored with the message.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// A message the contact sent us.
+    Received,
+}
+
+/// Something that happened. `#[non_exhaustive]`: new events will be added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+#[non_exhaustive]
+pub enum Event {
+    /// The network's bootstrap progress changed (Go's `ACNStatus`). Not profile-scoped.
+    AcnStatus {
+        /// Percent, 100 = ready.
+        progress: u8,
+        /// Summary, e.g. Tor's bootstrap phase.
+        summary: String,
+    },
+    /// A profile was loaded and its engine started.
+    ProfileLoaded {
+        /// The profile's onion.
+        profile: String,
+        /// The profile's local id (directory name).
+        profile_id: String,
+        /// The profile's public name.
+        name: String,
+    },
+    /// The profile's onion service is hosted: contacts can reach it.
+    ProfileOnline {
+        /// The profile's onion.
+        profile: String,
+    },
+    /// The profile's engine failed to do something it will retry (e.g. host its onion
+    /// service).
+    NetworkError {
+        /// The profile's onion.
+        profile: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// The profile was shut down.
+    ProfileShutdown {
+        /// The profile's onion.
+        profile: String,
+    },
+    /// A contact was created: added by us (`accepted: true`) or a contact request from an
+    /// unknown peer that connected to us (`request: true`, `accepted: false`).
+    ContactCreated {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// Whether the contact is accepted.
+        accepted: bool,
+        /// Whether the contact is blocked.
+        blocked: bool,
+        /// Whether this is an inbound contact request.
+        request: bool,
+    },
+    /// A contact was accepted or unblocked.
+    ContactUpdated {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// Whether the contact is accepted.
+        accepted: bool,
+        /// Whether the contact is blocked.
+        blocked: bool,
+    },
+    /// A contact was blocked.
+    ContactBlocked {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+    },
+    /// A contact and its messages were deleted.
+    ContactDeleted {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+    },
+    /// The connection to a contact changed state (Go's `PeerStateChange`).
+    PeerStateChanged {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// The new state.
+        state: ConnectionState,
+    },
+    /// A message from a contact was stored (Go's `NewMessageFromPeer`).
+    NewMessage {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion (the author).
+        contact: String,
+        /// The message's id in the conversation (Go's `Index`).
+        message_id: i64,
+        /// The sender's wire message id (stored in the `Signature` column).
+        signature: String,
+        /// The overlay number, `null` if the body is not an overlay wrapper.
+        overlay: Option<i64>,
+        /// The body as received (the overlay JSON).
+        body: String,
+        /// The readable text (text, reply body, suggested onion); `null` if malformed.
+        text: Option<String>,
+        /// For a quoted reply, the quoted message's content hash.
+        quoted_hash: Option<String>,
+        /// `base64(SHA-256(contact onion + body))` (spec §7.5).
+        content_hash: String,
+        /// The body was not understood (unknown overlay, bad JSON): stored anyway.
+        malformed: bool,
+        /// When it was received (RFC 3339, UTC).
+        timestamp: String,
+    },
+    /// A message we sent was written to a connection for the first time.
+    MessageSent {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// The message's id in the conversation.
+        message_id: i64,
+        /// Its wire id.
+        signature: String,
+    },
+    /// A message we sent was acknowledged (Go's `IndexedAcknowledgement`).
+    Acknowledged {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// The message's id in the conversation.
+        message_id: i64,
+        /// Its wire id.
+        signature: String,
+    },
+    /// A message we sent failed for good (Go's `IndexedFailure`).
+    MessageFailed {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// The message's id in the conversation.
+        message_id: i64,
+        /// Its wire id.
+        signature: String,
+        /// Why.
+        reason: String,
+    },
+    /// A contact's attribute changed (fetched over getVal, or set locally).
+    AttributeUpdated {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation id.
+        conversation_id: i64,
+        /// The contact's onion.
+        contact: String,
+        /// The conversation attribute key, e.g. `public.profile.name`.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+}
+
+impl Event {
+    /// The profile (onion) this event belongs to; `None` for [`Event::AcnStatus`].
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            Event::AcnStatus { .. } => None,
+            Event::ProfileLoaded { profile, .. }
+            | Event::ProfileOnline { profile }
+            | Event::NetworkError { profile, .. }
+            | Event::ProfileShutdown { profile }
+            | Event::ContactCreated { profile, .. }
+            | Event::ContactUpdated { profile, .. }
+            | Event::ContactBlocked { profile, .. }
+            | Event::ContactDeleted { profile, .. }
+            | Event::PeerStateChanged { profile, .. }
+            | Event::NewMessage { profile, .. }
+            | Event::MessageSent { profile, .. }
+            | Event::Acknowledged { profile, .. }
+            | Event::MessageFailed { profile, .. }
+            | Event::AttributeUpdated { profile, .. } => Some(profile),
+        }
+    }
+
+    /// One line of JSON (for `cwtch run`).
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail (string keys, no maps with other keys).
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_json_shapes() {
+        let e = Event::PeerStateChanged {
+            profile: "p".into(),
+            conversation_id: 2,
+            contact: "c".into(),
+            state: ConnectionState::Authenticated,
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"PeerStateChanged","profile":"p","conversation_id":2,"contact":"c","state":"Authenticated"}"#
+        );
+        let e = Event::AcnStatus {
+            progress: 100,
+            summary: "Done".into(),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"AcnStatus","progress":100,"summary":"Done"}"#
+        );
+        assert_eq!(e.profile(), None);
+        let e = Event::MessageFailed {
+            profile: "p".into(),
+            conversation_id: 1,
+            contact: "c".into(),
+            message_id: 3,
+            signature: "9".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"MessageFailed","profile":"p","conversation_id":1,"contact":"c","message_id":3,"signature":"9","reason":"r"}"#
+        );
+        let back: Event = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(
+            serde_json::to_string(&MessageState::Failed { error: "x".into() }).unwrap(),
+            r#"{"state":"failed","error":"x"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&MessageState::Sending).unwrap(),
+            r#"{"state":"sending"}"#
+        );
+    }
+}

@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod app;
+mod config;
+mod engine;
+mod error;
+pub mod event;
+mod lock;
+pub mod overlay;
+mod profile;
+mod runtime;
+mod store;
+mod types;
+mod util;
+pub mod wire;
+
+pub use app::Cwtch;
+pub use config::{
+    Config, ServiceConfig, DEFAULT_DIAL_BACKOFF_INITIAL, DEFAULT_DIAL_BACKOFF_MAX,
+    DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_VERSION_WAIT,
+};
+pub use error::{Error, PeerMessageError, Result};
+pub use event::{ConnectionState, Event, MessageState};
+pub use lock::LOCK_FILE;
+pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
+pub use profile::{ProfileHandle, PUBLIC_PROFILE_STATUS};
+pub use runtime::BLOCK_UNKNOWN_ATTRIBUTE;
+pub use types::{Contact, ContactId, MessageInfo, ProfileInfo, SentMessage};
+
+// What clients need from the layers below, so that they depend on this crate only.
+pub use connectivity;
+pub use connectivity::{Acn, AcnStatus, LoopbackAcn};
+pub use cwtch_storage::{ConversationId, MemoryHome, MessageId, Password, ProfileId};
+pub use torv3::safelog::set_unsafe_logging;
+pub use torv3::{Identity, Onion};

@@ -1,0 +1,287 @@
+//! Message overlays: what the body of a chat message means (protocol.md §7.5).
+//!
+//! A body is the overlay wrapper `{"o":<overlay>,"d":"<data>"}` (cwtch-model's
+//! [`MessageWrapper`]). This library understands overlays 1 (text), 10 (quoted reply) and 100
+//! (contact suggestion). Everything else — another overlay number, a wrapper that is not
+//! JSON, a quoted reply whose `d` is not the expected JSON, a suggestion that is not an onion —
+//! is [`Content::Malformed`]: stored as received and surfaced with `malformed: true`, never a
+//! crash and never dropped.
+
+use cwtch_model::gojson::{self, Decoder, GoDecode};
+use cwtch_model::overlay::{OVERLAY_CHAT, OVERLAY_INVITE_CONTACT, OVERLAY_QUOTED_REPLY};
+use cwtch_model::MessageWrapper;
+use serde::{Deserialize, Serialize};
+use torv3::Onion;
+
+use crate::error::Error;
+
+/// Longest peer-to-peer text message, in characters (Unicode scalar values): the Cwtch UI's
+/// `P2PMessageLengthMax` (CONFIRMED, spec §2.3 and §7.5). Longer text is an error, never cut.
+pub const P2P_TEXT_MAX_CHARS: usize = 7000;
+
+pub use cwtch_model::overlay::{
+    OVERLAY_CHAT as TEXT, OVERLAY_INVITE_CONTACT as CONTACT_SUGGESTION,
+    OVERLAY_QUOTED_REPLY as QUOTED_REPLY,
+};
+
+/// The meaning of a message body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Content {
+    /// Overlay 1: text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// Overlay 10: a reply quoting another message by its content hash.
+    QuotedReply {
+        /// The quoted message's content hash (base64).
+        quoted_hash: String,
+        /// The reply's text.
+        body: String,
+    },
+    /// Overlay 100: a suggested contact.
+    ContactSuggestion {
+        /// The suggested address.
+        onion: String,
+    },
+    /// Anything else: another overlay, or a body that does not parse.
+    Malformed {
+        /// The overlay number, if the wrapper parsed.
+        overlay: Option<i64>,
+        /// Why it is malformed.
+        reason: MalformedReason,
+    },
+}
+
+/// Why a body is [`Content::Malformed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MalformedReason {
+    /// Not an overlay wrapper `{"o":…,"d":…}`.
+    NotAWrapper,
+    /// An overlay this library does not understand.
+    UnknownOverlay,
+    /// A known overlay whose data does not parse (a quoted reply that is not
+    /// `{"quotedHash","body"}` JSON, a suggestion that is not an onion).
+    BadData,
+}
+
+impl Content {
+    /// Text content.
+    pub fn text(text: impl Into<String>) -> Content {
+        Content::Text { text: text.into() }
+    }
+
+    /// Parse a body. Never fails: what is not understood is [`Content::Malformed`].
+    pub fn parse(body: &str) -> Content {
+        let Ok(w) = MessageWrapper::from_json(body.as_bytes()) else {
+            return Content::Malformed {
+                overlay: None,
+                reason: MalformedReason::NotAWrapper,
+            };
+        };
+        let bad = |reason| Content::Malformed {
+            overlay: Some(w.overlay),
+            reason,
+        };
+        match w.overlay {
+            OVERLAY_CHAT => Content::Text { text: w.data },
+            // A quoted reply must be a JSON object (the UI reads it as a map; `null` is not).
+            OVERLAY_QUOTED_REPLY if !w.data.trim_start().starts_with('{') => {
+                bad(MalformedReason::BadData)
+            }
+            OVERLAY_QUOTED_REPLY => match gojson::decode::<QuotedJson>(w.data.as_bytes()) {
+                Ok(QuotedJson { hash, body }) => Content::QuotedReply {
+                    quoted_hash: hash,
+                    body,
+                },
+                Err(_) => bad(MalformedReason::BadData),
+            },
+            OVERLAY_INVITE_CONTACT => match Onion::parse(&w.data) {
+                Ok(onion) => Content::ContactSuggestion {
+                    onion: onion.as_str().to_owned(),
+                },
+                Err(_) => bad(MalformedReason::BadData),
+            },
+            _ => bad(MalformedReason::UnknownOverlay),
+        }
+    }
+
+    /// The overlay number, if known.
+    pub fn overlay(&self) -> Option<i64> {
+        match self {
+            Content::Text { .. } => Some(OVERLAY_CHAT),
+            Content::QuotedReply { .. } => Some(OVERLAY_QUOTED_REPLY),
+            Content::ContactSuggestion { .. } => Some(OVERLAY_INVITE_CONTACT),
+            Content::Malformed { overlay, .. } => *overlay,
+        }
+    }
+
+    /// Whether the body was not understood.
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, Content::Malformed { .. })
+    }
+
+    /// The human-readable text: the text, the reply's body, the suggested onion; `None` when
+    /// malformed.
+    pub fn display_text(&self) -> Option<&str> {
+        match self {
+            Content::Text { text } => Some(text),
+            Content::QuotedReply { body, .. } => Some(body),
+            Content::ContactSuggestion { onion } => Some(onion),
+            Content::Malformed { .. } => None,
+        }
+    }
+
+    /// The quoted hash of a reply.
+    pub fn quoted_hash(&self) -> Option<&str> {
+        match self {
+            Content::QuotedReply { quoted_hash, .. } => Some(quoted_hash),
+            _ => None,
+        }
+    }
+
+    /// The body Go would send for this content (Go JSON of the wrapper). Checks the text
+    /// limit ([`P2P_TEXT_MAX_CHARS`]) and that a suggestion is an onion; malformed content
+    /// cannot be produced.
+    pub fn to_body(&self) -> Result<String, Error> {
+        let w = match self {
+            Content::Text { text } => {
+                check_text_len(text)?;
+                MessageWrapper::new(OVERLAY_CHAT, text.clone())
+            }
+            Content::QuotedReply { quoted_hash, body } => {
+                check_text_len(body)?;
+                let mut d = Vec::new();
+                gojson::object(&mut d, |o| {
+                    o.str("quotedHash", quoted_hash).str("body", body);
+                });
+                MessageWrapper::new(OVERLAY_QUOTED_REPLY, lossless_utf8(d)?)
+            }
+            Content::ContactSuggestion { onion } => {
+                let onion = Onion::parse(onion).map_err(Error::InvalidAddress)?;
+                MessageWrapper::new(OVERLAY_INVITE_CONTACT, onion.as_str())
+            }
+            Content::Malformed { .. } => return Err(Error::Invalid { what: "content" }),
+        };
+        lossless_utf8(w.to_json())
+    }
+}
+
+/// The wrapper JSON for any overlay number and data (for bots and overlays this library does
+/// not model).
+pub fn wrap(overlay: i64, data: &str) -> Result<String, Error> {
+    lossless_utf8(MessageWrapper::new(overlay, data).to_json())
+}
+
+/// Refuse text over [`P2P_TEXT_MAX_CHARS`].
+pub fn check_text_len(text: &str) -> Result<(), Error> {
+    let chars = text.chars().count();
+    if chars > P2P_TEXT_MAX_CHARS {
+        return Err(Error::MessageTooLong {
+            chars,
+            max: P2P_TEXT_MAX_CHARS,
+        });
+    }
+    Ok(())
+}
+
+// Go JSON of Rust strings is always UTF-8; this only guards the invariant.
+fn lossless_utf8(b: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(b).map_err(|_| Error::Invalid { what: "content" })
+}
+
+#[derive(Default)]
+struct QuotedJson {
+    hash: String,
+    body: String,
+}
+
+impl GoDecode for QuotedJson {
+    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), cwtch_model::Error> {
+        d.fields(&["quotedHash", "body"], |d, i| match i {
+            0 => d.string(&mut self.hash),
+            _ => d.string(&mut self.body),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOB: &str = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
+
+    #[test]
+    fn produced_like_go() {
+        assert_eq!(
+            Content::text("hi <3").to_body().unwrap(),
+            r#"{"o":1,"d":"hi \u003c3"}"#
+        );
+        // Go's quoted-reply example (protocol.md §7.5).
+        let q = Content::QuotedReply {
+            quoted_hash: "abc=".into(),
+            body: "quoted for you".into(),
+        };
+        assert_eq!(
+            q.to_body().unwrap(),
+            r#"{"o":10,"d":"{\"quotedHash\":\"abc=\",\"body\":\"quoted for you\"}"}"#
+        );
+        assert_eq!(Content::parse(&q.to_body().unwrap()), q);
+        let s = Content::ContactSuggestion { onion: BOB.into() };
+        assert_eq!(s.to_body().unwrap(), format!(r#"{{"o":100,"d":"{BOB}"}}"#));
+        assert!(Content::ContactSuggestion { onion: "x".into() }
+            .to_body()
+            .is_err());
+    }
+
+    #[test]
+    fn the_text_limit() {
+        assert!(Content::text("é".repeat(P2P_TEXT_MAX_CHARS))
+            .to_body()
+            .is_ok());
+        assert!(matches!(
+            Content::text("a".repeat(P2P_TEXT_MAX_CHARS + 1)).to_body(),
+            Err(Error::MessageTooLong {
+                chars: 7001,
+                max: 7000
+            })
+        ));
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        let m = |body: &str| Content::parse(body);
+        assert_eq!(
+            m("hello"),
+            Content::Malformed {
+                overlay: None,
+                reason: MalformedReason::NotAWrapper
+            }
+        );
+        assert_eq!(
+            m(r#"{"o":999,"d":"x"}"#),
+            Content::Malformed {
+                overlay: Some(999),
+                reason: MalformedReason::UnknownOverlay
+            }
+        );
+        assert_eq!(
+            m(r#"{"o":10,"d":"not json"}"#),
+            Content::Malformed {
+                overlay: Some(10),
+                reason: MalformedReason::BadData
+            }
+        );
+        assert_eq!(m(r#"{"o":10,"d":"[1]"}"#).overlay(), Some(10));
+        assert!(m(r#"{"o":10,"d":"[1]"}"#).is_malformed());
+        assert!(m(r#"{"o":10,"d":"null"}"#).is_malformed());
+        assert!(m(r#"{"o":100,"d":"nope"}"#).is_malformed());
+        // Group invites and file shares are not understood here.
+        assert!(m(r#"{"o":101,"d":"tofubundle:x"}"#).is_malformed());
+        assert_eq!(m(r#"{"o":1,"d":"x"}"#).display_text(), Some("x"));
+    }
+}

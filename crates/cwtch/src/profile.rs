@@ -1,0 +1,498 @@
+//! [`ProfileHandle`]: everything a client does with a loaded profile.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use cwtch_storage::{keys, Conversation, ConversationId, Message, MessageId, Password, ProfileId};
+use tokio::sync::broadcast;
+use torv3::Onion;
+use tracing::info;
+
+use crate::app::AppInner;
+use crate::error::{Error, Result};
+use crate::event::{ConnectionState, Event, MessageState};
+use crate::overlay::{self, Content};
+use crate::runtime::{PasswordCheck, Runtime, BLOCK_UNKNOWN_ATTRIBUTE};
+use crate::store::Backend;
+use crate::types::{Contact, ContactId, MessageInfo, SentMessage};
+
+/// Profile attribute: the status shown to contacts (spec §7.3, UI key CONFIRMED).
+pub const PUBLIC_PROFILE_STATUS: &str = "public.profile.profile-status";
+
+/// A loaded profile: its contacts, messages and settings, and its running engine.
+///
+/// Cheap to clone; all clones are the same profile. Every method is async and never blocks
+/// the executor (storage runs on the profile's own thread). Dropping handles does not stop
+/// the engine: call [`ProfileHandle::shutdown`] (or [`Cwtch::shutdown`](crate::Cwtch::shutdown)).
+#[derive(Clone)]
+pub struct ProfileHandle {
+    pub(crate) rt: Arc<Runtime>,
+    pub(crate) app: Weak<AppInner>,
+}
+
+impl std::fmt::Debug for ProfileHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileHandle")
+            .field("profile_id", &self.rt.profile_id)
+            .field("onion", &self.rt.onion)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProfileHandle {
+    /// The profile's address.
+    pub fn onion(&self) -> &Onion {
+        &self.rt.onion
+    }
+
+    /// The profile's local id.
+    pub fn profile_id(&self) -> &ProfileId {
+        &self.rt.profile_id
+    }
+
+    /// Subscribe to events (of every profile of the [`Cwtch`](crate::Cwtch); filter with
+    /// [`Event::profile`]).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.rt.events.subscribe()
+    }
+
+    /// Whether the profile's onion service is hosted (contacts can reach us).
+    pub fn is_online(&self) -> bool {
+        *self.rt.online.borrow()
+    }
+
+    /// Wait until the onion service is hosted; false if `timeout` passes first.
+    pub async fn wait_online(&self, timeout: Duration) -> bool {
+        let mut rx = self.rt.online.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|o| *o))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether [`ProfileHandle::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.rt.cancel.is_cancelled()
+    }
+
+    // ---- own profile ----
+
+    /// Our public name.
+    pub async fn name(&self) -> Result<String> {
+        Ok(self
+            .attribute(keys::PUBLIC_PROFILE_NAME)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Set our name: `public.profile.name` (what contacts fetch) and `local.profile.name`.
+    pub async fn set_name(&self, name: &str) -> Result<()> {
+        let n = name.to_owned();
+        self.rt
+            .store
+            .call(move |s| {
+                s.set_attribute(keys::PUBLIC_PROFILE_NAME, &n)?;
+                s.set_attribute(keys::LOCAL_PROFILE_NAME, &n)
+            })
+            .await
+    }
+
+    /// Set our status (`public.profile.profile-status`), which contacts fetch.
+    pub async fn set_status(&self, status: &str) -> Result<()> {
+        self.set_attribute(PUBLIC_PROFILE_STATUS, status).await
+    }
+
+    /// A profile attribute by its full key (`public.profile.name`, `local.…`).
+    pub async fn attribute(&self, key: &str) -> Result<Option<String>> {
+        let k = key.to_owned();
+        self.rt.store.call(move |s| s.attribute(&k)).await
+    }
+
+    /// Set a profile attribute by its full key. `public.*` attributes are disclosed to
+    /// accepted contacts that ask (getVal). The onion attribute cannot be changed.
+    pub async fn set_attribute(&self, key: &str, value: &str) -> Result<()> {
+        if key.is_empty() || key == keys::PUBLIC_PROFILE_ONION || key == keys::LOCAL_PROFILE_TAG {
+            return Err(Error::Invalid {
+                what: "attribute key",
+            });
+        }
+        let (k, v) = (key.to_owned(), value.to_owned());
+        self.rt.store.call(move |s| s.set_attribute(&k, &v)).await
+    }
+
+    /// Whether connections from unknown peers are refused (no contact request is created).
+    pub fn block_unknown(&self) -> bool {
+        self.rt.block_unknown.load(Ordering::Relaxed)
+    }
+
+    /// Refuse (or allow) connections from unknown peers. Stored in the profile.
+    pub async fn set_block_unknown(&self, on: bool) -> Result<()> {
+        let v = if on { keys::TRUE } else { keys::FALSE };
+        self.rt
+            .store
+            .call(move |s| s.set_attribute(BLOCK_UNKNOWN_ATTRIBUTE, v))
+            .await?;
+        self.rt.block_unknown.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Change the profile's password (re-encrypts the database, crash-safely).
+    pub async fn change_password(&self, old: &Password, new: &Password) -> Result<()> {
+        let (o, n) = (old.clone(), new.clone());
+        self.rt
+            .store
+            .call(move |s| s.change_password(&o, &n))
+            .await?;
+        *self.rt.password.lock().unwrap_or_else(|e| e.into_inner()) = PasswordCheck::new(new);
+        Ok(())
+    }
+
+    /// Export the open profile (Go's archive format: a gzip'd tar of `<id>/{db,SALT,VERSION}`)
+    /// to a new file at `path` (0600; an existing file is refused).
+    pub async fn export(&self, path: &Path) -> Result<()> {
+        let path = path.to_path_buf();
+        self.rt
+            .store
+            .with_backend(move |b| match b {
+                Backend::Disk(p) => {
+                    let f = crate::app::create_new_file(&path)?;
+                    p.export(std::io::BufWriter::new(f)).map_err(Error::from)
+                }
+                Backend::Memory(_) => Err(Error::Unsupported("export of an in-memory profile")),
+            })
+            .await
+    }
+
+    // ---- contacts ----
+
+    /// Add a contact by address (accepted). Adding an existing contact returns it (a pending
+    /// request is accepted). Invalid addresses and our own are errors.
+    pub async fn add_contact(&self, address: &str) -> Result<Contact> {
+        let r = self.rt.add_contact(address).await?;
+        self.contact(ContactId::Onion(r.onion)).await
+    }
+
+    /// Accept a contact request: its messages are shown normally, our public attributes are
+    /// disclosed to it, and we keep connecting to it.
+    pub async fn accept(&self, contact: impl Into<ContactId>) -> Result<()> {
+        self.rt.accept(&contact.into()).await
+    }
+
+    /// Block a contact: close its connections now and after every future authentication,
+    /// drop its messages, answer none of its requests.
+    pub async fn block(&self, contact: impl Into<ContactId>) -> Result<()> {
+        self.rt.set_blocked(&contact.into(), true).await
+    }
+
+    /// Unblock a contact.
+    pub async fn unblock(&self, contact: impl Into<ContactId>) -> Result<()> {
+        self.rt.set_blocked(&contact.into(), false).await
+    }
+
+    /// Delete a contact and its messages.
+    pub async fn delete_contact(&self, contact: impl Into<ContactId>) -> Result<()> {
+        self.rt.delete_contact(&contact.into()).await
+    }
+
+    /// All contacts (peer-to-peer conversations), by conversation id.
+    pub async fn contacts(&self) -> Result<Vec<Contact>> {
+        let rows = self
+            .rt
+            .store
+            .call(|s| {
+                let mut out = Vec::new();
+                for c in s.conversations()? {
+                    if Onion::parse(&c.handle).is_err() {
+                        continue; // a group or server conversation
+                    }
+                    let n = s.message_count(c.id)?;
+                    out.push((c, n));
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(c, n)| self.contact_from(c, n))
+            .collect())
+    }
+
+    /// One contact.
+    pub async fn contact(&self, contact: impl Into<ContactId>) -> Result<Contact> {
+        let r = self.rt.resolve(&contact.into())?;
+        let conv = r.conversation;
+        let (c, n) = self
+            .rt
+            .store
+            .call(move |s| {
+                let c = s
+                    .conversation(conv)?
+                    .ok_or(cwtch_storage::Error::ConversationNotFound(conv))?;
+                let n = s.message_count(conv)?;
+                Ok((c, n))
+            })
+            .await?;
+        self.contact_from(c, n).ok_or(Error::ContactNotFound)
+    }
+
+    fn contact_from(&self, c: Conversation, message_count: u64) -> Option<Contact> {
+        let onion = Onion::parse(&c.handle).ok()?;
+        let (state, unacknowledged) = {
+            let st = self.rt.state();
+            st.contacts
+                .get(&onion)
+                .map(|e| (e.conn_state, e.outbox.len()))
+                .unwrap_or((ConnectionState::Disconnected, 0))
+        };
+        let name = c
+            .attribute(keys::LOCAL_PROFILE_NAME)
+            .or_else(|| c.attribute(keys::PUBLIC_PROFILE_NAME))
+            .map(str::to_owned);
+        Some(Contact {
+            conversation_id: c.id,
+            blocked: c.is_blocked(),
+            accepted: c.accepted,
+            onion,
+            name,
+            state,
+            message_count,
+            unacknowledged,
+            attributes: c.attributes,
+        })
+    }
+
+    /// Set a conversation attribute, e.g. a local nickname (`local.profile.name`).
+    pub async fn set_contact_attribute(
+        &self,
+        contact: impl Into<ContactId>,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::Invalid {
+                what: "attribute key",
+            });
+        }
+        let r = self.rt.resolve(&contact.into())?;
+        let (conv, k, v) = (r.conversation, key.to_owned(), value.to_owned());
+        self.rt
+            .store
+            .call(move |s| s.set_conversation_attribute(conv, &k, &v))
+            .await?;
+        self.rt.emit(Event::AttributeUpdated {
+            profile: self.rt.profile(),
+            conversation_id: conv.0,
+            contact: r.onion.as_str().to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
+        Ok(())
+    }
+
+    // ---- messages ----
+
+    /// Send a text message (overlay 1; at most [`overlay::P2P_TEXT_MAX_CHARS`] characters).
+    ///
+    /// The message is stored before anything is sent; if the contact is offline it is sent
+    /// when a connection is next ready, and again on every connection until acknowledged.
+    pub async fn send_text(
+        &self,
+        contact: impl Into<ContactId>,
+        text: &str,
+    ) -> Result<SentMessage> {
+        self.send_content(contact, &Content::text(text)).await
+    }
+
+    /// Send a reply quoting the message with content hash `quoted_hash` (overlay 10).
+    pub async fn send_quoted_reply(
+        &self,
+        contact: impl Into<ContactId>,
+        quoted_hash: &str,
+        text: &str,
+    ) -> Result<SentMessage> {
+        self.send_content(
+            contact,
+            &Content::QuotedReply {
+                quoted_hash: quoted_hash.to_owned(),
+                body: text.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Suggest a contact (overlay 100).
+    pub async fn send_contact_suggestion(
+        &self,
+        contact: impl Into<ContactId>,
+        suggested: &Onion,
+    ) -> Result<SentMessage> {
+        self.send_content(
+            contact,
+            &Content::ContactSuggestion {
+                onion: suggested.as_str().to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Send any content this library models.
+    pub async fn send_content(
+        &self,
+        contact: impl Into<ContactId>,
+        content: &Content,
+    ) -> Result<SentMessage> {
+        let body = content.to_body()?;
+        self.send_body(contact.into(), body).await
+    }
+
+    /// Send any overlay: `{"o":overlay,"d":data}` (for bots and overlays not modelled here).
+    /// Text overlays are held to the text limit; everything must fit one packet.
+    pub async fn send_overlay(
+        &self,
+        contact: impl Into<ContactId>,
+        overlay: i64,
+        data: &str,
+    ) -> Result<SentMessage> {
+        if overlay == overlay::TEXT {
+            overlay::check_text_len(data)?;
+        }
+        let body = overlay::wrap(overlay, data)?;
+        self.send_body(contact.into(), body).await
+    }
+
+    async fn send_body(&self, contact: ContactId, body: String) -> Result<SentMessage> {
+        self.rt.send_body(&contact, body).await
+    }
+
+    /// Up to `limit` messages of a conversation, newest first, skipping the `offset` newest.
+    pub async fn messages(
+        &self,
+        contact: impl Into<ContactId>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<MessageInfo>> {
+        let r = self.rt.resolve(&contact.into())?;
+        let conv = r.conversation;
+        let rows = self
+            .rt
+            .store
+            .call(move |s| s.messages(conv, offset, limit))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| self.message_info(conv, &r.onion, m))
+            .collect())
+    }
+
+    /// One message by id.
+    pub async fn message(
+        &self,
+        contact: impl Into<ContactId>,
+        id: MessageId,
+    ) -> Result<Option<MessageInfo>> {
+        let r = self.rt.resolve(&contact.into())?;
+        let conv = r.conversation;
+        let m = self.rt.store.call(move |s| s.message(conv, id)).await?;
+        Ok(m.map(|m| self.message_info(conv, &r.onion, m)))
+    }
+
+    /// The newest message with this content hash (to show the message a reply quotes).
+    pub async fn message_by_content_hash(
+        &self,
+        contact: impl Into<ContactId>,
+        hash: &str,
+    ) -> Result<Option<MessageInfo>> {
+        let r = self.rt.resolve(&contact.into())?;
+        let (conv, h) = (r.conversation, hash.to_owned());
+        let m = self
+            .rt
+            .store
+            .call(move |s| s.message_by_content_hash(conv, &h))
+            .await?;
+        Ok(m.map(|m| self.message_info(conv, &r.onion, m)))
+    }
+
+    fn message_info(&self, conv: ConversationId, contact: &Onion, m: Message) -> MessageInfo {
+        let me = self.rt.onion.as_str();
+        let author = m
+            .attributes
+            .get(keys::MESSAGE_AUTHOR)
+            .cloned()
+            .unwrap_or_else(|| contact.as_str().to_owned());
+        let outgoing = author == me;
+        let state = if !outgoing {
+            MessageState::Received
+        } else if m.attributes.get(keys::MESSAGE_ACK).map(String::as_str) == Some(keys::TRUE) {
+            MessageState::Acknowledged
+        } else if let Some(e) = m
+            .attributes
+            .get(keys::MESSAGE_ERROR)
+            .filter(|e| !e.is_empty())
+        {
+            MessageState::Failed { error: e.clone() }
+        } else {
+            let sent = self
+                .rt
+                .state()
+                .contacts
+                .get(contact)
+                .and_then(|e| e.outbox.get(&m.id).map(|o| o.sent));
+            match sent {
+                Some(true) => MessageState::Sent,
+                // Not written yet; or (not in the outbox) acknowledged between reading the row
+                // and looking: the row is the truth, and it says "not acknowledged" yet.
+                Some(false) | None => MessageState::Sending,
+            }
+        };
+        MessageInfo {
+            conversation_id: conv,
+            message_id: m.id,
+            signature: m.signature,
+            content: Content::parse(&m.body),
+            body: m.body,
+            content_hash: m.content_hash,
+            timestamp: m.attributes.get(keys::MESSAGE_SENT).cloned(),
+            author,
+            outgoing,
+            state,
+        }
+    }
+
+    // ---- life cycle ----
+
+    /// Stop the engine (close every connection, stop dialling, stop hosting), finish the
+    /// pending storage work, close the database and release the profile. Idempotent.
+    pub async fn shutdown(&self) {
+        let mut done = self.rt.shutdown_done.lock().await;
+        if *done {
+            return;
+        }
+        let rt = &self.rt;
+        rt.cancel.cancel();
+        rt.service.shutdown().await;
+        rt.tasks.close();
+        rt.tasks.wait().await;
+        rt.online.send_replace(false);
+        rt.store.close().await;
+        if let Some(app) = self.app.upgrade() {
+            app.forget(&rt.profile_id);
+        }
+        info!(profile = %rt.onion.redacted(), "profile shut down");
+        rt.emit(Event::ProfileShutdown {
+            profile: rt.profile(),
+        });
+        *done = true;
+    }
+
+    /// A snapshot of the connection state of every contact (for a UI's first paint).
+    pub fn connection_states(&self) -> BTreeMap<ConversationId, ConnectionState> {
+        self.rt
+            .state()
+            .contacts
+            .values()
+            .map(|e| (e.conversation, e.conn_state))
+            .collect()
+    }
+}

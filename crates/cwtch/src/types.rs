@@ -1,0 +1,168 @@
+//! Values the API hands out: profiles, contacts, messages.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use cwtch_storage::{ConversationId, MessageId, ProfileId};
+use serde::{Serialize, Serializer};
+use torv3::Onion;
+
+use crate::event::{ConnectionState, MessageState};
+use crate::overlay::Content;
+
+pub(crate) fn ser_conversation<S: Serializer>(v: &ConversationId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(v.0)
+}
+
+pub(crate) fn ser_message<S: Serializer>(v: &MessageId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(v.0)
+}
+
+pub(crate) fn ser_profile_id<S: Serializer>(v: &ProfileId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
+}
+
+/// A profile in a home.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProfileInfo {
+    /// Local id (the directory name under `profiles/`).
+    #[serde(serialize_with = "ser_profile_id")]
+    pub profile_id: ProfileId,
+    /// The profile's address.
+    pub onion: Onion,
+    /// Its public name (`public.profile.name`).
+    pub name: String,
+    /// Whether it is loaded (online) in this process.
+    pub loaded: bool,
+}
+
+/// Names a contact: by address or by conversation id. Parses from a string: a decimal number
+/// is a conversation id, anything else must be an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ContactId {
+    /// By address.
+    Onion(Onion),
+    /// By conversation id.
+    Conversation(ConversationId),
+}
+
+impl From<Onion> for ContactId {
+    fn from(o: Onion) -> Self {
+        ContactId::Onion(o)
+    }
+}
+
+impl From<&Onion> for ContactId {
+    fn from(o: &Onion) -> Self {
+        ContactId::Onion(o.clone())
+    }
+}
+
+impl From<ConversationId> for ContactId {
+    fn from(c: ConversationId) -> Self {
+        ContactId::Conversation(c)
+    }
+}
+
+impl From<&Contact> for ContactId {
+    fn from(c: &Contact) -> Self {
+        ContactId::Conversation(c.conversation_id)
+    }
+}
+
+impl FromStr for ContactId {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            let n = s.parse::<i64>().map_err(|_| crate::Error::Invalid {
+                what: "conversation id",
+            })?;
+            return Ok(ContactId::Conversation(ConversationId(n)));
+        }
+        Onion::parse(s)
+            .map(ContactId::Onion)
+            .map_err(crate::Error::InvalidAddress)
+    }
+}
+
+impl fmt::Display for ContactId {
+    /// Onions redacted (this is for logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContactId::Onion(o) => write!(f, "{}", o.redacted()),
+            ContactId::Conversation(c) => write!(f, "conversation {c}"),
+        }
+    }
+}
+
+/// A contact (a peer-to-peer conversation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Contact {
+    /// Conversation id.
+    #[serde(serialize_with = "ser_conversation")]
+    pub conversation_id: ConversationId,
+    /// Address.
+    pub onion: Onion,
+    /// Display name: our local nickname (`local.profile.name`) if set, else the name the
+    /// contact told us (`public.profile.name`).
+    pub name: Option<String>,
+    /// Accepted (false: a contact request we have not accepted).
+    pub accepted: bool,
+    /// Blocked.
+    pub blocked: bool,
+    /// Connection state.
+    pub state: ConnectionState,
+    /// Messages stored in the conversation.
+    pub message_count: u64,
+    /// Our messages not yet acknowledged (they are retried on every connection).
+    pub unacknowledged: usize,
+    /// The conversation's attributes (`public.profile.*` fetched from the contact,
+    /// `local.profile.name`, ...).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageInfo {
+    /// Conversation id.
+    #[serde(serialize_with = "ser_conversation")]
+    pub conversation_id: ConversationId,
+    /// Message id within the conversation (Go's `Index`; increasing).
+    #[serde(serialize_with = "ser_message")]
+    pub message_id: MessageId,
+    /// Wire id (the `Signature` column).
+    pub signature: String,
+    /// Author's address.
+    pub author: String,
+    /// Whether we wrote it.
+    pub outgoing: bool,
+    /// The body (overlay JSON) as sent or received.
+    pub body: String,
+    /// What the body means.
+    pub content: Content,
+    /// `base64(SHA-256(author + body))`.
+    pub content_hash: String,
+    /// When it was sent or received (RFC 3339), if stored.
+    pub timestamp: Option<String>,
+    /// Delivery state.
+    pub state: MessageState,
+}
+
+/// A message we just stored for sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SentMessage {
+    /// Conversation id.
+    #[serde(serialize_with = "ser_conversation")]
+    pub conversation_id: ConversationId,
+    /// Message id within the conversation.
+    #[serde(serialize_with = "ser_message")]
+    pub message_id: MessageId,
+    /// Wire id.
+    pub signature: String,
+    /// Content hash (our onion + body).
+    pub content_hash: String,
+    /// [`MessageState::Sending`] or [`MessageState::Sent`] (written to a connection already).
+    pub state: MessageState,
+}

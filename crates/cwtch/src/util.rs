@@ -1,0 +1,126 @@
+//! Small helpers: message ids, timestamps, backoff.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand_core::{OsRng, RngCore};
+
+/// A fresh wire message id: the decimal form of a random `u64` (spec §7.2: Go uses a random
+/// number; any unique string without `|` works). UNCONFIRMED format, `new_wire_id`.
+pub(crate) fn new_wire_id() -> String {
+    OsRng.next_u64().to_string()
+}
+
+/// `t` as RFC 3339 in UTC with second precision, e.g. `2025-01-02T03:04:05Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// The current time as [`rfc3339`].
+pub(crate) fn now_rfc3339() -> String {
+    rfc3339(SystemTime::now())
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Capped exponential backoff with jitter: each delay is drawn uniformly from
+/// `[base/2, base]`, and `base` doubles from `initial` up to `max`.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    base: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Backoff {
+        let initial = initial.max(Duration::from_millis(1));
+        Backoff {
+            initial,
+            max: max.max(initial),
+            base: initial,
+        }
+    }
+
+    /// The next delay; doubles the base for the one after.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let d = jitter(self.base);
+        self.base = (self.base * 2).min(self.max);
+        d
+    }
+
+    /// Back to the initial delay (after a successful connection).
+    pub(crate) fn reset(&mut self) {
+        self.base = self.initial;
+    }
+
+    /// A jittered initial delay, without changing the state.
+    pub(crate) fn short(&self) -> Duration {
+        jitter(self.initial)
+    }
+}
+
+/// A duration drawn uniformly from `[d/2, d]`.
+pub(crate) fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    let span = u64::try_from(half.as_micros()).unwrap_or(u64::MAX).max(1);
+    half + Duration::from_micros(OsRng.next_u64() % span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_735_787_045)),
+            "2025-01-02T03:04:05Z"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap_with_jitter() {
+        let mut b = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+        let mut bases = Vec::new();
+        for _ in 0..12 {
+            let d = b.next_delay();
+            bases.push(d);
+        }
+        assert!(bases[0] >= Duration::from_secs(1) && bases[0] <= Duration::from_secs(2));
+        assert!(bases[1] >= Duration::from_secs(2) && bases[1] <= Duration::from_secs(4));
+        assert!(bases[11] >= Duration::from_secs(150) && bases[11] <= Duration::from_secs(300));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(2));
+        assert!(!new_wire_id().contains('|'));
+        assert_ne!(new_wire_id(), new_wire_id());
+    }
+}
