@@ -1,0 +1,185 @@
+//! Running a request: through a running `cwtch run` if one answers on the control socket,
+//! otherwise directly on the data directory.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cwtch::connectivity::{Acn, AcnArgs};
+use cwtch::{Cwtch, Password};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::error::CliError;
+use crate::offline::OfflineAcn;
+use crate::protocol::{Reply, Request, Response, MAX_LINE, SOCKET_NAME};
+use crate::session::{Mode, Session};
+
+/// The lock file (in the data directory) of the processes that work on it directly.
+pub(crate) const HOME_LOCK: &str = ".cwtch-cli.lock";
+
+/// Held by a process that works on a data directory directly (a one-off command, or `cwtch
+/// run` for its whole life).
+///
+/// Works around a cwtch-storage bug (reproduced in `tests/upstream.rs`): opening a home
+/// removes the staging directories of the other processes using it, which breaks a profile
+/// creation, import or crash-recovery check they are in the middle of.
+pub(crate) struct HomeLock {
+    _file: std::fs::File,
+}
+
+impl HomeLock {
+    pub(crate) async fn acquire(dir: &Path) -> Result<HomeLock, CliError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(HOME_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| CliError::io(&format!("cannot open {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => return Ok(HomeLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!(
+                    "another cwtch command is working on {}; waiting for it to finish",
+                    dir.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(CliError::io(&format!("cannot lock {}", path.display()), e))
+            }
+        }
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|e| CliError::Failed(format!("waiting for {}: {e}", path.display())))?
+            .map_err(|e| CliError::io(&format!("cannot lock {}", path.display()), e))?;
+        Ok(HomeLock { _file: file })
+    }
+}
+
+/// How to run a request when no daemon answers.
+pub(crate) struct Direct<'a> {
+    /// A password to try besides the default one.
+    pub(crate) extra: Option<Password>,
+    /// The network to bring the profile online on (`send`); `None`: stay offline.
+    pub(crate) acn: Option<&'a AcnArgs>,
+    /// Create the data directory if it does not exist (`profile create`, `profile import`).
+    pub(crate) create_home: bool,
+}
+
+/// Who executed the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    Daemon,
+    Direct,
+}
+
+pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_NAME)
+}
+
+/// How long to wait for the daemon's answer.
+fn answer_timeout(req: &Request) -> Duration {
+    let base = Duration::from_secs(300);
+    match req {
+        Request::Send { wait_secs, .. } => base + Duration::from_secs(*wait_secs),
+        _ => base,
+    }
+}
+
+/// Connect to the daemon's control socket; `None` if no daemon is there (no socket, or a
+/// stale one nobody listens on).
+pub(crate) async fn connect(data_dir: &Path) -> Result<Option<UnixStream>, CliError> {
+    let path = socket_path(data_dir);
+    match UnixStream::connect(&path).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            Ok(None)
+        }
+        Err(e) => Err(CliError::Failed(format!(
+            "cannot connect to the control socket {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+pub(crate) async fn execute(
+    data_dir: &Path,
+    req: Request,
+    direct: Direct<'_>,
+) -> Result<(Reply, Via), CliError> {
+    if let Some(stream) = connect(data_dir).await? {
+        tracing::debug!("a running `cwtch run` executes the request");
+        let timeout = answer_timeout(&req);
+        let reply = tokio::time::timeout(timeout, ask(stream, &req))
+            .await
+            .map_err(|_| {
+                CliError::Failed("the running `cwtch run` did not answer in time".into())
+            })??;
+        return Ok((reply, Via::Daemon));
+    }
+    tracing::debug!("no `cwtch run` answers; working on the data directory");
+    Ok((run_direct(data_dir, req, direct).await?, Via::Direct))
+}
+
+/// One request and its answer over the control socket.
+pub(crate) async fn ask(stream: UnixStream, req: &Request) -> Result<Reply, CliError> {
+    let (r, mut w) = stream.into_split();
+    let mut line = req.to_line()?;
+    line.push('\n');
+    let lost =
+        |e: std::io::Error| CliError::Failed(format!("the running `cwtch run` went away: {e}"));
+    w.write_all(line.as_bytes()).await.map_err(lost)?;
+    w.flush().await.map_err(lost)?;
+    let mut buf = Vec::new();
+    let n = BufReader::new(r)
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut buf)
+        .await
+        .map_err(lost)?;
+    if n == 0 {
+        return Err(CliError::Failed(
+            "the running `cwtch run` closed the connection without answering (did it stop?)".into(),
+        ));
+    }
+    let resp: Response = serde_json::from_slice(&buf)
+        .map_err(|e| CliError::Failed(format!("the running `cwtch run` sent a bad answer: {e}")))?;
+    resp.into_result()
+}
+
+async fn run_direct(data_dir: &Path, req: Request, d: Direct<'_>) -> Result<Reply, CliError> {
+    if !d.create_home && !data_dir.exists() {
+        return Err(CliError::NotFound(format!(
+            "no Cwtch home at {} (create a profile with `cwtch profile create`, or choose \
+             another with --data-dir)",
+            data_dir.display()
+        )));
+    }
+    let _home = HomeLock::acquire(data_dir).await?;
+    let (acn, online): (Arc<dyn Acn>, bool) = match d.acn {
+        Some(args) => (args.build(data_dir).await.map_err(CliError::acn)?, true),
+        None => (Arc::new(OfflineAcn::new()), false),
+    };
+    let result = async {
+        let app = Cwtch::open(data_dir, acn.clone())
+            .await
+            .map_err(CliError::lib)?;
+        let session = Session::new(
+            app.clone(),
+            Mode::Direct {
+                extra: d.extra,
+                online,
+            },
+        );
+        let r = session.execute(req).await;
+        app.shutdown().await;
+        r
+    }
+    .await;
+    acn.close().await;
+    result
+}

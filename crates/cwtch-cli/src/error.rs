@@ -1,0 +1,126 @@
+//! The command's errors and exit codes.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a command failed. Each kind has an exit code and a name on the control socket.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Something went wrong (storage, network, the daemon). Exit 1.
+    #[error("{0}")]
+    Failed(String),
+    /// The command was used wrongly (bad arguments, conflicting flags, an invalid address,
+    /// an ambiguous profile). Exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// No such profile or contact. Exit 3.
+    #[error("{0}")]
+    NotFound(String),
+    /// The password does not open the profile. Exit 4.
+    #[error("{0}")]
+    WrongPassword(String),
+    /// The profile is running in another process. Exit 5.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// The error kinds as named on the control socket (`"code"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ErrorCode {
+    Failed,
+    Usage,
+    NotFound,
+    WrongPassword,
+    Busy,
+}
+
+impl CliError {
+    /// The process exit code.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::NotFound(_) => 3,
+            CliError::WrongPassword(_) => 4,
+            CliError::Busy(_) => 5,
+        }
+    }
+
+    pub(crate) fn code(&self) -> ErrorCode {
+        match self {
+            CliError::Failed(_) => ErrorCode::Failed,
+            CliError::Usage(_) => ErrorCode::Usage,
+            CliError::NotFound(_) => ErrorCode::NotFound,
+            CliError::WrongPassword(_) => ErrorCode::WrongPassword,
+            CliError::Busy(_) => ErrorCode::Busy,
+        }
+    }
+
+    pub(crate) fn from_code(code: ErrorCode, message: String) -> CliError {
+        match code {
+            ErrorCode::Failed => CliError::Failed(message),
+            ErrorCode::Usage => CliError::Usage(message),
+            ErrorCode::NotFound => CliError::NotFound(message),
+            ErrorCode::WrongPassword => CliError::WrongPassword(message),
+            ErrorCode::Busy => CliError::Busy(message),
+        }
+    }
+
+    /// An error of the library, classified.
+    pub(crate) fn lib(e: cwtch::Error) -> CliError {
+        let msg = chain(&e);
+        match &e {
+            cwtch::Error::ProfileNotFound { .. } | cwtch::Error::ContactNotFound => {
+                CliError::NotFound(msg)
+            }
+            cwtch::Error::ProfileLocked { .. } => CliError::Busy(msg),
+            cwtch::Error::InvalidAddress(_)
+            | cwtch::Error::SelfContact
+            | cwtch::Error::MessageTooLong { .. }
+            | cwtch::Error::PayloadTooLarge { .. }
+            | cwtch::Error::Invalid { .. } => CliError::Usage(msg),
+            cwtch::Error::Storage(s) if is_wrong_password(s) => CliError::WrongPassword(msg),
+            cwtch::Error::Storage(s) if is_empty_password(s) => CliError::Usage(msg),
+            _ => CliError::Failed(msg),
+        }
+    }
+
+    /// An error of the network layer (building the ACN: conflicting flags, tor failing).
+    pub(crate) fn acn(e: cwtch::connectivity::Error) -> CliError {
+        let msg = chain(&e);
+        match e {
+            cwtch::connectivity::Error::InvalidConfig { .. } => CliError::Usage(msg),
+            _ => CliError::Failed(msg),
+        }
+    }
+
+    pub(crate) fn io(what: &str, e: std::io::Error) -> CliError {
+        CliError::Failed(format!("{what}: {e}"))
+    }
+}
+
+// `cwtch` does not re-export cwtch-storage's error type (and we may use no other crate), so
+// the storage error kinds we report specially are recognised by their (stable) messages.
+// Reported upstream: `cwtch` should re-export `cwtch_storage::Error`.
+fn is_wrong_password(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.to_string().starts_with("wrong password")
+}
+
+fn is_empty_password(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.to_string() == "empty password"
+}
+
+/// An error and its sources, on one line.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        source = c.source();
+    }
+    s
+}

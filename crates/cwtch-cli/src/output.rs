@@ -1,0 +1,107 @@
+//! What the subcommands print: text for people and simple scripts, JSON with `--json`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::protocol::{ContactRow, Delivery, MessageRow, ProfileRow, SendRow};
+
+/// Print one line on stdout (a closed stdout is ignored, never a panic).
+pub(crate) fn line(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{s}");
+    let _ = out.flush();
+}
+
+/// A note for people, on stderr.
+pub(crate) fn note(s: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{s}");
+}
+
+/// One JSON document on one line.
+pub(crate) fn json<T: Serialize>(v: &T) {
+    match serde_json::to_string(v) {
+        Ok(s) => line(&s),
+        Err(e) => note(&format!("error: cannot encode JSON: {e}")),
+    }
+}
+
+/// `name<TAB>onion`.
+pub(crate) fn profile_line(p: &ProfileRow) -> String {
+    format!("{}\t{}", escape(&p.name), p.onion)
+}
+
+/// `conversation<TAB>onion<TAB>status<TAB>state<TAB>name`.
+pub(crate) fn contact_line(c: &ContactRow) -> String {
+    format!(
+        "{}\t{}\t{}\t{:?}\t{}",
+        c.conversation_id,
+        c.onion,
+        c.status(),
+        c.state,
+        escape(c.name.as_deref().unwrap_or(""))
+    )
+}
+
+/// `id<TAB>in|out<TAB>state<TAB>timestamp<TAB>text`.
+pub(crate) fn message_line(m: &MessageRow) -> String {
+    let state = serde_json::to_value(&m.state)
+        .ok()
+        .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let text = match (&m.text, m.overlay) {
+        (Some(t), _) => escape(t),
+        (None, Some(o)) => format!("[overlay {o}] {}", escape(&m.body)),
+        (None, None) => format!("[malformed] {}", escape(&m.body)),
+    };
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        m.message_id,
+        if m.outgoing { "out" } else { "in" },
+        state,
+        m.timestamp.as_deref().unwrap_or("-"),
+        text
+    )
+}
+
+/// The outcome of `send`, first word `acknowledged` or `queued`.
+pub(crate) fn send_line(s: &SendRow) -> String {
+    match s.delivery {
+        Delivery::Acknowledged => format!(
+            "acknowledged: message {} to {} (conversation {}) was delivered and acknowledged",
+            s.message_id, s.contact, s.conversation_id
+        ),
+        Delivery::Queued => format!(
+            "queued: message {} to {} (conversation {}) is stored but not acknowledged after {} s; \
+             it is sent again whenever the contact is connected (by `cwtch run`)",
+            s.message_id, s.contact, s.conversation_id, s.waited_secs
+        ),
+    }
+}
+
+/// Tabs, line breaks and backslashes escaped, so that one record stays one line.
+pub(crate) fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if c.is_control() => o.push_str(&c.escape_unicode().to_string()),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_record_one_line() {
+        assert_eq!(escape("a\tb\nc\\d\u{1b}"), "a\\tb\\nc\\\\d\\u{1b}");
+    }
+}

@@ -1,0 +1,482 @@
+//! The control-socket protocol between `cwtch run` and the other subcommands (version 1).
+//!
+//! One JSON object per line each way over the unix socket `<data dir>/cwtch.sock`. A request
+//! is `{"v":1,"op":"<op>", ...arguments}`; the answer is `{"v":1,"ok":true,"result":{"kind":
+//! "<kind>", ...}}` or `{"v":1,"ok":false,"error":{"code":"<code>","message":"..."}}`. A
+//! connection may carry several requests, answered in order. See the README.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use cwtch::{ConnectionState, Content, MessageState, Password};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use crate::error::{CliError, ErrorCode};
+
+/// The protocol version this program speaks.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// The control socket's file name in the data directory.
+pub(crate) const SOCKET_NAME: &str = "cwtch.sock";
+/// The longest request or response line.
+pub(crate) const MAX_LINE: usize = 4 << 20;
+
+/// A password on the wire. Zeroized on drop; `Debug` hides it.
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) Zeroizing<String>);
+
+impl Secret {
+    pub(crate) fn new(s: Zeroizing<String>) -> Secret {
+        Secret(s)
+    }
+
+    pub(crate) fn password(&self) -> Password {
+        Password::user(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Secret(Zeroizing::new(String::deserialize(d)?)))
+    }
+}
+
+/// `None` means the default password (no password).
+pub(crate) fn password(p: &Option<Secret>) -> Password {
+    p.as_ref().map_or(Password::Default, Secret::password)
+}
+
+/// A request. `profile` selects a profile by onion, name or id (`null`: the only one).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub(crate) enum Request {
+    /// Is a daemon there? Answers `pong`.
+    #[serde(rename = "ping")]
+    Ping,
+    /// Create a profile (the daemon also runs it).
+    #[serde(rename = "profile.create")]
+    ProfileCreate {
+        name: String,
+        /// `null`: no password.
+        password: Option<Secret>,
+    },
+    /// Profiles that open with the default password, and with `password` if given.
+    #[serde(rename = "profile.list")]
+    ProfileList { password: Option<Secret> },
+    /// Run (daemon) or check (no daemon) the profiles that open with `password`.
+    #[serde(rename = "profile.unlock")]
+    ProfileUnlock {
+        profile: Option<String>,
+        password: Secret,
+    },
+    /// Change a password; `null` is the default password.
+    #[serde(rename = "profile.passwd")]
+    ProfilePasswd {
+        profile: Option<String>,
+        old: Option<Secret>,
+        new: Option<Secret>,
+    },
+    /// Export to `path` (absolute; must not exist).
+    #[serde(rename = "profile.export")]
+    ProfileExport {
+        profile: Option<String>,
+        password: Option<Secret>,
+        path: PathBuf,
+    },
+    /// Import the archive at `path` (absolute); the daemon also runs it.
+    #[serde(rename = "profile.import")]
+    ProfileImport {
+        path: PathBuf,
+        password: Option<Secret>,
+    },
+    /// Delete a profile; `password` must open it (`null`: the default password).
+    #[serde(rename = "profile.delete")]
+    ProfileDelete {
+        profile: Option<String>,
+        password: Option<Secret>,
+    },
+    #[serde(rename = "contact.add")]
+    ContactAdd {
+        profile: Option<String>,
+        contact: String,
+    },
+    #[serde(rename = "contact.list")]
+    ContactList { profile: Option<String> },
+    #[serde(rename = "contact.accept")]
+    ContactAccept {
+        profile: Option<String>,
+        contact: String,
+    },
+    #[serde(rename = "contact.block")]
+    ContactBlock {
+        profile: Option<String>,
+        contact: String,
+    },
+    #[serde(rename = "contact.unblock")]
+    ContactUnblock {
+        profile: Option<String>,
+        contact: String,
+    },
+    /// Send a text; wait up to `wait_secs` for the acknowledgement.
+    #[serde(rename = "send")]
+    Send {
+        profile: Option<String>,
+        contact: String,
+        text: String,
+        wait_secs: u64,
+    },
+    /// Up to `limit` messages, skipping the `offset` newest; oldest first.
+    #[serde(rename = "messages")]
+    Messages {
+        profile: Option<String>,
+        contact: String,
+        offset: u64,
+        limit: u32,
+    },
+}
+
+impl Request {
+    /// The operation's name (for logs: never the arguments, which may be secret).
+    pub(crate) fn op(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::ProfileCreate { .. } => "profile.create",
+            Request::ProfileList { .. } => "profile.list",
+            Request::ProfileUnlock { .. } => "profile.unlock",
+            Request::ProfilePasswd { .. } => "profile.passwd",
+            Request::ProfileExport { .. } => "profile.export",
+            Request::ProfileImport { .. } => "profile.import",
+            Request::ProfileDelete { .. } => "profile.delete",
+            Request::ContactAdd { .. } => "contact.add",
+            Request::ContactList { .. } => "contact.list",
+            Request::ContactAccept { .. } => "contact.accept",
+            Request::ContactBlock { .. } => "contact.block",
+            Request::ContactUnblock { .. } => "contact.unblock",
+            Request::Send { .. } => "send",
+            Request::Messages { .. } => "messages",
+        }
+    }
+
+    /// One request line (without the newline).
+    pub(crate) fn to_line(&self) -> Result<Zeroizing<String>, CliError> {
+        let mut v = serde_json::to_value(self)
+            .map_err(|e| CliError::Failed(format!("cannot encode the request: {e}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("v".into(), PROTOCOL_VERSION.into());
+        }
+        Ok(Zeroizing::new(v.to_string()))
+    }
+
+    /// Parse a request line; a version other than ours is refused.
+    pub(crate) fn from_line(line: &str) -> Result<Request, CliError> {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| CliError::Usage(format!("request is not JSON: {e}")))?;
+        match v.get("v").and_then(serde_json::Value::as_u64) {
+            Some(n) if n == u64::from(PROTOCOL_VERSION) => {}
+            Some(n) => {
+                return Err(CliError::Usage(format!(
+                    "unsupported protocol version {n} (this daemon speaks {PROTOCOL_VERSION})"
+                )))
+            }
+            None => {
+                return Err(CliError::Usage(
+                    "request has no protocol version \"v\"".into(),
+                ))
+            }
+        }
+        serde_json::from_value(v).map_err(|e| CliError::Usage(format!("bad request: {e}")))
+    }
+}
+
+/// A profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProfileRow {
+    pub(crate) profile_id: String,
+    pub(crate) onion: String,
+    pub(crate) name: String,
+    /// Whether the answering `cwtch run` runs it (always false without a daemon).
+    pub(crate) running: bool,
+}
+
+impl ProfileRow {
+    pub(crate) fn from_info(p: &cwtch::ProfileInfo, running: bool) -> ProfileRow {
+        ProfileRow {
+            profile_id: p.profile_id.as_str().to_owned(),
+            onion: p.onion.as_str().to_owned(),
+            name: p.name.clone(),
+            running,
+        }
+    }
+}
+
+/// A contact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContactRow {
+    pub(crate) conversation_id: i64,
+    pub(crate) onion: String,
+    pub(crate) name: Option<String>,
+    pub(crate) accepted: bool,
+    pub(crate) blocked: bool,
+    /// The connection state (`Disconnected` when no `cwtch run` runs the profile).
+    pub(crate) state: ConnectionState,
+    pub(crate) message_count: u64,
+    pub(crate) unacknowledged: usize,
+    pub(crate) attributes: BTreeMap<String, String>,
+}
+
+impl ContactRow {
+    pub(crate) fn from_contact(c: cwtch::Contact, online: bool) -> ContactRow {
+        ContactRow {
+            conversation_id: c.conversation_id.0,
+            onion: c.onion.as_str().to_owned(),
+            name: c.name,
+            accepted: c.accepted,
+            blocked: c.blocked,
+            state: if online {
+                c.state
+            } else {
+                ConnectionState::Disconnected
+            },
+            message_count: c.message_count,
+            unacknowledged: c.unacknowledged,
+            attributes: c.attributes,
+        }
+    }
+
+    /// `accepted`, `request` or `blocked`.
+    pub(crate) fn status(&self) -> &'static str {
+        if self.blocked {
+            "blocked"
+        } else if self.accepted {
+            "accepted"
+        } else {
+            "request"
+        }
+    }
+}
+
+/// A message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MessageRow {
+    pub(crate) conversation_id: i64,
+    pub(crate) message_id: i64,
+    pub(crate) signature: String,
+    pub(crate) author: String,
+    pub(crate) outgoing: bool,
+    /// `sending`, `sent`, `acknowledged`, `failed` (with `error`) or `received`.
+    #[serde(flatten)]
+    pub(crate) state: MessageState,
+    pub(crate) timestamp: Option<String>,
+    /// The text to show (`null` if the body is not understood).
+    pub(crate) text: Option<String>,
+    pub(crate) overlay: Option<i64>,
+    pub(crate) content: Content,
+    pub(crate) body: String,
+    pub(crate) content_hash: String,
+}
+
+impl MessageRow {
+    pub(crate) fn from_info(m: cwtch::MessageInfo) -> MessageRow {
+        MessageRow {
+            conversation_id: m.conversation_id.0,
+            message_id: m.message_id.0,
+            signature: m.signature,
+            author: m.author,
+            outgoing: m.outgoing,
+            state: m.state,
+            timestamp: m.timestamp,
+            text: m.content.display_text().map(str::to_owned),
+            overlay: m.content.overlay(),
+            content: m.content,
+            body: m.body,
+            content_hash: m.content_hash,
+        }
+    }
+}
+
+/// What `send` achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Delivery {
+    /// The contact acknowledged it.
+    Acknowledged,
+    /// Stored, not (yet) acknowledged: retried on every connection to the contact.
+    Queued,
+}
+
+/// The result of `send`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SendRow {
+    pub(crate) delivery: Delivery,
+    pub(crate) profile: String,
+    pub(crate) contact: String,
+    pub(crate) conversation_id: i64,
+    pub(crate) message_id: i64,
+    pub(crate) signature: String,
+    /// The library's state of the message when the command returned.
+    #[serde(flatten)]
+    pub(crate) state: MessageState,
+    /// How long we waited for the acknowledgement, in seconds.
+    pub(crate) waited_secs: u64,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Reply {
+    Pong {
+        version: u32,
+        pid: u32,
+        profiles: Vec<ProfileRow>,
+    },
+    Profiles {
+        profiles: Vec<ProfileRow>,
+    },
+    Profile {
+        profile: ProfileRow,
+    },
+    Contacts {
+        contacts: Vec<ContactRow>,
+    },
+    Contact {
+        contact: ContactRow,
+    },
+    Messages {
+        messages: Vec<MessageRow>,
+    },
+    Sent {
+        sent: SendRow,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireError {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+/// An answer line.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Response {
+    pub(crate) v: u32,
+    pub(crate) ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) result: Option<Reply>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<WireError>,
+}
+
+impl Response {
+    pub(crate) fn new(r: Result<Reply, CliError>) -> Response {
+        match r {
+            Ok(reply) => Response {
+                v: PROTOCOL_VERSION,
+                ok: true,
+                result: Some(reply),
+                error: None,
+            },
+            Err(e) => Response {
+                v: PROTOCOL_VERSION,
+                ok: false,
+                result: None,
+                error: Some(WireError {
+                    code: e.code(),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<Reply, CliError> {
+        match (self.ok, self.result, self.error) {
+            (true, Some(r), _) => Ok(r),
+            (false, _, Some(e)) => Err(CliError::from_code(e.code, e.message)),
+            _ => Err(CliError::Failed(
+                "the daemon sent a malformed answer".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_carry_the_version() {
+        let r = Request::Send {
+            profile: Some("alice".into()),
+            contact: "3".into(),
+            text: "hi | there".into(),
+            wait_secs: 5,
+        };
+        let line = r.to_line().unwrap();
+        assert!(line.contains(r#""op":"send""#), "{}", *line);
+        assert!(line.contains(r#""v":1"#), "{}", *line);
+        match Request::from_line(&line).unwrap() {
+            Request::Send {
+                text, wait_secs, ..
+            } => assert_eq!((text.as_str(), wait_secs), ("hi | there", 5)),
+            other => panic!("{other:?}"),
+        }
+        let pw = Request::ProfileUnlock {
+            profile: None,
+            password: Secret::new(Zeroizing::new("pw".into())),
+        };
+        assert!(!format!("{pw:?}").contains("pw\""));
+        let back = Request::from_line(&pw.to_line().unwrap()).unwrap();
+        assert!(
+            matches!(back, Request::ProfileUnlock { password, .. } if password.0.as_str() == "pw")
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_usage_errors() {
+        for line in [
+            "not json",
+            r#"{"op":"ping"}"#,
+            r#"{"v":2,"op":"ping"}"#,
+            r#"{"v":1,"op":"nope"}"#,
+            r#"{"v":1,"op":"send"}"#,
+        ] {
+            let e = Request::from_line(line).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{line}: {e}");
+        }
+        assert!(Request::from_line(r#"{"v":2,"op":"ping"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("version 2"));
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let ok = Response::new(Ok(Reply::Profiles { profiles: vec![] }));
+        let s = serde_json::to_string(&ok).unwrap();
+        assert_eq!(
+            s,
+            r#"{"v":1,"ok":true,"result":{"kind":"profiles","profiles":[]}}"#
+        );
+        let err = Response::new(Err(CliError::NotFound("no such contact".into())));
+        let s = serde_json::to_string(&err).unwrap();
+        assert_eq!(
+            s,
+            r#"{"v":1,"ok":false,"error":{"code":"not_found","message":"no such contact"}}"#
+        );
+        let back: Response = serde_json::from_str(&s).unwrap();
+        assert_eq!(back.into_result().unwrap_err().exit_code(), 3);
+    }
+}

@@ -1,0 +1,280 @@
+//! `cwtch run` and its control socket: the raw protocol, password-protected profiles
+//! (unlock, passwd, `run --password-stdin`), and profile management through the daemon.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// One raw request line on the control socket; the answer.
+async fn raw(dir: &Path, line: &str) -> Value {
+    let s = UnixStream::connect(dir.join("cwtch.sock")).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    BufReader::new(r).read_line(&mut answer).await.unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_control_protocol_is_versioned_json_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let onion = acreate(&dir, "alice").await;
+    let d = Daemon::loopback(&dir, &tmp.path().join("net"), &onion).await;
+
+    let v = raw(&dir, r#"{"v":1,"op":"ping"}"#).await;
+    assert_eq!(v["v"], 1);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["result"]["kind"], "pong");
+    assert_eq!(v["result"]["pid"], d.pid());
+    assert_eq!(v["result"]["profiles"][0]["onion"], onion.as_str());
+    assert_eq!(v["result"]["profiles"][0]["running"], true);
+
+    let v = raw(&dir, r#"{"v":1,"op":"contact.list","profile":"alice"}"#).await;
+    assert_eq!(v["result"]["kind"], "contacts", "{v}");
+    assert_eq!(v["result"]["contacts"], serde_json::json!([]));
+
+    for (line, code) in [
+        (r#"{"v":2,"op":"ping"}"#, "usage"),
+        (r#"{"op":"ping"}"#, "usage"),
+        (r#"{"v":1,"op":"launch.missiles"}"#, "usage"),
+        ("definitely not json", "usage"),
+        (
+            r#"{"v":1,"op":"contact.list","profile":"bob"}"#,
+            "not_found",
+        ),
+        (
+            r#"{"v":1,"op":"messages","profile":null,"contact":"7","offset":0,"limit":10}"#,
+            "not_found",
+        ),
+        (
+            r#"{"v":1,"op":"contact.add","profile":null,"contact":"nope"}"#,
+            "usage",
+        ),
+    ] {
+        let v = raw(&dir, line).await;
+        assert_eq!(v["ok"], false, "{line}: {v}");
+        assert_eq!(v["error"]["code"], code, "{line}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().len() > 5, "{v}");
+    }
+    // Several requests on one connection, answered in order.
+    let s = UnixStream::connect(dir.join("cwtch.sock")).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(
+        b"{\"v\":1,\"op\":\"ping\"}\n\n{\"v\":1,\"op\":\"profile.list\",\"password\":null}\n",
+    )
+    .await
+    .unwrap();
+    let mut lines = BufReader::new(r).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let second: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(first["result"]["kind"], "pong");
+    assert_eq!(second["result"]["kind"], "profiles");
+
+    // SIGINT (Ctrl-C) is a clean shutdown too.
+    assert!(d.stop_with("-INT").await.success());
+    assert!(!dir.join("cwtch.sock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_profiles_are_unlocked_and_managed_through_the_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let net = tmp.path().join("net");
+    let open = acreate(&dir, "open").await;
+    let o = acwtch_stdin(
+        &dir,
+        &["profile", "create", "--name", "secret", "--password-stdin"],
+        "pw1\n",
+    )
+    .await;
+    let secret = last_line(&o);
+
+    // Without a password only the open profile runs.
+    let mut d = Daemon::loopback(&dir, &net, &open).await;
+    let o = acwtch(&dir, &["--profile", "secret", "contact", "list"]).await;
+    fails(&o, 3, "unlock");
+    assert!(d
+        .events("ProfileLoaded")
+        .iter()
+        .all(|e| e["name"] != "secret"));
+
+    // Unlock: a wrong password changes nothing; the right one brings it online.
+    fails(
+        &acwtch_stdin(&dir, &["profile", "unlock"], "nope\n").await,
+        4,
+        "password",
+    );
+    let o = acwtch_stdin(&dir, &["profile", "unlock"], "pw1\n").await;
+    assert_eq!(ok(&o), format!("secret\t{secret}\n"));
+    assert!(
+        stderr(&o).contains("running in `cwtch run`"),
+        "{}",
+        stderr(&o)
+    );
+    d.wait_online(&secret).await;
+    ok(&acwtch(&dir, &["--profile", "secret", "contact", "add", &open]).await);
+    // Both run now: a profile-scoped command needs --profile.
+    fails(&acwtch(&dir, &["contact", "list"]).await, 2, "--profile");
+    // Unlocking again is harmless.
+    let v = json(&acwtch_stdin(&dir, &["--json", "profile", "unlock"], "pw1\n").await);
+    assert_eq!(v[0]["running"], true);
+
+    // Change the password of the running profile, in place.
+    let o = acwtch_stdin(
+        &dir,
+        &["--profile", "secret", "profile", "passwd"],
+        "pw1\npw2\n",
+    )
+    .await;
+    assert!(ok(&o).contains(&secret));
+    fails(
+        &acwtch_stdin(&dir, &["profile", "unlock"], "pw1\n").await,
+        4,
+        "password",
+    );
+    ok(&acwtch_stdin(&dir, &["profile", "unlock"], "pw2\n").await);
+
+    // Create and import through the daemon: they run at once.
+    let o = acwtch(
+        &dir,
+        &["profile", "create", "--name", "fresh", "--no-password"],
+    )
+    .await;
+    let fresh = last_line(&o);
+    assert!(stderr(&o).contains("now running"), "{}", stderr(&o));
+    d.wait_online(&fresh).await;
+    let archive = tmp.path().join("secret.tar.gz");
+    let a = archive.to_str().unwrap();
+    let o = acwtch_stdin(
+        &dir,
+        &[
+            "--profile",
+            "secret",
+            "profile",
+            "export",
+            a,
+            "--password-stdin",
+        ],
+        "pw2\n",
+    )
+    .await;
+    ok(&o);
+    // Delete the running profile: it stops first.
+    let o = acwtch_stdin(
+        &dir,
+        &[
+            "--profile",
+            &secret,
+            "profile",
+            "delete",
+            "--yes",
+            "--password-stdin",
+        ],
+        "pw2\n",
+    )
+    .await;
+    ok(&o);
+    d.wait_for(STEP, |e| {
+        e["event"] == "ProfileShutdown" && e["profile"] == secret.as_str()
+    })
+    .await;
+    fails(
+        &acwtch_stdin(&dir, &["profile", "unlock"], "pw2\n").await,
+        4,
+        "password",
+    );
+    let o = acwtch_stdin(&dir, &["profile", "import", a, "--password-stdin"], "pw2\n").await;
+    assert_eq!(last_line(&o), secret);
+    d.wait_online(&secret).await;
+    // The imported copy kept its contact.
+    let v = json(&acwtch(&dir, &["--json", "--profile", "secret", "contact", "list"]).await);
+    assert_eq!(v[0]["onion"], open.as_str(), "{v}");
+    assert!(d.stop().await.success());
+
+    // `run --password-stdin --no-default-profiles`: only the password profiles.
+    let netflag = net.to_str().unwrap();
+    let mut d = Daemon::spawn_stdin(
+        &dir,
+        &[
+            "--password-stdin",
+            "--no-default-profiles",
+            "--network",
+            "loopback",
+            "--loopback-dir",
+            netflag,
+        ],
+        "pw2\n",
+    );
+    d.wait_online(&secret).await;
+    let v = json(&acwtch(&dir, &["--json", "profile", "list"]).await);
+    let running: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["running"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        running.is_empty(),
+        "list without the password shows only open profiles: {v}"
+    );
+    let o = acwtch_stdin(
+        &dir,
+        &["--json", "profile", "list", "--password-stdin"],
+        "pw2\n",
+    )
+    .await;
+    let v = json(&o);
+    let running: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["running"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(running, ["secret"], "{v}");
+    assert!(d.stop().await.success());
+
+    // A wrong password for `run` is an error, and nothing keeps running.
+    let o = acwtch_stdin(
+        &dir,
+        &[
+            "run",
+            "--password-stdin",
+            "--network",
+            "loopback",
+            "--loopback-dir",
+            netflag,
+        ],
+        "wrong\n",
+    )
+    .await;
+    fails(&o, 4, "password");
+    assert!(!dir.join("cwtch.sock").exists());
+    // `run --profile` runs just that one.
+    let mut d = Daemon::spawn(
+        &dir,
+        &[
+            "--profile",
+            "fresh",
+            "--network",
+            "loopback",
+            "--loopback-dir",
+            netflag,
+        ],
+    );
+    d.wait_online(&fresh).await;
+    let v = json(&acwtch(&dir, &["--json", "profile", "list"]).await);
+    for p in v.as_array().unwrap() {
+        assert_eq!(p["running"], p["name"] == "fresh", "{v}");
+    }
+    assert!(d.stop().await.success());
+}
