@@ -72,9 +72,15 @@ async fn tokens_posts_replay_and_broadcast_over_onion_services() {
     // Spent once, refused twice.
     assert!(!poster.post(&tokens[0], &egm(2)).await.unwrap());
     assert!(poster.post(&tokens[1], &egm(3)).await.unwrap());
-    assert_eq!(poster.replay(Some(&[1u8; 64])).await.unwrap(), vec![egm(1), egm(3)]);
+    assert_eq!(
+        poster.replay(Some(&[1u8; 64])).await.unwrap(),
+        vec![egm(1), egm(3)]
+    );
     let stats = server.stats();
-    assert_eq!((stats.messages, stats.tokens_issued, stats.tokens_spent), (2, 3, 2));
+    assert_eq!(
+        (stats.messages, stats.tokens_issued, stats.tokens_spent),
+        (2, 3, 2)
+    );
 
     drop((listener, poster));
     server.shutdown().await;
