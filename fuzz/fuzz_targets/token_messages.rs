@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use privacypass::{
-    blind_batch, blinded_batch_from_json, blinded_batch_to_json, verify_batch_proof,
-    BlindedToken, SignedBatchWithProof, SpentToken, TokenServer, Transcript,
+    blind_batch, blinded_batch_from_json, blinded_batch_to_json, verify_batch_proof, BlindedToken,
+    SignedBatchWithProof, SpentToken, TokenServer, Transcript,
 };
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -32,7 +32,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = SignedBatchWithProof::from_json(data) {
         let json = s.to_json();
-        assert_eq!(SignedBatchWithProof::from_json(&json).expect("re-parses").to_json(), json);
+        assert_eq!(
+            SignedBatchWithProof::from_json(&json)
+                .expect("re-parses")
+                .to_json(),
+            json
+        );
         let mut t = Transcript::new("tapir-transcript");
         let _ = verify_batch_proof(blinded(), &s, &server().public_key(), &mut t);
     }

@@ -6,6 +6,9 @@ mod acn;
 #[cfg(feature = "cli")]
 mod cli;
 mod error;
+// Not API: re-exports the private parsers for the fuzz targets in `fuzz/` (see the module).
+#[doc(hidden)]
+pub mod fuzzing;
 mod loopback;
 mod tor;
 

@@ -25,7 +25,7 @@ use crate::error::{Error, Operation, RecordProblem};
 pub const LOOPBACK_DIR_ENV: &str = "CWTCH_LOOPBACK_DIR";
 
 /// No valid record is longer than this (`127.0.0.1:65535\n` is 16 bytes).
-const MAX_RECORD_LEN: usize = 32;
+pub const MAX_RECORD_LEN: usize = 32;
 /// Dialing 127.0.0.1 is instant; this only bounds a wedged kernel or a full backlog.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inbound streams accepted but not yet taken by [`OnionListener::accept`]. Beyond this the
@@ -493,7 +493,7 @@ fn record_path(dir: &Path, onion: &Onion, port: u16) -> PathBuf {
 }
 
 /// The contents of a service record.
-fn format_record(addr: SocketAddrV4) -> String {
+pub fn format_record(addr: SocketAddrV4) -> String {
     addr.to_string()
 }
 
@@ -501,7 +501,7 @@ fn format_record(addr: SocketAddrV4) -> String {
 /// zeros or signs), port not 0, optionally followed by one `\n`. Anything else, and above all
 /// any address other than 127.0.0.1, is refused: a planted record must not make us dial
 /// elsewhere.
-fn parse_record(bytes: &[u8]) -> Result<SocketAddrV4, RecordProblem> {
+pub fn parse_record(bytes: &[u8]) -> Result<SocketAddrV4, RecordProblem> {
     if bytes.len() > MAX_RECORD_LEN {
         return Err(RecordProblem::TooLong);
     }

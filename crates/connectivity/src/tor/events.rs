@@ -10,7 +10,7 @@ use crate::acn::AcnStatus;
 /// PROGRESS=… TAG=… SUMMARY="…"`) or a `GETINFO status/bootstrap-phase` value (the same
 /// without `STATUS_CLIENT`). Any severity (Tor repeats the phase at `WARN` with a problem).
 /// `None` for other events or malformed ones.
-pub(crate) fn bootstrap_phase(text: &str) -> Option<AcnStatus> {
+pub fn bootstrap_phase(text: &str) -> Option<AcnStatus> {
     let tokens = tokenize(text).ok()?;
     let mut w = words(&tokens);
     let mut first = w.next()?;
@@ -32,7 +32,7 @@ pub(crate) fn bootstrap_phase(text: &str) -> Option<AcnStatus> {
 
 /// An `HS_DESC` event: its action (`UPLOADED`, `FAILED`, `UPLOAD`...) and onion address
 /// (without `.onion`).
-pub(crate) fn hs_desc(text: &str) -> Option<(String, String)> {
+pub fn hs_desc(text: &str) -> Option<(String, String)> {
     let tokens = tokenize(text).ok()?;
     let mut w = words(&tokens);
     if w.next()? != "HS_DESC" {
@@ -46,7 +46,7 @@ pub(crate) fn hs_desc(text: &str) -> Option<(String, String)> {
 /// The address to dial Tor's SOCKS port at, from a `GETINFO net/listeners/socks` value (a
 /// space-separated list of quoted addresses). Prefers IPv4; a wildcard listener is dialed
 /// on loopback. `None` if Tor has no TCP SOCKS listener.
-pub(crate) fn socks_listener(value: &str) -> Option<SocketAddr> {
+pub fn socks_listener(value: &str) -> Option<SocketAddr> {
     let tokens = tokenize(value).ok()?;
     let mut addrs: Vec<SocketAddr> = words(&tokens)
         .filter_map(|w| w.parse::<SocketAddr>().ok())
@@ -65,7 +65,7 @@ pub(crate) fn socks_listener(value: &str) -> Option<SocketAddr> {
 }
 
 /// The `ServiceID=` of an `ADD_ONION` reply.
-pub(crate) fn service_id(reply: &Reply) -> Option<&str> {
+pub fn service_id(reply: &Reply) -> Option<&str> {
     reply
         .lines
         .iter()

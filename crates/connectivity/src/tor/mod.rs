@@ -3,11 +3,11 @@
 
 mod auth;
 mod control;
-mod events;
+pub(crate) mod events;
 mod network;
-mod process;
-mod reply;
-mod socks;
+pub(crate) mod process;
+pub(crate) mod reply;
+pub(crate) mod socks;
 
 use std::path::PathBuf;
 use std::time::Duration;

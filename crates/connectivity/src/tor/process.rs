@@ -387,7 +387,7 @@ impl TorProcess {
 }
 
 /// `PORT=127.0.0.1:NNNN` (the first line that parses).
-pub(crate) fn parse_control_port_file(text: &str) -> Option<SocketAddr> {
+pub fn parse_control_port_file(text: &str) -> Option<SocketAddr> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("PORT="))
         .find_map(|a| a.parse().ok())

@@ -16,52 +16,52 @@ use crate::error::ProtocolProblem;
 
 /// Longest line we accept, CRLF included. Tor's longest lines (events with many fields) are
 /// well under 4 KiB; `GETINFO` data blocks are split into lines.
-pub(crate) const MAX_LINE: usize = 32 * 1024;
+pub const MAX_LINE: usize = 32 * 1024;
 /// Most lines (including data lines) in one reply.
-pub(crate) const MAX_REPLY_LINES: usize = 4096;
+pub const MAX_REPLY_LINES: usize = 4096;
 /// Most bytes in one reply.
-pub(crate) const MAX_REPLY_BYTES: usize = 1024 * 1024;
+pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
 
 /// Status code of asynchronous events.
-pub(crate) const EVENT_CODE: u16 = 650;
+pub const EVENT_CODE: u16 = 650;
 
 /// One complete reply (or asynchronous event).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Reply {
+pub struct Reply {
     /// The three-digit status code shared by all its lines.
-    pub(crate) code: u16,
+    pub code: u16,
     /// Its lines, in order; the last one is the end line.
-    pub(crate) lines: Vec<ReplyLine>,
+    pub lines: Vec<ReplyLine>,
 }
 
 /// One line of a reply, with the data block that followed it if it was a `+` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ReplyLine {
+pub struct ReplyLine {
     /// The text after the status code and separator.
-    pub(crate) text: String,
+    pub text: String,
     /// The un-dot-stuffed data lines of a `+` line.
-    pub(crate) data: Option<Vec<String>>,
+    pub data: Option<Vec<String>>,
 }
 
 impl Reply {
     /// Whether the command succeeded (`2xx`).
-    pub(crate) fn is_ok(&self) -> bool {
+    pub fn is_ok(&self) -> bool {
         (200..300).contains(&self.code)
     }
 
     /// Whether this is an asynchronous event (`650`).
-    pub(crate) fn is_event(&self) -> bool {
+    pub fn is_event(&self) -> bool {
         self.code == EVENT_CODE
     }
 
     /// The text of the first line (an event's keyword and arguments, or an error message).
-    pub(crate) fn first_text(&self) -> &str {
+    pub fn first_text(&self) -> &str {
         self.lines.first().map_or("", |l| l.text.as_str())
     }
 
     /// The value of `key` in a `GETINFO`-style reply: a `key=value` line, or a `key=` `+`
     /// line whose data block is the value (lines joined with `\n`).
-    pub(crate) fn value(&self, key: &str) -> Option<String> {
+    pub fn value(&self, key: &str) -> Option<String> {
         self.lines.iter().find_map(|line| {
             let rest = line.text.strip_prefix(key)?.strip_prefix('=')?;
             Some(match &line.data {
@@ -88,24 +88,24 @@ struct Partial {
 /// ("need more bytes" is not an error). After an error the stream cannot be resynchronised:
 /// stop using the parser and close the connection.
 #[derive(Debug, Default)]
-pub(crate) struct ReplyParser {
+pub struct ReplyParser {
     buf: Vec<u8>,
     partial: Option<Partial>,
 }
 
 impl ReplyParser {
     /// A parser expecting the start of a reply.
-    pub(crate) fn new() -> ReplyParser {
+    pub fn new() -> ReplyParser {
         ReplyParser::default()
     }
 
     /// Append received bytes.
-    pub(crate) fn feed(&mut self, bytes: &[u8]) {
+    pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete reply, `Ok(None)` if more bytes are needed.
-    pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>, ProtocolProblem> {
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, ProtocolProblem> {
         loop {
             let Some(end) = self.buf.iter().position(|&b| b == b'\n') else {
                 if self.buf.len() > MAX_LINE {
@@ -209,7 +209,7 @@ fn split_status_line(line: &str) -> Result<(u16, u8, &str), ProtocolProblem> {
 /// One whitespace-separated item of a reply line: a bare or quoted word, or `KEY=VALUE`
 /// with a bare or quoted value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Token {
+pub enum Token {
     /// A word (unquoted if it was quoted).
     Word(String),
     /// `KEY=VALUE` (the value unquoted if it was quoted).
@@ -218,7 +218,7 @@ pub(crate) enum Token {
 
 /// Split a reply line into [`Token`]s, unquoting `"..."` strings (control-spec §2.1:
 /// backslash escapes, including C escapes `\n \r \t` and octal `\NNN`).
-pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, ProtocolProblem> {
+pub fn tokenize(text: &str) -> Result<Vec<Token>, ProtocolProblem> {
     let mut tokens = Vec::new();
     let mut rest = text.trim_start_matches(' ');
     while !rest.is_empty() {
@@ -253,7 +253,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, ProtocolProblem> {
 }
 
 /// The value of `key` among `tokens`.
-pub(crate) fn pair<'a>(tokens: &'a [Token], key: &str) -> Option<&'a str> {
+pub fn pair<'a>(tokens: &'a [Token], key: &str) -> Option<&'a str> {
     tokens.iter().find_map(|t| match t {
         Token::Pair(k, v) if k == key => Some(v.as_str()),
         _ => None,
@@ -261,7 +261,7 @@ pub(crate) fn pair<'a>(tokens: &'a [Token], key: &str) -> Option<&'a str> {
 }
 
 /// The bare words among `tokens`, in order.
-pub(crate) fn words(tokens: &[Token]) -> impl Iterator<Item = &str> {
+pub fn words(tokens: &[Token]) -> impl Iterator<Item = &str> {
     tokens.iter().filter_map(|t| match t {
         Token::Word(w) => Some(w.as_str()),
         Token::Pair(..) => None,
@@ -319,7 +319,7 @@ fn unquote(s: &str) -> Result<(String, &str), ProtocolProblem> {
 
 /// Quote `s` as a control-protocol `QuotedString`: backslash before `\` and `"`, C escapes
 /// for CR, LF and TAB. `None` if `s` contains NUL, which Tor's C strings cannot carry.
-pub(crate) fn quote(s: &str) -> Option<String> {
+pub fn quote(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

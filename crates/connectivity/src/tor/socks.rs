@@ -34,7 +34,7 @@ const PASSWORD_HASHED: &str = "cwtch-isolation-sha256";
 /// SOCKS5 username/password for an isolation key: the key itself if it fits (1..=255
 /// bytes), else the hex SHA-256 of it. Distinct keys give distinct credentials, so Tor
 /// (`IsolateSOCKSAuth`) never puts their streams on one circuit.
-pub(crate) fn credentials(key: &IsolationKey) -> (Zeroizing<Vec<u8>>, &'static [u8]) {
+pub fn credentials(key: &IsolationKey) -> (Zeroizing<Vec<u8>>, &'static [u8]) {
     let raw = key.as_str().as_bytes();
     if (1..=MAX_CREDENTIAL).contains(&raw.len()) {
         (Zeroizing::new(raw.to_vec()), PASSWORD_RAW.as_bytes())
@@ -49,7 +49,7 @@ pub(crate) fn credentials(key: &IsolationKey) -> (Zeroizing<Vec<u8>>, &'static [
 
 /// How a SOCKS5 CONNECT failed.
 #[derive(Debug)]
-pub(crate) enum SocksFailure {
+pub enum SocksFailure {
     /// The proxy answered with this non-zero reply code.
     Reply(u8),
     /// The proxy broke the protocol.
@@ -67,7 +67,7 @@ impl From<io::Error> for SocksFailure {
 /// Negotiate a SOCKS5 CONNECT to `host:port` over `stream` (already connected to the proxy),
 /// authenticating with `username`/`password`. On success the stream carries the tunnelled
 /// bytes.
-pub(crate) async fn connect<S>(
+pub async fn connect<S>(
     stream: &mut S,
     host: &str,
     port: u16,
@@ -162,12 +162,12 @@ where
 ///
 /// Not retried: `0x05` refused (the service is up and says no), `0xF1` invalid descriptor,
 /// and the rejections that need someone to act (`0x02`, `0x07`, `0x08`, `0xF4`–`0xF6`).
-pub(crate) fn retry_helps(code: u8) -> bool {
+pub fn retry_helps(code: u8) -> bool {
     matches!(code, 0x01 | 0x06 | 0xF0 | 0xF2 | 0xF3 | 0xF7)
 }
 
 /// The typed error for Tor's SOCKS5 reply `code` when dialing `onion:port`.
-pub(crate) fn reply_error(code: u8, onion: &Onion, port: u16) -> Error {
+pub fn reply_error(code: u8, onion: &Onion, port: u16) -> Error {
     let onion = onion.clone();
     let unreachable = |reason| Error::Unreachable {
         onion: onion.clone(),
@@ -204,7 +204,7 @@ pub(crate) fn reply_error(code: u8, onion: &Onion, port: u16) -> Error {
 }
 
 /// The typed error for any [`SocksFailure`].
-pub(crate) fn failure_error(failure: SocksFailure, onion: &Onion, port: u16) -> Error {
+pub fn failure_error(failure: SocksFailure, onion: &Onion, port: u16) -> Error {
     match failure {
         SocksFailure::Reply(code) => reply_error(code, onion, port),
         SocksFailure::Protocol(problem) => Error::SocksProtocol { problem },
