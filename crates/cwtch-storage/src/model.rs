@@ -186,51 +186,37 @@ pub fn acl_to_json(acl: &Acl) -> Vec<u8> {
 /// Decode an ACL as Go's `json.Unmarshal` would: field names match exactly or
 /// case-insensitively, unknown fields (from newer Go versions) are ignored, `null` is empty.
 pub fn acl_from_json(json: &[u8]) -> Result<Acl, Error> {
-    let bad = || Error::Json { what: "ACL" };
-    let value: serde_json::Value = serde_json::from_slice(json).map_err(|_| bad())?;
-    let mut acl = Acl::new();
-    let obj = match value {
-        serde_json::Value::Null => return Ok(acl),
-        serde_json::Value::Object(o) => o,
-        _ => return Err(bad()),
-    };
-    for (handle, entry) in obj {
-        let mut ac = AccessControl {
-            blocked: false,
-            read: false,
-            append: false,
-        };
-        match entry {
-            serde_json::Value::Null => {}
-            serde_json::Value::Object(fields) => {
-                const NAMES: [&str; 3] = ["Blocked", "Read", "Append"];
-                // Go: an exact match wins, else the first case-insensitive one; later keys
-                // overwrite earlier ones. serde_json's map keeps the last duplicate only.
-                for (key, v) in fields {
-                    let Some(i) = NAMES
-                        .iter()
-                        .position(|n| *n == key)
-                        .or_else(|| NAMES.iter().position(|n| n.eq_ignore_ascii_case(&key)))
-                    else {
-                        continue;
-                    };
-                    let b = match v {
-                        serde_json::Value::Bool(b) => b,
-                        serde_json::Value::Null => continue,
-                        _ => return Err(bad()),
-                    };
-                    match i {
-                        0 => ac.blocked = b,
-                        1 => ac.read = b,
-                        _ => ac.append = b,
-                    }
-                }
-            }
-            _ => return Err(bad()),
-        }
-        acl.insert(handle, ac);
+    use cwtch_model::gojson::{self, Decoder, GoDecode};
+
+    /// Go's `map[string]AccessControl`: entries and their fields in document order, field
+    /// names matched exactly or else case-insensitively, a repeated key keeping its last
+    /// value, `null` leaving the zero value.
+    #[derive(Default)]
+    struct GoAcl(Acl);
+
+    fn entry(d: &mut Decoder<'_>, ac: &mut AccessControl) -> Result<(), cwtch_model::Error> {
+        d.fields(&["Blocked", "Read", "Append"], |d, i| match i {
+            0 => d.bool(&mut ac.blocked),
+            1 => d.bool(&mut ac.read),
+            _ => d.bool(&mut ac.append),
+        })
     }
-    Ok(acl)
+
+    impl GoDecode for GoAcl {
+        fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), cwtch_model::Error> {
+            // Go's zero value, not our `Default` (which is Go's P2P default).
+            let zero = || AccessControl {
+                blocked: false,
+                read: false,
+                append: false,
+            };
+            d.map_with(&mut self.0, zero, entry)
+        }
+    }
+
+    gojson::decode::<GoAcl>(json)
+        .map(|a| a.0)
+        .map_err(|_| Error::Json { what: "ACL" })
 }
 
 /// A conversation: one row of `conversations`.
@@ -357,6 +343,41 @@ pub fn content_hash(author: &str, body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Go decodes object keys in document order and a later key wins, whether it matched a
+    /// field exactly or case-insensitively (found by review; `serde_json::Value` iterates keys
+    /// sorted, which picked by alphabet instead).
+    #[test]
+    fn acl_fields_follow_go_document_order() {
+        let acl = acl_from_json(br#"{"x":{"blocked":true,"Blocked":false}}"#).unwrap();
+        assert!(!acl["x"].blocked);
+        let acl = acl_from_json(br#"{"x":{"Blocked":false,"blocked":true}}"#).unwrap();
+        assert!(acl["x"].blocked);
+        // Unknown fields are ignored, null leaves Go's zero value, a repeated handle keeps its
+        // last entry, a non-bool is an error.
+        let acl = acl_from_json(br#"{"x":{"Read":true,"Other":1},"y":null,"x":{"Append":true}}"#)
+            .unwrap();
+        assert_eq!(
+            acl["x"],
+            AccessControl {
+                blocked: false,
+                read: false,
+                append: true
+            }
+        );
+        assert_eq!(
+            acl["y"],
+            AccessControl {
+                blocked: false,
+                read: false,
+                append: false
+            }
+        );
+        assert!(acl_from_json(br#"{"x":{"Blocked":"yes"}}"#).is_err());
+        assert!(acl_from_json(b"null").unwrap().is_empty());
+    }
+
     use super::*;
 
     #[test]

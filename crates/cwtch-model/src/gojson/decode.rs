@@ -641,6 +641,18 @@ impl<'a> Decoder<'a> {
     /// map (Go does not clear it); a `null` value stores `""`; a `null` map sets it to nil,
     /// represented here as empty.
     pub fn string_map(&mut self, dst: &mut BTreeMap<String, String>) -> Result<(), Error> {
+        self.map_with(dst, String::new, |d, v| d.string(v))
+    }
+
+    /// A Go `map[string]T`: `null` empties it; each entry is decoded by `elem` into a fresh
+    /// value from `zero` (Go decodes map elements into zero values, not into earlier ones), in
+    /// document order, so a repeated key keeps its last value.
+    pub fn map_with<T>(
+        &mut self,
+        dst: &mut BTreeMap<String, T>,
+        mut zero: impl FnMut() -> T,
+        mut elem: impl FnMut(&mut Self, &mut T) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         match self.kind()? {
             Kind::Null => {
                 self.null()?;
@@ -661,8 +673,8 @@ impl<'a> Decoder<'a> {
             self.skip_ws();
             let key = self.string_value()?;
             self.eat(b':', "':' after an object key")?;
-            let mut value = String::new();
-            self.string(&mut value)?;
+            let mut value = zero();
+            elem(self, &mut value)?;
             dst.insert(key, value);
             self.skip_ws();
             match self.peek() {
