@@ -343,7 +343,6 @@ pub fn content_hash(author: &str, body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     /// Go decodes object keys in document order and a later key wins, whether it matched a
     /// field exactly or case-insensitively (found by review; `serde_json::Value` iterates keys
