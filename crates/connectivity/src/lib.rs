@@ -5,6 +5,7 @@
 mod acn;
 #[cfg(feature = "cli")]
 mod cli;
+mod dirs;
 mod error;
 // Not API: re-exports the private parsers for the fuzz targets in `fuzz/` (see the module).
 #[doc(hidden)]

@@ -453,35 +453,10 @@ where
     }
 }
 
+/// The shared record directory: others may read it (records are not secret) but not write
+/// it (a planted record could redirect our dials).
 fn prepare_dir(dir: &Path) -> Result<(), Error> {
-    let err = |source| Error::Directory {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(err)?;
-    let meta = std::fs::metadata(dir).map_err(err)?;
-    if !meta.is_dir() {
-        return Err(err(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "not a directory",
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(Error::InsecureDirectory {
-                path: dir.to_path_buf(),
-                mode,
-            });
-        }
-    }
-    Ok(())
+    crate::dirs::prepare_dir(dir, crate::dirs::NO_WRITE_BY_OTHERS)
 }
 
 fn record_path(dir: &Path, onion: &Onion, port: u16) -> PathBuf {

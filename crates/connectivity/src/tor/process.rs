@@ -60,34 +60,7 @@ impl TorPaths {
 /// Create `dir` (and missing parents) with mode 0700, and refuse it if group or others have
 /// any access: it holds the control-port cookie, which is as good as control of our tor.
 pub(crate) fn prepare_private_dir(dir: &Path) -> Result<(), Error> {
-    let err = |source| Error::Directory {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(err)?;
-    let meta = std::fs::metadata(dir).map_err(err)?;
-    if !meta.is_dir() {
-        return Err(err(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "not a directory",
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(Error::InsecureDirectory {
-                path: dir.to_path_buf(),
-                mode,
-            });
-        }
-    }
-    Ok(())
+    crate::dirs::prepare_dir(dir, crate::dirs::NO_ACCESS_BY_OTHERS)
 }
 
 /// A torrc value: as is if it is plain, else a quoted C string (tor unescapes values that
