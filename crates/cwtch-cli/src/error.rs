@@ -79,8 +79,10 @@ impl CliError {
             | cwtch::Error::MessageTooLong { .. }
             | cwtch::Error::PayloadTooLarge { .. }
             | cwtch::Error::Invalid { .. } => CliError::Usage(msg),
-            cwtch::Error::Storage(s) if is_wrong_password(s) => CliError::WrongPassword(msg),
-            cwtch::Error::Storage(s) if is_empty_password(s) => CliError::Usage(msg),
+            cwtch::Error::Storage(cwtch::StorageError::WrongPassword) => {
+                CliError::WrongPassword(msg)
+            }
+            cwtch::Error::Storage(cwtch::StorageError::EmptyPassword) => CliError::Usage(msg),
             _ => CliError::Failed(msg),
         }
     }
@@ -97,17 +99,6 @@ impl CliError {
     pub(crate) fn io(what: &str, e: std::io::Error) -> CliError {
         CliError::Failed(format!("{what}: {e}"))
     }
-}
-
-// `cwtch` does not re-export cwtch-storage's error type (and we may use no other crate), so
-// the storage error kinds we report specially are recognised by their (stable) messages.
-// Reported upstream: `cwtch` should re-export `cwtch_storage::Error`.
-fn is_wrong_password(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.to_string().starts_with("wrong password")
-}
-
-fn is_empty_password(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.to_string() == "empty password"
 }
 
 /// An error and its sources, on one line.

@@ -32,6 +32,7 @@ pub use types::{Contact, ContactId, MessageInfo, ProfileInfo, SentMessage};
 // What clients need from the layers below, so that they depend on this crate only.
 pub use connectivity;
 pub use connectivity::{Acn, AcnStatus, LoopbackAcn};
+pub use cwtch_storage::Error as StorageError;
 pub use cwtch_storage::{ConversationId, MemoryHome, MessageId, Password, ProfileId};
 pub use torv3::safelog::set_unsafe_logging;
 pub use torv3::{Identity, Onion};
