@@ -41,10 +41,10 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create, list, unlock, re-password, export, import and delete profiles.
+    /// Create, list, unlock, re-password, configure, export, import and delete profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
-    /// Add, list, accept, block and unblock contacts.
+    /// Add, list, accept, block, unblock and delete contacts.
     #[command(subcommand)]
     Contact(ContactCommand),
     /// Send a text message to a contact.
@@ -78,6 +78,14 @@ pub(crate) enum ProfileCommand {
     /// Change a profile's password. Reads the old password, then the new one, from stdin (one
     /// line each; an empty old password means the profile has none).
     Passwd(PasswdArgs),
+    /// Show a profile's settings: name, status, whether unknown peers are blocked.
+    Show(PasswordArgs),
+    /// Change a profile's settings (what contacts see, and who may connect).
+    ///
+    /// The name and status are disclosed to accepted contacts when they ask (on their next
+    /// connection). With --block-unknown on, connections from peers that are not contacts
+    /// are refused: no contact request is created.
+    Set(SetArgs),
     /// Export a profile to a file (Go Cwtch's archive format, still encrypted).
     Export(ExportArgs),
     /// Import a profile archive (Go Cwtch's export format) and print its onion.
@@ -99,6 +107,9 @@ pub(crate) enum ContactCommand {
     Block(ContactArgs),
     /// Unblock a contact.
     Unblock(ContactArgs),
+    /// Delete a contact and its whole conversation. Needs --yes (or an interactive
+    /// confirmation). The peer can send a new contact request later; block it to prevent that.
+    Delete(ContactDeleteArgs),
 }
 
 /// How to unlock a password-protected profile.
@@ -121,6 +132,36 @@ pub(crate) struct CreateArgs {
     /// Read the password from the first line of stdin.
     #[arg(long)]
     pub(crate) password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).multiple(true)
+    .args(["name", "status", "block_unknown"])))]
+pub(crate) struct SetArgs {
+    /// The profile's name (shown to contacts).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// The profile's status text (shown to contacts; empty to clear).
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// Refuse connections from peers that are not contacts.
+    #[arg(long, value_name = "on|off")]
+    pub(crate) block_unknown: Option<OnOff>,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub(crate) fn is_on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +209,15 @@ pub(crate) struct ContactArgs {
     pub(crate) contact: String,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ContactDeleteArgs {
+    #[command(flatten)]
+    pub(crate) contact: ContactArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]

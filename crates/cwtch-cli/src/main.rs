@@ -277,6 +277,26 @@ async fn profile_command(
                 output::line(&format!("password changed: {}", output::profile_line(&p)));
             }
         }
+        ProfileCommand::Show(args) => {
+            let extra = extra_password(args.password_stdin)?;
+            let req = Request::ProfileSettings {
+                profile,
+                name: None,
+                status: None,
+                block_unknown: None,
+            };
+            print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
+        }
+        ProfileCommand::Set(args) => {
+            let extra = extra_password(args.password.password_stdin)?;
+            let req = Request::ProfileSettings {
+                profile,
+                name: args.name,
+                status: args.status,
+                block_unknown: args.block_unknown.map(cli::OnOff::is_on),
+            };
+            print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
+        }
         ProfileCommand::Export(args) => {
             let password = extra_password(args.password.password_stdin)?;
             let path = absolute(&args.path)?;
@@ -371,6 +391,18 @@ async fn profile_command(
     Ok(())
 }
 
+fn print_settings(reply: Reply, json: bool) -> Result<(), CliError> {
+    let Reply::Settings { settings: s } = reply else {
+        return Err(unexpected(reply));
+    };
+    if json {
+        output::json(&s);
+    } else {
+        output::line(&output::settings_text(&s));
+    }
+    Ok(())
+}
+
 /// A request about one existing contact (checked first), and whether to read a password.
 fn named(
     a: cli::ContactArgs,
@@ -404,7 +436,19 @@ async fn contact_command(
         ContactCommand::Unblock(a) => {
             named(a, |contact| Request::ContactUnblock { profile, contact })?
         }
+        ContactCommand::Delete(a) => {
+            session::parse_contact(&a.contact.contact)?;
+            if !a.yes {
+                confirm_contact_delete(&a.contact.contact)?;
+            }
+            let req = Request::ContactDelete {
+                profile,
+                contact: a.contact.contact,
+            };
+            (req, a.contact.password.password_stdin)
+        }
     };
+    let deleted = matches!(req, Request::ContactDelete { .. });
     let extra = extra_password(password_stdin)?;
     let (reply, _) = call(dir, req, extra.as_ref()).await?;
     match reply {
@@ -415,8 +459,29 @@ async fn contact_command(
             }
         }
         Reply::Contact { contact } if json => output::json(&contact),
+        Reply::Contact { contact } if deleted => output::line(&format!(
+            "deleted: {} ({} messages)",
+            output::contact_line(&contact),
+            contact.message_count
+        )),
         Reply::Contact { contact } => output::line(&output::contact_line(&contact)),
         r => return Err(unexpected(r)),
     }
     Ok(())
+}
+
+/// Ask before deleting a conversation; without a terminal, --yes is required.
+fn confirm_contact_delete(contact: &str) -> Result<(), CliError> {
+    if !input::interactive() {
+        return Err(CliError::Usage(
+            "refusing to delete a contact without --yes (stdin is not a terminal to confirm on)"
+                .into(),
+        ));
+    }
+    let q = format!("Delete contact {contact} and the whole conversation? This cannot be undone.");
+    if input::confirm(&q)? {
+        Ok(())
+    } else {
+        Err(CliError::Usage("not deleted".into()))
+    }
 }

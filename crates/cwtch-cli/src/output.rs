@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::protocol::{ContactRow, Delivery, MessageRow, ProfileRow, SendRow};
+use crate::protocol::{ContactRow, Delivery, MessageRow, ProfileRow, SendRow, SettingsRow};
 
 /// Print one line on stdout (a closed stdout is ignored, never a panic).
 pub(crate) fn line(s: &str) {
@@ -30,6 +30,17 @@ pub(crate) fn json<T: Serialize>(v: &T) {
 /// `name<TAB>onion`.
 pub(crate) fn profile_line(p: &ProfileRow) -> String {
     format!("{}\t{}", escape(&p.name), p.onion)
+}
+
+/// `key<TAB>value` lines: name, onion, status, block-unknown (on|off).
+pub(crate) fn settings_text(s: &SettingsRow) -> String {
+    format!(
+        "name\t{}\nonion\t{}\nstatus\t{}\nblock-unknown\t{}",
+        escape(&s.name),
+        s.onion,
+        escape(&s.status),
+        if s.block_unknown { "on" } else { "off" }
+    )
 }
 
 /// `conversation<TAB>onion<TAB>status<TAB>state<TAB>name`.

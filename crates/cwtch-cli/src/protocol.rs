@@ -108,6 +108,17 @@ pub(crate) enum Request {
         profile: Option<String>,
         password: Option<Secret>,
     },
+    /// Show the settings, changing those given first.
+    #[serde(rename = "profile.settings")]
+    ProfileSettings {
+        profile: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        status: Option<String>,
+        #[serde(default)]
+        block_unknown: Option<bool>,
+    },
     #[serde(rename = "contact.add")]
     ContactAdd {
         profile: Option<String>,
@@ -127,6 +138,12 @@ pub(crate) enum Request {
     },
     #[serde(rename = "contact.unblock")]
     ContactUnblock {
+        profile: Option<String>,
+        contact: String,
+    },
+    /// Delete a contact and its conversation; answers the contact as it was.
+    #[serde(rename = "contact.delete")]
+    ContactDelete {
         profile: Option<String>,
         contact: String,
     },
@@ -160,11 +177,13 @@ impl Request {
             Request::ProfileExport { .. } => "profile.export",
             Request::ProfileImport { .. } => "profile.import",
             Request::ProfileDelete { .. } => "profile.delete",
+            Request::ProfileSettings { .. } => "profile.settings",
             Request::ContactAdd { .. } => "contact.add",
             Request::ContactList { .. } => "contact.list",
             Request::ContactAccept { .. } => "contact.accept",
             Request::ContactBlock { .. } => "contact.block",
             Request::ContactUnblock { .. } => "contact.unblock",
+            Request::ContactDelete { .. } => "contact.delete",
             Request::Send { .. } => "send",
             Request::Messages { .. } => "messages",
         }
@@ -220,6 +239,16 @@ impl ProfileRow {
             running,
         }
     }
+}
+
+/// A profile's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SettingsRow {
+    pub(crate) profile_id: String,
+    pub(crate) onion: String,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) block_unknown: bool,
 }
 
 /// A contact.
@@ -347,6 +376,9 @@ pub(crate) enum Reply {
     },
     Profile {
         profile: ProfileRow,
+    },
+    Settings {
+        settings: SettingsRow,
     },
     Contacts {
         contacts: Vec<ContactRow>,

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::CliError;
 use crate::protocol::{
-    password, ContactRow, Delivery, MessageRow, ProfileRow, Reply, Request, SendRow,
+    password, ContactRow, Delivery, MessageRow, ProfileRow, Reply, Request, SendRow, SettingsRow,
     PROTOCOL_VERSION,
 };
 
@@ -182,6 +182,39 @@ impl Session {
                     },
                 })
             }
+            Request::ProfileSettings {
+                profile,
+                name,
+                status,
+                block_unknown,
+            } => {
+                if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                    return Err(CliError::Usage("the profile name must not be empty".into()));
+                }
+                let h = self.handle(profile.as_deref()).await?;
+                if let Some(n) = &name {
+                    h.set_name(n).await.map_err(CliError::lib)?;
+                }
+                if let Some(s) = &status {
+                    h.set_status(s).await.map_err(CliError::lib)?;
+                }
+                if let Some(on) = block_unknown {
+                    h.set_block_unknown(on).await.map_err(CliError::lib)?;
+                }
+                Ok(Reply::Settings {
+                    settings: SettingsRow {
+                        profile_id: h.profile_id().as_str().to_owned(),
+                        onion: h.onion().as_str().to_owned(),
+                        name: h.name().await.map_err(CliError::lib)?,
+                        status: h
+                            .attribute(cwtch::PUBLIC_PROFILE_STATUS)
+                            .await
+                            .map_err(CliError::lib)?
+                            .unwrap_or_default(),
+                        block_unknown: h.block_unknown(),
+                    },
+                })
+            }
             Request::ContactAdd { profile, contact } => {
                 let onion = parse_onion(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
@@ -214,6 +247,21 @@ impl Session {
             Request::ContactUnblock { profile, contact } => {
                 self.contact_op(profile.as_deref(), &contact, Op::Unblock)
                     .await
+            }
+            Request::ContactDelete { profile, contact } => {
+                let cid = parse_contact(&contact)?;
+                let h = self.handle(profile.as_deref()).await?;
+                let c = h
+                    .contact(cid.clone())
+                    .await
+                    .map_err(|e| contact_error(e, &contact))?;
+                h.delete_contact(cid)
+                    .await
+                    .map_err(|e| contact_error(e, &contact))?;
+                // As it was (its message count is what was deleted), now disconnected.
+                Ok(Reply::Contact {
+                    contact: ContactRow::from_contact(c, false),
+                })
             }
             Request::Send {
                 profile,
@@ -531,7 +579,14 @@ pub(crate) fn select(
 ) -> Result<usize, CliError> {
     let list = || {
         rows.iter()
-            .map(|r| format!("  {}\t{}\t(id {})", r.name, r.onion, r.profile_id))
+            .map(|r| {
+                format!(
+                    "  {}\t{}\t(id {})",
+                    crate::output::escape(&r.name),
+                    r.onion,
+                    r.profile_id
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };

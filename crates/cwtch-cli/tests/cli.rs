@@ -1,5 +1,5 @@
 //! The `cwtch` command line without a network: profiles (create, list, unlock, passwd,
-//! export, import, delete), a copy of a Go-made Cwtch home, misuse, and `--help`.
+//! show, set, export, import, delete), contacts (delete), a copy of a Go-made Cwtch home, misuse, and `--help`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -625,6 +625,133 @@ fn misuse_is_a_clear_error() {
 }
 
 #[test]
+fn settings_and_contact_deletion_without_a_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let onion = create(&home, "dora");
+    let o = cwtch_stdin(
+        &home,
+        &["profile", "create", "--name", "erin", "--password-stdin"],
+        "pw\n",
+    );
+    let erin = last_line(&o);
+    let dora = ["--profile", onion.as_str()];
+    let with = |args: &[&str]| cwtch(&home, &[&dora[..], args].concat());
+    // Defaults.
+    assert_eq!(
+        ok(&with(&["profile", "show"])),
+        format!("name\tdora\nonion\t{onion}\nstatus\t\nblock-unknown\toff\n")
+    );
+    // Change all three; the result is printed and stored.
+    let o = with(&[
+        "profile",
+        "set",
+        "--name",
+        "Dora\tthe explorer",
+        "--status",
+        "away",
+        "--block-unknown",
+        "on",
+    ]);
+    assert_eq!(
+        ok(&o),
+        format!("name\tDora\\tthe explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\n")
+    );
+    let v = json(&cwtch(
+        &home,
+        &["--profile", &onion, "--json", "profile", "show"],
+    ));
+    assert_eq!(v["name"], "Dora\tthe explorer", "{v}");
+    assert_eq!(v["status"], "away", "{v}");
+    assert_eq!(v["block_unknown"], true, "{v}");
+    assert_eq!(v["onion"], onion.as_str(), "{v}");
+    // The new name is the one listed.
+    assert!(ok(&cwtch(&home, &["profile", "list"])).starts_with("Dora\\tthe explorer\t"));
+    // Only what is given changes; --block-unknown off turns it off.
+    let v = json(&cwtch(
+        &home,
+        &[
+            "--profile",
+            &onion,
+            "--json",
+            "profile",
+            "set",
+            "--block-unknown",
+            "off",
+        ],
+    ));
+    assert_eq!(
+        (&v["name"], &v["status"], &v["block_unknown"]),
+        (
+            &Value::from("Dora\tthe explorer"),
+            &Value::from("away"),
+            &Value::from(false)
+        )
+    );
+    // A password-protected profile needs its password.
+    let erin_sel = ["--profile", erin.as_str()];
+    fails(
+        &cwtch(&home, &[&erin_sel[..], &["profile", "show"]].concat()),
+        3,
+        "--password-stdin",
+    );
+    // Names are escaped in error messages too (one candidate per line, no control bytes).
+    fails(
+        &cwtch(&home, &["--profile", "nobody", "profile", "show"]),
+        3,
+        "  Dora\\tthe explorer\t",
+    );
+    let o = cwtch_stdin(
+        &home,
+        &[
+            &erin_sel[..],
+            &["profile", "set", "--status", "busy", "--password-stdin"],
+        ]
+        .concat(),
+        "pw\n",
+    );
+    assert!(ok(&o).contains("status\tbusy\n"), "{}", ok(&o));
+    // Misuse.
+    let o = cwtch(&home, &[&erin_sel[..], &["profile", "set"]].concat());
+    assert_eq!(o.status.code(), Some(2), "nothing to set: {}", stderr(&o));
+    fails(
+        &cwtch(
+            &home,
+            &["--profile", &onion, "profile", "set", "--name", " "],
+        ),
+        2,
+        "empty",
+    );
+    let o = with(&["profile", "set", "--block-unknown", "maybe"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // Contact deletion: confirmation required, then the conversation is gone.
+    let peer = create(&tmp.path().join("other"), "peer");
+    ok(&with(&["contact", "add", &peer]));
+    fails(&with(&["contact", "delete", &peer]), 2, "--yes");
+    assert_eq!(ok(&with(&["contact", "list"])).lines().count(), 1);
+    let o = with(&["contact", "delete", "1", "--yes"]);
+    assert_eq!(
+        ok(&o),
+        format!("deleted: 1\t{peer}\taccepted\tDisconnected\t (0 messages)\n")
+    );
+    assert_eq!(ok(&with(&["contact", "list"])), "");
+    fails(
+        &with(&["contact", "delete", &peer, "--yes"]),
+        3,
+        "no contact",
+    );
+    fails(&with(&["messages", &peer]), 3, "no contact");
+    fails(
+        &with(&["contact", "delete", "nonsense", "--yes"]),
+        2,
+        "neither",
+    );
+    // It can be added again: a new conversation.
+    assert!(ok(&with(&["contact", "add", &peer])).starts_with("2\t"));
+}
+
+#[test]
 fn help_of_every_subcommand_mentions_its_flags() {
     let help = |args: &[&str]| {
         let o = std::process::Command::new(BIN)
@@ -653,8 +780,13 @@ fn help_of_every_subcommand_mentions_its_flags() {
         (
             &["profile"],
             &[
-                "create", "list", "unlock", "passwd", "export", "import", "delete",
+                "create", "list", "unlock", "passwd", "show", "set", "export", "import", "delete",
             ],
+        ),
+        (&["profile", "show"], &["--password-stdin", "--json"]),
+        (
+            &["profile", "set"],
+            &["--name", "--status", "--block-unknown", "--password-stdin"],
         ),
         (
             &["profile", "create"],
@@ -669,7 +801,11 @@ fn help_of_every_subcommand_mentions_its_flags() {
             &["profile", "delete"],
             &["--yes", "--no-password", "--password-stdin"],
         ),
-        (&["contact"], &["add", "list", "accept", "block", "unblock"]),
+        (
+            &["contact"],
+            &["add", "list", "accept", "block", "unblock", "delete"],
+        ),
+        (&["contact", "delete"], &["<CONTACT>", "--yes"]),
         (&["contact", "add"], &["<CONTACT>", "--password-stdin"]),
         (&["contact", "list"], &["--password-stdin", "--json"]),
         (&["contact", "accept"], &["<CONTACT>"]),

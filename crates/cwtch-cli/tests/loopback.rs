@@ -1,7 +1,8 @@
 //! Two `cwtch run` processes over the loopback network (separate data directories, one
 //! shared loopback directory), driven through the control socket by the `cwtch` command:
 //! contact requests, acceptance, messages both ways with acknowledgements, blocking,
-//! delivery after a restart, `send` without a daemon, and SIGKILL mid-conversation.
+//! delivery after a restart, `send` without a daemon, profile settings seen by contacts,
+//! strangers refused, contact deletion, and SIGKILL mid-conversation.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -240,6 +241,104 @@ async fn two_daemons_add_accept_talk_block_and_deliver_after_restarts() {
     }
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_gone() {
+    let w = World::new().await;
+    let carol_dir = w._tmp.path().join("c");
+    let carol = acreate(&carol_dir, "carol").await;
+    let mut a = w.run_a().await;
+    let mut b = w.run_b().await;
+    w.befriend(&mut a, &mut b).await;
+
+    // Bob changes his status and refuses strangers, through his daemon.
+    let o = acwtch(
+        &w.b_dir,
+        &[
+            "profile",
+            "set",
+            "--status",
+            "gone fishing",
+            "--block-unknown",
+            "on",
+        ],
+    )
+    .await;
+    assert!(
+        ok(&o).ends_with("status\tgone fishing\nblock-unknown\ton\n"),
+        "{}",
+        ok(&o)
+    );
+    // Alice fetches the new status on her next connection to him; the setting survives
+    // Bob's restart.
+    assert!(b.stop().await.success());
+    let mut b = w.run_b().await;
+    a.wait_for(STEP, |e| {
+        e["event"] == "AttributeUpdated"
+            && e["key"] == "public.profile.profile-status"
+            && e["value"] == "gone fishing"
+    })
+    .await;
+    let v = json(&acwtch(&w.b_dir, &["--json", "profile", "show"]).await);
+    assert_eq!(v["block_unknown"], true, "{v}");
+
+    // Carol, a stranger, dials Bob: authenticated, then closed; nothing is stored at Bob's.
+    ok(&acwtch(&carol_dir, &["contact", "add", &w.bob]).await);
+    let mut c = Daemon::loopback(&carol_dir, &w.net, &carol).await;
+    c.wait_for(STEP, |e| {
+        e["event"] == "PeerStateChanged"
+            && e["contact"] == w.bob.as_str()
+            && (e["state"] == "Failed" || e["state"] == "Disconnected")
+    })
+    .await;
+    let o = acwtch(&w.b_dir, &["contact", "list"]).await;
+    assert_eq!(ok(&o).lines().count(), 1, "{}", ok(&o));
+    assert!(!ok(&o).contains(&carol), "{}", ok(&o));
+    assert!(b.events("ContactCreated").is_empty());
+    // Letting strangers in again: Carol's next attempt becomes a contact request.
+    let o = acwtch(&w.b_dir, &["profile", "set", "--block-unknown", "off"]).await;
+    assert!(ok(&o).ends_with("block-unknown\toff\n"), "{}", ok(&o));
+    let req = b
+        .wait_for(STEP, |e| {
+            e["event"] == "ContactCreated" && e["contact"] == carol.as_str()
+        })
+        .await;
+    assert_eq!(req["request"], true, "{req}");
+
+    // Alice deletes Bob (confirmation required): the conversation is gone.
+    let s = send(&w.a_dir, &w.bob, "last words", &[]).await;
+    assert_eq!(s["delivery"], "acknowledged", "{s}");
+    fails(
+        &acwtch(&w.a_dir, &["contact", "delete", &w.bob]).await,
+        2,
+        "--yes",
+    );
+    let v = json(&acwtch(&w.a_dir, &["--json", "contact", "delete", &w.bob, "--yes"]).await);
+    assert_eq!(v["onion"], w.bob.as_str(), "{v}");
+    assert_eq!(v["message_count"], 1, "{v}");
+    a.wait_for(STEP, |e| {
+        e["event"] == "ContactDeleted" && e["contact"] == w.bob.as_str()
+    })
+    .await;
+    fails(
+        &acwtch(&w.a_dir, &["messages", &w.bob]).await,
+        3,
+        "no contact",
+    );
+    // Bob still has Alice as a contact and reconnects: to Alice he is a stranger now, so his
+    // connection is a new contact request, in a new conversation with no history.
+    let req = a
+        .wait_for(STEP, |e| {
+            e["event"] == "ContactCreated" && e["contact"] == w.bob.as_str()
+        })
+        .await;
+    assert_eq!(req["request"], true, "{req}");
+    assert_ne!(req["conversation_id"], 1, "{req}");
+    assert!(messages(&w.a_dir, &w.bob).await.is_empty());
+    for d in [a, b, c] {
+        assert!(d.stop().await.success());
+    }
 }
 
 /// Send `n` texts `"{prefix} {i}"` through `dir`'s daemon, without waiting for acks.
