@@ -229,6 +229,10 @@ pub(crate) struct SendArgs {
     /// Seconds to wait for the acknowledgement (0: do not wait).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub(crate) wait: u64,
+    /// Send a reply quoting the message with this content hash (the `content_hash` of
+    /// `cwtch --json messages`; Cwtch's quoted-reply overlay 10).
+    #[arg(long, value_name = "HASH")]
+    pub(crate) reply_to: Option<String>,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
     /// Network options, used only when no `cwtch run` is running.

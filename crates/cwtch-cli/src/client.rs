@@ -22,9 +22,9 @@ pub(crate) const HOME_LOCK: &str = ".cwtch-cli.lock";
 /// Held by a process that works on a data directory directly (a one-off command, or `cwtch
 /// run` for its whole life).
 ///
-/// Works around a cwtch-storage bug (reproduced in `tests/upstream.rs`): opening a home
-/// removes the staging directories of the other processes using it, which breaks a profile
-/// creation, import or crash-recovery check they are in the middle of.
+/// One-off commands on the same home run one after the other: a second `cwtch send` started
+/// by a script while the first is online waits for it, instead of failing because the
+/// profile's own lock is held.
 pub(crate) struct HomeLock {
     _file: std::fs::File,
 }
@@ -100,6 +100,12 @@ pub(crate) async fn connect(data_dir: &Path) -> Result<Option<UnixStream>, CliEr
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             Ok(None)
         }
+        // The daemon died while our connection waited to be accepted.
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => Err(CliError::Failed(format!(
+            "the running `cwtch run` went away as we connected to {} ({e}); nothing was done, \
+             run the command again",
+            path.display()
+        ))),
         Err(e) => Err(CliError::Failed(format!(
             "cannot connect to the control socket {}: {e}",
             path.display()

@@ -143,6 +143,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 contact: args.contact.clone(),
                 text,
                 wait_secs: args.wait,
+                reply_to: args.reply_to.clone(),
             };
             let direct = Direct {
                 extra: extra.as_ref().map(Secret::password),

@@ -147,13 +147,16 @@ pub(crate) enum Request {
         profile: Option<String>,
         contact: String,
     },
-    /// Send a text; wait up to `wait_secs` for the acknowledgement.
+    /// Send a text (a reply quoting the message with content hash `reply_to`, if given);
+    /// wait up to `wait_secs` for the acknowledgement.
     #[serde(rename = "send")]
     Send {
         profile: Option<String>,
         contact: String,
         text: String,
         wait_secs: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
     },
     /// Up to `limit` messages, skipping the `offset` newest; oldest first.
     #[serde(rename = "messages")]
@@ -455,16 +458,29 @@ mod tests {
             contact: "3".into(),
             text: "hi | there".into(),
             wait_secs: 5,
+            reply_to: Some("q+H/=".into()),
         };
         let line = r.to_line().unwrap();
         assert!(line.contains(r#""op":"send""#), "{}", *line);
         assert!(line.contains(r#""v":1"#), "{}", *line);
         match Request::from_line(&line).unwrap() {
             Request::Send {
-                text, wait_secs, ..
-            } => assert_eq!((text.as_str(), wait_secs), ("hi | there", 5)),
+                text,
+                wait_secs,
+                reply_to,
+                ..
+            } => assert_eq!(
+                (text.as_str(), wait_secs, reply_to.as_deref()),
+                ("hi | there", 5, Some("q+H/="))
+            ),
             other => panic!("{other:?}"),
         }
+        // Older clients omit `reply_to`: a plain text.
+        let old = r#"{"v":1,"op":"send","profile":null,"contact":"1","text":"x","wait_secs":0}"#;
+        assert!(matches!(
+            Request::from_line(old).unwrap(),
+            Request::Send { reply_to: None, .. }
+        ));
         let pw = Request::ProfileUnlock {
             profile: None,
             password: Secret::new(Zeroizing::new("pw".into())),

@@ -268,9 +268,16 @@ impl Session {
                 contact,
                 text,
                 wait_secs,
+                reply_to,
             } => {
-                self.send(profile.as_deref(), &contact, &text, wait_secs)
-                    .await
+                self.send(
+                    profile.as_deref(),
+                    &contact,
+                    &text,
+                    reply_to.as_deref(),
+                    wait_secs,
+                )
+                .await
             }
             Request::Messages {
                 profile,
@@ -320,16 +327,31 @@ impl Session {
         profile: Option<&str>,
         contact: &str,
         text: &str,
+        reply_to: Option<&str>,
         wait_secs: u64,
     ) -> Result<Reply, CliError> {
         let cid = parse_contact(contact)?;
         let h = self.handle(profile).await?;
+        if let Some(hash) = reply_to {
+            // A typo would quote nothing: the quoted message must be in this conversation.
+            let quoted = h
+                .message_by_content_hash(cid.clone(), hash)
+                .await
+                .map_err(|e| contact_error(e, contact))?;
+            if quoted.is_none() {
+                return Err(CliError::NotFound(format!(
+                    "no message with content hash {hash:?} in the conversation with {contact} \
+                     (see `cwtch --json messages {contact}`)"
+                )));
+            }
+        }
         // Subscribe before sending: the acknowledgement can arrive at once.
         let mut events = self.app.events();
-        let sent = h
-            .send_text(cid.clone(), text)
-            .await
-            .map_err(|e| contact_error(e, contact))?;
+        let sent = match reply_to {
+            Some(hash) => h.send_quoted_reply(cid.clone(), hash, text).await,
+            None => h.send_text(cid.clone(), text).await,
+        }
+        .map_err(|e| contact_error(e, contact))?;
         let c = h
             .contact(cid)
             .await

@@ -817,6 +817,7 @@ fn help_of_every_subcommand_mentions_its_flags() {
                 "<CONTACT>",
                 "<TEXT>",
                 "--wait",
+                "--reply-to",
                 "--network",
                 "--loopback-dir",
                 "--tor-control",

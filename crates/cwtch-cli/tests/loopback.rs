@@ -309,6 +309,23 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
     // Alice deletes Bob (confirmation required): the conversation is gone.
     let s = send(&w.a_dir, &w.bob, "last words", &[]).await;
     assert_eq!(s["delivery"], "acknowledged", "{s}");
+    // Bob replies quoting it (by the content hash `messages --json` shows); a hash that is
+    // not in the conversation is refused.
+    let got = b.wait_for(STEP, |e| is_new_message(e, "last words")).await;
+    let hash = got["content_hash"].as_str().unwrap().to_owned();
+    let bm = messages(&w.b_dir, &w.alice).await;
+    let stored = bm.iter().find(|m| m["text"] == "last words").unwrap();
+    assert_eq!(stored["content_hash"], hash.as_str(), "{stored}");
+    fails(
+        &acwtch(&w.b_dir, &["send", &w.alice, "huh?", "--reply-to", "AAAA"]).await,
+        3,
+        "content hash",
+    );
+    let s = send(&w.b_dir, &w.alice, "noted", &["--reply-to", &hash]).await;
+    assert_eq!(s["delivery"], "acknowledged", "{s}");
+    let r = a.wait_for(STEP, |e| is_new_message(e, "noted")).await;
+    assert_eq!(r["overlay"], 10, "{r}");
+    assert_eq!(r["quoted_hash"], hash.as_str(), "{r}");
     fails(
         &acwtch(&w.a_dir, &["contact", "delete", &w.bob]).await,
         2,
@@ -316,7 +333,7 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
     );
     let v = json(&acwtch(&w.a_dir, &["--json", "contact", "delete", &w.bob, "--yes"]).await);
     assert_eq!(v["onion"], w.bob.as_str(), "{v}");
-    assert_eq!(v["message_count"], 1, "{v}");
+    assert_eq!(v["message_count"], 2, "{v}");
     a.wait_for(STEP, |e| {
         e["event"] == "ContactDeleted" && e["contact"] == w.bob.as_str()
     })
