@@ -152,9 +152,7 @@ pub(crate) async fn ask(stream: UnixStream, req: &Request) -> Result<Reply, CliE
             "the running `cwtch run` closed the connection without answering (did it stop?)".into(),
         ));
     }
-    let resp: Response = serde_json::from_slice(&buf)
-        .map_err(|e| CliError::Failed(format!("the running `cwtch run` sent a bad answer: {e}")))?;
-    resp.into_result()
+    Response::parse(&buf)
 }
 
 async fn run_direct(data_dir: &Path, req: Request, d: Direct<'_>) -> Result<Reply, CliError> {

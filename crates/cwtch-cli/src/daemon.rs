@@ -155,16 +155,13 @@ async fn serve_connection(stream: UnixStream, session: Arc<Session>, owner: u32)
                 "request longer than {MAX_LINE} bytes"
             ))))
         } else {
-            match std::str::from_utf8(&buf).map(str::trim) {
-                Ok("") => continue,
-                Ok(line) => match Request::from_line(line) {
-                    Ok(req) => {
-                        debug!(op = req.op(), "control request");
-                        Response::new(session.execute(req).await)
-                    }
-                    Err(e) => Response::new(Err(e)),
-                },
-                Err(_) => Response::new(Err(CliError::Usage("request is not UTF-8".into()))),
+            match Request::from_bytes(&buf) {
+                Ok(None) => continue,
+                Ok(Some(req)) => {
+                    debug!(op = req.op(), "control request");
+                    Response::new(session.execute(req).await)
+                }
+                Err(e) => Response::new(Err(e)),
             }
         };
         let mut line = match serde_json::to_string(&resp) {

@@ -202,6 +202,17 @@ impl Request {
         Ok(Zeroizing::new(v.to_string()))
     }
 
+    /// Parse one line as the daemon reads it (bytes, the newline included or not): `None`
+    /// for a blank line; not UTF-8, not JSON, another version or an unknown op is a usage
+    /// error.
+    pub(crate) fn from_bytes(buf: &[u8]) -> Result<Option<Request>, CliError> {
+        match std::str::from_utf8(buf).map(str::trim) {
+            Ok("") => Ok(None),
+            Ok(line) => Request::from_line(line).map(Some),
+            Err(_) => Err(CliError::Usage("request is not UTF-8".into())),
+        }
+    }
+
     /// Parse a request line; a version other than ours is refused.
     pub(crate) fn from_line(line: &str) -> Result<Request, CliError> {
         let v: serde_json::Value = serde_json::from_str(line)
@@ -433,6 +444,14 @@ impl Response {
                 }),
             },
         }
+    }
+
+    /// Parse an answer line as the client reads it: the reply, or the error it carries.
+    pub(crate) fn parse(buf: &[u8]) -> Result<Reply, CliError> {
+        let resp: Response = serde_json::from_slice(buf).map_err(|e| {
+            CliError::Failed(format!("the running `cwtch run` sent a bad answer: {e}"))
+        })?;
+        resp.into_result()
     }
 
     pub(crate) fn into_result(self) -> Result<Reply, CliError> {

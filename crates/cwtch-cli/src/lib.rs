@@ -1,0 +1,513 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+// Printing is this binary's interface (libraries log through tracing instead).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod client;
+mod daemon;
+mod error;
+mod input;
+mod offline;
+mod output;
+mod protocol;
+mod session;
+
+/// The control-socket parsers, for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::protocol::{Request, Response};
+
+    /// A request line as the daemon parses it: `Ok(None)` for a blank line, else its op and
+    /// its re-encoding; `Err` with the exit code of the error.
+    pub fn parse_request(buf: &[u8]) -> Result<Option<(&'static str, String)>, u8> {
+        match Request::from_bytes(buf) {
+            Ok(None) => Ok(None),
+            Ok(Some(r)) => {
+                let line = r.to_line().map_err(|e| e.exit_code())?;
+                Ok(Some((r.op(), line.as_str().to_owned())))
+            }
+            Err(e) => Err(e.exit_code()),
+        }
+    }
+
+    /// An answer line as the client parses it: `Ok` for a reply, else the exit code.
+    pub fn parse_answer(buf: &[u8]) -> Result<(), u8> {
+        Response::parse(buf).map(drop).map_err(|e| e.exit_code())
+    }
+}
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ContactCommand, ProfileCommand};
+use crate::client::{Direct, Via};
+use crate::error::CliError;
+use crate::protocol::{Reply, Request, Secret};
+
+/// The `cwtch` program: parse the command line, run the command, exit with its code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(dispatch(cli));
+    // A blocking stdin read of the network layer must not hold the exit up.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    cwtch::set_unsafe_logging(cli.unsafe_logging);
+    let default = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let level = cli.log_level.as_deref().unwrap_or(default);
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn default_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cwtch")
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(p).map_err(|e| CliError::io(&format!("bad path {}", p.display()), e))
+}
+
+fn extra_password(password_stdin: bool) -> Result<Option<Secret>, CliError> {
+    if password_stdin {
+        Ok(Some(input::password("profile password")?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Run a request (daemon or direct) with no network and no extra password.
+async fn call(dir: &Path, req: Request, extra: Option<&Secret>) -> Result<(Reply, Via), CliError> {
+    client::execute(
+        dir,
+        req,
+        Direct {
+            extra: extra.map(Secret::password),
+            acn: None,
+            create_home: false,
+        },
+    )
+    .await
+}
+
+fn unexpected(r: Reply) -> CliError {
+    CliError::Failed(format!("unexpected answer: {r:?}"))
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let dir = cli.data_dir.clone().unwrap_or_else(default_dir);
+    let json = cli.json;
+    let profile = cli.profile.clone();
+    match cli.command {
+        Command::Run(args) => {
+            args.acn.check().map_err(CliError::acn)?;
+            if args.no_default_profiles && !args.password_stdin {
+                return Err(CliError::Usage(
+                    "--no-default-profiles needs --password-stdin (otherwise nothing would run)"
+                        .into(),
+                ));
+            }
+            let password = extra_password(args.password_stdin)?.map(|s| s.password());
+            daemon::run(daemon::RunPlan {
+                data_dir: &dir,
+                acn: &args.acn,
+                default_profiles: !args.no_default_profiles,
+                password,
+                profile,
+            })
+            .await
+        }
+        Command::Profile(cmd) => profile_command(&dir, cmd, profile, json).await,
+        Command::Contact(cmd) => contact_command(&dir, cmd, profile, json).await,
+        Command::Send(args) => {
+            args.acn.check().map_err(CliError::acn)?;
+            session::parse_contact(&args.contact)?;
+            let extra = extra_password(args.password.password_stdin)?;
+            let text = if args.text == "-" {
+                input::text()?
+            } else {
+                args.text.clone()
+            };
+            let req = Request::Send {
+                profile,
+                contact: args.contact.clone(),
+                text,
+                wait_secs: args.wait,
+                reply_to: args.reply_to.clone(),
+            };
+            let direct = Direct {
+                extra: extra.as_ref().map(Secret::password),
+                acn: Some(&args.acn),
+                create_home: false,
+            };
+            match client::execute(&dir, req, direct).await?.0 {
+                Reply::Sent { sent } if json => output::json(&sent),
+                Reply::Sent { sent } => output::line(&output::send_line(&sent)),
+                r => return Err(unexpected(r)),
+            }
+            Ok(())
+        }
+        Command::Messages(args) => {
+            session::parse_contact(&args.contact)?;
+            let extra = extra_password(args.password.password_stdin)?;
+            let req = Request::Messages {
+                profile,
+                contact: args.contact.clone(),
+                offset: args.offset,
+                limit: args.limit,
+            };
+            match call(&dir, req, extra.as_ref()).await?.0 {
+                Reply::Messages { messages } if json => output::json(&messages),
+                Reply::Messages { messages } => {
+                    for m in &messages {
+                        output::line(&output::message_line(m));
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn profile_command(
+    dir: &Path,
+    cmd: ProfileCommand,
+    profile: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    match cmd {
+        ProfileCommand::Create(args) => {
+            let password = if args.password_stdin {
+                Some(input::password("new profile's password")?)
+            } else {
+                None
+            };
+            let req = Request::ProfileCreate {
+                name: args.name.clone(),
+                password,
+            };
+            let direct = Direct {
+                extra: None,
+                acn: None,
+                create_home: true,
+            };
+            if !dir.exists() {
+                daemon::ensure_home(dir)?;
+            }
+            let (reply, via) = client::execute(dir, req, direct).await?;
+            let Reply::Profile { profile: p } = reply else {
+                return Err(unexpected(reply));
+            };
+            let running = if via == Via::Daemon {
+                " (now running in `cwtch run`)"
+            } else {
+                ""
+            };
+            output::note(&format!(
+                "created profile {} (id {}){running}",
+                output::escape(&p.name),
+                p.profile_id
+            ));
+            if json {
+                output::json(&p);
+            } else {
+                output::line(&p.onion);
+            }
+        }
+        ProfileCommand::List(args) => {
+            let password = extra_password(args.password_stdin)?;
+            let (reply, _) = call(dir, Request::ProfileList { password }, None).await?;
+            let Reply::Profiles { profiles } = reply else {
+                return Err(unexpected(reply));
+            };
+            if json {
+                output::json(&profiles);
+            } else {
+                for p in &profiles {
+                    output::line(&output::profile_line(p));
+                }
+            }
+        }
+        ProfileCommand::Unlock => {
+            let password = input::password("profile password")?;
+            let (reply, via) =
+                call(dir, Request::ProfileUnlock { profile, password }, None).await?;
+            let Reply::Profiles { profiles } = reply else {
+                return Err(unexpected(reply));
+            };
+            output::note(match via {
+                Via::Daemon => "unlocked; running in `cwtch run`:",
+                Via::Direct => {
+                    "the password opens these profiles (no `cwtch run` is running, so nothing \
+                     was brought online):"
+                }
+            });
+            if json {
+                output::json(&profiles);
+            } else {
+                for p in &profiles {
+                    output::line(&output::profile_line(p));
+                }
+            }
+        }
+        ProfileCommand::Passwd(args) => {
+            let old = input::optional_password("old password (empty line: none)")?;
+            let new = if args.clear {
+                None
+            } else {
+                Some(input::password("new password")?)
+            };
+            let (reply, _) = call(dir, Request::ProfilePasswd { profile, old, new }, None).await?;
+            let Reply::Profile { profile: p } = reply else {
+                return Err(unexpected(reply));
+            };
+            if json {
+                output::json(&p);
+            } else {
+                output::line(&format!("password changed: {}", output::profile_line(&p)));
+            }
+        }
+        ProfileCommand::Show(args) => {
+            let extra = extra_password(args.password_stdin)?;
+            let req = Request::ProfileSettings {
+                profile,
+                name: None,
+                status: None,
+                block_unknown: None,
+            };
+            print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
+        }
+        ProfileCommand::Set(args) => {
+            let extra = extra_password(args.password.password_stdin)?;
+            let req = Request::ProfileSettings {
+                profile,
+                name: args.name,
+                status: args.status,
+                block_unknown: args.block_unknown.map(cli::OnOff::is_on),
+            };
+            print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
+        }
+        ProfileCommand::Export(args) => {
+            let password = extra_password(args.password.password_stdin)?;
+            let path = absolute(&args.path)?;
+            let req = Request::ProfileExport {
+                profile,
+                password,
+                path: path.clone(),
+            };
+            let (reply, _) = call(dir, req, None).await?;
+            let Reply::Profile { profile: p } = reply else {
+                return Err(unexpected(reply));
+            };
+            if json {
+                output::json(&p);
+            } else {
+                output::line(&format!(
+                    "exported {} to {}",
+                    output::profile_line(&p),
+                    path.display()
+                ));
+            }
+        }
+        ProfileCommand::Import(args) => {
+            let password = extra_password(args.password_stdin)?;
+            let path = absolute(&args.path)?;
+            if !dir.exists() {
+                daemon::ensure_home(dir)?;
+            }
+            let req = Request::ProfileImport { path, password };
+            let direct = Direct {
+                extra: None,
+                acn: None,
+                create_home: true,
+            };
+            let (reply, _) = client::execute(dir, req, direct).await?;
+            let Reply::Profile { profile: p } = reply else {
+                return Err(unexpected(reply));
+            };
+            output::note(&format!(
+                "imported profile {} (id {})",
+                output::escape(&p.name),
+                p.profile_id
+            ));
+            if json {
+                output::json(&p);
+            } else {
+                output::line(&p.onion);
+            }
+        }
+        ProfileCommand::Delete(args) => {
+            let password = extra_password(args.password_stdin)?;
+            let mut profile = profile;
+            if !args.yes {
+                if !input::interactive() {
+                    return Err(CliError::Usage(
+                        "refusing to delete a profile without --yes (stdin is not a terminal to \
+                         confirm on)"
+                            .into(),
+                    ));
+                }
+                // Say which profile, then ask.
+                let req = Request::ProfileList {
+                    password: password.clone(),
+                };
+                let (reply, _) = call(dir, req, None).await?;
+                let Reply::Profiles { profiles } = reply else {
+                    return Err(unexpected(reply));
+                };
+                let i = session::select(&profiles, profile.as_deref(), "profile")?;
+                let p = &profiles[i];
+                let q = format!(
+                    "Delete profile {} ({}) and all its messages? This cannot be undone.",
+                    output::escape(&p.name),
+                    p.onion
+                );
+                if !input::confirm(&q)? {
+                    return Err(CliError::Usage("not deleted".into()));
+                }
+                profile = Some(p.profile_id.clone());
+            }
+            let (reply, _) = call(dir, Request::ProfileDelete { profile, password }, None).await?;
+            let Reply::Profile { profile: p } = reply else {
+                return Err(unexpected(reply));
+            };
+            if json {
+                output::json(&p);
+            } else {
+                output::line(&format!("deleted: {}", output::profile_line(&p)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_settings(reply: Reply, json: bool) -> Result<(), CliError> {
+    let Reply::Settings { settings: s } = reply else {
+        return Err(unexpected(reply));
+    };
+    if json {
+        output::json(&s);
+    } else {
+        output::line(&output::settings_text(&s));
+    }
+    Ok(())
+}
+
+/// A request about one existing contact (checked first), and whether to read a password.
+fn named(
+    a: cli::ContactArgs,
+    req: impl FnOnce(String) -> Request,
+) -> Result<(Request, bool), CliError> {
+    session::parse_contact(&a.contact)?;
+    Ok((req(a.contact), a.password.password_stdin))
+}
+
+async fn contact_command(
+    dir: &Path,
+    cmd: ContactCommand,
+    profile: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    // Check the contact before asking for a password or anyone else.
+    let (req, password_stdin) = match cmd {
+        ContactCommand::Add(a) => {
+            session::parse_onion(&a.contact)?;
+            let req = Request::ContactAdd {
+                profile,
+                contact: a.contact,
+            };
+            (req, a.password.password_stdin)
+        }
+        ContactCommand::List(a) => (Request::ContactList { profile }, a.password_stdin),
+        ContactCommand::Accept(a) => {
+            named(a, |contact| Request::ContactAccept { profile, contact })?
+        }
+        ContactCommand::Block(a) => named(a, |contact| Request::ContactBlock { profile, contact })?,
+        ContactCommand::Unblock(a) => {
+            named(a, |contact| Request::ContactUnblock { profile, contact })?
+        }
+        ContactCommand::Delete(a) => {
+            session::parse_contact(&a.contact.contact)?;
+            if !a.yes {
+                confirm_contact_delete(&a.contact.contact)?;
+            }
+            let req = Request::ContactDelete {
+                profile,
+                contact: a.contact.contact,
+            };
+            (req, a.contact.password.password_stdin)
+        }
+    };
+    let deleted = matches!(req, Request::ContactDelete { .. });
+    let extra = extra_password(password_stdin)?;
+    let (reply, _) = call(dir, req, extra.as_ref()).await?;
+    match reply {
+        Reply::Contacts { contacts } if json => output::json(&contacts),
+        Reply::Contacts { contacts } => {
+            for c in &contacts {
+                output::line(&output::contact_line(c));
+            }
+        }
+        Reply::Contact { contact } if json => output::json(&contact),
+        Reply::Contact { contact } if deleted => output::line(&format!(
+            "deleted: {} ({} messages)",
+            output::contact_line(&contact),
+            contact.message_count
+        )),
+        Reply::Contact { contact } => output::line(&output::contact_line(&contact)),
+        r => return Err(unexpected(r)),
+    }
+    Ok(())
+}
+
+/// Ask before deleting a conversation; without a terminal, --yes is required.
+fn confirm_contact_delete(contact: &str) -> Result<(), CliError> {
+    if !input::interactive() {
+        return Err(CliError::Usage(
+            "refusing to delete a contact without --yes (stdin is not a terminal to confirm on)"
+                .into(),
+        ));
+    }
+    let q = format!("Delete contact {contact} and the whole conversation? This cannot be undone.");
+    if input::confirm(&q)? {
+        Ok(())
+    } else {
+        Err(CliError::Usage("not deleted".into()))
+    }
+}
