@@ -8,6 +8,7 @@ use pbkdf2::pbkdf2_hmac;
 use sha2::Sha512;
 use torv3::safelog::Sensitive;
 use torv3::Onion;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::gojson::{self, Decoder, GoDecode, GoJson};
 use crate::Error;
@@ -92,8 +93,8 @@ impl GroupInvite {
     /// Decode Go JSON, checking the key length and the server address (not the group ID; see
     /// [`GroupInvite::check_group_id`]).
     pub fn from_json(json: &[u8]) -> Result<Self, Error> {
-        let raw: RawGroupInvite = gojson::decode(json)?;
-        let key = raw.shared_key.unwrap_or_default();
+        let mut raw: RawGroupInvite = gojson::decode(json)?;
+        let key = Zeroizing::new(raw.shared_key.take().unwrap_or_default());
         let shared_key: [u8; GROUP_KEY_LEN] =
             key.as_slice()
                 .try_into()
@@ -107,9 +108,9 @@ impl GroupInvite {
             source,
         })?;
         Ok(GroupInvite {
-            group_id: raw.group_id,
-            group_name: raw.group_name,
-            signed_group_id: raw.signed_group_id,
+            group_id: std::mem::take(&mut raw.group_id),
+            group_name: std::mem::take(&mut raw.group_name),
+            signed_group_id: raw.signed_group_id.take(),
             timestamp: raw.timestamp,
             shared_key,
             server_host,
@@ -129,7 +130,7 @@ impl GroupInvite {
     pub fn to_invite_string(&self) -> String {
         format!(
             "{GROUP_INVITE_PREFIX}{}",
-            gojson::base64_std(&self.to_json())
+            gojson::base64_std(&Zeroizing::new(self.to_json()))
         )
     }
 
@@ -142,10 +143,17 @@ impl GroupInvite {
                 what: "group invite",
                 prefix: GROUP_INVITE_PREFIX,
             })?;
-        let json = gojson::go_base64_decode(b64.as_bytes(), "group invite")?;
+        let json = Zeroizing::new(gojson::go_base64_decode(b64.as_bytes(), "group invite")?);
         let invite = GroupInvite::from_json(&json)?;
         invite.check_group_id()?;
         Ok(invite)
+    }
+}
+
+impl Drop for GroupInvite {
+    /// The group key does not outlive the invite in memory.
+    fn drop(&mut self) {
+        self.shared_key.zeroize();
     }
 }
 
@@ -171,6 +179,12 @@ struct RawGroupInvite {
     timestamp: u64,
     shared_key: Option<Vec<u8>>,
     server_host: String,
+}
+
+impl Drop for RawGroupInvite {
+    fn drop(&mut self) {
+        self.shared_key.zeroize();
+    }
 }
 
 impl GoDecode for RawGroupInvite {
