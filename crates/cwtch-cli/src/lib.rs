@@ -231,24 +231,12 @@ async fn profile_command(
                 daemon::ensure_home(dir)?;
             }
             let (reply, via) = client::execute(dir, req, direct).await?;
-            let Reply::Profile { profile: p } = reply else {
-                return Err(unexpected(reply));
-            };
             let running = if via == Via::Daemon {
                 " (now running in `cwtch run`)"
             } else {
                 ""
             };
-            output::note(&format!(
-                "created profile {} (id {}){running}",
-                output::escape(&p.name),
-                p.profile_id
-            ));
-            if json {
-                output::json(&p);
-            } else {
-                output::line(&p.onion);
-            }
+            print_new_profile(reply, "created", running, json)?;
         }
         ProfileCommand::List(args) => {
             let password = extra_password(args.password_stdin)?;
@@ -358,19 +346,7 @@ async fn profile_command(
                 create_home: true,
             };
             let (reply, _) = client::execute(dir, req, direct).await?;
-            let Reply::Profile { profile: p } = reply else {
-                return Err(unexpected(reply));
-            };
-            output::note(&format!(
-                "imported profile {} (id {})",
-                output::escape(&p.name),
-                p.profile_id
-            ));
-            if json {
-                output::json(&p);
-            } else {
-                output::line(&p.onion);
-            }
+            print_new_profile(reply, "imported", "", json)?;
         }
         ProfileCommand::Delete(args) => {
             let password = extra_password(args.password_stdin)?;
@@ -413,6 +389,25 @@ async fn profile_command(
                 output::line(&format!("deleted: {}", output::profile_line(&p)));
             }
         }
+    }
+    Ok(())
+}
+
+/// A created or imported profile: a note on stderr, then its onion as the last line of
+/// stdout (or the profile as JSON).
+fn print_new_profile(reply: Reply, verb: &str, suffix: &str, json: bool) -> Result<(), CliError> {
+    let Reply::Profile { profile: p } = reply else {
+        return Err(unexpected(reply));
+    };
+    output::note(&format!(
+        "{verb} profile {} (id {}){suffix}",
+        output::escape(&p.name),
+        p.profile_id
+    ));
+    if json {
+        output::json(&p);
+    } else {
+        output::line(&p.onion);
     }
     Ok(())
 }
