@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use zeroize::Zeroizing;
 
-use crate::acn::Acn;
+use tokio::sync::watch;
+
+use crate::acn::{Acn, AcnStatus};
 use crate::error::{ConfigProblem, Error, Operation};
 use crate::loopback::{LoopbackAcn, LOOPBACK_DIR_ENV};
 use crate::tor::{ControlAuth, ControlPassword, TorAcn, TorConfig};
@@ -153,7 +155,16 @@ impl AcnArgs {
                         }
                     }
                 };
-                Ok(Arc::new(TorAcn::new(config).await?))
+                let acn = Arc::new(TorAcn::new(config).await?);
+                // Bootstrapping can take a minute: say how far it is.
+                tokio::spawn(follow_bootstrap(acn.status(), |s| {
+                    if s.is_ready() {
+                        tracing::info!("tor: bootstrapped");
+                    } else {
+                        tracing::info!("tor: bootstrapping {}% ({})", s.progress, s.summary);
+                    }
+                }));
+                Ok(acn)
             }
         }
     }
@@ -178,6 +189,22 @@ async fn read_password<R: tokio::io::AsyncRead + Unpin>(
     Ok(ControlPassword::new(password))
 }
 
+/// Follow the bootstrap status until the network is ready (or the ACN is gone), calling
+/// `report` for the first status and then once per change of percentage.
+async fn follow_bootstrap(mut rx: watch::Receiver<AcnStatus>, mut report: impl FnMut(&AcnStatus)) {
+    let mut last = None;
+    loop {
+        let status = rx.borrow_and_update().clone();
+        if last != Some(status.progress) {
+            report(&status);
+            last = Some(status.progress);
+        }
+        if status.is_ready() || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +214,46 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         acn: AcnArgs,
+    }
+
+    #[tokio::test]
+    async fn bootstrap_progress_is_reported_once_per_step_until_ready() {
+        let (tx, rx) = watch::channel(AcnStatus::new(0, "Starting"));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let task = tokio::spawn(follow_bootstrap(rx, move |s| {
+            s2.lock().map(|mut v| v.push(s.progress)).ok();
+        }));
+        tokio::task::yield_now().await; // it reports the status it starts with
+        for (p, summary) in [
+            (10, "Connecting"),
+            (10, "Still connecting"),
+            (50, "Loading"),
+        ] {
+            tx.send(AcnStatus::new(p, summary)).ok();
+            tokio::task::yield_now().await;
+        }
+        tx.send(AcnStatus::new(100, "Done")).ok();
+        task.await.ok();
+        let v = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        // Every step at most once, in order, ending with ready (a step may be skipped when
+        // two changes arrive between looks).
+        assert_eq!(v.first(), Some(&0));
+        assert_eq!(v.last(), Some(&100));
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+        // It stops after ready; a network that goes away before that ends it too.
+        assert!(
+            tx.send(AcnStatus::new(5, "again")).is_err(),
+            "the follower stopped at ready"
+        );
+        let (tx, rx) = watch::channel(AcnStatus::new(20, "Half"));
+        let task = tokio::spawn(follow_bootstrap(rx, |_| {}));
+        drop(tx);
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .expect("ends when the sender is gone");
     }
 
     fn parse(args: &[&str]) -> AcnArgs {

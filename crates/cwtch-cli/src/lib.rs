@@ -77,10 +77,13 @@ pub fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     cwtch::set_unsafe_logging(cli.unsafe_logging);
-    let default = if matches!(cli.command, Command::Run(_)) {
-        "info"
-    } else {
-        "warn"
+    let default = match &cli.command {
+        Command::Run(_) => "info",
+        // `send` may wait for Tor to bootstrap: show its progress (and nothing else).
+        Command::Send(a) if a.acn.network == cwtch::connectivity::NetworkKind::Tor => {
+            "warn,connectivity::cli=info"
+        }
+        _ => "warn",
     };
     let level = cli.log_level.as_deref().unwrap_or(default);
     let filter = tracing_subscriber::EnvFilter::try_new(level)
