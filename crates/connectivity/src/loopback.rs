@@ -117,6 +117,12 @@ impl LoopbackAcn {
         record_path(&self.inner.dir, onion, port)
     }
 
+    /// How many services this network hosts, counting a `listen` that is still writing its
+    /// record, or whose future was dropped mid-write and is still cleaning up.
+    pub fn hosted_count(&self) -> usize {
+        lock(&self.inner.hosted).len()
+    }
+
     /// [`Acn::listen`], returning the concrete listener type.
     pub async fn listen_loopback(
         &self,
@@ -402,10 +408,11 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.inner.hosted).remove(&self.id);
         // Even if `close` drained the registration already: it may have looked before the
-        // record was written. A record naming our address is stale once we are gone.
+        // record was written. A record naming our address is stale once we are gone. The
+        // record goes first, so that once `hosted_count` drops, the record is gone.
         remove_record_if_ours(&self.record, self.addr);
+        lock(&self.inner.hosted).remove(&self.id);
     }
 }
 
