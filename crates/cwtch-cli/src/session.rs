@@ -66,17 +66,7 @@ impl Session {
                     .create_profile(&name, &pw)
                     .await
                     .map_err(CliError::lib)?;
-                let mut row = ProfileRow::from_info(&info, false);
-                if self.is_daemon() {
-                    self.load(&row, &pw).await.map_err(|e| {
-                        CliError::Failed(format!(
-                            "created profile {}, but cannot run it: {e}",
-                            row.onion
-                        ))
-                    })?;
-                    row.running = true;
-                }
-                Ok(Reply::Profile { profile: row })
+                self.new_profile(&info, &pw, "created").await
             }
             Request::ProfileList { password: pw } => {
                 let passwords = with_default(pw.as_ref().map(|s| s.password()));
@@ -153,17 +143,7 @@ impl Session {
                     .import_profile(&path, &pw)
                     .await
                     .map_err(CliError::lib)?;
-                let mut row = ProfileRow::from_info(&info, false);
-                if self.is_daemon() {
-                    self.load(&row, &pw).await.map_err(|e| {
-                        CliError::Failed(format!(
-                            "imported profile {}, but cannot run it: {e}",
-                            row.onion
-                        ))
-                    })?;
-                    row.running = true;
-                }
-                Ok(Reply::Profile { profile: row })
+                self.new_profile(&info, &pw, "imported").await
             }
             Request::ProfileDelete {
                 profile,
@@ -417,6 +397,26 @@ impl Session {
                 waited_secs: started.elapsed().as_secs(),
             },
         })
+    }
+
+    /// A profile just created or imported: the daemon runs it too.
+    async fn new_profile(
+        &self,
+        info: &cwtch::ProfileInfo,
+        pw: &Password,
+        verb: &str,
+    ) -> Result<Reply, CliError> {
+        let mut row = ProfileRow::from_info(info, false);
+        if self.is_daemon() {
+            self.load(&row, pw).await.map_err(|e| {
+                CliError::Failed(format!(
+                    "{verb} profile {}, but cannot run it: {e}",
+                    row.onion
+                ))
+            })?;
+            row.running = true;
+        }
+        Ok(Reply::Profile { profile: row })
     }
 
     /// The profiles the daemon runs.

@@ -463,10 +463,21 @@ impl<'a> Decoder<'a> {
         mut field: impl FnMut(&mut Self, usize) -> Result<(), Error>,
     ) -> Result<(), Error> {
         match self.kind()? {
-            Kind::Null => return self.null(),
-            Kind::Object => {}
-            _ => return Err(self.type_error("an object (Go struct)")),
+            Kind::Null => self.null(),
+            Kind::Object => self.entries(|d, key| match match_field(names, &key) {
+                Some(i) => field(d, i),
+                None => d.skip_value(),
+            }),
+            _ => Err(self.type_error("an object (Go struct)")),
         }
+    }
+
+    /// The entries of an object whose `{` is next, in document order: `entry` gets each key
+    /// and must decode exactly one value.
+    fn entries(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, String) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         self.enter()?;
         self.skip_ws();
         if self.peek() == Some(b'}') {
@@ -478,10 +489,7 @@ impl<'a> Decoder<'a> {
             self.skip_ws();
             let key = self.string_value()?;
             self.eat(b':', "':' after an object key")?;
-            match match_field(names, &key) {
-                Some(i) => field(self, i)?,
-                None => self.skip_value()?,
-            }
+            entry(self, key)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -657,35 +665,15 @@ impl<'a> Decoder<'a> {
             Kind::Null => {
                 self.null()?;
                 dst.clear();
-                return Ok(());
+                Ok(())
             }
-            Kind::Object => {}
-            _ => return Err(self.type_error("an object (Go map)")),
-        }
-        self.enter()?;
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.leave();
-            return Ok(());
-        }
-        loop {
-            self.skip_ws();
-            let key = self.string_value()?;
-            self.eat(b':', "':' after an object key")?;
-            let mut value = zero();
-            elem(self, &mut value)?;
-            dst.insert(key, value);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    self.leave();
-                    return Ok(());
-                }
-                _ => return Err(self.syntax("',' or '}' in an object")),
-            }
+            Kind::Object => self.entries(|d, key| {
+                let mut value = zero();
+                elem(d, &mut value)?;
+                dst.insert(key, value);
+                Ok(())
+            }),
+            _ => Err(self.type_error("an object (Go map)")),
         }
     }
 }
