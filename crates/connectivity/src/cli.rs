@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use zeroize::Zeroizing;
-
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use crate::acn::{Acn, AcnStatus};
 use crate::error::{ConfigProblem, Error, Operation};
@@ -234,7 +233,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         tx.send(AcnStatus::new(100, "Done")).ok();
-        task.await.ok();
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the follower stops at ready")
+            .ok();
         let v = seen.lock().map(|v| v.clone()).unwrap_or_default();
         // Every step at most once, in order, ending with ready (a step may be skipped when
         // two changes arrive between looks).
