@@ -47,14 +47,22 @@ impl Onion {
         if s.len() != ONION_LEN {
             return Err(Error::OnionSyntax(s.chars().count()));
         }
+        // Only the 32 base32 letters: no padding (`=`), which the decoder would accept and turn
+        // into fewer than 35 bytes, and nothing outside ASCII.
+        if !s.bytes().all(is_base32_letter) {
+            return Err(Error::OnionSyntax(s.len()));
+        }
         let upper = s.to_ascii_uppercase();
         let raw = BASE32
             .decode(upper.as_bytes())
             .map_err(|_| Error::OnionSyntax(s.len()))?;
-        // 56 base32 characters are exactly 35 bytes.
-        let key: [u8; 32] = raw[..32]
+        // 56 base32 letters without padding are exactly 35 bytes; checked, not assumed.
+        let raw: [u8; 35] = raw
+            .as_slice()
             .try_into()
             .map_err(|_| Error::OnionSyntax(s.len()))?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&raw[..32]);
         if raw[34] != VERSION {
             return Err(Error::OnionVersion(raw[34]));
         }
@@ -74,7 +82,9 @@ impl Onion {
         let mut key = [0u8; 32];
         // Infallible: constructed from a successful decode or from key bytes.
         if let Ok(raw) = BASE32.decode(self.0.to_ascii_uppercase().as_bytes()) {
-            key.copy_from_slice(&raw[..32]);
+            if let Some(bytes) = raw.get(..32) {
+                key.copy_from_slice(bytes);
+            }
         }
         key
     }
@@ -88,6 +98,11 @@ impl Onion {
     pub fn redacted(&self) -> Redacted<'_> {
         Redacted::onion(&self.0)
     }
+}
+
+/// RFC 4648 base32 letters, either case: `a`–`z` and `2`–`7`.
+fn is_base32_letter(b: u8) -> bool {
+    b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b)
 }
 
 fn checksum(key: &[u8; 32]) -> [u8; 2] {
@@ -199,6 +214,21 @@ mod tests {
         assert_eq!(Onion::parse(&v4), Err(Error::OnionVersion(4)));
     }
 
+    /// Regression: 56 characters ending in base32 padding decode to 34 bytes, not 35, and once
+    /// made `parse` index past the end (a remote crash: any peer could send one in a message).
+    #[test]
+    fn padding_and_short_decodes_are_errors_not_panics() {
+        for s in [
+            "isbr2t6flul2zyi6hjtnuezb2xvfr42svzjg2q3gyqfgg3wmnrbkkqY=",
+            "isbr2t6flul2zyi6hjtnuezb2xvfr42svzjg2q3gyqfgg3wmnrbk====",
+            "isbr2t6flul2zyi6hjtnuezb2xvfr42svzjg2q3gyqfgg3wmnr======",
+            "========================================================",
+        ] {
+            assert_eq!(Onion::parse(s), Err(Error::OnionSyntax(56)), "{s}");
+            assert!(Onion::parse(&format!("{s}.onion")).is_err());
+        }
+    }
+
     #[test]
     fn debug_does_not_leak_the_address() {
         let o = Onion::parse(REAL[0]).unwrap();
@@ -225,6 +255,11 @@ mod tests {
 
         #[test]
         fn arbitrary_text_never_panics(s in ".{0,80}") {
+            let _ = Onion::parse(&s);
+        }
+
+        #[test]
+        fn base32_with_padding_never_panics(s in "[a-z2-7=]{50,56}(\\.onion)?") {
             let _ = Onion::parse(&s);
         }
 
