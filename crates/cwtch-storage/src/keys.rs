@@ -57,3 +57,39 @@ pub const MESSAGE_SENT: &str = "sent";
 pub const TRUE: &str = "true";
 /// See [`TRUE`].
 pub const FALSE: &str = "false";
+
+// ---- groups and servers (protocol.md §5.5, §6) ----
+//
+// Go keeps a server and each group as conversations of the profile, told apart by their
+// attributes. Go builds attribute paths as `<scope>.<zone>.<key>` (scopes `local`, `public`,
+// `conversation`; zones `profile`, `legacy`, `serverkey`, `server`). Every key below is
+// UNCONFIRMED (recalled from cwtch v0.27 `model/attr` and `model/constants`: no Go-made profile
+// with a group or a server is available to check; see docs/COMPATIBILITY.md).
+
+/// Group conversation attribute: the group id (32 hex). Its presence marks a group.
+/// UNCONFIRMED (`local.legacy.groupid`).
+pub const GROUP_ID: &str = "local.legacy.groupid";
+/// Group conversation attribute: the token-board onion of the group's server. UNCONFIRMED.
+pub const GROUP_SERVER: &str = "local.legacy.groupserver";
+/// Group conversation attribute: the 32-byte group key, std base64. UNCONFIRMED.
+pub const GROUP_KEY: &str = "local.legacy.groupkey";
+/// Group conversation attribute: the group's name, as for a contact's local nickname
+/// ([`LOCAL_PROFILE_NAME`]). UNCONFIRMED for groups.
+pub const GROUP_NAME: &str = LOCAL_PROFILE_NAME;
+
+/// Server conversation attribute prefix: `public.serverkey.<key type>` holds each key of the
+/// server's bundle (`bulletin_board_onion`, `token_service_onion`, `privacy_pass_public_key`).
+/// UNCONFIRMED.
+pub const SERVER_KEY_PREFIX: &str = "public.serverkey.";
+/// Server conversation attribute: the whole signed bundle (the base64 after `server:`). Its
+/// presence marks a server. UNCONFIRMED (`public.serverkey.server_key_bundle`).
+pub const SERVER_BUNDLE: &str = "public.serverkey.server_key_bundle";
+/// Server conversation attribute: unspent Privacy Pass tokens for that server. Our own key
+/// and format (Go caches tokens under `local.server.tokens` in a format of its own, recalled):
+/// a distinct key, so neither implementation misreads the other's cache; a profile moved
+/// between them just fetches new tokens.
+pub const SERVER_TOKENS: &str = "local.server.rs-tokens";
+/// Server conversation attribute: the replay cursor, the std base64 signature of the last
+/// message received from that server, in the server's order. Our own key (Go re-syncs from
+/// what it finds in its group timelines).
+pub const SERVER_LAST_COMMIT: &str = "local.server.rs-last-commit";

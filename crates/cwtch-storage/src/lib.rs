@@ -21,8 +21,8 @@ pub use home::CwtchHome;
 pub use memory::{MemoryHome, MemoryProfile};
 pub use model::{
     acl_from_json, acl_to_json, attributes_from_json, attributes_to_json, content_hash,
-    AccessControl, Acl, Attributes, Conversation, ConversationId, KeyType, Message, MessageId,
-    NewConversation, NewMessage, ProfileId,
+    AccessControl, Acl, Attributes, Conversation, ConversationId, ConversationKind, KeyType,
+    Message, MessageId, NewConversation, NewMessage, ProfileId,
 };
 pub use password::{Password, DEFAULT_PASSWORD, KDF_ITERATIONS, SALT_LEN};
 pub use sqlcipher::Profile;

@@ -250,6 +250,30 @@ impl Conversation {
     pub fn attribute(&self, key: &str) -> Option<&str> {
         self.attributes.get(key).map(String::as_str)
     }
+
+    /// What the conversation is, from its attributes as Go marks them: a group has
+    /// [`keys::GROUP_ID`](crate::keys::GROUP_ID), a server
+    /// [`keys::SERVER_BUNDLE`](crate::keys::SERVER_BUNDLE); anything else is a contact.
+    pub fn kind(&self) -> ConversationKind {
+        if self.attributes.contains_key(crate::keys::GROUP_ID) {
+            ConversationKind::Group
+        } else if self.attributes.contains_key(crate::keys::SERVER_BUNDLE) {
+            ConversationKind::Server
+        } else {
+            ConversationKind::Contact
+        }
+    }
+}
+
+/// The three kinds of conversation a profile holds (see [`Conversation::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConversationKind {
+    /// A peer-to-peer contact; the handle is its onion.
+    Contact,
+    /// A group on a server; the handle is the group id.
+    Group,
+    /// A server whose bundle was imported; the handle is its token-board onion.
+    Server,
 }
 
 /// A conversation to create.
@@ -343,6 +367,24 @@ pub fn content_hash(author: &str, body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn conversation_kind_follows_go_marker_attributes() {
+        let mut c = Conversation {
+            id: super::ConversationId(1),
+            handle: "h".into(),
+            attributes: Attributes::new(),
+            acl: Acl::new(),
+            accepted: true,
+        };
+        assert_eq!(c.kind(), super::ConversationKind::Contact);
+        c.attributes
+            .insert(crate::keys::SERVER_BUNDLE.into(), "b".into());
+        assert_eq!(c.kind(), super::ConversationKind::Server);
+        c.attributes
+            .insert(crate::keys::GROUP_ID.into(), "g".into());
+        assert_eq!(c.kind(), super::ConversationKind::Group);
+    }
 
     /// Go decodes object keys in document order and a later key wins, whether it matched a
     /// field exactly or case-insensitively (found by review; `serde_json::Value` iterates keys
