@@ -1,17 +1,23 @@
 //! The peer engine's tasks: the listener, one dialler per contact, one handler per
 //! connection (protocol.md §7).
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cwtch_storage::{content_hash, keys, Attributes, ConversationId, NewMessage};
 use tapir::ApplicationChain;
 use tapir_service::{Connection, ConnectionHandle};
 use tokio_util::sync::CancellationToken;
+use torv3::safelog::Sensitive;
 use torv3::Onion;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::error::{Error, Result};
 use crate::event::{ConnectionState, Event};
@@ -259,19 +265,67 @@ async fn sleep_or_cancel(cancel: &CancellationToken, d: Duration) -> bool {
 // ---- a connection ----
 
 /// Run the peer protocol on an authenticated connection until it closes. Returns whether it
-/// got as far as being ready (admitted and negotiated).
+/// got as far as being ready (admitted and negotiated) and ended without a panic.
+///
+/// This is the panic boundary for a peer's input: everything a connection's payloads reach
+/// (decoding, negotiation, [`dispatch`], storage calls, acknowledgements) runs inside it. A
+/// panic there is a bug (no input may cause one), and it costs this connection only: the
+/// connection is closed and unregistered as if the peer had gone, an error is logged
+/// (redacted), and the profile's other connections, diallers, listener and event stream go
+/// on. Without it, a panic on an accepted connection would leave the contact shown as
+/// connected, and on a dialled one would end the contact's dialler for good (it runs the
+/// connection inline).
 pub(crate) async fn run_connection(rt: Arc<Runtime>, mut conn: Connection) -> bool {
     let Some(remote) = conn.remote().cloned() else {
         conn.close();
         return false;
     };
     let outbound = conn.handle().is_outbound();
+    let mut registered = None;
+    // Unwind safety: what a panic can leave half-done is this connection's own state (`conn`,
+    // the `PeerConn` in `registered` with its pending getVals, the message being handled),
+    // and all of it is discarded below with the connection. The profile's shared state
+    // stays consistent: `Runtime::state` is only changed by complete assignments under its
+    // lock (whose poisoning is ignored), storage runs on its own thread behind its own
+    // boundary and answers a failed job with an error, events are a channel, and
+    // `contact_ops` is an async mutex (released on unwind, never poisoned).
+    let outcome = catch_panic(serve(&rt, &mut conn, &remote, &mut registered)).await;
+    conn.close();
+    if let Some(pc) = &registered {
+        if let Some(other) = rt.unregister_conn(&remote, pc) {
+            // Messages written to this connection may be lost with it.
+            rt.flush_outbox(&remote, &other).await;
+        }
+    }
+    match outcome {
+        Ok(()) => registered.is_some(),
+        Err(panic) => {
+            error!(
+                contact = %remote.redacted(),
+                outbound,
+                panic = %Sensitive(panic_message(&*panic)),
+                "handling a connection panicked (a bug); closed that connection"
+            );
+            // Counted as a failure: a dialler backs off rather than redial at once.
+            false
+        }
+    }
+}
+
+/// The peer protocol on one connection, inside [`run_connection`]'s panic boundary. Sets
+/// `registered` once the connection is registered with the profile.
+async fn serve(
+    rt: &Arc<Runtime>,
+    conn: &mut Connection,
+    remote: &Onion,
+    registered: &mut Option<Arc<PeerConn>>,
+) {
+    let outbound = conn.handle().is_outbound();
     // Blocked peers, and strangers while blocking unknown contacts, are closed right after
     // authentication: nothing is read from them, nothing is stored.
-    if rt.admit(&remote, outbound).await.is_none() {
+    if rt.admit(remote, outbound).await.is_none() {
         debug!(contact = %remote.redacted(), outbound, "refusing connection");
-        conn.close();
-        return false;
+        return;
     }
     let pc = Arc::new(PeerConn::new(conn.handle().clone()));
     let legacy = rt.config.legacy_v1_only;
@@ -282,11 +336,11 @@ pub(crate) async fn run_connection(rt: Arc<Runtime>, mut conn: Connection) -> bo
             .await
             .is_err()
         {
-            return false;
+            return;
         }
         // Send nothing else until the peer's version message arrives (or the wait ends).
         let waited = tokio::select! {
-            _ = rt.cancel.cancelled() => return false,
+            _ = rt.cancel.cancelled() => return,
             r = tokio::time::timeout(rt.config.version_wait, conn.recv()) => r,
         };
         match waited {
@@ -300,22 +354,22 @@ pub(crate) async fn run_connection(rt: Arc<Runtime>, mut conn: Connection) -> bo
             },
             Ok(None) => {
                 debug!(contact = %remote.redacted(), "closed before negotiation");
-                return false;
+                return;
             }
             Err(_) => debug!(contact = %remote.redacted(), "no version message: V1"),
         }
     }
-    if !rt.register_conn(&remote, pc.clone()) {
-        conn.close();
-        return false;
+    if !rt.register_conn(remote, pc.clone()) {
+        return;
     }
+    *registered = Some(pc.clone());
     debug!(contact = %remote.redacted(), version = ?pc.version(), "connection ready");
-    if rt.lookup(&remote).is_some_and(|r| r.accepted) {
+    if rt.lookup(remote).is_some_and(|r| r.accepted) {
         request_attributes(&pc).await;
     }
-    rt.flush_outbox(&remote, &pc).await;
+    rt.flush_outbox(remote, &pc).await;
     if let Some(m) = first {
-        dispatch(&rt, &remote, &pc, m).await;
+        dispatch(rt, remote, &pc, m).await;
     }
     loop {
         let payload = tokio::select! {
@@ -329,16 +383,44 @@ pub(crate) async fn run_connection(rt: Arc<Runtime>, mut conn: Connection) -> bo
             PeerMessage::decode(&payload).map(|(m, _)| m)
         };
         match decoded {
-            Ok(m) => dispatch(&rt, &remote, &pc, m).await,
+            Ok(m) => dispatch(rt, remote, &pc, m).await,
             Err(e) => debug!(error = %e, "ignoring an undecodable peer message"),
         }
     }
-    conn.close();
-    if let Some(other) = rt.unregister_conn(&remote, &pc) {
-        // Messages written to this connection may be lost with it.
-        rt.flush_outbox(&remote, &other).await;
+}
+
+/// Await `fut`, turning a panic while it runs into `Err` with the panic's payload (as
+/// [`std::panic::catch_unwind`] does for a closure). The future is dropped after a panic and
+/// never polled again.
+///
+/// This asserts unwind safety for everything `fut` touches: the caller says why that holds.
+fn catch_panic<F: Future>(fut: F) -> CatchPanic<F> {
+    CatchPanic(Box::pin(fut))
+}
+
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
-    true
+}
+
+/// A panic's message, if it has one (it may quote what was being handled: log it only as
+/// [`Sensitive`]).
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Handle one message from a contact.
@@ -356,6 +438,8 @@ async fn dispatch(rt: &Arc<Runtime>, onion: &Onion, pc: &Arc<PeerConn>, m: PeerM
             return;
         }
     }
+    #[cfg(test)]
+    crate::fault::on_dispatch(&m);
     match m.context.as_str() {
         CONTEXT_ACK => rt.on_ack(onion, &m.id).await,
         CONTEXT_GET_VAL => on_get_val(rt, contact.accepted, pc, m).await,

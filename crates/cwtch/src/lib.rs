@@ -7,6 +7,8 @@ mod config;
 mod engine;
 mod error;
 pub mod event;
+#[cfg(test)]
+mod fault;
 mod lock;
 pub mod overlay;
 mod profile;

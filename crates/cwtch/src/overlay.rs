@@ -5,13 +5,17 @@
 //! (contact suggestion). Everything else — another overlay number, a wrapper that is not
 //! JSON, a quoted reply whose `d` is not the expected JSON, a suggestion that is not an onion —
 //! is [`Content::Malformed`]: stored as received and surfaced with `malformed: true`, never a
-//! crash and never dropped.
+//! crash and never dropped. Should parsing itself fail (a bug below us, such as the onion
+//! parser's panic on base32 padding, fixed in torv3), the body is
+//! [`MalformedReason::Unparseable`] and shown raw, both when it arrives and whenever its
+//! conversation is listed.
 
 use cwtch_model::gojson::{self, Decoder, GoDecode};
 use cwtch_model::overlay::{OVERLAY_CHAT, OVERLAY_INVITE_CONTACT, OVERLAY_QUOTED_REPLY};
 use cwtch_model::MessageWrapper;
 use serde::{Deserialize, Serialize};
 use torv3::Onion;
+use tracing::error;
 
 use crate::error::Error;
 
@@ -67,6 +71,9 @@ pub enum MalformedReason {
     /// A known overlay whose data does not parse (a quoted reply that is not
     /// `{"quotedHash","body"}` JSON, a suggestion that is not an onion).
     BadData,
+    /// Parsing it failed unexpectedly (a panic: a bug in this library or below it, logged);
+    /// the body is shown raw.
+    Unparseable,
 }
 
 impl Content {
@@ -75,39 +82,20 @@ impl Content {
         Content::Text { text: text.into() }
     }
 
-    /// Parse a body. Never fails: what is not understood is [`Content::Malformed`].
+    /// Parse a body. Never fails and never panics: what is not understood is
+    /// [`Content::Malformed`].
     pub fn parse(body: &str) -> Content {
-        let Ok(w) = MessageWrapper::from_json(body.as_bytes()) else {
-            return Content::Malformed {
+        // Bodies come from peers, or from storage (where a peer's body stays for good): a
+        // bug in a parser below must cost neither the connection it arrived on nor every
+        // listing of its conversation. Parsing is a pure function of `body`: a panic leaves
+        // nothing half-updated.
+        std::panic::catch_unwind(|| parse_unguarded(body)).unwrap_or_else(|_| {
+            error!("parsing a message body panicked (a bug); showing it raw");
+            Content::Malformed {
                 overlay: None,
-                reason: MalformedReason::NotAWrapper,
-            };
-        };
-        let bad = |reason| Content::Malformed {
-            overlay: Some(w.overlay),
-            reason,
-        };
-        match w.overlay {
-            OVERLAY_CHAT => Content::Text { text: w.data },
-            // A quoted reply must be a JSON object (the UI reads it as a map; `null` is not).
-            OVERLAY_QUOTED_REPLY if !w.data.trim_start().starts_with('{') => {
-                bad(MalformedReason::BadData)
+                reason: MalformedReason::Unparseable,
             }
-            OVERLAY_QUOTED_REPLY => match gojson::decode::<QuotedJson>(w.data.as_bytes()) {
-                Ok(QuotedJson { hash, body }) => Content::QuotedReply {
-                    quoted_hash: hash,
-                    body,
-                },
-                Err(_) => bad(MalformedReason::BadData),
-            },
-            OVERLAY_INVITE_CONTACT => match Onion::parse(&w.data) {
-                Ok(onion) => Content::ContactSuggestion {
-                    onion: onion.as_str().to_owned(),
-                },
-                Err(_) => bad(MalformedReason::BadData),
-            },
-            _ => bad(MalformedReason::UnknownOverlay),
-        }
+        })
     }
 
     /// The overlay number, if known.
@@ -168,6 +156,43 @@ impl Content {
             Content::Malformed { .. } => return Err(Error::Invalid { what: "content" }),
         };
         lossless_utf8(w.to_json())
+    }
+}
+
+/// [`Content::parse`] without its panic boundary.
+fn parse_unguarded(body: &str) -> Content {
+    #[cfg(test)]
+    crate::fault::on_parse(body);
+    let Ok(w) = MessageWrapper::from_json(body.as_bytes()) else {
+        return Content::Malformed {
+            overlay: None,
+            reason: MalformedReason::NotAWrapper,
+        };
+    };
+    let bad = |reason| Content::Malformed {
+        overlay: Some(w.overlay),
+        reason,
+    };
+    match w.overlay {
+        OVERLAY_CHAT => Content::Text { text: w.data },
+        // A quoted reply must be a JSON object (the UI reads it as a map; `null` is not).
+        OVERLAY_QUOTED_REPLY if !w.data.trim_start().starts_with('{') => {
+            bad(MalformedReason::BadData)
+        }
+        OVERLAY_QUOTED_REPLY => match gojson::decode::<QuotedJson>(w.data.as_bytes()) {
+            Ok(QuotedJson { hash, body }) => Content::QuotedReply {
+                quoted_hash: hash,
+                body,
+            },
+            Err(_) => bad(MalformedReason::BadData),
+        },
+        OVERLAY_INVITE_CONTACT => match Onion::parse(&w.data) {
+            Ok(onion) => Content::ContactSuggestion {
+                onion: onion.as_str().to_owned(),
+            },
+            Err(_) => bad(MalformedReason::BadData),
+        },
+        _ => bad(MalformedReason::UnknownOverlay),
     }
 }
 
