@@ -96,6 +96,56 @@ impl AcnStatus {
     }
 }
 
+/// What an onion service asks of the network besides hosting it ([`Acn::listen_with`]).
+///
+/// Start from [`ListenOptions::default`] (nothing asked) and add what you need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenOptions {
+    /// Make clients solve a proof of work to reach the service when it is under load; `None`:
+    /// off. Servers turn it on; peers need not.
+    pub pow_defense: Option<PowDefense>,
+}
+
+impl ListenOptions {
+    /// These options with the proof-of-work defence on.
+    pub fn with_pow_defense(mut self, pow: PowDefense) -> ListenOptions {
+        self.pow_defense = Some(pow);
+        self
+    }
+}
+
+/// Tor's onion-service proof-of-work defence against introduction floods (proposal 327;
+/// `ADD_ONION ... PoWDefensesEnabled=1 PoWQueueRate=N PoWQueueBurst=N`, tor 0.4.9.5 and
+/// later). When the service's introduction queue backs up, tor raises the effort it asks of
+/// clients, so a flooder pays per attempt and patient clients still get through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PowDefense {
+    /// Introduction requests per second tor takes from its priority queue
+    /// (`PoWQueueRate`; 0: as fast as it can).
+    pub queue_rate: u32,
+    /// Introduction requests tor may take in one burst (`PoWQueueBurst`).
+    pub queue_burst: u32,
+}
+
+impl PowDefense {
+    /// The defence with this queue rate and burst.
+    pub fn new(queue_rate: u32, queue_burst: u32) -> PowDefense {
+        PowDefense {
+            queue_rate,
+            queue_burst,
+        }
+    }
+}
+
+impl Default for PowDefense {
+    /// Tor's own defaults (`HiddenServicePoWQueueRate 250`, `HiddenServicePoWQueueBurst 2500`).
+    fn default() -> Self {
+        PowDefense::new(250, 2500)
+    }
+}
+
 /// An anonymous communication network: hosts onion services and dials onions.
 ///
 /// Object safe: binaries choose a backend at run time and pass an `Arc<dyn Acn>` around.
@@ -108,6 +158,18 @@ pub trait Acn: Send + Sync + 'static {
     /// replaces the earlier service (its owner is gone or is being replaced).
     async fn listen(&self, identity: &Identity, port: u16)
         -> Result<Box<dyn OnionListener>, Error>;
+
+    /// [`Acn::listen`] with options for the network. A backend ignores what it cannot do
+    /// (the loopback network has no proof-of-work defence); the default does just that.
+    async fn listen_with(
+        &self,
+        identity: &Identity,
+        port: u16,
+        options: &ListenOptions,
+    ) -> Result<Box<dyn OnionListener>, Error> {
+        let _ = options;
+        self.listen(identity, port).await
+    }
 
     /// Dial `onion` on virtual `port`, isolated from streams with other isolation keys.
     async fn connect(

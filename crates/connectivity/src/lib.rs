@@ -14,7 +14,8 @@ mod loopback;
 mod tor;
 
 pub use acn::{
-    Acn, AcnStatus, AcnStream, BoxStream, IsolationKey, OnionListener, BOOTSTRAPPED, CWTCH_PORT,
+    Acn, AcnStatus, AcnStream, BoxStream, IsolationKey, ListenOptions, OnionListener, PowDefense,
+    BOOTSTRAPPED, CWTCH_PORT,
 };
 #[cfg(feature = "cli")]
 pub use cli::{AcnArgs, NetworkKind};

@@ -9,9 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use connectivity::{
     Acn, AuthProblem, ControlAuth, ControlPassword, DialPolicy, DialRejection, Error, IsolationKey,
-    Operation, ProtocolProblem, TorAcn, TorConfig, TorTimeouts, UnreachableReason, CWTCH_PORT,
+    ListenOptions, Operation, PowDefense, ProtocolProblem, TorAcn, TorConfig, TorTimeouts,
+    UnreachableReason, CWTCH_PORT,
 };
 use mock_tor::{AuthMode, MockTor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -722,4 +724,78 @@ async fn unreachable_control_port_is_an_io_error() {
         ),
         "{r:?}"
     );
+}
+
+/// The server's listen call turns on tor's proof-of-work defence: the exact `ADD_ONION` line.
+/// A plain listen (peers) asks for nothing of the kind.
+#[tokio::test]
+async fn listen_with_the_pow_defense_sends_its_keywords_and_plain_listen_does_not() {
+    let mock = MockTor::start(AuthMode::SafeCookie).await;
+    let (server, peer) = (identity(20), identity(21));
+    mock.know(&server);
+    mock.know(&peer);
+    let acn = attach(&mock).await;
+    let options = ListenOptions::default().with_pow_defense(PowDefense::new(50, 500));
+    let _listener = acn
+        .listen_with(&server, CWTCH_PORT, &options)
+        .await
+        .unwrap();
+    let _plain = acn.listen(&peer, CWTCH_PORT).await.unwrap();
+    let adds: Vec<String> = mock
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("ADD_ONION"))
+        .collect();
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    let key = base64::engine::general_purpose::STANDARD
+        .encode(server.tor_expanded_secret_key().as_slice());
+    let (head, local) = adds[0].rsplit_once(",127.0.0.1:").unwrap();
+    assert!(local.parse::<u16>().is_ok(), "{}", adds[0]);
+    assert_eq!(
+        head,
+        format!(
+            "ADD_ONION ED25519-V3:{key} Flags=DiscardPK PoWDefensesEnabled=1 PoWQueueRate=50 \
+             PoWQueueBurst=500 Port={CWTCH_PORT}"
+        )
+    );
+    assert!(!adds[1].contains("PoW"), "{}", adds[1]);
+    // Tor's own defaults unless told otherwise.
+    assert_eq!(PowDefense::default(), PowDefense::new(250, 2500));
+}
+
+/// A tor before 0.4.9.5 refuses the keywords (`512`): the service is hosted without them,
+/// and reachable.
+#[tokio::test]
+async fn a_tor_that_refuses_the_pow_defense_still_hosts_the_service_without_it() {
+    let mock = MockTor::start(AuthMode::SafeCookie).await;
+    mock.state.refuse_pow.store(true, Ordering::SeqCst);
+    let server = identity(22);
+    mock.know(&server);
+    let acn = attach(&mock).await;
+    let options = ListenOptions::default().with_pow_defense(PowDefense::default());
+    let mut listener = acn
+        .listen_with(&server, CWTCH_PORT, &options)
+        .await
+        .unwrap();
+    let adds: Vec<String> = mock
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("ADD_ONION"))
+        .collect();
+    assert_eq!(adds.len(), 2, "tried with, then without: {adds:?}");
+    assert!(adds[0].contains(" PoWDefensesEnabled=1 PoWQueueRate=250 PoWQueueBurst=2500 "));
+    assert!(!adds[1].contains("PoW"), "{}", adds[1]);
+    assert!(mock.hosted(server.onion().as_str()));
+    let mut out = acn
+        .connect(&server.onion(), CWTCH_PORT, &IsolationKey::new("client"))
+        .await
+        .unwrap();
+    let mut inbound = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    out.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    inbound.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hi");
 }

@@ -24,7 +24,9 @@ use super::events::{bootstrap_phase, hs_desc, service_id, socks_listener};
 use super::process::{self, TorPaths, TorProcess};
 use super::socks::{self, SocksFailure};
 use super::{TorConfig, TorMode};
-use crate::acn::{Acn, AcnStatus, BoxStream, IsolationKey, OnionListener};
+use crate::acn::{
+    Acn, AcnStatus, BoxStream, IsolationKey, ListenOptions, OnionListener, PowDefense,
+};
 use crate::error::{ConfigProblem, Error, Operation, ProtocolProblem};
 
 /// Pause after a failed local `accept` (e.g. out of file descriptors) before trying again.
@@ -79,11 +81,13 @@ struct State {
     closed: bool,
 }
 
-/// One hosted onion: its key (to re-add it after a restart) and its virtual ports.
+/// One hosted onion: its key (to re-add it after a restart), its virtual ports, and the
+/// proof-of-work defence its last listener asked for.
 struct Service {
     /// Tor's expanded secret key; zeroized on drop.
     key: Zeroizing<[u8; 64]>,
     ports: BTreeMap<u16, Mapping>,
+    pow: Option<PowDefense>,
 }
 
 struct Mapping {
@@ -160,6 +164,20 @@ impl TorAcn {
 
     /// [`Acn::listen`], returning the concrete listener type.
     pub async fn listen_tor(&self, identity: &Identity, port: u16) -> Result<TorListener, Error> {
+        self.listen_tor_with(identity, port, &ListenOptions::default())
+            .await
+    }
+
+    /// [`Acn::listen_with`], returning the concrete listener type. With
+    /// [`ListenOptions::pow_defense`], `ADD_ONION` turns on tor's proof-of-work defence for
+    /// the onion; a tor too old for it (before 0.4.9.5) refuses the keywords, and the service
+    /// is then hosted without it (logged as a warning).
+    pub async fn listen_tor_with(
+        &self,
+        identity: &Identity,
+        port: u16,
+        options: &ListenOptions,
+    ) -> Result<TorListener, Error> {
         let inner = &self.inner;
         if inner.shutdown.is_cancelled() {
             return Err(Error::Closed);
@@ -198,7 +216,9 @@ impl TorAcn {
                 .or_insert_with(|| Service {
                     key: identity.tor_expanded_secret_key(),
                     ports: BTreeMap::new(),
+                    pow: None,
                 });
+            service.pow = options.pow_defense;
             if let Some(old) = service.ports.insert(
                 port,
                 Mapping {
@@ -491,15 +511,75 @@ fn remove_mapping(state: &mut State, onion: &Onion, port: u16, id: u64) -> bool 
     true
 }
 
-/// `ADD_ONION` with the service's key and all its ports; checks the reported onion.
+/// Whether an `ADD_ONION` refusal may be a tor that does not know the proof-of-work
+/// keywords: `512` (tor's argument parser: "Unrecognized keyword argument"), `513` (older
+/// tors: "Invalid argument"), `552` (unrecognised entity). Retrying without them is cheap: if
+/// the refusal had another cause, the retry reports it.
+fn pow_keywords_refused(code: u16) -> bool {
+    matches!(code, 512 | 513 | 552)
+}
+
+/// `ADD_ONION` with the service's key, all its ports and its proof-of-work defence; a tor
+/// that refuses the defence gets the command again without it. Checks the reported onion.
 async fn add_onion(control: &Control, onion: &Onion, service: &Service) -> Result<(), Error> {
+    let Some(pow) = service.pow else {
+        return add_onion_once(control, onion, service, None).await;
+    };
+    match add_onion_once(control, onion, service, Some(pow)).await {
+        Err(Error::ControlRejected { code, message, .. }) if pow_keywords_refused(code) => {
+            tracing::warn!(
+                onion = %onion.redacted(),
+                code,
+                reply = %message,
+                "tor: ADD_ONION with the proof-of-work defence refused (it needs tor 0.4.9.5 \
+                 or later); hosting the onion service WITHOUT it"
+            );
+            add_onion_once(control, onion, service, None).await
+        }
+        r => {
+            if r.is_ok() {
+                tracing::info!(
+                    onion = %onion.redacted(),
+                    queue_rate = pow.queue_rate,
+                    queue_burst = pow.queue_burst,
+                    "tor: onion-service proof-of-work defence on"
+                );
+            }
+            r
+        }
+    }
+}
+
+/// The `ADD_ONION` command line (secret: it holds the key).
+fn add_onion_line(
+    key: &[u8; 64],
+    ports: impl IntoIterator<Item = (u16, u16)>,
+    pow: Option<PowDefense>,
+) -> Zeroizing<String> {
     let mut line = Zeroizing::new(String::with_capacity(256));
     line.push_str("ADD_ONION ED25519-V3:");
-    base64::engine::general_purpose::STANDARD.encode_string(service.key.as_slice(), &mut line);
+    base64::engine::general_purpose::STANDARD.encode_string(key.as_slice(), &mut line);
     line.push_str(" Flags=DiscardPK");
-    for (virtual_port, mapping) in &service.ports {
-        line.push_str(&format!(" Port={virtual_port},127.0.0.1:{}", mapping.local));
+    if let Some(pow) = pow {
+        line.push_str(&format!(
+            " PoWDefensesEnabled=1 PoWQueueRate={} PoWQueueBurst={}",
+            pow.queue_rate, pow.queue_burst
+        ));
     }
+    for (virtual_port, local) in ports {
+        line.push_str(&format!(" Port={virtual_port},127.0.0.1:{local}"));
+    }
+    line
+}
+
+async fn add_onion_once(
+    control: &Control,
+    onion: &Onion,
+    service: &Service,
+    pow: Option<PowDefense>,
+) -> Result<(), Error> {
+    let ports = service.ports.iter().map(|(v, m)| (*v, m.local));
+    let line = add_onion_line(&service.key, ports, pow);
     let reply = control.command("ADD_ONION", line).await?;
     let reported = service_id(&reply).ok_or(Error::ControlProtocol {
         problem: ProtocolProblem::MissingField("ServiceID"),
@@ -608,6 +688,17 @@ impl Acn for TorAcn {
         port: u16,
     ) -> Result<Box<dyn OnionListener>, Error> {
         Ok(Box::new(self.listen_tor(identity, port).await?))
+    }
+
+    async fn listen_with(
+        &self,
+        identity: &Identity,
+        port: u16,
+        options: &ListenOptions,
+    ) -> Result<Box<dyn OnionListener>, Error> {
+        Ok(Box::new(
+            self.listen_tor_with(identity, port, options).await?,
+        ))
     }
 
     async fn connect(

@@ -62,6 +62,8 @@ pub struct State {
     pub socks_requests: Mutex<Vec<SocksRequest>>,
     /// Control connections accepted.
     pub control_connections: AtomicUsize,
+    /// Refuse ADD_ONION's proof-of-work keywords, as a tor before 0.4.9.5 does.
+    pub refuse_pow: AtomicBool,
 }
 
 pub struct MockTor {
@@ -328,6 +330,13 @@ async fn control_conn(
                 "net/listeners/socks" => format!("250-net/listeners/socks=\"{socks}\"\r\n250 OK\r\n"),
                 other => format!("552 Unrecognized key \"{other}\"\r\n"),
             },
+            "ADD_ONION"
+                if state.refuse_pow.load(Ordering::SeqCst) && args.contains(" PoW") =>
+            {
+                // Tor's argument parser, for a keyword it does not know.
+                "512 Bad arguments to ADD_ONION: Unrecognized keyword argument \"PoWDefensesEnabled\"\r\n"
+                    .to_owned()
+            }
             "ADD_ONION" => {
                 let mut parts = args.split(' ');
                 let key = parts.next().unwrap_or("");
