@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, trace};
 
+use crate::admission::Slot;
 use crate::{Error, Inner};
 
 const READ_BUF: usize = 2 * tapir::packet::PACKET_LEN;
@@ -204,16 +205,32 @@ impl Deliver {
 
 /// Run the application chain on a fresh stream. Returns the chain's events and any
 /// payloads that arrived right behind the last handshake packet.
+///
+/// An inbound connection's `slot` is established (no longer evictable) as soon as the chain
+/// grants its first capability, or completes; if the service has no room for it then, the
+/// handshake fails with [`Error::Full`].
 async fn handshake(
     tc: &mut tapir::Connection,
     stream: &mut BoxStream,
     deadline: Duration,
     cancel: &CancellationToken,
+    mut slot: Option<&mut Slot>,
 ) -> Result<(Vec<Event>, VecDeque<Vec<u8>>), Error> {
+    let mut establish = |tc: &tapir::Connection| match slot.as_deref_mut() {
+        Some(s) if !s.is_established() => {
+            let proved = tc.is_established() || tc.capabilities().iter().next().is_some();
+            if proved && !s.establish() {
+                return Err(Error::Full);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
     let run = async {
         tc.start()?;
         let mut buf = vec![0u8; READ_BUF];
         loop {
+            establish(tc)?;
             while let Some(p) = tc.poll_transmit() {
                 stream.write_all(&p).await?;
             }
@@ -243,19 +260,23 @@ async fn handshake(
     Ok((events, early))
 }
 
+/// One connection's task. `cancel` (a child of the service's shutdown token) closes it; an
+/// inbound connection holds its admission `slot` until the task ends.
 pub(crate) async fn run(
     svc: Arc<Inner>,
     mut stream: BoxStream,
     direction: Direction,
     chain: ApplicationChain,
     deliver: Deliver,
+    cancel: CancellationToken,
+    mut slot: Option<Slot>,
 ) {
     let id = svc.next_id();
     let outbound = matches!(direction, Direction::Outbound { .. });
-    let cancel = svc.shutdown.child_token();
     let mut tc = tapir::Connection::new(svc.identity.clone(), direction, chain, Box::new(OsRng));
     let deadline = svc.config.handshake_timeout;
-    let (events, early) = match handshake(&mut tc, &mut stream, deadline, &cancel).await {
+    let shaken = handshake(&mut tc, &mut stream, deadline, &cancel, slot.as_mut()).await;
+    let (events, early) = match shaken {
         Ok(r) => r,
         Err(e) => {
             debug!(id = id.0, outbound, error = %e, "handshake failed; closing");
@@ -346,7 +367,7 @@ async fn established(
         wr,
         wrx,
         svc.shutdown.clone(),
-        svc.config.handshake_timeout,
+        svc.config.write_timeout,
     ));
     let mut pending_out: VecDeque<Vec<u8>> = VecDeque::new();
     let mut buf = vec![0u8; READ_BUF];

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod admission;
 mod conn;
 mod registry;
 
@@ -9,28 +10,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use connectivity::{Acn, IsolationKey, CWTCH_PORT};
+use connectivity::{Acn, IsolationKey, ListenOptions, CWTCH_PORT};
 use tapir::{ApplicationChain, Capability, Direction, Identity, Onion};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+pub use admission::InboundStats;
 pub use conn::{Connection, ConnectionHandle, ConnectionId};
 
+use admission::Admission;
 use registry::Registry;
 
 /// Limits and timeouts of a service. The defaults suit a peer or a small server.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// Most inbound connections open at once; further ones are dropped on accept.
+    /// Most inbound connections open at once. When all are taken, a new connection evicts
+    /// the oldest connection still in its handshake (one that has not yet proved anything:
+    /// no capability granted); established connections are never evicted.
     pub max_inbound: usize,
+    /// Inbound slots that established connections may not take, so that handshakes always
+    /// have room (capped at half of `max_inbound`). A handshake that completes when the
+    /// other slots are all established is closed.
+    pub handshake_reserve: usize,
     /// How long a connection may take from TCP accept/dial to completing its application
     /// chain. Stalled handshakes are closed when it expires.
     pub handshake_timeout: Duration,
     /// How long an established connection may go without receiving a packet before it is
     /// closed. `None`: forever (peers keep connections open; Go has no idle timeout).
     pub idle_timeout: Option<Duration>,
+    /// How long writing one packet to an established connection may take before the
+    /// connection is closed (a peer that stops reading).
+    pub write_timeout: Duration,
+    /// What the network should do for our onion service (e.g. Tor's proof-of-work defence).
+    pub listen_options: ListenOptions,
     /// Capacity of each connection's inbound and outbound payload queues.
     pub queue_len: usize,
     /// How many established inbound connections may wait for the owner to accept them.
@@ -43,8 +57,11 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             max_inbound: 1024,
+            handshake_reserve: 256,
             handshake_timeout: Duration::from_secs(60),
             idle_timeout: None,
+            write_timeout: Duration::from_secs(60),
+            listen_options: ListenOptions::default(),
             queue_len: 64,
             accept_backlog: 64,
             port: CWTCH_PORT,
@@ -77,6 +94,9 @@ pub enum Error {
     /// The connection lost the duplicate-connection tie-break and was closed.
     #[error("duplicate connection closed")]
     Duplicate,
+    /// Established connections fill their share of the service's inbound slots.
+    #[error("no room for another established connection")]
+    Full,
     /// The connection or the service is closed.
     #[error("closed")]
     Closed,
@@ -90,6 +110,7 @@ pub(crate) struct Inner {
     pub(crate) acn: Arc<dyn Acn>,
     pub(crate) config: ServiceConfig,
     pub(crate) registry: Registry,
+    admission: Arc<Admission>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     next_id: AtomicU64,
@@ -134,6 +155,7 @@ impl Service {
             inner: Arc::new(Inner {
                 identity,
                 acn,
+                admission: Arc::new(Admission::new(config.max_inbound, config.handshake_reserve)),
                 config,
                 registry: Registry::default(),
                 shutdown: CancellationToken::new(),
@@ -153,6 +175,12 @@ impl Service {
         &self.inner.config
     }
 
+    /// How many inbound connections are in their handshake or established, and how many
+    /// were evicted or refused so far.
+    pub fn inbound_stats(&self) -> InboundStats {
+        self.inner.admission.stats()
+    }
+
     /// Host the onion service and accept connections, running a fresh chain from `chain` on
     /// each. Returns once the service is reachable.
     pub async fn listen(
@@ -163,12 +191,18 @@ impl Service {
         if inner.shutdown.is_cancelled() {
             return Err(Error::Closed);
         }
-        let mut acn_listener = inner.acn.listen(&inner.identity, inner.config.port).await?;
+        let mut acn_listener = inner
+            .acn
+            .listen_with(
+                &inner.identity,
+                inner.config.port,
+                &inner.config.listen_options,
+            )
+            .await?;
         let onion = acn_listener.onion().clone();
         info!(onion = %onion.redacted(), network = inner.acn.name(), "listening");
         let (tx, rx) = mpsc::channel(inner.config.accept_backlog);
         let chain: ChainFactory = Arc::new(chain);
-        let limit = Arc::new(Semaphore::new(inner.config.max_inbound));
         let svc = self.inner.clone();
         inner.tasks.spawn(async move {
             loop {
@@ -183,27 +217,22 @@ impl Service {
                         break;
                     }
                 };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    warn!(
-                        max = svc.config.max_inbound,
-                        "inbound connection limit reached; dropping a connection"
-                    );
+                // Evicting the oldest handshake if the service is full; its task closes it.
+                let cancel = svc.shutdown.child_token();
+                let Some(slot) = svc.admission.admit(cancel.clone()) else {
                     continue;
                 };
                 let tx = tx.clone();
-                let svc2 = svc.clone();
                 let chain = chain();
-                svc.tasks.spawn(async move {
-                    let _permit = permit;
-                    conn::run(
-                        svc2,
-                        stream,
-                        Direction::Inbound,
-                        chain,
-                        conn::Deliver::Accept(tx),
-                    )
-                    .await;
-                });
+                svc.tasks.spawn(conn::run(
+                    svc.clone(),
+                    stream,
+                    Direction::Inbound,
+                    chain,
+                    conn::Deliver::Accept(tx),
+                    cancel,
+                    Some(slot),
+                ));
             }
             debug!("accept loop finished");
         });
@@ -245,6 +274,8 @@ impl Service {
             direction,
             chain,
             conn::Deliver::Dialled(tx),
+            inner.shutdown.child_token(),
+            None,
         ));
         rx.await.map_err(|_| Error::Closed)?
     }

@@ -544,6 +544,83 @@ async fn the_inbound_limit_drops_excess_connections() {
     assert_echo(&mut first, b"still served").await;
 }
 
+/// A raw connection that says nothing, returned once the service has taken it up (sent its
+/// auth message).
+async fn idle(w: &World, onion: &Onion) -> BoxStream {
+    let mut s = raw_dial(w, onion).await;
+    let mut first = [0u8; 1];
+    assert_eq!(s.read(&mut first).await.unwrap(), 1, "admitted");
+    s
+}
+
+/// When a service is full, the oldest handshake makes room; established connections are
+/// never evicted, and may fill all but the handshake reserve (spec §7).
+#[tokio::test]
+async fn a_full_service_evicts_its_oldest_handshake_never_an_established_connection() {
+    let w = world();
+    let config = ServiceConfig {
+        max_inbound: 4,
+        handshake_reserve: 1,
+        ..ServiceConfig::default()
+    };
+    let bob = echo_service(&w, 2, config).await;
+    let alice = service(&w, 1, ServiceConfig::default());
+    let mut first = alice
+        .connect(&bob.onion(), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    // Three idle handshakes fill the service; a fourth evicts the oldest of them.
+    let mut idle1 = idle(&w, &bob.onion()).await;
+    let _idle2 = idle(&w, &bob.onion()).await;
+    let _idle3 = idle(&w, &bob.onion()).await;
+    let _idle4 = idle(&w, &bob.onion()).await;
+    assert_eq!(
+        read_until_closed(&mut idle1).await,
+        PACKET_LEN - 1,
+        "evicted"
+    );
+    assert_echo(&mut first, b"still served").await;
+    // Newcomers get in through the flood: each evicts the oldest idle handshake.
+    let carol = service(&w, 3, ServiceConfig::default());
+    let mut second = carol
+        .connect(&bob.onion(), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    let dave = service(&w, 4, ServiceConfig::default());
+    let mut third = dave
+        .connect(&bob.onion(), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    // An echo means bob's side has established the connection too.
+    assert_echo(&mut second, b"in").await;
+    assert_echo(&mut third, b"in").await;
+    let s = bob.inbound_stats();
+    assert_eq!((s.established, s.handshaking, s.evicted), (3, 1, 3));
+    // Established connections now fill their share (4 - 1 reserved): a fourth member's
+    // handshake completes and is closed, while handshakes still find room.
+    let eve = service(&w, 5, ServiceConfig::default());
+    match eve
+        .connect(&bob.onion(), ApplicationChain::authenticated())
+        .await
+    {
+        Err(_) => {}
+        Ok(mut c) => assert!(c.recv().await.is_none(), "closed by the full service"),
+    }
+    assert_eq!(bob.inbound_stats().refused, 1);
+    let _idle5 = idle(&w, &bob.onion()).await;
+    for c in [&mut first, &mut second, &mut third] {
+        assert_echo(c, b"never evicted").await;
+    }
+    // When a member leaves, its slot is free for the next.
+    drop(first);
+    eventually(|| bob.inbound_stats().established == 2).await;
+    let mut again = eve
+        .connect(&bob.onion(), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    assert_echo(&mut again, b"in").await;
+}
+
 #[tokio::test]
 async fn simultaneous_dials_converge_on_one_connection_both_sides_agree_on() {
     let w = world();
