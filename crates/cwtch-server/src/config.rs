@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use connectivity::{ListenOptions, PowDefense};
 use cwtch_model::{GroupInvite, KeyBundle};
 use privacypass::TokenServer;
 use rand_core::CryptoRngCore;
@@ -24,6 +25,11 @@ use crate::error::ConfigError;
 pub const CONFIG_FILE: &str = "serverConfig.json";
 
 /// Limits a public server needs. Not in Go's config: stored under `limits`, which Go ignores.
+///
+/// When a service's connections are all taken, a new connection evicts the oldest one still
+/// in its handshake (not yet authenticated on the token board, not yet past the proof of work
+/// on the token service); established connections are never evicted, and may fill all but
+/// the service's handshake reserve (`docs/specs/tapir.md` §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Limits {
@@ -31,6 +37,11 @@ pub struct Limits {
     pub max_board_connections: usize,
     /// Most simultaneous connections to the token service.
     pub max_token_connections: usize,
+    /// Token-board connections kept for handshakes: authenticated clients may hold at most
+    /// `maxBoardConnections` minus this many (capped at half).
+    pub board_handshake_reserve: usize,
+    /// Token-service connections kept for handshakes (as `boardHandshakeReserve`).
+    pub token_handshake_reserve: usize,
     /// Sustained requests per second one token-board connection may make.
     pub requests_per_second: u32,
     /// Requests a connection may burst above the sustained rate.
@@ -39,11 +50,22 @@ pub struct Limits {
     pub max_ciphertext_bytes: usize,
     /// Largest `LastCommit` a replay request may carry, in bytes (an Ed25519 signature is 64).
     pub max_last_commit_bytes: usize,
-    /// Seconds a connection may take to authenticate (or to solve the proof of work).
+    /// Seconds a new connection may take to authenticate (token board), or to solve the
+    /// proof of work and take its tokens (token service). Counted from accept, separately
+    /// from the idle timeout; it allows for several Tor round trips and a few seconds of
+    /// proof of work on a slow phone. Also how long a token-service connection is kept open
+    /// after issuance, for the client to close it.
     pub handshake_timeout_secs: u64,
-    /// Seconds a token-board connection may stay silent before it is closed (0: never).
-    /// Cwtch clients reconnect and replay from their last message when closed.
+    /// Seconds an established token-board connection may stay silent before it is closed
+    /// (0: never). Cwtch clients reconnect and replay from their last message when closed.
     pub idle_timeout_secs: u64,
+    /// Over Tor, turn on tor's onion-service proof-of-work defence for both services
+    /// (tor 0.4.9.5 or later; an older tor hosts them without it, with a warning).
+    pub tor_pow_defense: bool,
+    /// Introduction requests per second tor dequeues under the defence (tor's default 250).
+    pub tor_pow_queue_rate: u32,
+    /// Introduction requests tor may dequeue in one burst (tor's default 2500).
+    pub tor_pow_queue_burst: u32,
 }
 
 impl Default for Limits {
@@ -51,12 +73,17 @@ impl Default for Limits {
         Limits {
             max_board_connections: 2048,
             max_token_connections: 256,
+            board_handshake_reserve: 512,
+            token_handshake_reserve: 64,
             requests_per_second: 10,
             request_burst: 50,
             max_ciphertext_bytes: 6000,
             max_last_commit_bytes: 64,
-            handshake_timeout_secs: 60,
+            handshake_timeout_secs: 30,
             idle_timeout_secs: 3600,
+            tor_pow_defense: true,
+            tor_pow_queue_rate: 250,
+            tor_pow_queue_burst: 2500,
         }
     }
 }
@@ -70,6 +97,19 @@ impl Limits {
     /// The idle deadline, if any.
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs))
+    }
+
+    /// What both services ask of the network: tor's proof-of-work defence, if on.
+    pub fn listen_options(&self) -> ListenOptions {
+        let options = ListenOptions::default();
+        if self.tor_pow_defense {
+            options.with_pow_defense(PowDefense::new(
+                self.tor_pow_queue_rate,
+                self.tor_pow_queue_burst,
+            ))
+        } else {
+            options
+        }
     }
 }
 

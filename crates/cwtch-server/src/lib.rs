@@ -173,14 +173,18 @@ impl Server {
         }
         wait_for_network(&*acn).await?;
 
+        // tapir-service owns the connection limits: admission (the oldest handshake makes
+        // room when a service is full), deadlines, and what we ask of the network.
         let limits = config.limits.clone();
         let board = Service::new(
             Arc::new(config.identity.clone()),
             acn.clone(),
             ServiceConfig {
                 max_inbound: limits.max_board_connections,
+                handshake_reserve: limits.board_handshake_reserve,
                 handshake_timeout: limits.handshake_timeout(),
                 idle_timeout: limits.idle_timeout(),
+                listen_options: limits.listen_options(),
                 ..ServiceConfig::default()
             },
         );
@@ -189,8 +193,11 @@ impl Server {
             acn.clone(),
             ServiceConfig {
                 max_inbound: limits.max_token_connections,
+                handshake_reserve: limits.token_handshake_reserve,
                 handshake_timeout: limits.handshake_timeout(),
+                // Issuance is over when the chain is: the client only has to close.
                 idle_timeout: Some(limits.handshake_timeout()),
+                listen_options: limits.listen_options(),
                 ..ServiceConfig::default()
             },
         );
@@ -275,6 +282,12 @@ impl Server {
             self.metrics.clone(),
             self.stop.clone(),
         );
+        let (board, tokens) = (self.board.clone(), self.tokens.clone());
+        let snapshot = move |running| {
+            metrics
+                .snapshot(store.count(), running)
+                .with_inbound(&board.inbound_stats(), &tokens.inbound_stats())
+        };
         let text = self.config.log_metrics_to_file;
         self.tasks.spawn(async move {
             let mut write = tokio::time::interval(STATS_INTERVAL);
@@ -283,17 +296,20 @@ impl Server {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = write.tick() => {
-                        let s = metrics.snapshot(store.count(), true);
+                        let s = snapshot(true);
                         if let Err(e) = write_stats_blocking(&dir, s, text).await {
                             warn!(error = %e, "could not write stats");
                         }
                     }
                     _ = log.tick() => {
-                        let s = metrics.snapshot(store.count(), true);
+                        let s = snapshot(true);
                         info!(
                             messages = s.messages,
                             board_connections = s.board_connections,
                             token_connections = s.token_connections,
+                            handshakes = s.handshakes,
+                            handshakes_evicted = s.handshakes_evicted,
+                            connections_refused = s.connections_refused,
                             posts_accepted = s.posts_accepted,
                             posts_rejected = s.posts_rejected,
                             tokens_issued = s.tokens_issued,
@@ -323,7 +339,13 @@ impl Server {
 
     /// A snapshot of the metrics.
     pub fn stats(&self) -> Stats {
-        self.metrics.snapshot(self.store.count(), true)
+        self.snapshot(true)
+    }
+
+    fn snapshot(&self, running: bool) -> Stats {
+        self.metrics
+            .snapshot(self.store.count(), running)
+            .with_inbound(&self.board.inbound_stats(), &self.tokens.inbound_stats())
     }
 
     /// Stop accepting, close every connection, let in-flight writes finish, write the final
@@ -335,7 +357,7 @@ impl Server {
         self.tokens.shutdown().await;
         self.tasks.close();
         self.tasks.wait().await;
-        let s = self.metrics.snapshot(self.store.count(), false);
+        let s = self.snapshot(false);
         if let Err(e) = write_stats_blocking(&self.dir, s, self.config.log_metrics_to_file).await {
             warn!(error = %e, "could not write final stats");
         }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tapir_service::InboundStats;
 
 /// The stats file, rewritten every few seconds by a running server.
 pub const STATS_FILE: &str = "stats.json";
@@ -102,6 +103,16 @@ pub struct Stats {
     pub closed_rate_limited: u64,
     /// Connections closed for malformed requests.
     pub closed_malformed: u64,
+    /// Connections in their handshake now, both services (not yet authenticated, or not yet
+    /// past the proof of work).
+    #[serde(default)]
+    pub handshakes: u64,
+    /// Handshakes closed to make room for newer connections when a service was full.
+    #[serde(default)]
+    pub handshakes_evicted: u64,
+    /// Connections refused because established connections filled their share.
+    #[serde(default)]
+    pub connections_refused: u64,
     /// Seconds since the server started.
     pub uptime_secs: u64,
     /// When this snapshot was taken (Unix seconds).
@@ -125,6 +136,9 @@ impl Metrics {
             replays: g(&self.replays),
             closed_rate_limited: g(&self.closed_rate_limited),
             closed_malformed: g(&self.closed_malformed),
+            handshakes: 0,
+            handshakes_evicted: 0,
+            connections_refused: 0,
             uptime_secs: self.started.elapsed().as_secs(),
             updated_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -135,6 +149,15 @@ impl Metrics {
 }
 
 impl Stats {
+    /// With the admission counts of the token board's and the token service's connections.
+    pub fn with_inbound(mut self, board: &InboundStats, tokens: &InboundStats) -> Stats {
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.handshakes = wide(board.handshaking) + wide(tokens.handshaking);
+        self.handshakes_evicted = board.evicted + tokens.evicted;
+        self.connections_refused = board.refused + tokens.refused;
+        self
+    }
+
     /// Human-readable lines (the `stats` subcommand and the metrics log).
     pub fn lines(&self) -> Vec<String> {
         vec![
@@ -156,6 +179,10 @@ impl Stats {
             format!(
                 "closed connections:  {} rate-limited, {} malformed",
                 self.closed_rate_limited, self.closed_malformed
+            ),
+            format!(
+                "handshakes:          {} in progress, {} evicted, {} refused",
+                self.handshakes, self.handshakes_evicted, self.connections_refused
             ),
             format!("uptime:              {} s", self.uptime_secs),
         ]
