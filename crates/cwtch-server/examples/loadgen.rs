@@ -241,11 +241,11 @@ async fn main() -> Result<()> {
             for (i, tok) in wallet.iter().enumerate() {
                 let s = Instant::now();
                 if !board.post(tok, &egm(ci, i, size)).await? {
-                    return Err(cwtch_server::client::ClientError::Malformed);
+                    return Err(format!("the server refused post {i} of client {ci}").into());
                 }
                 lat.push(s.elapsed());
             }
-            Ok(lat)
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
         }));
     }
     let mut post_lat = Vec::new();
