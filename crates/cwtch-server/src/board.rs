@@ -157,6 +157,10 @@ impl Board {
             }
         });
         let (count, end) = head_rx.await.map_err(|_| Close::Store)?;
+        // Counted as it is answered, before anything is sent: a client that has read its
+        // replay (even an empty one) then always finds it counted. Counting at the end raced
+        // with the client, which stops reading after the last replayed message.
+        inc(&self.metrics.replays);
         let head = Message::from(Payload::ReplayResult(ReplayResult {
             num_messages: i64::try_from(count).unwrap_or(i64::MAX),
         }));
@@ -189,7 +193,6 @@ impl Board {
                 self.send(conn, msg.to_json()).await?;
             }
         }
-        inc(&self.metrics.replays);
         Ok(())
     }
 

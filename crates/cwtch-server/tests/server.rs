@@ -100,6 +100,7 @@ async fn post_with_a_token_then_replay_from_empty_and_from_a_last_commit() {
     let st = s.stats();
     assert_eq!((st.messages, st.posts_accepted, st.tokens_spent), (5, 5, 5));
     assert_eq!(st.tokens_issued, 10);
+    // The server counts a replay before answering it, so all three are counted by now.
     assert_eq!(st.replays, 3);
     s.shutdown().await;
 }
