@@ -193,6 +193,28 @@ const TOKENS: &[&str] = &[
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// The table-driven base64 encoder writes what the `base64` crate writes (Go's
+    /// `StdEncoding`), appending after what is already there, and `[]byte` fields decode back.
+    #[test]
+    fn base64_encoder_matches_the_base64_crate(
+        prefix in prop::collection::vec(any::<u8>(), 0..4),
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        use base64::Engine as _;
+        let mut out = prefix.clone();
+        gojson::append_base64(&mut out, &bytes);
+        let mut expected = prefix;
+        expected.extend_from_slice(
+            base64::engine::general_purpose::STANDARD.encode(&bytes).as_bytes(),
+        );
+        prop_assert_eq!(&out, &expected);
+        let egm = EncryptedGroupMessage { ciphertext: Some(bytes.clone()), signature: None };
+        prop_assert_eq!(
+            EncryptedGroupMessage::from_json(&egm.to_json()).unwrap().ciphertext,
+            Some(bytes)
+        );
+    }
+
     #[test]
     fn gojson_strings_parse_back_to_gos_lossy_text(s in tricky_bytes()) {
         let mut out = Vec::new();
@@ -295,6 +317,9 @@ proptest! {
         let s = tokens.concat();
         let ours = gojson::validate(s.as_bytes());
         let theirs = serde_json::from_str::<serde_json::Value>(&s);
+        // serde_json also refuses numbers too large for an f64 (`2e312`), which is not syntax
+        // (Go's `json.Valid` accepts them), and stops there: it says nothing about the rest.
+        prop_assume!(!matches!(&theirs, Err(e) if e.to_string().starts_with("number out of range")));
         prop_assert_eq!(ours.is_ok(), theirs.is_ok(), "{:?}: {:?} vs {:?}", s, ours, theirs);
     }
 

@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-
 use super::utf8::decode_rune;
 
 /// Whether `\b` (U+0008) and `\f` (U+000C) are written as the short escapes `\b` / `\f`.
@@ -103,10 +101,52 @@ pub fn write_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
         None => out.extend_from_slice(b"null"),
         Some(b) => {
             out.push(b'"');
-            let mut buf = String::new();
-            base64::engine::general_purpose::STANDARD.encode_string(b, &mut buf);
-            out.extend_from_slice(buf.as_bytes());
+            append_base64(out, b);
             out.push(b'"');
+        }
+    }
+}
+
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The two base64 characters of every 12-bit value: one lookup per two characters.
+static BASE64_PAIRS: [[u8; 2]; 4096] = {
+    let mut t = [[0u8; 2]; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        t[i] = [BASE64_ALPHABET[i >> 6], BASE64_ALPHABET[i & 63]];
+        i += 1;
+    }
+    t
+};
+
+/// Append standard base64 with `=` padding (Go's `base64.StdEncoding`) of `bytes` to `out`.
+///
+/// Table-driven: group signatures cover the base64 of a whole message, so this is on the path
+/// of every group message a client opens.
+pub fn append_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, b'=');
+    let dst = &mut out[start..];
+    let whole = bytes.chunks_exact(3);
+    let rest = whole.remainder();
+    let mut quads = dst.chunks_exact_mut(4);
+    for (src, quad) in whole.zip(&mut quads) {
+        let n = usize::from(src[0]) << 16 | usize::from(src[1]) << 8 | usize::from(src[2]);
+        let [a, b] = BASE64_PAIRS[n >> 12];
+        let [c, d] = BASE64_PAIRS[n & 0xfff];
+        quad.copy_from_slice(&[a, b, c, d]);
+    }
+    if let Some(quad) = quads.next() {
+        // One or two bytes left: two or three characters, then the `=` already there.
+        let b0 = usize::from(rest.first().copied().unwrap_or(0));
+        let b1 = usize::from(rest.get(1).copied().unwrap_or(0));
+        let n = b0 << 16 | b1 << 8;
+        quad[0] = BASE64_ALPHABET[n >> 18];
+        quad[1] = BASE64_ALPHABET[(n >> 12) & 63];
+        if rest.len() == 2 {
+            quad[2] = BASE64_ALPHABET[(n >> 6) & 63];
         }
     }
 }

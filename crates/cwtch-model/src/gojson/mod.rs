@@ -17,8 +17,8 @@ mod utf8;
 
 pub use decode::{decode, go_base64_decode, validate, Decoder, GoDecode, MAX_NESTING_DEPTH};
 pub use encode::{
-    object, write_bool, write_bytes, write_i64, write_string, write_string_map, write_u64, GoJson,
-    Object, SHORT_ESCAPES_FOR_BACKSPACE_AND_FORMFEED,
+    append_base64, object, write_bool, write_bytes, write_i64, write_string, write_string_map,
+    write_u64, GoJson, Object, SHORT_ESCAPES_FOR_BACKSPACE_AND_FORMFEED,
 };
 pub use utf8::go_lossy_utf8;
 
