@@ -1,17 +1,22 @@
-//! Server-hosted ("legacy") groups: group IDs, invites and the group message structs
-//! (protocol.md §6).
-//!
-//! Encrypting, signing and verifying group messages (§6.2) is not here yet: only the types and
-//! their exact Go JSON, which that work will sign.
+//! Server-hosted ("legacy") groups (protocol.md §6): group IDs, invites, the group message
+//! structs and their exact Go JSON, and the sans-IO core that seals and opens group messages
+//! ([`Group::seal`], [`EncryptedGroupMessage::open`]).
 
-use pbkdf2::pbkdf2_hmac;
-use sha2::Sha512;
 use torv3::safelog::Sensitive;
 use torv3::Onion;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::gojson::{self, Decoder, GoDecode, GoJson};
 use crate::Error;
+
+mod message;
+
+pub use message::{
+    first_previous_message_sig, padding_for, signature_input, signed_group_id, Group, GroupId,
+    SealedGroupMessage, UnverifiedGroupMessage, VerifiedGroupMessage,
+    ACCEPT_LEGACY_CIPHERTEXT_SIGNATURE, GROUP_CIPHERTEXT_LEN, GROUP_NONCE_LEN, GROUP_PLAINTEXT_LEN,
+    GROUP_TAG_LEN, MAX_GROUP_TEXT_BYTES, MAX_GROUP_TEXT_ENCODED,
+};
 
 /// Prefix of a group invite string (`GroupInvitePrefix`, protocol.md §6.3, CONFIRMED).
 pub const GROUP_INVITE_PREFIX: &str = "torv3";
@@ -28,14 +33,7 @@ pub const GROUP_KEY_LEN: usize = 32;
 /// A group's ID: lower-case hex of PBKDF2-HMAC-SHA512(password = group key, salt = the server's
 /// 32 public-key bytes, 4096 iterations, 16 bytes) (Go `deriveGroupID`, protocol.md §6.1).
 pub fn derive_group_id(key: &[u8; GROUP_KEY_LEN], server: &Onion) -> String {
-    let mut id = [0u8; GROUP_ID_LEN];
-    pbkdf2_hmac::<Sha512>(
-        key,
-        &server.key_bytes(),
-        GROUP_ID_PBKDF2_ITERATIONS,
-        &mut id,
-    );
-    hex::encode(id)
+    GroupId::derive(key, server).to_string()
 }
 
 /// A group invite (Go `model.GroupInvite`, protocol.md §6.3), validated: the key is 32 bytes and

@@ -8,7 +8,10 @@ pub mod keybundle;
 pub mod overlay;
 pub mod tokenboard;
 
-pub use group::{derive_group_id, DecryptedGroupMessage, EncryptedGroupMessage, GroupInvite};
+pub use group::{
+    derive_group_id, DecryptedGroupMessage, EncryptedGroupMessage, Group, GroupId, GroupInvite,
+    SealedGroupMessage, UnverifiedGroupMessage, VerifiedGroupMessage,
+};
 pub use keybundle::{KeyBundle, ServerKeys, TofuBundle};
 pub use overlay::MessageWrapper;
 pub use tokenboard::{Message, MessageType, Payload};
@@ -94,6 +97,44 @@ pub enum Error {
     /// A group invite's `GroupID` is not the one its key and server derive.
     #[error("group ID does not match the group key and server")]
     GroupIdMismatch,
+    /// A text too long for a group message: more than [`group::MAX_GROUP_TEXT_BYTES`] bytes,
+    /// or more than [`group::MAX_GROUP_TEXT_ENCODED`] once escaped as Go JSON.
+    #[error("group message text too long: {bytes} bytes, {encoded} escaped")]
+    GroupTextTooLong {
+        /// Its length in bytes.
+        bytes: usize,
+        /// Its length escaped as a Go JSON string, without the quotes.
+        encoded: usize,
+    },
+    /// No group key opens this group message: it is for a group we are not in (the common
+    /// case, not a fault).
+    #[error("group message is not for any of these groups")]
+    NotForAnyGroup,
+    /// A group key opened this message but its plaintext is not a valid
+    /// `DecryptedGroupMessage` (or names no valid sender): someone with the key misbehaves.
+    #[error("group message decrypts but is malformed")]
+    MalformedGroupMessage {
+        /// The group whose key opened it.
+        group_id: GroupId,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A group message whose signature does not verify with the key of its claimed sender:
+    /// someone with the group key forges or corrupts messages (Go marks the group compromised).
+    #[error("group message signature does not verify")]
+    BadGroupSignature {
+        /// The group whose key opened it.
+        group_id: GroupId,
+    },
+    /// A group message that decrypts with this group's key but was signed for another group
+    /// (its `SignedGroupID` names another group and the signature does not bind this group's
+    /// ID and server): a message forwarded from a group on another server with the same key.
+    #[error("group message was signed for another group")]
+    WrongGroupBinding {
+        /// The group whose key opened it.
+        group_id: GroupId,
+    },
     /// A token-board message whose `MessageType` names a payload the message does not carry
     /// (a Go server closes the connection).
     #[error("token board message of type {} without its payload", message_type.0)]

@@ -6,7 +6,9 @@
 
 use base64::Engine as _;
 use cwtch_model::keybundle::{KEY_TYPE_PRIVACY_PASS, KEY_TYPE_SERVER_ONION, KEY_TYPE_TOKEN_ONION};
-use cwtch_model::{derive_group_id, Error, GroupInvite, KeyBundle, TofuBundle};
+use cwtch_model::{derive_group_id, Error, Group, GroupInvite, KeyBundle, TofuBundle};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
 use torv3::{Identity, Onion};
 
@@ -209,6 +211,36 @@ fn real_invite_round_trips_byte_identically() {
     let s = invite.to_invite_string();
     assert_eq!(s, format!("torv3{}", b64(json.as_bytes())));
     assert_eq!(GroupInvite::parse_invite_string(&s).unwrap(), invite);
+}
+
+#[test]
+fn group_from_the_real_invite_has_gos_id() {
+    let invite =
+        GroupInvite::parse_invite_string(&format!("torv3{}", b64(invite_json().as_bytes())))
+            .unwrap();
+    let group = Group::from_invite(&invite).unwrap();
+    assert_eq!(group.id().to_string(), "940a798b8268c25b84fc3a8e5aa3db39");
+    assert_eq!(
+        group.server().as_str(),
+        "isbr2t6bflul2zyi6hjtnuezb2xvfr42svzjg2q3gyqfgg3wmnrbkkqd"
+    );
+    // Its invite is the real one, byte for byte.
+    assert_eq!(
+        group.invite(invite.group_name.clone()).to_json(),
+        invite_json().as_bytes()
+    );
+    // A message sealed in it opens in it, and the signature binds Go's ID and the server.
+    let alice = Identity::from_seed(&[1; 32]);
+    let sealed = group
+        .seal(
+            &alice,
+            r#"{"o":1,"d":"hi"}"#,
+            None,
+            1_700_000_000,
+            &mut ChaCha20Rng::seed_from_u64(1),
+        )
+        .unwrap();
+    assert_eq!(sealed.egm.open([&group]).unwrap(), sealed.message);
 }
 
 #[test]
