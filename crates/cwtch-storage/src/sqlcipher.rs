@@ -745,6 +745,44 @@ impl ProfileStore for Profile {
         Ok(id)
     }
 
+    fn insert_messages(
+        &mut self,
+        messages: &[(ConversationId, NewMessage<'_>)],
+    ) -> Result<Vec<Option<MessageId>>, Error> {
+        let conn = self.writable()?;
+        let tx = conn.transaction()?;
+        let mut ready = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(messages.len());
+        for (conversation, message) in messages {
+            if ready.insert(*conversation) {
+                if !Self::conversation_exists(&tx, *conversation)? {
+                    return Err(Error::ConversationNotFound(*conversation));
+                }
+                tx.execute_batch(&schema::create_channel(*conversation))?;
+            }
+            // A unique violation aborts only its own statement; the transaction goes on.
+            let r = tx.execute(
+                &format!(
+                    "insert into {} (Body, Attributes, Signature, ContentHash) values(?,?,?,?);",
+                    schema::channel_table(*conversation)
+                ),
+                params![
+                    message.body,
+                    attributes_to_json(message.attributes),
+                    message.signature,
+                    message.content_hash
+                ],
+            );
+            match r {
+                Ok(_) => out.push(Some(MessageId(tx.last_insert_rowid()))),
+                Err(e) if is_unique_violation(&e) => out.push(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
     fn message(
         &self,
         conversation: ConversationId,

@@ -177,6 +177,24 @@ pub trait ProfileStore: Send {
         message: &NewMessage<'_>,
     ) -> Result<MessageId, Error>;
 
+    /// Store several messages, in order, as one durable write (one transaction where the
+    /// backend has them). A message whose signature is already stored in its conversation (or
+    /// earlier in the batch) is skipped: `None` in its place. Any other error stores nothing.
+    fn insert_messages(
+        &mut self,
+        messages: &[(ConversationId, NewMessage<'_>)],
+    ) -> Result<Vec<Option<MessageId>>, Error> {
+        let mut out = Vec::with_capacity(messages.len());
+        for (conversation, m) in messages {
+            match self.insert_message(*conversation, m) {
+                Ok(id) => out.push(Some(id)),
+                Err(Error::DuplicateSignature(_)) => out.push(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// A message by id.
     fn message(
         &self,

@@ -46,6 +46,7 @@ suite!(
     conversations,
     blocking_and_acl,
     messages,
+    batch_inserts,
     message_ranges_and_indexes,
     purge_and_delete,
     password_change,
@@ -407,6 +408,50 @@ fn messages<H: ProfileHome>(home: &H) {
     let p = home.open_profile(&id, &Password::Default).unwrap();
     assert_eq!(p.message_count(bob).unwrap(), 2);
     assert_eq!(p.message_count(carol).unwrap(), 2);
+}
+
+/// A batch is stored in order, duplicates (stored before, or earlier in the batch) are skipped
+/// in place, and a batch naming a missing conversation stores nothing.
+fn batch_inserts<H: ProfileHome>(home: &H) {
+    let mut p = home.create_profile("Alice", &Password::Default).unwrap();
+    let bob = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    let carol = p
+        .create_conversation(&NewConversation::contact(CAROL, true))
+        .unwrap();
+    let a = Attributes::new();
+    p.insert_message(bob, &msg("old", &a, "s0", "h0")).unwrap();
+    let got = p
+        .insert_messages(&[
+            (bob, msg("one", &a, "s1", "h1")),
+            (carol, msg("two", &a, "s2", "h2")),
+            (bob, msg("dup of old", &a, "s0", "hx")),
+            (bob, msg("three", &a, "s3", "h3")),
+            (bob, msg("dup in batch", &a, "s1", "hy")),
+        ])
+        .unwrap();
+    assert_eq!(got.iter().filter(|x| x.is_none()).count(), 2, "{got:?}");
+    assert!(got[0].is_some() && got[1].is_some() && got[3].is_some());
+    assert!(got[2].is_none() && got[4].is_none());
+    let bodies: Vec<String> = p
+        .messages(bob, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["three", "one", "old"]);
+    assert_eq!(p.message_count(carol).unwrap(), 1);
+    assert_eq!(
+        p.message(bob, got[3].unwrap()).unwrap().unwrap().body,
+        "three"
+    );
+    // A missing conversation: nothing of the batch is stored (SQLCipher) or it fails at that
+    // message (memory); either way an error, and bob's earlier messages are intact.
+    assert!(p
+        .insert_messages(&[(ConversationId(999), msg("x", &a, "s9", "h9"))])
+        .is_err());
+    assert_eq!(p.message_count(bob).unwrap(), 3);
 }
 
 fn message_ranges_and_indexes<H: ProfileHome>(home: &H) {
