@@ -306,6 +306,10 @@ impl Cwtch {
         for onion in dial {
             rt.ensure_dialer(&onion);
         }
+        let servers: Vec<Onion> = rt.state().groups.servers.keys().cloned().collect();
+        for server in servers {
+            rt.start_server(&server);
+        }
         Ok(handle)
     }
 
@@ -319,7 +323,7 @@ impl Cwtch {
         let identity = Arc::new(snapshot.identity);
         let onion = identity.onion();
         let service = Service::new(
-            identity,
+            identity.clone(),
             self.inner.acn.clone(),
             self.inner.config.service.clone(),
         );
@@ -336,10 +340,47 @@ impl Cwtch {
                 e.outbox.insert(id, out);
             }
         }
+        for (c, bundle) in snapshot.groups.servers {
+            match cwtch_board::ServerClient::new(&bundle, self.inner.acn.clone()) {
+                Ok(client) => {
+                    state.groups.servers.insert(
+                        client.onion().clone(),
+                        crate::groups::ServerEntry {
+                            conversation: c.id,
+                            client,
+                            state: crate::event::ServerState::Disconnected,
+                            tokens: 0,
+                            last_sync: None,
+                            task: None,
+                        },
+                    );
+                }
+                Err(e) => warn!(error = %e, "a stored server cannot be used"),
+            }
+        }
+        for (c, group, latest) in snapshot.groups.groups {
+            let name = c
+                .attribute(keys::GROUP_NAME)
+                .map(str::to_owned)
+                .unwrap_or_else(|| group.id().to_string());
+            state.groups.groups.insert(
+                c.id,
+                crate::groups::GroupEntry {
+                    conversation: c.id,
+                    group,
+                    name,
+                    accepted: c.accepted,
+                    latest,
+                    missing: 0,
+                },
+            );
+        }
         let (online, _) = watch::channel(false);
         Arc::new(Runtime {
             profile_id,
             onion,
+            identity: identity.clone(),
+            acn_handle: self.inner.acn.clone(),
             store,
             events: self.inner.events.clone(),
             config: self.inner.config.clone(),
@@ -585,6 +626,7 @@ struct Snapshot {
     block_unknown: bool,
     contacts: Vec<(Onion, Conversation)>,
     outbox: Vec<(Onion, MessageId, Outgoing)>,
+    groups: crate::groups::Loaded,
 }
 
 /// Page size of the start-up scan for unacknowledged messages.
@@ -603,9 +645,14 @@ fn open_for_engine(
     let block_unknown = store.attribute(BLOCK_UNKNOWN_ATTRIBUTE)?.as_deref() == Some(keys::TRUE);
     let mut contacts = Vec::new();
     let mut outbox = Vec::new();
-    for c in store.conversations()? {
-        let Ok(onion) = Onion::parse(&c.handle) else {
+    let conversations = store.conversations()?;
+    let groups = crate::groups::load(store, &conversations)?;
+    for c in conversations {
+        if c.kind() != cwtch_storage::ConversationKind::Contact {
             continue; // groups and servers are not peers
+        }
+        let Ok(onion) = Onion::parse(&c.handle) else {
+            continue;
         };
         if onion == me {
             continue;
@@ -652,6 +699,7 @@ fn open_for_engine(
             block_unknown,
             contacts,
             outbox,
+            groups,
         },
     ))
 }

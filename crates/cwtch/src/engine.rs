@@ -236,7 +236,11 @@ pub(crate) async fn dialer(rt: Arc<Runtime>, onion: Onion, cancel: CancellationT
 /// Sleep for the next backoff delay; true if cancelled first. If the network is not ready
 /// now and becomes ready meanwhile (Tor finished bootstrapping), wake at once with the
 /// backoff reset, rather than leave contacts waiting out a long delay.
-async fn backoff_sleep(rt: &Runtime, cancel: &CancellationToken, backoff: &mut Backoff) -> bool {
+pub(crate) async fn backoff_sleep(
+    rt: &Runtime,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+) -> bool {
     let mut status = rt.acn_status.clone();
     let was_ready = status.borrow_and_update().is_ready();
     let became_ready = async {
@@ -624,6 +628,14 @@ async fn on_chat(
     // Stored (or already stored): now acknowledge.
     if let Err(e) = pc.send(&PeerMessage::ack(m.id.clone())).await {
         debug!(error = %e, "could not acknowledge");
+    }
+    if let (Some(_), Content::GroupInvite { invite }) = (id, &content) {
+        // An invite from an accepted contact becomes a group to accept or decline; from
+        // anyone else it stays a message only.
+        let accepted = rt.lookup(onion).is_some_and(|r| r.accepted && !r.blocked);
+        if accepted {
+            let _ = rt.on_group_invite(onion, invite).await;
+        }
     }
     if let Some(id) = id {
         rt.emit(Event::NewMessage {

@@ -99,6 +99,33 @@ pub enum Error {
     /// The profile (or the whole library) has been shut down.
     #[error("shut down")]
     ShutDown,
+    /// A server bundle, an invite or a group message that does not parse or verify.
+    #[error("{0}")]
+    Bundle(#[source] cwtch_model::Error),
+    /// Talking to a server failed.
+    #[error(transparent)]
+    Board(#[from] cwtch_board::Error),
+    /// A bundle for a server we know, with different keys: refused (trust on first use).
+    #[error("this server was imported before with different keys; refusing the new bundle")]
+    ServerKeysChanged,
+    /// No such server.
+    #[error("no such server (import its bundle first: cwtch server add)")]
+    ServerNotFound,
+    /// The server is used by groups.
+    #[error("the server is used by {groups} group(s); leave them first")]
+    ServerInUse {
+        /// How many groups use it.
+        groups: usize,
+    },
+    /// No such group.
+    #[error("no such group")]
+    GroupNotFound,
+    /// Several groups have this name.
+    #[error("several groups are named {0:?}; use the conversation id or the group id")]
+    AmbiguousGroup(String),
+    /// The group is an invite not yet accepted.
+    #[error("the group invite is not accepted yet (cwtch group accept)")]
+    GroupNotAccepted,
 }
 
 /// Why a peer message did not decode (spec §7.2).

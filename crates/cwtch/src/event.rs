@@ -30,6 +30,23 @@ pub enum ConnectionState {
     Failed,
 }
 
+/// The state of the connection to a server (Go's server `ConnectionState` names, as the UI
+/// shows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ServerState {
+    /// No connection (no accepted group uses the server, or between attempts).
+    Disconnected,
+    /// Dialling and authenticating.
+    Connecting,
+    /// Connected; replaying what was posted since our last position.
+    Syncing,
+    /// Replay done: new messages arrive as they are posted.
+    Synced,
+    /// The last attempt failed; another follows after a backoff.
+    Failed,
+}
+
 /// The state of a message we sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -228,6 +245,159 @@ pub enum Event {
         /// The new value.
         value: String,
     },
+    /// A server's bundle was imported.
+    ServerAdded {
+        /// The profile's onion.
+        profile: String,
+        /// The server's conversation id.
+        conversation_id: i64,
+        /// The server's token-board onion.
+        server: String,
+    },
+    /// A server was removed.
+    ServerRemoved {
+        /// The profile's onion.
+        profile: String,
+        /// The server's conversation id.
+        conversation_id: i64,
+        /// The server's token-board onion.
+        server: String,
+    },
+    /// The connection to a server changed state, or its tokens in hand changed (Go's
+    /// `ServerStateChange`).
+    ServerStateChanged {
+        /// The profile's onion.
+        profile: String,
+        /// The server's conversation id.
+        conversation_id: i64,
+        /// The server's token-board onion.
+        server: String,
+        /// The new state.
+        state: ServerState,
+        /// Unspent tokens for the server.
+        tokens: usize,
+    },
+    /// A group conversation was created: by us, joined from an invite (`accepted: true`), or
+    /// an invite received from a contact (`accepted: false`).
+    GroupCreated {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+        /// The group's name.
+        name: String,
+        /// The server's onion.
+        server: String,
+        /// Whether the group is accepted (synced and postable).
+        accepted: bool,
+    },
+    /// A contact invited us to a group (Go's `NewGroupInvite`): accept it to join, leave it
+    /// to decline.
+    GroupInvite {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+        /// The group's name, as the inviter named it.
+        name: String,
+        /// The server's onion.
+        server: String,
+        /// The contact who sent the invite.
+        from: String,
+    },
+    /// A group invite was accepted.
+    GroupUpdated {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// Whether it is accepted.
+        accepted: bool,
+    },
+    /// We left a group (or declined its invite); its messages are deleted.
+    GroupLeft {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+    },
+    /// A member's message in a group was verified and stored (Go's `NewMessageFromGroup`).
+    GroupMessage {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+        /// The author's onion (verified by the message's signature).
+        author: String,
+        /// The message's id in the conversation.
+        message_id: i64,
+        /// The message's signature (std base64): its id on the server.
+        signature: String,
+        /// The overlay number, `null` if the body is not an overlay wrapper.
+        overlay: Option<i64>,
+        /// The body (the overlay JSON).
+        body: String,
+        /// The readable text; `null` if malformed.
+        text: Option<String>,
+        /// For a quoted reply, the quoted message's content hash.
+        quoted_hash: Option<String>,
+        /// `base64(SHA-256(author onion + body))`.
+        content_hash: String,
+        /// The body was not understood: stored anyway.
+        malformed: bool,
+        /// The author's timestamp (RFC 3339, UTC; the author's claim).
+        timestamp: String,
+    },
+    /// The server accepted one of our group posts ("sent").
+    GroupMessageSent {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+        /// The message's id in the conversation.
+        message_id: i64,
+        /// Its signature (std base64).
+        signature: String,
+    },
+    /// One of our group posts came back from the server ("seen": every member can fetch it).
+    GroupMessageSeen {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+        /// The message's id in the conversation.
+        message_id: i64,
+        /// Its signature (std base64).
+        signature: String,
+    },
+    /// A group message refers (`PreviousMessageSig`) to a message we never received: one or
+    /// more messages before it are missing (dropped by the server, or pruned).
+    MissingMessages {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// The group id (32 hex).
+        group_id: String,
+        /// The member whose message revealed the gap.
+        member: String,
+        /// The message that revealed it (the gap is before it).
+        message_id: i64,
+        /// The signature it refers to (std base64), which we do not have.
+        previous_signature: String,
+    },
 }
 
 impl Event {
@@ -248,7 +418,18 @@ impl Event {
             | Event::MessageSent { profile, .. }
             | Event::Acknowledged { profile, .. }
             | Event::MessageFailed { profile, .. }
-            | Event::AttributeUpdated { profile, .. } => Some(profile),
+            | Event::AttributeUpdated { profile, .. }
+            | Event::ServerAdded { profile, .. }
+            | Event::ServerRemoved { profile, .. }
+            | Event::ServerStateChanged { profile, .. }
+            | Event::GroupCreated { profile, .. }
+            | Event::GroupInvite { profile, .. }
+            | Event::GroupUpdated { profile, .. }
+            | Event::GroupLeft { profile, .. }
+            | Event::GroupMessage { profile, .. }
+            | Event::GroupMessageSent { profile, .. }
+            | Event::GroupMessageSeen { profile, .. }
+            | Event::MissingMessages { profile, .. } => Some(profile),
         }
     }
 

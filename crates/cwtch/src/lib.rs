@@ -9,10 +9,12 @@ mod error;
 pub mod event;
 #[cfg(test)]
 mod fault;
+mod groups;
 mod lock;
 pub mod overlay;
 mod profile;
 mod runtime;
+mod server_task;
 mod store;
 mod types;
 mod util;
@@ -24,12 +26,13 @@ pub use config::{
     DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_VERSION_WAIT,
 };
 pub use error::{Error, PeerMessageError, Result};
-pub use event::{ConnectionState, Event, MessageState};
+pub use event::{ConnectionState, Event, MessageState, ServerState};
+pub use groups::GroupRef;
 pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
 pub use profile::{ProfileHandle, PUBLIC_PROFILE_STATUS};
 pub use runtime::BLOCK_UNKNOWN_ATTRIBUTE;
-pub use types::{Contact, ContactId, MessageInfo, ProfileInfo, SentMessage};
+pub use types::{Contact, ContactId, GroupInfo, MessageInfo, ProfileInfo, SentMessage, ServerInfo};
 
 // What clients need from the layers below, so that they depend on this crate only.
 pub use connectivity;

@@ -1,9 +1,9 @@
 //! Message overlays: what the body of a chat message means (protocol.md §7.5).
 //!
 //! A body is the overlay wrapper `{"o":<overlay>,"d":"<data>"}` (cwtch-model's
-//! [`MessageWrapper`]). This library understands overlays 1 (text), 10 (quoted reply) and 100
-//! (contact suggestion). Everything else — another overlay number, a wrapper that is not
-//! JSON, a quoted reply whose `d` is not the expected JSON, a suggestion that is not an onion —
+//! [`MessageWrapper`]). This library understands overlays 1 (text), 10 (quoted reply), 100
+//! (contact suggestion) and 101 (group invite). Everything else — another overlay number, a
+//! wrapper that is not JSON, a quoted reply whose `d` is not the expected JSON, a suggestion that is not an onion —
 //! is [`Content::Malformed`]: stored as received and surfaced with `malformed: true`, never a
 //! crash and never dropped. Should parsing itself fail (a bug below us, such as the onion
 //! parser's panic on base32 padding, fixed in torv3), the body is
@@ -11,7 +11,9 @@
 //! conversation is listed.
 
 use cwtch_model::gojson::{self, Decoder, GoDecode};
-use cwtch_model::overlay::{OVERLAY_CHAT, OVERLAY_INVITE_CONTACT, OVERLAY_QUOTED_REPLY};
+use cwtch_model::overlay::{
+    OVERLAY_CHAT, OVERLAY_INVITE_CONTACT, OVERLAY_INVITE_GROUP, OVERLAY_QUOTED_REPLY,
+};
 use cwtch_model::MessageWrapper;
 use serde::{Deserialize, Serialize};
 use torv3::Onion;
@@ -25,7 +27,7 @@ pub const P2P_TEXT_MAX_CHARS: usize = 7000;
 
 pub use cwtch_model::overlay::{
     OVERLAY_CHAT as TEXT, OVERLAY_INVITE_CONTACT as CONTACT_SUGGESTION,
-    OVERLAY_QUOTED_REPLY as QUOTED_REPLY,
+    OVERLAY_INVITE_GROUP as GROUP_INVITE, OVERLAY_QUOTED_REPLY as QUOTED_REPLY,
 };
 
 /// The meaning of a message body.
@@ -49,6 +51,12 @@ pub enum Content {
     ContactSuggestion {
         /// The suggested address.
         onion: String,
+    },
+    /// Overlay 101: an invite to a group, `tofubundle:server:<bundle>||torv3<invite>` (or a
+    /// bare `torv3` invite), checked to parse and to name its group correctly.
+    GroupInvite {
+        /// The invite as sent (what `cwtch group join` takes).
+        invite: String,
     },
     /// Anything else: another overlay, or a body that does not parse.
     Malformed {
@@ -104,6 +112,7 @@ impl Content {
             Content::Text { .. } => Some(OVERLAY_CHAT),
             Content::QuotedReply { .. } => Some(OVERLAY_QUOTED_REPLY),
             Content::ContactSuggestion { .. } => Some(OVERLAY_INVITE_CONTACT),
+            Content::GroupInvite { .. } => Some(OVERLAY_INVITE_GROUP),
             Content::Malformed { overlay, .. } => *overlay,
         }
     }
@@ -120,6 +129,7 @@ impl Content {
             Content::Text { text } => Some(text),
             Content::QuotedReply { body, .. } => Some(body),
             Content::ContactSuggestion { onion } => Some(onion),
+            Content::GroupInvite { invite } => Some(invite),
             Content::Malformed { .. } => None,
         }
     }
@@ -152,6 +162,10 @@ impl Content {
             Content::ContactSuggestion { onion } => {
                 let onion = Onion::parse(onion).map_err(Error::InvalidAddress)?;
                 MessageWrapper::new(OVERLAY_INVITE_CONTACT, onion.as_str())
+            }
+            Content::GroupInvite { invite } => {
+                crate::groups::parse_invite(invite)?;
+                MessageWrapper::new(OVERLAY_INVITE_GROUP, invite.as_str())
             }
             Content::Malformed { .. } => return Err(Error::Invalid { what: "content" }),
         };
@@ -190,6 +204,10 @@ fn parse_unguarded(body: &str) -> Content {
             Ok(onion) => Content::ContactSuggestion {
                 onion: onion.as_str().to_owned(),
             },
+            Err(_) => bad(MalformedReason::BadData),
+        },
+        OVERLAY_INVITE_GROUP => match crate::groups::parse_invite(&w.data) {
+            Ok(_) => Content::GroupInvite { invite: w.data },
             Err(_) => bad(MalformedReason::BadData),
         },
         _ => bad(MalformedReason::UnknownOverlay),
@@ -261,6 +279,47 @@ mod tests {
         assert!(Content::ContactSuggestion { onion: "x".into() }
             .to_body()
             .is_err());
+    }
+
+    /// Overlay 101: a group invite that parses and names its group correctly is understood,
+    /// anything else under 101 is malformed (and never joins anything).
+    #[test]
+    fn group_invites() {
+        use cwtch_model::group::Group;
+        use cwtch_model::KeyBundle;
+        let mut rng = rand_core::OsRng;
+        let board = torv3::Identity::generate(&mut rng);
+        let tokens = torv3::Identity::generate(&mut rng);
+        let mut kb = KeyBundle::new_server_bundle(&board.onion(), &tokens.onion(), &[0xe2; 32]);
+        kb.sign(&board);
+        let group = Group::generate(&mut rng, board.onion());
+        let invite = format!(
+            "tofubundle:{}||{}",
+            kb.to_server_string(),
+            group.invite("g".into()).to_invite_string()
+        );
+        let c = Content::GroupInvite {
+            invite: invite.clone(),
+        };
+        let body = c.to_body().unwrap();
+        assert_eq!(Content::parse(&body), c);
+        assert_eq!(c.overlay(), Some(101));
+        // A bare torv3 invite is understood too; a tampered one is not.
+        let bare = group.invite("g".into()).to_invite_string();
+        assert!(matches!(
+            Content::parse(&wrap(101, &bare).unwrap()),
+            Content::GroupInvite { .. }
+        ));
+        let mut bad = invite.clone();
+        bad.truncate(bad.len() - 8);
+        assert_eq!(
+            Content::parse(&wrap(101, &bad).unwrap()),
+            Content::Malformed {
+                overlay: Some(101),
+                reason: MalformedReason::BadData
+            }
+        );
+        assert!(Content::GroupInvite { invite: bad }.to_body().is_err());
     }
 
     #[test]

@@ -14,10 +14,11 @@ use tracing::info;
 use crate::app::AppInner;
 use crate::error::{Error, Result};
 use crate::event::{ConnectionState, Event, MessageState};
+use crate::groups::GroupRef;
 use crate::overlay::{self, Content};
 use crate::runtime::{PasswordCheck, Runtime, BLOCK_UNKNOWN_ATTRIBUTE};
 use crate::store::Backend;
-use crate::types::{Contact, ContactId, MessageInfo, SentMessage};
+use crate::types::{Contact, ContactId, GroupInfo, MessageInfo, SentMessage, ServerInfo};
 
 /// Profile attribute: the status shown to contacts (spec §7.3, UI key CONFIRMED).
 pub const PUBLIC_PROFILE_STATUS: &str = "public.profile.profile-status";
@@ -204,7 +205,7 @@ impl ProfileHandle {
             .call(|s| {
                 let mut out = Vec::new();
                 for c in s.conversations()? {
-                    if Onion::parse(&c.handle).is_err() {
+                    if c.kind() != cwtch_storage::ConversationKind::Contact {
                         continue; // a group or server conversation
                     }
                     let n = s.message_count(c.id)?;
@@ -289,6 +290,115 @@ impl ProfileHandle {
             value: value.to_owned(),
         });
         Ok(())
+    }
+
+    // ---- servers and groups ----
+
+    /// Import a server's `server:` bundle (its signature is checked; a known server with
+    /// different keys is refused). Returns the server.
+    pub async fn add_server(&self, bundle: &str) -> Result<ServerInfo> {
+        self.rt.add_server(bundle).await
+    }
+
+    /// The imported servers, with connection state and tokens in hand.
+    pub async fn servers(&self) -> Result<Vec<ServerInfo>> {
+        Ok(self.rt.servers())
+    }
+
+    /// Remove a server (refused while groups use it).
+    pub async fn remove_server(&self, onion: &str) -> Result<()> {
+        self.rt.remove_server(onion).await
+    }
+
+    /// Create a group on an imported server (`server`: its onion). The group is accepted and
+    /// starts syncing; [`GroupInfo::invite`] is its `tofubundle:` invite.
+    pub async fn create_group(&self, name: &str, server: &str) -> Result<GroupInfo> {
+        self.rt.create_group(name, server).await
+    }
+
+    /// Join a group from an invite (`tofubundle:…`, importing the server if new, or
+    /// `torv3…` for a known server).
+    pub async fn join_group(&self, invite: &str) -> Result<GroupInfo> {
+        self.rt.join_group(invite).await
+    }
+
+    /// Accept a group invite received from a contact.
+    pub async fn accept_group(&self, group: impl Into<GroupRef>) -> Result<()> {
+        self.rt.accept_group(&group.into()).await
+    }
+
+    /// Leave a group, or decline its invite: its conversation and messages are deleted.
+    pub async fn leave_group(&self, group: impl Into<GroupRef>) -> Result<()> {
+        self.rt.leave_group(&group.into()).await
+    }
+
+    /// One group.
+    pub async fn group(&self, group: impl Into<GroupRef>) -> Result<GroupInfo> {
+        self.rt.group_info(&group.into()).await
+    }
+
+    /// Every group (and group invite), by conversation id.
+    pub async fn groups(&self) -> Result<Vec<GroupInfo>> {
+        self.rt.groups().await
+    }
+
+    /// A group's invites: `tofubundle:` (with the server's bundle) and the bare `torv3` form.
+    pub async fn group_invites(&self, group: impl Into<GroupRef>) -> Result<(String, String)> {
+        self.rt.group_invites(&group.into()).await
+    }
+
+    /// Send a group's invite to a contact (overlay 101 over P2P).
+    pub async fn invite_to_group(
+        &self,
+        group: impl Into<GroupRef>,
+        contact: impl Into<ContactId>,
+    ) -> Result<SentMessage> {
+        let (tofu, _) = self.rt.group_invites(&group.into()).await?;
+        self.send_content(contact, &Content::GroupInvite { invite: tofu })
+            .await
+    }
+
+    /// Post text to a group (overlay 1).
+    pub async fn send_group_text(
+        &self,
+        group: impl Into<GroupRef>,
+        text: &str,
+    ) -> Result<SentMessage> {
+        let body = Content::text(text).to_body()?;
+        self.rt.send_group_body(&group.into(), body).await
+    }
+
+    /// Post any content to a group (text, quoted reply, invites).
+    pub async fn send_group_content(
+        &self,
+        group: impl Into<GroupRef>,
+        content: &Content,
+    ) -> Result<SentMessage> {
+        let body = content.to_body()?;
+        self.rt.send_group_body(&group.into(), body).await
+    }
+
+    /// Block (or unblock) a member's messages in a group.
+    pub async fn set_group_member_blocked(
+        &self,
+        group: impl Into<GroupRef>,
+        member: &str,
+        blocked: bool,
+    ) -> Result<()> {
+        self.rt
+            .set_member_blocked(&group.into(), member, blocked)
+            .await
+    }
+
+    /// Up to `limit` messages of a group, newest first, skipping the `offset` newest.
+    pub async fn group_messages(
+        &self,
+        group: impl Into<GroupRef>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<MessageInfo>> {
+        let conv = self.rt.resolve_group(&group.into())?;
+        self.conversation_messages(conv, offset, limit).await
     }
 
     // ---- messages ----
@@ -412,6 +522,25 @@ impl ProfileHandle {
             .call(move |s| s.message_by_content_hash(conv, &h))
             .await?;
         Ok(m.map(|m| self.message_info(conv, &r.onion, m)))
+    }
+
+    async fn conversation_messages(
+        &self,
+        conv: ConversationId,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<MessageInfo>> {
+        let rows = self
+            .rt
+            .store
+            .call(move |s| s.messages(conv, offset, limit))
+            .await?;
+        // Group messages always carry their author.
+        let me = self.rt.onion.clone();
+        Ok(rows
+            .into_iter()
+            .map(|m| self.message_info(conv, &me, m))
+            .collect())
     }
 
     fn message_info(&self, conv: ConversationId, contact: &Onion, m: Message) -> MessageInfo {

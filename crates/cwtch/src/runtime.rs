@@ -82,6 +82,7 @@ impl ContactEntry {
 pub(crate) struct State {
     pub(crate) contacts: HashMap<Onion, ContactEntry>,
     pub(crate) by_conversation: HashMap<ConversationId, Onion>,
+    pub(crate) groups: crate::groups::Groups,
 }
 
 /// Verifies a password without keeping it: SHA-256 of a random salt and the password.
@@ -115,6 +116,10 @@ impl PasswordCheck {
 pub(crate) struct Runtime {
     pub(crate) profile_id: ProfileId,
     pub(crate) onion: Onion,
+    /// The profile's identity (group posts are signed with it).
+    pub(crate) identity: Arc<torv3::Identity>,
+    /// The network (servers are reached over it with ephemeral identities).
+    pub(crate) acn_handle: Arc<dyn connectivity::Acn>,
     pub(crate) store: StoreHandle,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) config: Arc<Config>,
@@ -150,6 +155,10 @@ impl Runtime {
         // Every update is a complete assignment under the lock; a panic elsewhere cannot
         // leave the state half-written.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn acn(&self) -> Arc<dyn connectivity::Acn> {
+        self.acn_handle.clone()
     }
 
     pub(crate) fn profile(&self) -> String {

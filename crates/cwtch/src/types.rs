@@ -166,3 +166,51 @@ pub struct SentMessage {
     /// [`MessageState::Sending`] or [`MessageState::Sent`] (written to a connection already).
     pub state: MessageState,
 }
+
+/// A server the profile imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerInfo {
+    /// The server's conversation id.
+    #[serde(serialize_with = "ser_conversation")]
+    pub conversation_id: ConversationId,
+    /// Its token-board onion (what groups name it by).
+    pub onion: Onion,
+    /// Its token service's onion.
+    pub token_service: Onion,
+    /// The connection's state.
+    pub state: crate::event::ServerState,
+    /// Unspent tokens in hand (0 until the server is first used).
+    pub tokens: usize,
+    /// When the last replay completed in this session (RFC 3339), if it did.
+    pub last_sync: Option<String>,
+    /// How many of the profile's groups are on it.
+    pub groups: usize,
+}
+
+/// A group of the profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    /// The group's conversation id.
+    #[serde(serialize_with = "ser_conversation")]
+    pub conversation_id: ConversationId,
+    /// The group id (32 hex).
+    pub group_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its server's token-board onion.
+    pub server: Onion,
+    /// Whether it is accepted (false: an invite not yet accepted).
+    pub accepted: bool,
+    /// The state of the connection to its server.
+    pub server_state: crate::event::ServerState,
+    /// Messages stored.
+    pub messages: u64,
+    /// The members seen (authors of stored messages other than us), by onion.
+    pub members: Vec<String>,
+    /// Unread messages (not tracked yet: always 0).
+    pub unread: u64,
+    /// Gaps detected in this session (see [`crate::Event::MissingMessages`]).
+    pub missing: u64,
+    /// The `tofubundle:` invite: the server's bundle and the group invite.
+    pub invite: String,
+}

@@ -75,10 +75,20 @@ impl Events {
 
     /// The first event matching `pred`, seen earlier or arriving within [`WAIT`].
     pub async fn expect(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        self.expect_within(WAIT, what, pred).await
+    }
+
+    /// The first event matching `pred`, seen earlier or arriving within `wait`.
+    pub async fn expect_within(
+        &mut self,
+        wait: Duration,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
         if let Some(i) = self.pending.iter().position(&pred) {
             return self.pending.remove(i);
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.rx.recv()).await {

@@ -1,0 +1,681 @@
+//! One task per server with accepted groups: the thin driver between a `cwtch_board`
+//! connection and the profile (`docs/specs/groups.md`).
+//!
+//! It owns, for its server, the only retry loop and backoff, the token wallet (persisted before
+//! a token is used), the replay cursor (persisted after the messages before it are stored) and
+//! the posts in flight. What arrives flows one way: trial decryption against the profile's
+//! groups on that server, then the store, then the event stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cwtch_board::{BoardClient, Cursor, Event as BoardEvent, PostId, ServerClient};
+use cwtch_model::group::{first_previous_message_sig, VerifiedGroupMessage};
+use cwtch_model::{gojson, EncryptedGroupMessage};
+use cwtch_storage::{content_hash, keys, Attributes, ConversationId, MessageId, NewMessage};
+use privacypass::Token;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use torv3::Onion;
+use tracing::{debug, info, warn};
+
+use crate::engine::backoff_sleep;
+use crate::event::{Event, ServerState};
+use crate::groups::{member_blocked, MESSAGE_POST};
+use crate::overlay::Content;
+use crate::runtime::Runtime;
+use crate::util::{rfc3339, Backoff};
+
+/// A post for the server: an own message already stored with its post.
+#[derive(Debug, Clone)]
+pub(crate) struct PostJob {
+    pub(crate) conversation: ConversationId,
+    pub(crate) message: MessageId,
+    pub(crate) egm: EncryptedGroupMessage,
+}
+
+/// Tokens fetched per batch (the server caps a batch; Go's client asks for 10 at a time, ours
+/// more, so that a burst of posts does not wait for a proof of work after every tenth).
+const TOKEN_BATCH: usize = 50;
+
+/// During a replay, messages are stored in batches of this many (one durable write each),
+/// and the cursor after each batch; live messages are stored one by one as they come.
+const REPLAY_BATCH: usize = 256;
+
+/// How long a connection may stay silent before we check it is still there (the board client
+/// reports a timeout, not a failure; an idle synced connection is normal).
+const IDLE_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn run(
+    rt: Arc<Runtime>,
+    server: Onion,
+    conv: ConversationId,
+    mut client: ServerClient,
+    cancel: CancellationToken,
+    mut posts: mpsc::Receiver<PostJob>,
+) {
+    client.timeout = rt
+        .config
+        .service
+        .handshake_timeout
+        .max(Duration::from_secs(30));
+    let (cursor, tokens) = match load_server_state(&rt, conv).await {
+        Some(x) => x,
+        None => return,
+    };
+    let mut machine = client.machine(cursor);
+    let mut wallet: Vec<Token> = tokens;
+    machine.add_tokens(wallet.iter().cloned());
+    let mut pending: VecDeque<PostJob> = match rt.pending_posts(&server).await {
+        Ok(p) => p.into(),
+        Err(e) => {
+            warn!(error = %e, "could not read pending group posts");
+            VecDeque::new()
+        }
+    };
+    let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
+    let mut fetch: Option<oneshot::Receiver<Result<Vec<Token>, cwtch_board::Error>>> = None;
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        rt.set_server_state(&server, ServerState::Connecting, wallet.len());
+        let conn = tokio::select! {
+            _ = cancel.cancelled() => break,
+            c = client.connect_with(machine) => c,
+        };
+        let mut bc = match conn {
+            Ok(bc) => bc,
+            Err((e, m)) => {
+                machine = m;
+                debug!(server = %server.redacted(), error = %e, "could not reach a server");
+                rt.set_server_state(&server, ServerState::Failed, wallet.len());
+                if backoff_sleep(&rt, &cancel, &mut backoff).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        let mut session = Session {
+            rt: &rt,
+            server: &server,
+            conv,
+            client: &client,
+            wallet: &mut wallet,
+            in_flight: HashMap::new(),
+            batch: Vec::new(),
+            pending_cursor: None,
+        };
+        let outcome = session
+            .drive(&mut bc, &cancel, &mut posts, &mut pending, &mut fetch)
+            .await;
+        let in_flight: Vec<PostJob> = session.in_flight.into_values().collect();
+        // Posts whose result never came: posted again on the next connection (the server
+        // de-duplicates by signature).
+        for job in in_flight.into_iter().rev() {
+            pending.push_front(job);
+        }
+        machine = bc.into_machine();
+        // Events after the connection ended (PostUnknown, Disconnected) carry nothing more.
+        while machine.poll_event().is_some() {}
+        rt.set_server_state(&server, ServerState::Disconnected, wallet.len());
+        if outcome == Outcome::Cancelled {
+            break;
+        }
+        if backoff_sleep(&rt, &cancel, &mut backoff).await {
+            break;
+        }
+    }
+    rt.set_server_state(&server, ServerState::Disconnected, wallet.len());
+}
+
+async fn load_server_state(
+    rt: &Runtime,
+    conv: ConversationId,
+) -> Option<(Option<Cursor>, Vec<Token>)> {
+    let stored = rt.store.call(move |s| s.conversation(conv)).await;
+    let c = match stored {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            warn!(error = %e, "could not read a server's state");
+            return None;
+        }
+    };
+    let cursor = c
+        .attribute(keys::SERVER_LAST_COMMIT)
+        .filter(|s| !s.is_empty())
+        .and_then(|s| gojson::go_base64_decode(s.as_bytes(), "cursor").ok())
+        .and_then(|b| Cursor::new(b).ok());
+    let tokens = c
+        .attribute(keys::SERVER_TOKENS)
+        .map(|s| {
+            s.split(',')
+                .filter(|t| !t.is_empty())
+                .filter_map(|t| gojson::go_base64_decode(t.as_bytes(), "token").ok())
+                .filter_map(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+                .filter_map(|b| Token::from_bytes(&b).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((cursor, tokens))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Cancelled,
+    Lost,
+}
+
+struct Session<'a> {
+    rt: &'a Arc<Runtime>,
+    server: &'a Onion,
+    conv: ConversationId,
+    client: &'a ServerClient,
+    wallet: &'a mut Vec<Token>,
+    in_flight: HashMap<PostId, PostJob>,
+    /// Received messages not yet stored (a replay's batch).
+    batch: Vec<EncryptedGroupMessage>,
+    pending_cursor: Option<Cursor>,
+}
+
+impl Session<'_> {
+    async fn drive(
+        &mut self,
+        bc: &mut BoardClient,
+        cancel: &CancellationToken,
+        posts: &mut mpsc::Receiver<PostJob>,
+        pending: &mut VecDeque<PostJob>,
+        fetch: &mut Option<oneshot::Receiver<Result<Vec<Token>, cwtch_board::Error>>>,
+    ) -> Outcome {
+        if bc.request_replay().await.is_err() {
+            return Outcome::Lost;
+        }
+        self.rt
+            .set_server_state(self.server, ServerState::Syncing, self.wallet.len());
+        loop {
+            // Post what waits, while tokens last.
+            while !pending.is_empty() && !self.wallet.is_empty() {
+                let Some(job) = pending.pop_front() else {
+                    break;
+                };
+                match self.post(bc, job).await {
+                    Ok(()) => {}
+                    Err(job) => {
+                        pending.push_front(job);
+                        return Outcome::Lost;
+                    }
+                }
+            }
+            if (self.wallet.len() < TOKEN_BATCH / 2 || !pending.is_empty()) && fetch.is_none() {
+                *fetch = Some(self.start_fetch());
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    self.flush().await;
+                    return Outcome::Cancelled;
+                }
+                job = posts.recv() => match job {
+                    Some(job) => pending.push_back(job),
+                    None => return Outcome::Cancelled,
+                },
+                got = async { fetch.as_mut().expect("checked").await }, if fetch.is_some() => {
+                    *fetch = None;
+                    match got {
+                        Ok(Ok(tokens)) => self.add_tokens(bc, tokens).await,
+                        Ok(Err(e)) => {
+                            debug!(server = %self.server.redacted(), error = %e, "token fetch failed");
+                            // Try again after a pause rather than at once.
+                            tokio::select! {
+                                _ = cancel.cancelled() => return Outcome::Cancelled,
+                                _ = tokio::time::sleep(self.rt.config.dial_backoff_initial) => {}
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+                ev = tokio::time::timeout(IDLE_WAIT, bc.next_event()) => match ev {
+                    Err(_) | Ok(Err(cwtch_board::Error::Timeout(_))) => {}
+                    Ok(Err(e)) => {
+                        debug!(server = %self.server.redacted(), error = %e, "server connection ended");
+                        self.flush().await;
+                        return Outcome::Lost;
+                    }
+                    Ok(Ok(ev)) => {
+                        if !self.on_event(ev).await {
+                            self.flush().await;
+                            return Outcome::Lost;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_fetch(&self) -> oneshot::Receiver<Result<Vec<Token>, cwtch_board::Error>> {
+        let (tx, rx) = oneshot::channel();
+        let client = self.client.clone();
+        self.rt.spawn(async move {
+            let _ = tx.send(client.fetch_tokens(TOKEN_BATCH).await);
+        });
+        rx
+    }
+
+    async fn add_tokens(&mut self, bc: &mut BoardClient, tokens: Vec<Token>) {
+        let mut all = self.wallet.clone();
+        all.extend(tokens.iter().cloned());
+        // Persist before use: a crash after this point keeps them.
+        if let Err(e) = self.rt.store_tokens(self.conv, &all).await {
+            warn!(error = %e, "could not store tokens; not using them");
+            return;
+        }
+        *self.wallet = all;
+        bc.add_tokens(tokens);
+        self.rt
+            .set_server_state(self.server, self.state_of(bc), self.wallet.len());
+    }
+
+    fn state_of(&self, bc: &BoardClient) -> ServerState {
+        match bc.machine().phase() {
+            cwtch_board::Phase::Synced => ServerState::Synced,
+            cwtch_board::Phase::Disconnected => ServerState::Disconnected,
+            _ => ServerState::Syncing,
+        }
+    }
+
+    /// Spend a token on a post: the token is removed from the stored wallet before the post
+    /// is sent, so it is never offered twice, even across a crash.
+    async fn post(&mut self, bc: &mut BoardClient, job: PostJob) -> Result<(), PostJob> {
+        let prepared = match bc.prepare_post(job.egm.clone()) {
+            Ok(p) => p,
+            Err(cwtch_board::Error::NoTokens) => return Err(job),
+            Err(e) => {
+                warn!(error = %e, "a group post cannot be sent");
+                self.rt
+                    .fail_group_post(job.conversation, job.message, e.to_string())
+                    .await;
+                return Ok(());
+            }
+        };
+        let spent = prepared.token();
+        self.wallet.retain(|t| cwtch_board::TokenId::of(t) != spent);
+        if let Err(e) = self.rt.store_tokens(self.conv, self.wallet).await {
+            // Not persisted as spent: do not send (the token is gone from memory anyway).
+            warn!(error = %e, "could not record a spent token; the post waits");
+            return Err(job);
+        }
+        let id = prepared.id();
+        self.in_flight.insert(id, job.clone());
+        if bc.send_post(prepared).await.is_err() {
+            return Err(job);
+        }
+        Ok(())
+    }
+
+    /// Handle one event; false when the connection is over.
+    async fn on_event(&mut self, ev: BoardEvent) -> bool {
+        match ev {
+            BoardEvent::Connected => {}
+            BoardEvent::Syncing { count } => {
+                debug!(server = %self.server.redacted(), count, "replaying");
+            }
+            BoardEvent::CursorUnknown => {
+                info!(server = %self.server.redacted(), "the server no longer has our position; replaying everything it holds");
+            }
+            BoardEvent::Synced => {
+                self.flush().await;
+                self.rt
+                    .set_server_state(self.server, ServerState::Synced, self.wallet.len());
+            }
+            BoardEvent::Message(r) => {
+                let live = r.source == cwtch_board::Source::Live;
+                self.batch.push(r.egm);
+                if live || self.batch.len() >= REPLAY_BATCH {
+                    self.flush().await;
+                }
+            }
+            BoardEvent::Duplicate(_) | BoardEvent::Skipped(_) => {}
+            BoardEvent::Cursor(c) => {
+                // Persisted with the messages before it (see `flush`).
+                self.pending_cursor = Some(c);
+                if self.batch.is_empty() && self.state_is_synced() {
+                    self.flush().await;
+                }
+            }
+            BoardEvent::PostResult { id, accepted } => {
+                if let Some(job) = self.in_flight.remove(&id) {
+                    if accepted {
+                        self.rt.group_post_sent(job.conversation, job.message).await;
+                    } else {
+                        // The token was refused (spent elsewhere, or the server lost its
+                        // record): post again with another.
+                        debug!("a post's token was refused; posting again");
+                        self.rt.queue_post(self.server, job);
+                    }
+                }
+            }
+            BoardEvent::PostUnknown { .. } => {}
+            BoardEvent::TokensLow { .. } => {}
+            BoardEvent::Disconnected => return false,
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+        true
+    }
+
+    fn state_is_synced(&self) -> bool {
+        self.rt
+            .state()
+            .groups
+            .servers
+            .get(self.server)
+            .map(|s| s.state)
+            == Some(ServerState::Synced)
+    }
+
+    /// Store the received messages, then persist the cursor that follows them: a crash in
+    /// between replays them again (and they are de-duplicated), never skips them.
+    async fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            if !self.rt.receive_group_messages(self.server, batch).await {
+                // Not stored: do not move the cursor past them (the next connection replays).
+                self.pending_cursor = None;
+                return;
+            }
+        }
+        let Some(c) = self.pending_cursor.take() else {
+            return;
+        };
+        let conv = self.conv;
+        let value = gojson::base64_std(c.as_bytes());
+        if let Err(e) = self
+            .rt
+            .store
+            .call(move |s| s.set_conversation_attribute(conv, keys::SERVER_LAST_COMMIT, &value))
+            .await
+        {
+            warn!(error = %e, "could not store a server's replay position");
+        }
+    }
+}
+
+enum Stored {
+    New(MessageId, bool),
+    /// One of our own posts came back (`true` the first time).
+    Ours(MessageId, bool),
+    Skipped,
+}
+
+/// A verified message on its way to the store.
+#[derive(Clone)]
+struct Incoming {
+    conv: ConversationId,
+    group_id: String,
+    sender: Onion,
+    signature: String,
+    body: String,
+    hash: String,
+    when: String,
+    /// `PreviousMessageSig` (std base64), unless it is the first-message marker.
+    previous: Option<String>,
+    latest: torv3::Signature,
+}
+
+impl Runtime {
+    /// Messages from a server, in its order: each tried against every accepted group on it;
+    /// stored once (one durable write for the whole batch) if it opens and its signature
+    /// verifies; dropped otherwise. Returns false if the store failed (nothing is announced).
+    pub(crate) async fn receive_group_messages(
+        self: &Arc<Self>,
+        server: &Onion,
+        egms: Vec<EncryptedGroupMessage>,
+    ) -> bool {
+        let groups = self.state().groups.accepted_on(server);
+        if groups.is_empty() {
+            return true;
+        }
+        let first_marker = first_previous_message_sig(server);
+        let mut incoming = Vec::new();
+        for egm in &egms {
+            let m: VerifiedGroupMessage = match egm.open(groups.iter().map(|(_, g)| g)) {
+                Ok(m) => m,
+                Err(cwtch_model::Error::NotForAnyGroup) => continue,
+                Err(e) => {
+                    debug!(error = %e, "dropping a group message that does not verify");
+                    continue;
+                }
+            };
+            let Some(conv) = groups
+                .iter()
+                .find(|(_, g)| g.id() == m.group_id())
+                .map(|(c, _)| *c)
+            else {
+                continue;
+            };
+            let sender = m.sender().as_str().to_owned();
+            let body = m.text().to_owned();
+            incoming.push(Incoming {
+                conv,
+                group_id: m.group_id().to_string(),
+                sender: m.sender().clone(),
+                signature: gojson::base64_std(m.signature().as_slice()),
+                hash: content_hash(&sender, &body),
+                body,
+                when: rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(m.timestamp())),
+                previous: m
+                    .previous_message_sig()
+                    .filter(|p| *p != first_marker.as_slice())
+                    .map(gojson::base64_std),
+                latest: *m.signature(),
+            });
+        }
+        if incoming.is_empty() {
+            return true;
+        }
+        let me = self.onion.as_str().to_owned();
+        let records = incoming.clone();
+        let stored = self
+            .store
+            .call(move |st| {
+                let mut outcome: Vec<Option<Stored>> = Vec::with_capacity(records.len());
+                let mut in_batch: std::collections::HashSet<(ConversationId, String)> =
+                    std::collections::HashSet::new();
+                let mut acls = HashMap::new();
+                let mut to_insert = Vec::new();
+                let mut attrs_store = Vec::new();
+                for r in &records {
+                    let (conv, sig, prev, sender) = (&r.conv, &r.signature, &r.previous, &r.sender);
+                    let missing = match prev {
+                        Some(p) => {
+                            !in_batch.contains(&(*conv, p.clone()))
+                                && st.message_by_signature(*conv, p)?.is_none()
+                        }
+                        None => false,
+                    };
+                    if in_batch.contains(&(*conv, sig.clone())) {
+                        outcome.push(Some(Stored::Skipped));
+                        continue;
+                    }
+                    if let Some(existing) = st.message_by_signature(*conv, sig)? {
+                        if existing.attributes.get(keys::MESSAGE_AUTHOR) == Some(&me) {
+                            let first = existing
+                                .attributes
+                                .get(keys::MESSAGE_ACK)
+                                .map(String::as_str)
+                                != Some(keys::TRUE);
+                            if first {
+                                let mut attrs = existing.attributes.clone();
+                                attrs.insert(keys::MESSAGE_ACK.into(), keys::TRUE.into());
+                                attrs.remove(MESSAGE_POST);
+                                st.set_message_attributes(*conv, existing.id, &attrs)?;
+                            }
+                            outcome.push(Some(Stored::Ours(existing.id, first)));
+                        } else {
+                            outcome.push(Some(Stored::Skipped));
+                        }
+                        continue;
+                    }
+                    if !acls.contains_key(conv) {
+                        let acl = st.conversation(*conv)?;
+                        acls.insert(*conv, acl);
+                    }
+                    let blocked = acls
+                        .get(conv)
+                        .and_then(|c| c.as_ref())
+                        .is_some_and(|c| member_blocked(c, sender));
+                    if blocked {
+                        outcome.push(Some(Stored::Skipped));
+                        continue;
+                    }
+                    in_batch.insert((*conv, sig.clone()));
+                    let mut attrs = Attributes::new();
+                    attrs.insert(keys::MESSAGE_AUTHOR.into(), sender.as_str().to_owned());
+                    attrs.insert(keys::MESSAGE_SENT.into(), r.when.clone());
+                    attrs_store.push(attrs);
+                    to_insert.push((outcome.len(), missing));
+                    outcome.push(None);
+                }
+                let batch: Vec<(ConversationId, NewMessage<'_>)> = to_insert
+                    .iter()
+                    .zip(&attrs_store)
+                    .map(|((i, _), attrs)| {
+                        let r = &records[*i];
+                        (
+                            r.conv,
+                            NewMessage {
+                                body: &r.body,
+                                attributes: attrs,
+                                signature: &r.signature,
+                                content_hash: &r.hash,
+                            },
+                        )
+                    })
+                    .collect();
+                let ids = st.insert_messages(&batch)?;
+                for ((i, missing), id) in to_insert.iter().zip(ids) {
+                    outcome[*i] = Some(match id {
+                        Some(id) => Stored::New(id, *missing),
+                        None => Stored::Skipped,
+                    });
+                }
+                Ok(outcome)
+            })
+            .await;
+        let outcome = match stored {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "could not store group messages");
+                return false;
+            }
+        };
+        for (i, o) in incoming.into_iter().zip(outcome) {
+            match o {
+                None | Some(Stored::Skipped) => {}
+                Some(Stored::Ours(id, first)) => {
+                    if first {
+                        self.emit(Event::GroupMessageSeen {
+                            profile: self.profile(),
+                            conversation_id: i.conv.0,
+                            group_id: i.group_id,
+                            message_id: id.0,
+                            signature: i.signature,
+                        });
+                    }
+                }
+                Some(Stored::New(id, missing)) => {
+                    if let Some(e) = self.state().groups.groups.get_mut(&i.conv) {
+                        e.latest = Some(i.latest);
+                        if missing {
+                            e.missing += 1;
+                        }
+                    }
+                    if missing {
+                        self.emit(Event::MissingMessages {
+                            profile: self.profile(),
+                            conversation_id: i.conv.0,
+                            group_id: i.group_id.clone(),
+                            member: i.sender.as_str().to_owned(),
+                            message_id: id.0,
+                            previous_signature: i.previous.clone().unwrap_or_default(),
+                        });
+                    }
+                    let content = Content::parse(&i.body);
+                    self.emit(Event::GroupMessage {
+                        profile: self.profile(),
+                        conversation_id: i.conv.0,
+                        group_id: i.group_id,
+                        author: i.sender.as_str().to_owned(),
+                        message_id: id.0,
+                        signature: i.signature,
+                        overlay: content.overlay(),
+                        text: content.display_text().map(str::to_owned),
+                        quoted_hash: content.quoted_hash().map(str::to_owned),
+                        malformed: content.is_malformed(),
+                        body: i.body,
+                        content_hash: i.hash,
+                        timestamp: i.when,
+                    });
+                }
+            }
+        }
+        true
+    }
+
+    /// The server accepted one of our posts.
+    pub(crate) async fn group_post_sent(&self, conv: ConversationId, id: MessageId) {
+        let signature = self
+            .store
+            .call(move |s| Ok(s.message(conv, id)?.map(|m| m.signature)))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let group_id = self
+            .state()
+            .groups
+            .groups
+            .get(&conv)
+            .map(|g| g.group.id().to_string())
+            .unwrap_or_default();
+        self.emit(Event::GroupMessageSent {
+            profile: self.profile(),
+            conversation_id: conv.0,
+            group_id,
+            message_id: id.0,
+            signature,
+        });
+    }
+
+    /// One of our posts cannot be sent, ever.
+    pub(crate) async fn fail_group_post(
+        &self,
+        conv: ConversationId,
+        id: MessageId,
+        reason: String,
+    ) {
+        let r = reason.clone();
+        let _ = self
+            .store
+            .call(move |s| {
+                if let Some(m) = s.message(conv, id)? {
+                    let mut attrs = m.attributes;
+                    attrs.insert(keys::MESSAGE_ERROR.into(), r);
+                    attrs.remove(MESSAGE_POST);
+                    s.set_message_attributes(conv, id, &attrs)?;
+                }
+                Ok(())
+            })
+            .await;
+        self.emit(Event::MessageFailed {
+            profile: self.profile(),
+            conversation_id: conv.0,
+            contact: String::new(),
+            message_id: id.0,
+            signature: String::new(),
+            reason,
+        });
+    }
+}

@@ -1,0 +1,380 @@
+//! Groups on a real server over the loopback network: three profiles create, invite over P2P,
+//! accept, post and read; a member that was offline catches up without duplicates; forged and
+//! garbage messages on the server are dropped.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use cwtch::{Event, GroupRef};
+use cwtch_model::{EncryptedGroupMessage, KeyBundle};
+use cwtch_server::client::ServerClient;
+use cwtch_server::{Server, ServerConfig};
+
+async fn start_server(w: &World, name: &str) -> Server {
+    let dir = w.home(name);
+    cwtch_server::create_data_dir(&dir).unwrap();
+    let c = ServerConfig::generate(&mut rand_core::OsRng);
+    c.save_new(&dir).unwrap();
+    Server::start(ServerConfig::load(&dir).unwrap(), &dir, w.acn())
+        .await
+        .unwrap()
+}
+
+fn is_group_message<'a>(author: &'a str, text: &'a str) -> impl Fn(&Event) -> bool + 'a {
+    move |e| matches!(e, Event::GroupMessage { author: a, text: Some(t), .. } if a == author && t == text)
+}
+
+/// Every message text in a group, oldest first, with its author.
+async fn texts(p: &Peer, g: i64) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = p
+        .profile
+        .group_messages(cwtch::ConversationId(g), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            (
+                m.author.clone(),
+                m.content.display_text().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
+/// Wait for `p` to receive the invite sent over P2P, accept it, and return the group's
+/// conversation id.
+async fn accept_invite(p: &mut Peer, from: &str) -> i64 {
+    let e = p
+        .expect(
+            "group invite",
+            |e| matches!(e, Event::GroupInvite { from: f, .. } if f == from),
+        )
+        .await;
+    let Event::GroupInvite {
+        conversation_id, ..
+    } = e
+    else {
+        unreachable!()
+    };
+    let info = p
+        .profile
+        .group(cwtch::ConversationId(conversation_id))
+        .await
+        .unwrap();
+    assert!(!info.accepted, "an invite waits for acceptance");
+    p.profile
+        .accept_group(cwtch::ConversationId(conversation_id))
+        .await
+        .unwrap();
+    conversation_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_members_create_invite_accept_post_and_read() {
+    let w = World::new();
+    let server = start_server(&w, "server").await;
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let mut carol = peer(&w, "carol", fast_config()).await;
+
+    let s = alice.profile.add_server(&server.bundle()).await.unwrap();
+    assert_eq!(s.onion, server.onion());
+    // A bad bundle is refused with a clear error, and nothing is stored.
+    assert!(alice
+        .profile
+        .add_server("server:bm90IGEgYnVuZGxl")
+        .await
+        .is_err());
+    assert_eq!(alice.profile.servers().await.unwrap().len(), 1);
+
+    let g = alice
+        .profile
+        .create_group("the group", server.onion().as_str())
+        .await
+        .unwrap();
+    assert!(g.invite.starts_with("tofubundle:server:"), "{}", g.invite);
+    let ag = g.conversation_id.0;
+
+    befriend(&mut alice, &mut bob).await;
+    befriend(&mut alice, &mut carol).await;
+    let (a, b, c) = (alice.onion(), bob.onion(), carol.onion());
+    alice
+        .profile
+        .invite_to_group(g.conversation_id, common::onion(&b))
+        .await
+        .unwrap();
+    alice
+        .profile
+        .invite_to_group(g.conversation_id, common::onion(&c))
+        .await
+        .unwrap();
+    let bg = accept_invite(&mut bob, &a).await;
+    let cg = accept_invite(&mut carol, &a).await;
+    // Both joined the same group.
+    for (p, id) in [(&bob, bg), (&carol, cg)] {
+        let info = p.profile.group(cwtch::ConversationId(id)).await.unwrap();
+        assert_eq!(info.group_id, g.group_id);
+        assert_eq!(info.name, "the group");
+        assert!(info.accepted);
+    }
+    // Posting needs a synced connection and tokens; everyone posts, everyone reads.
+    alice
+        .profile
+        .send_group_text(g.conversation_id, "hello from alice")
+        .await
+        .unwrap();
+    bob.profile
+        .send_group_text(cwtch::ConversationId(bg), "hello from bob")
+        .await
+        .unwrap();
+    carol
+        .profile
+        .send_group_text(cwtch::ConversationId(cg), "hello from carol")
+        .await
+        .unwrap();
+    for (p, others) in [
+        (
+            &mut alice,
+            [(&b, "hello from bob"), (&c, "hello from carol")],
+        ),
+        (
+            &mut bob,
+            [(&a, "hello from alice"), (&c, "hello from carol")],
+        ),
+        (
+            &mut carol,
+            [(&a, "hello from alice"), (&b, "hello from bob")],
+        ),
+    ] {
+        for (author, text) in others {
+            p.expect(text, is_group_message(author, text)).await;
+        }
+        // Our own post came back from the server: seen.
+        p.expect("own post seen", |e| {
+            matches!(e, Event::GroupMessageSeen { .. })
+        })
+        .await;
+    }
+    let expected: BTreeSet<(String, String)> = [
+        (a.clone(), "hello from alice".to_owned()),
+        (b.clone(), "hello from bob".to_owned()),
+        (c.clone(), "hello from carol".to_owned()),
+    ]
+    .into();
+    for (p, id) in [(&alice, ag), (&bob, bg), (&carol, cg)] {
+        let got = texts(p, id).await;
+        assert_eq!(got.len(), 3, "no duplicates: {got:?}");
+        assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+        let info = p.profile.group(cwtch::ConversationId(id)).await.unwrap();
+        assert_eq!(info.members.len(), 2, "two other members seen");
+    }
+    // Sent messages are acknowledged once seen.
+    let mine = alice
+        .profile
+        .group_messages(g.conversation_id, 0, 10)
+        .await
+        .unwrap();
+    let own = mine.iter().find(|m| m.outgoing).unwrap();
+    assert_eq!(own.state, cwtch::MessageState::Acknowledged);
+
+    for p in [alice, bob, carol] {
+        p.shutdown().await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_offline_member_catches_up_on_restart_without_duplicates() {
+    let w = World::new();
+    let server = start_server(&w, "server").await;
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    alice.profile.add_server(&server.bundle()).await.unwrap();
+    let g = alice
+        .profile
+        .create_group("g", server.onion().as_str())
+        .await
+        .unwrap();
+    // Join from the pasted invite (the server is imported from it).
+    let bg = bob.profile.join_group(&g.invite).await.unwrap();
+    assert_eq!(bg.group_id, g.group_id);
+    let a = alice.onion();
+    alice
+        .profile
+        .send_group_text(g.conversation_id, "first")
+        .await
+        .unwrap();
+    bob.expect("first", is_group_message(&a, "first")).await;
+
+    // Bob goes offline; Alice posts; Bob comes back and catches up.
+    let home = bob.home.clone();
+    bob.shutdown().await;
+    for i in 0..5 {
+        alice
+            .profile
+            .send_group_text(g.conversation_id, &format!("while away {i}"))
+            .await
+            .unwrap();
+    }
+    for _ in 0..5 {
+        alice
+            .expect("sent", |e| matches!(e, Event::GroupMessageSent { .. }))
+            .await;
+    }
+    let mut bob = reopen(&w, &home, fast_config()).await;
+    for i in 0..5 {
+        let t = format!("while away {i}");
+        bob.expect(&t, is_group_message(&a, &t)).await;
+    }
+    bob.expect("synced", |e| {
+        matches!(
+            e,
+            Event::ServerStateChanged {
+                state: cwtch::ServerState::Synced,
+                ..
+            }
+        )
+    })
+    .await;
+    let got = texts(&bob, bg.conversation_id.0).await;
+    assert_eq!(got.len(), 6, "{got:?}");
+    // Restart again: the replay resumes from the saved position and stores nothing twice.
+    bob.shutdown().await;
+    let mut bob = reopen(&w, &home, fast_config()).await;
+    bob.expect("synced again", |e| {
+        matches!(
+            e,
+            Event::ServerStateChanged {
+                state: cwtch::ServerState::Synced,
+                ..
+            }
+        )
+    })
+    .await;
+    bob.expect_none(Duration::from_millis(500), "a repeated message", |e| {
+        matches!(e, Event::GroupMessage { .. })
+    })
+    .await;
+    assert_eq!(texts(&bob, bg.conversation_id.0).await.len(), 6);
+    bob.shutdown().await;
+    alice.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_and_garbage_posts_are_dropped() {
+    let w = World::new();
+    let server = start_server(&w, "server").await;
+    let alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    alice.profile.add_server(&server.bundle()).await.unwrap();
+    let g = alice
+        .profile
+        .create_group("g", server.onion().as_str())
+        .await
+        .unwrap();
+    bob.profile.join_group(&g.invite).await.unwrap();
+    let a = alice.onion();
+    alice
+        .profile
+        .send_group_text(g.conversation_id, "genuine")
+        .await
+        .unwrap();
+    bob.expect("genuine", is_group_message(&a, "genuine")).await;
+
+    // A hostile poster with tokens of its own: garbage, a genuine ciphertext under another
+    // signature (a forgery of the author), and the genuine message again (a replay).
+    let kb = KeyBundle::parse_server_string(&server.bundle()).unwrap();
+    let mut client = ServerClient::new(&kb, w.acn()).unwrap();
+    client.timeout = Duration::from_secs(30);
+    let tokens = client.fetch_tokens(5).await.unwrap();
+    let mut board = client.connect().await.unwrap();
+    let stored = board.replay(None).await.unwrap();
+    let genuine = stored.last().unwrap().clone();
+    let garbage = EncryptedGroupMessage {
+        ciphertext: Some(vec![7; 3000]),
+        signature: Some(vec![1; 64]),
+    };
+    let mut forged = genuine.clone();
+    let mut sig = forged.signature.clone().unwrap();
+    sig[0] ^= 1;
+    forged.signature = Some(sig);
+    assert!(board.post(&tokens[0], &garbage).await.unwrap());
+    assert!(board.post(&tokens[1], &forged).await.unwrap());
+    alice
+        .profile
+        .send_group_text(g.conversation_id, "after the attack")
+        .await
+        .unwrap();
+    bob.expect("after", is_group_message(&a, "after the attack"))
+        .await;
+    let got = texts(
+        &bob,
+        bob.profile.groups().await.unwrap()[0].conversation_id.0,
+    )
+    .await;
+    assert_eq!(
+        got.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+        ["genuine", "after the attack"]
+    );
+    bob.shutdown().await;
+    alice.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_and_groups_survive_a_restart_and_leave_removes() {
+    let w = World::new();
+    let server = start_server(&w, "server").await;
+    let alice = peer(&w, "alice", fast_config()).await;
+    alice.profile.add_server(&server.bundle()).await.unwrap();
+    let g = alice
+        .profile
+        .create_group("kept", server.onion().as_str())
+        .await
+        .unwrap();
+    // A known server cannot be removed while a group uses it; an unknown group is an error.
+    assert!(matches!(
+        alice.profile.remove_server(server.onion().as_str()).await,
+        Err(cwtch::Error::ServerInUse { groups: 1 })
+    ));
+    assert!(matches!(
+        alice
+            .profile
+            .group("nope".parse::<GroupRef>().unwrap())
+            .await,
+        Err(cwtch::Error::GroupNotFound)
+    ));
+    let home = alice.home.clone();
+    alice.shutdown().await;
+    let alice = reopen(&w, &home, fast_config()).await;
+    // Contacts do not include servers or groups.
+    assert!(alice.profile.contacts().await.unwrap().is_empty());
+    let groups = alice.profile.groups().await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].group_id, g.group_id);
+    assert_eq!(groups[0].name, "kept");
+    let by_name = alice
+        .profile
+        .group("kept".parse::<GroupRef>().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(by_name.conversation_id, g.conversation_id);
+    alice.profile.leave_group(g.conversation_id).await.unwrap();
+    assert!(alice.profile.groups().await.unwrap().is_empty());
+    alice
+        .profile
+        .remove_server(server.onion().as_str())
+        .await
+        .unwrap();
+    assert!(alice.profile.servers().await.unwrap().is_empty());
+    alice.shutdown().await;
+    server.shutdown().await;
+}
