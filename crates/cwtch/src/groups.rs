@@ -36,6 +36,10 @@ use crate::util::now_rfc3339;
 /// a lost connection is posted again. Our own key.
 pub(crate) const MESSAGE_POST: &str = "rs.group.post";
 
+/// Conversation attribute: the id of the newest message the user has read (see
+/// [`Runtime::mark_group_read`]); messages from others after it are unread. Our own key.
+pub(crate) const LAST_READ: &str = "local.rs.last-read";
+
 /// How many posts may wait for a server's task (a full queue is an error for the caller).
 const POST_QUEUE: usize = 256;
 
@@ -628,7 +632,12 @@ impl Runtime {
             .store
             .call(move |s| {
                 let n = s.message_count(conv)?;
+                let last_read: i64 = s
+                    .conversation(conv)?
+                    .and_then(|c| c.attribute(LAST_READ).and_then(|v| v.parse().ok()))
+                    .unwrap_or(0);
                 let mut members = std::collections::BTreeSet::new();
+                let mut unread = 0u64;
                 let mut offset = 0u64;
                 loop {
                     let page = s.messages(conv, offset, 512)?;
@@ -637,6 +646,9 @@ impl Runtime {
                         if let Some(a) = m.attributes.get(keys::MESSAGE_AUTHOR) {
                             if *a != me {
                                 members.insert(a.clone());
+                                if m.id.0 > last_read {
+                                    unread += 1;
+                                }
                             }
                         }
                     }
@@ -645,7 +657,6 @@ impl Runtime {
                     }
                     offset += len as u64;
                 }
-                let unread = 0u64;
                 Ok((n, members.into_iter().collect::<Vec<_>>(), unread))
             })
             .await?;
@@ -663,6 +674,17 @@ impl Runtime {
             missing,
             invite,
         })
+    }
+
+    /// Mark every message of a group as read.
+    pub(crate) async fn mark_group_read(&self, g: &GroupRef) -> Result<()> {
+        let conv = self.resolve_group(g)?;
+        self.store
+            .call(move |s| {
+                let latest = s.latest_message(conv)?.map(|m| m.id.0).unwrap_or(0);
+                s.set_conversation_attribute(conv, LAST_READ, &latest.to_string())
+            })
+            .await
     }
 
     /// Every group, by conversation id.

@@ -378,6 +378,11 @@ impl ProfileHandle {
         self.rt.send_group_body(&group.into(), body).await
     }
 
+    /// Mark a group's messages as read ([`GroupInfo::unread`] counts those after).
+    pub async fn mark_group_read(&self, group: impl Into<GroupRef>) -> Result<()> {
+        self.rt.mark_group_read(&group.into()).await
+    }
+
     /// Block (or unblock) a member's messages in a group.
     pub async fn set_group_member_blocked(
         &self,

@@ -210,7 +210,7 @@ impl Session<'_> {
                 }
             }
             if (self.wallet.len() < TOKEN_BATCH / 2 || !pending.is_empty()) && fetch.is_none() {
-                *fetch = Some(self.start_fetch());
+                *fetch = Some(self.start_fetch(cancel));
             }
             tokio::select! {
                 _ = cancel.cancelled() => {
@@ -254,11 +254,22 @@ impl Session<'_> {
         }
     }
 
-    fn start_fetch(&self) -> oneshot::Receiver<Result<Vec<Token>, cwtch_board::Error>> {
+    /// Fetch a batch of tokens in the background (a proof of work and a round trip over the
+    /// network), abandoned if the server's task stops first.
+    fn start_fetch(
+        &self,
+        cancel: &CancellationToken,
+    ) -> oneshot::Receiver<Result<Vec<Token>, cwtch_board::Error>> {
         let (tx, rx) = oneshot::channel();
         let client = self.client.clone();
+        let cancel = cancel.clone();
         self.rt.spawn(async move {
-            let _ = tx.send(client.fetch_tokens(TOKEN_BATCH).await);
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                r = client.fetch_tokens(TOKEN_BATCH) => {
+                    let _ = tx.send(r);
+                }
+            }
         });
         rx
     }

@@ -207,7 +207,8 @@ pub struct GroupInfo {
     pub messages: u64,
     /// The members seen (authors of stored messages other than us), by onion.
     pub members: Vec<String>,
-    /// Unread messages (not tracked yet: always 0).
+    /// Messages from others since the group was last marked read
+    /// ([`crate::ProfileHandle::mark_group_read`]).
     pub unread: u64,
     /// Gaps detected in this session (see [`crate::Event::MissingMessages`]).
     pub missing: u64,

@@ -174,6 +174,13 @@ async fn three_members_create_invite_accept_post_and_read() {
         assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
         let info = p.profile.group(cwtch::ConversationId(id)).await.unwrap();
         assert_eq!(info.members.len(), 2, "two other members seen");
+        assert_eq!(info.unread, 2, "the two others' messages are unread");
+        p.profile
+            .mark_group_read(cwtch::ConversationId(id))
+            .await
+            .unwrap();
+        let info = p.profile.group(cwtch::ConversationId(id)).await.unwrap();
+        assert_eq!(info.unread, 0);
     }
     // Sent messages are acknowledged once seen.
     let mine = alice
