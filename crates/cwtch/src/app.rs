@@ -371,7 +371,7 @@ impl Cwtch {
                     name,
                     accepted: c.accepted,
                     latest,
-                    missing: 0,
+                    missing: Default::default(),
                 },
             );
         }

@@ -71,8 +71,9 @@ pub(crate) struct GroupEntry {
     /// The signature of the latest message seen in the group: our next post's
     /// `PreviousMessageSig`.
     pub(crate) latest: Option<Signature>,
-    /// Messages referenced by a `PreviousMessageSig` that never arrived.
-    pub(crate) missing: u64,
+    /// Signatures (std base64) named by a `PreviousMessageSig` and not received, in this
+    /// session: a gap is reported once, and forgotten if the message arrives after all.
+    pub(crate) missing: std::collections::HashSet<String>,
 }
 
 /// The profile's servers and groups.
@@ -480,7 +481,7 @@ impl Runtime {
                 name: name.to_owned(),
                 accepted,
                 latest: None,
-                missing: 0,
+                missing: Default::default(),
             },
         );
         self.emit(Event::GroupCreated {
@@ -623,7 +624,7 @@ impl Runtime {
                 e.group.clone(),
                 e.name.clone(),
                 e.accepted,
-                e.missing,
+                e.missing.len() as u64,
                 server_state,
             )
         };

@@ -64,6 +64,10 @@ pub(crate) async fn run(
         Some(x) => x,
         None => return,
     };
+    // The cursor as stored: only ever past messages that are stored too. Each connection
+    // resumes from it, not from the machine's own cursor, which moves as soon as a message is
+    // received, stored or not.
+    let mut stored_cursor = cursor.clone();
     let mut machine = client.machine(cursor);
     let mut wallet: Vec<Token> = tokens;
     machine.add_tokens(wallet.iter().cloned());
@@ -81,6 +85,12 @@ pub(crate) async fn run(
             break;
         }
         rt.set_server_state(&server, ServerState::Connecting, wallet.len());
+        if machine.cursor() != stored_cursor.as_ref() {
+            // Messages were received but not stored (a storage error): start a fresh machine
+            // from the stored position, so that their replay is not taken for repeats.
+            machine = client.machine(stored_cursor.clone());
+            machine.add_tokens(wallet.iter().cloned());
+        }
         let conn = tokio::select! {
             _ = cancel.cancelled() => break,
             c = client.connect_with(machine) => c,
@@ -107,19 +117,24 @@ pub(crate) async fn run(
             in_flight: HashMap::new(),
             batch: Vec::new(),
             pending_cursor: None,
+            stored_cursor: &mut stored_cursor,
         };
         let outcome = session
             .drive(&mut bc, &cancel, &mut posts, &mut pending, &mut fetch)
             .await;
+        // What the machine received but the session did not handle before the connection
+        // ended (messages, post results) is handled now, not dropped.
+        machine = bc.into_machine();
+        while let Some(ev) = machine.poll_event() {
+            session.on_event(ev).await;
+        }
+        session.flush().await;
         let in_flight: Vec<PostJob> = session.in_flight.into_values().collect();
         // Posts whose result never came: posted again on the next connection (the server
         // de-duplicates by signature).
         for job in in_flight.into_iter().rev() {
             pending.push_front(job);
         }
-        machine = bc.into_machine();
-        // Events after the connection ended (PostUnknown, Disconnected) carry nothing more.
-        while machine.poll_event().is_some() {}
         rt.set_server_state(&server, ServerState::Disconnected, wallet.len());
         if outcome == Outcome::Cancelled {
             break;
@@ -179,6 +194,7 @@ struct Session<'a> {
     /// Received messages not yet stored (a replay's batch).
     batch: Vec<EncryptedGroupMessage>,
     pending_cursor: Option<Cursor>,
+    stored_cursor: &'a mut Option<Cursor>,
 }
 
 impl Session<'_> {
@@ -195,6 +211,12 @@ impl Session<'_> {
         }
         self.rt
             .set_server_state(self.server, ServerState::Syncing, self.wallet.len());
+        debug!(
+            server = %self.server.redacted(),
+            pending = pending.len(),
+            tokens = self.wallet.len(),
+            "connected"
+        );
         loop {
             // Post what waits, while tokens last.
             while !pending.is_empty() && !self.wallet.is_empty() {
@@ -224,7 +246,10 @@ impl Session<'_> {
                 got = async { fetch.as_mut().expect("checked").await }, if fetch.is_some() => {
                     *fetch = None;
                     match got {
-                        Ok(Ok(tokens)) => self.add_tokens(bc, tokens).await,
+                        Ok(Ok(tokens)) => {
+                            debug!(server = %self.server.redacted(), n = tokens.len(), "tokens fetched");
+                            self.add_tokens(bc, tokens).await;
+                        }
                         Ok(Err(e)) => {
                             debug!(server = %self.server.redacted(), error = %e, "token fetch failed");
                             // Try again after a pause rather than at once.
@@ -402,13 +427,14 @@ impl Session<'_> {
         };
         let conv = self.conv;
         let value = gojson::base64_std(c.as_bytes());
-        if let Err(e) = self
+        match self
             .rt
             .store
             .call(move |s| s.set_conversation_attribute(conv, keys::SERVER_LAST_COMMIT, &value))
             .await
         {
-            warn!(error = %e, "could not store a server's replay position");
+            Ok(()) => *self.stored_cursor = Some(c),
+            Err(e) => warn!(error = %e, "could not store a server's replay position"),
         }
     }
 }
@@ -497,11 +523,17 @@ impl Runtime {
                 let mut acls = HashMap::new();
                 let mut to_insert = Vec::new();
                 let mut attrs_store = Vec::new();
+                // A message named by another in the same batch arrives in the same write: it
+                // is not missing, whatever the order.
+                let arriving: std::collections::HashSet<(ConversationId, &str)> = records
+                    .iter()
+                    .map(|r| (r.conv, r.signature.as_str()))
+                    .collect();
                 for r in &records {
                     let (conv, sig, prev, sender) = (&r.conv, &r.signature, &r.previous, &r.sender);
                     let missing = match prev {
                         Some(p) => {
-                            !in_batch.contains(&(*conv, p.clone()))
+                            !arriving.contains(&(*conv, p.as_str()))
                                 && st.message_by_signature(*conv, p)?.is_none()
                         }
                         None => false,
@@ -582,6 +614,19 @@ impl Runtime {
                 return false;
             }
         };
+        debug!(
+            received = egms.len(),
+            opened = outcome.len(),
+            new = outcome
+                .iter()
+                .filter(|o| matches!(o, Some(Stored::New(..))))
+                .count(),
+            ours = outcome
+                .iter()
+                .filter(|o| matches!(o, Some(Stored::Ours(..))))
+                .count(),
+            "group messages handled"
+        );
         for (i, o) in incoming.into_iter().zip(outcome) {
             match o {
                 None | Some(Stored::Skipped) => {}
@@ -597,13 +642,18 @@ impl Runtime {
                     }
                 }
                 Some(Stored::New(id, missing)) => {
+                    let mut report = false;
                     if let Some(e) = self.state().groups.groups.get_mut(&i.conv) {
                         e.latest = Some(i.latest);
+                        // It arrived after all (reordered): no longer missing.
+                        e.missing.remove(&i.signature);
                         if missing {
-                            e.missing += 1;
+                            if let Some(p) = &i.previous {
+                                report = e.missing.insert(p.clone());
+                            }
                         }
                     }
-                    if missing {
+                    if report {
                         self.emit(Event::MissingMessages {
                             profile: self.profile(),
                             conversation_id: i.conv.0,

@@ -210,7 +210,8 @@ pub struct GroupInfo {
     /// Messages from others since the group was last marked read
     /// ([`crate::ProfileHandle::mark_group_read`]).
     pub unread: u64,
-    /// Gaps detected in this session (see [`crate::Event::MissingMessages`]).
+    /// Messages known to be missing in this session: named by a later message's
+    /// `PreviousMessageSig` and not received (see [`crate::Event::MissingMessages`]).
     pub missing: u64,
     /// The `tofubundle:` invite: the server's bundle and the group invite.
     pub invite: String,
