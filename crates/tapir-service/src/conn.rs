@@ -296,7 +296,16 @@ pub(crate) async fn run(
         caps: Arc::new(Mutex::new(tc.capabilities().clone())),
         cancel: cancel.clone(),
     };
-    for loser in svc.registry.register(&svc.identity.onion(), handle.clone()) {
+    let losers = svc.registry.register(&svc.identity.onion(), handle.clone());
+    // From here on, however this task ends (a return, or a panic unwinding it), the
+    // connection leaves the registry and is closed: a stale entry would otherwise win the
+    // duplicate rule against the peer's next connection.
+    let _registered = Registered {
+        svc: &svc,
+        id,
+        cancel: cancel.clone(),
+    };
+    for loser in losers {
         debug!(id = loser.id.0, "closing duplicate connection");
         loser.close();
         if loser.id == id {
@@ -326,9 +335,21 @@ pub(crate) async fn run(
     if !cancel.is_cancelled() {
         established(&svc, tc, stream, cmd_rx, in_tx, early, &cancel).await;
     }
-    svc.registry.remove(id);
-    cancel.cancel();
     trace!(id = id.0, "connection task finished");
+}
+
+/// Removes a registered connection and closes it when dropped (see [`run`]).
+struct Registered<'a> {
+    svc: &'a Inner,
+    id: ConnectionId,
+    cancel: CancellationToken,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.svc.registry.remove(self.id);
+        self.cancel.cancel();
+    }
 }
 
 async fn writer(

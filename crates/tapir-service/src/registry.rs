@@ -32,9 +32,10 @@ impl Registry {
         let mut map = self.lock();
         let mut losers = Vec::new();
         if let Some(remote) = new.remote().cloned() {
+            // Closed connections whose task has not yet removed them take no part.
             let mut same: Vec<ConnectionHandle> = map
                 .values()
-                .filter(|h| h.remote() == Some(&remote))
+                .filter(|h| h.remote() == Some(&remote) && !h.is_closed())
                 .cloned()
                 .collect();
             if !same.is_empty() {
@@ -124,6 +125,26 @@ mod tests {
         assert_eq!(losers.iter().map(|h| h.id().0).collect::<Vec<_>>(), vec![1]);
         assert_eq!(r.find(&peer).unwrap().id().0, 2);
         assert_eq!(r.all().len(), 1);
+    }
+
+    /// A closed connection still in the registry (its task has not removed it yet, or died)
+    /// must not win the duplicate rule against the peer's next connection.
+    #[test]
+    fn a_closed_stale_entry_takes_no_part_in_the_duplicate_rule() {
+        let (x, y) = (onion(1), onion(2));
+        let (small, large) = if x < y { (x, y) } else { (y, x) };
+        let r = Registry::default();
+        // On `small`'s side, an inbound connection from `large` (large dialled: it would win).
+        let stale = handle(1, &large, false);
+        r.register(&small, stale.clone());
+        stale.close();
+        // `small` dials `large` now: its own dial must be kept, not lose to the stale entry.
+        let losers = r.register(&small, handle(2, &large, true));
+        assert!(
+            losers.iter().all(|h| h.id().0 != 2),
+            "the live dial was closed"
+        );
+        assert_eq!(r.find(&large).unwrap().id().0, 2);
     }
 
     #[test]
