@@ -12,8 +12,8 @@ use cwtch::connectivity::AcnArgs;
 /// other subcommand is executed by it (through the control socket `<data dir>/cwtch.sock`).
 /// Without a running `cwtch run`, subcommands work on the data directory directly.
 ///
-/// Exit codes: 0 success, 1 failure, 2 usage error, 3 no such profile or contact, 4 wrong
-/// password, 5 busy (the profile runs in another process, or another `cwtch run` serves the data
+/// Exit codes: 0 success, 1 failure, 2 usage error, 3 no such profile, contact, server or
+/// group, 4 wrong password, 5 busy (the profile runs in another process, or another `cwtch run` serves the data
 /// directory).
 #[derive(Debug, Parser)]
 #[command(name = "cwtch", version, max_term_width = 100)]
@@ -47,14 +47,37 @@ pub(crate) enum Command {
     /// Add, list, accept, block, unblock and delete contacts.
     #[command(subcommand)]
     Contact(ContactCommand),
-    /// Send a text message to a contact.
+    /// Import, list and remove the servers that host groups.
+    ///
+    /// A Cwtch server stores a group's messages encrypted (it cannot read them, nor tell who
+    /// wrote them) and hands them to every member. You import it by its bundle: one line that
+    /// starts with `server:`, which its operator gets from `cwtch-server bundle` (`cwtch-server
+    /// run` also prints it when it starts) and shares with you. A group invite that starts
+    /// with `tofubundle:` carries the bundle too, so `cwtch group join` imports the server
+    /// itself.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Create, join, accept, list and leave groups, and invite contacts to them.
+    ///
+    /// A group lives on a server (`cwtch server`); its members share a key that the server
+    /// never sees. Groups are named by GROUP: a conversation id (`cwtch group list`, first
+    /// column), a group id (32 hex digits, second column) or the group's name. Post with
+    /// `cwtch send GROUP TEXT` and read with `cwtch messages GROUP`; `cwtch run` fetches new
+    /// messages as they are posted.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Send a text message to a contact or a group.
     ///
     /// With `cwtch run` running, it sends. Without, this command brings the profile online
-    /// itself (network flags below), sends, and waits up to --wait seconds for the
-    /// acknowledgement. Prints `acknowledged` or `queued` (stored, retried by the next run),
-    /// both with exit code 0.
+    /// itself (network flags below), sends, and waits up to --wait seconds. To a contact it
+    /// prints `acknowledged` (the contact has it) or `queued` (stored, retried by the next
+    /// run); to a group `sent` (the server accepted the post: every member can fetch it) or
+    /// `queued` (stored, posted by the next run). All of these exit 0.
     Send(SendArgs),
-    /// List the messages of a conversation, oldest first.
+    /// List the messages of a conversation with a contact or of a group, oldest first.
+    ///
+    /// For a group, each message's author is the member's onion (`--json`: `author`); showing
+    /// the newest messages (--offset 0) marks the group read.
     Messages(MessagesArgs),
     /// Bring profiles online and print events as JSON lines until SIGINT or SIGTERM.
     ///
@@ -110,6 +133,121 @@ pub(crate) enum ContactCommand {
     /// Delete a contact and its whole conversation. Needs --yes (or an interactive
     /// confirmation). The peer can send a new contact request later; block it to prevent that.
     Delete(ContactDeleteArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// Import a server's bundle and print the server's onion (the last line of stdout).
+    ///
+    /// BUNDLE is one line `server:<base64>` (the server's onions and keys, signed by it),
+    /// printed by `cwtch-server bundle` on the server's machine. Importing the same bundle
+    /// again is harmless; a bundle for a known server with different keys is refused.
+    Add(ServerAddArgs),
+    /// List the imported servers: conversation id, onion, connection state, tokens left,
+    /// last sync (or `-`), groups on it.
+    ///
+    /// The state and last sync are those of the running `cwtch run` (without one, the state
+    /// is `Disconnected`). Each post spends a token; more are fetched when they run low.
+    List(PasswordArgs),
+    /// Remove an imported server (refused while groups use it: leave them first).
+    Remove(ServerRemoveArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCommand {
+    /// Create a group on an imported server; prints its conversation id, then its invite
+    /// (the last line of stdout).
+    ///
+    /// The invite (`tofubundle:server:…||torv3…`) is the group's secret: whoever has it can
+    /// read and post. Send it to contacts with `cwtch group invite`, or give it to someone to
+    /// use with `cwtch group join`.
+    Create(GroupCreateArgs),
+    /// Send a group's invite to a contact over Cwtch; they see it in `cwtch group list` and
+    /// accept it with `cwtch group accept`.
+    ///
+    /// With `cwtch run` running, it sends. Without, this command brings the profile online
+    /// itself (network flags below) and waits up to --wait seconds for the acknowledgement.
+    /// Prints `acknowledged` or `queued` (retried by the next run), both with exit code 0.
+    Invite(GroupInviteArgs),
+    /// Join a group from an invite and print its conversation id.
+    ///
+    /// INVITE is one line: `tofubundle:server:…||torv3…` (what `cwtch group create` prints
+    /// last, or `cwtch-server bundle --tofu` for a fresh group on that server; the server is
+    /// imported too), or `torv3…` for a group on a server already added. `-` reads it from
+    /// stdin (after any password line), keeping it out of the process list. Invites that
+    /// contacts send over Cwtch need no joining: `cwtch group accept` them.
+    Join(GroupJoinArgs),
+    /// List groups and invites: conversation id, group id, status (`accepted` or `invite`),
+    /// server, server state, members seen, unread, missing, name.
+    ///
+    /// Members seen are the other authors of stored messages; unread counts their messages
+    /// not yet shown by `cwtch messages GROUP`; missing counts the gaps (messages others'
+    /// messages refer to that never arrived) found by the running `cwtch run`.
+    List(PasswordArgs),
+    /// Accept a group invite received from a contact: the group's messages are fetched from
+    /// its server and you can post.
+    Accept(GroupArgs),
+    /// Leave a group, or decline an invite: its conversation and messages are deleted here.
+    Leave(GroupArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerAddArgs {
+    /// The server's bundle: one line starting with `server:` (from `cwtch-server bundle`).
+    pub(crate) bundle: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerRemoveArgs {
+    /// The server's onion (`cwtch server list`).
+    pub(crate) onion: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupCreateArgs {
+    /// The group's name (members see it in the invite).
+    pub(crate) name: String,
+    /// The server to host it: the onion of an imported server (`cwtch server list`).
+    #[arg(long, value_name = "ONION")]
+    pub(crate) server: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupArgs {
+    /// The group: its conversation id, group id (hex) or name.
+    pub(crate) group: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupInviteArgs {
+    /// The group: its conversation id, group id (hex) or name.
+    pub(crate) group: String,
+    /// The contact to invite: an onion address or a conversation id.
+    pub(crate) contact: String,
+    /// Seconds to wait for the acknowledgement (0: do not wait).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub(crate) wait: u64,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+    /// Network options, used only when no `cwtch run` is running.
+    #[command(flatten)]
+    pub(crate) acn: AcnArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupJoinArgs {
+    /// The invite: `tofubundle:server:…||torv3…` or `torv3…`; `-` reads it from stdin.
+    pub(crate) invite: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
 }
 
 /// How to unlock a password-protected profile.
@@ -222,15 +360,19 @@ pub(crate) struct ContactDeleteArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// The contact: an onion address (with or without `.onion`) or a conversation id.
+    /// The contact (an onion address, with or without `.onion`, or a conversation id) or the
+    /// group (a conversation id, a group id or a group name).
+    #[arg(value_name = "CONTACT|GROUP")]
     pub(crate) contact: String,
-    /// The text (at most 7000 characters); `-` reads it from stdin (after any password line).
+    /// The text (at most 7000 characters to a contact; about 1800 bytes to a group, whose
+    /// messages have a fixed size); `-` reads it from stdin (after any password line).
     pub(crate) text: String,
-    /// Seconds to wait for the acknowledgement (0: do not wait).
+    /// Seconds to wait for the acknowledgement (a contact) or for the server to accept the
+    /// post (a group); 0: do not wait.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub(crate) wait: u64,
     /// Send a reply quoting the message with this content hash (the `content_hash` of
-    /// `cwtch --json messages`; Cwtch's quoted-reply overlay 10).
+    /// `cwtch --json messages`, in the same conversation; Cwtch's quoted-reply overlay 10).
     #[arg(long, value_name = "HASH")]
     pub(crate) reply_to: Option<String>,
     #[command(flatten)]
@@ -242,7 +384,9 @@ pub(crate) struct SendArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct MessagesArgs {
-    /// The contact: an onion address (with or without `.onion`) or a conversation id.
+    /// The contact (an onion address, with or without `.onion`, or a conversation id) or the
+    /// group (a conversation id, a group id or a group name).
+    #[arg(value_name = "CONTACT|GROUP")]
     pub(crate) contact: String,
     /// Show at most this many (the newest).
     #[arg(long, default_value_t = 100)]

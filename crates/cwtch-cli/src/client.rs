@@ -86,7 +86,9 @@ pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
 fn answer_timeout(req: &Request) -> Duration {
     let base = Duration::from_secs(300);
     match req {
-        Request::Send { wait_secs, .. } => base + Duration::from_secs(*wait_secs),
+        Request::Send { wait_secs, .. } | Request::GroupInvite { wait_secs, .. } => {
+            base + Duration::from_secs(*wait_secs)
+        }
         _ => base,
     }
 }

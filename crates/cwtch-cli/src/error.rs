@@ -9,10 +9,10 @@ pub(crate) enum CliError {
     #[error("{0}")]
     Failed(String),
     /// The command was used wrongly (bad arguments, conflicting flags, an invalid address,
-    /// an ambiguous profile). Exit 2.
+    /// bundle or invite, an ambiguous profile or group name). Exit 2.
     #[error("{0}")]
     Usage(String),
-    /// No such profile or contact. Exit 3.
+    /// No such profile, contact, server or group. Exit 3.
     #[error("{0}")]
     NotFound(String),
     /// The password does not open the profile. Exit 4.
@@ -70,15 +70,18 @@ impl CliError {
     pub(crate) fn lib(e: cwtch::Error) -> CliError {
         let msg = chain(&e);
         match &e {
-            cwtch::Error::ProfileNotFound { .. } | cwtch::Error::ContactNotFound => {
-                CliError::NotFound(msg)
-            }
+            cwtch::Error::ProfileNotFound { .. }
+            | cwtch::Error::ContactNotFound
+            | cwtch::Error::ServerNotFound
+            | cwtch::Error::GroupNotFound => CliError::NotFound(msg),
             cwtch::Error::ProfileLocked { .. } => CliError::Busy(msg),
             cwtch::Error::InvalidAddress(_)
             | cwtch::Error::SelfContact
             | cwtch::Error::MessageTooLong { .. }
             | cwtch::Error::PayloadTooLarge { .. }
-            | cwtch::Error::Invalid { .. } => CliError::Usage(msg),
+            | cwtch::Error::Invalid { .. }
+            | cwtch::Error::Bundle(_)
+            | cwtch::Error::AmbiguousGroup(_) => CliError::Usage(msg),
             cwtch::Error::Storage(cwtch::StorageError::WrongPassword) => {
                 CliError::WrongPassword(msg)
             }

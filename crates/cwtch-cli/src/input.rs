@@ -75,6 +75,17 @@ pub(crate) fn optional_password(what: &str) -> Result<Option<Secret>, CliError> 
     }
 }
 
+/// A group invite from the next line of stdin (surrounding whitespace removed).
+pub(crate) fn invite() -> Result<Secret, CliError> {
+    prompt("group invite");
+    match line(MAX_TEXT)? {
+        None => Err(CliError::Usage(
+            "expected the group invite on stdin, found end of input".into(),
+        )),
+        Some(s) => Ok(Secret::new(Zeroizing::new(s.trim().to_owned()))),
+    }
+}
+
 /// The rest of stdin, as a message text (a final line ending removed).
 pub(crate) fn text() -> Result<String, CliError> {
     let mut s = String::new();

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ContactCommand, ProfileCommand};
+use crate::cli::{Cli, Command, ContactCommand, GroupCommand, ProfileCommand, ServerCommand};
 use crate::client::{Direct, Via};
 use crate::error::CliError;
 use crate::protocol::{Reply, Request, Secret};
@@ -81,6 +81,11 @@ fn init_logging(cli: &Cli) {
         Command::Run(_) => "info",
         // `send` may wait for Tor to bootstrap: show its progress (and nothing else).
         Command::Send(a) if a.acn.network == cwtch::connectivity::NetworkKind::Tor => {
+            "warn,connectivity::cli=info"
+        }
+        Command::Group(GroupCommand::Invite(a))
+            if a.acn.network == cwtch::connectivity::NetworkKind::Tor =>
+        {
             "warn,connectivity::cli=info"
         }
         _ => "warn",
@@ -157,9 +162,11 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Profile(cmd) => profile_command(&dir, cmd, profile, json).await,
         Command::Contact(cmd) => contact_command(&dir, cmd, profile, json).await,
+        Command::Server(cmd) => server_command(&dir, cmd, profile, json).await,
+        Command::Group(cmd) => group_command(&dir, cmd, profile, json).await,
         Command::Send(args) => {
             args.acn.check().map_err(CliError::acn)?;
-            session::parse_contact(&args.contact)?;
+            check_target(&args.contact)?;
             let extra = extra_password(args.password.password_stdin)?;
             let text = if args.text == "-" {
                 input::text()?
@@ -181,12 +188,14 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             match client::execute(&dir, req, direct).await?.0 {
                 Reply::Sent { sent } if json => output::json(&sent),
                 Reply::Sent { sent } => output::line(&output::send_line(&sent)),
+                Reply::GroupSent { sent } if json => output::json(&sent),
+                Reply::GroupSent { sent } => output::line(&output::group_send_line(&sent)),
                 r => return Err(unexpected(r)),
             }
             Ok(())
         }
         Command::Messages(args) => {
-            session::parse_contact(&args.contact)?;
+            check_target(&args.contact)?;
             let extra = extra_password(args.password.password_stdin)?;
             let req = Request::Messages {
                 profile,
@@ -507,5 +516,254 @@ fn confirm_contact_delete(contact: &str) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError::Usage("not deleted".into()))
+    }
+}
+
+/// A contact or group argument: anything not blank (what it names is decided by what resolves,
+/// in the profile).
+fn check_target(s: &str) -> Result<(), CliError> {
+    if s.trim().is_empty() {
+        return Err(CliError::Usage(
+            "no contact or group given (an onion, a conversation id, a group id or a group name)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn print_server(reply: Reply, json: bool, verb: Option<&str>) -> Result<(), CliError> {
+    let Reply::Server { server } = reply else {
+        return Err(unexpected(reply));
+    };
+    if json {
+        output::json(&server);
+    } else {
+        match verb {
+            Some(v) => output::line(&format!("{v}: {}", output::server_line(&server))),
+            None => output::line(&server.onion),
+        }
+    }
+    Ok(())
+}
+
+async fn server_command(
+    dir: &Path,
+    cmd: ServerCommand,
+    profile: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    match cmd {
+        ServerCommand::Add(a) => {
+            let bundle = a.bundle.trim().to_owned();
+            if !bundle.starts_with("server:") {
+                return Err(CliError::Usage(format!(
+                    "{:?} is not a server bundle: a bundle is one line starting with `server:`, \
+                     printed by `cwtch-server bundle` on the server's machine",
+                    shorten(&bundle)
+                )));
+            }
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::ServerAdd { profile, bundle };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            if let Reply::Server { server } = &reply {
+                output::note(&format!(
+                    "server {} imported (conversation {}); create a group on it with `cwtch \
+                     group create NAME --server {}`",
+                    server.onion, server.conversation_id, server.onion
+                ));
+            }
+            print_server(reply, json, None)
+        }
+        ServerCommand::List(a) => {
+            let extra = extra_password(a.password_stdin)?;
+            let (reply, _) = call(dir, Request::ServerList { profile }, extra.as_ref()).await?;
+            let Reply::Servers { servers } = reply else {
+                return Err(unexpected(reply));
+            };
+            if json {
+                output::json(&servers);
+            } else {
+                for s in &servers {
+                    output::line(&output::server_line(s));
+                }
+            }
+            Ok(())
+        }
+        ServerCommand::Remove(a) => {
+            session::parse_onion(&a.onion)?;
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::ServerRemove {
+                profile,
+                server: a.onion,
+            };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            print_server(reply, json, Some("removed"))
+        }
+    }
+}
+
+async fn group_command(
+    dir: &Path,
+    cmd: GroupCommand,
+    profile: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let group_arg = |g: &str| -> Result<(), CliError> {
+        if g.trim().is_empty() {
+            Err(CliError::Usage(
+                "no group given (a conversation id, a group id or a group name)".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match cmd {
+        GroupCommand::Create(a) => {
+            if a.name.trim().is_empty() {
+                return Err(CliError::Usage("the group name must not be empty".into()));
+            }
+            session::parse_onion(&a.server)?;
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::GroupCreate {
+                profile,
+                name: a.name,
+                server: a.server,
+            };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            let Reply::Group { group } = reply else {
+                return Err(unexpected(reply));
+            };
+            output::note(&format!(
+                "created group {} (conversation {}, group id {}) on server {}; the last line is \
+                 its invite (the group's secret): send it with `cwtch group invite {} CONTACT`",
+                output::escape(&group.name),
+                group.conversation_id,
+                group.group_id,
+                group.server,
+                group.conversation_id
+            ));
+            if json {
+                output::json(&group);
+            } else {
+                output::line(&group.conversation_id.to_string());
+                output::line(group.invite.as_deref().unwrap_or(""));
+            }
+            Ok(())
+        }
+        GroupCommand::Invite(a) => {
+            a.acn.check().map_err(CliError::acn)?;
+            group_arg(&a.group)?;
+            session::parse_contact(&a.contact)?;
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::GroupInvite {
+                profile,
+                group: a.group.clone(),
+                contact: a.contact,
+                wait_secs: a.wait,
+            };
+            let direct = Direct {
+                extra: extra.as_ref().map(Secret::password),
+                acn: Some(&a.acn),
+                create_home: false,
+            };
+            match client::execute(dir, req, direct).await?.0 {
+                Reply::Sent { sent } if json => output::json(&sent),
+                Reply::Sent { sent } => output::line(&output::invite_line(&sent, &a.group)),
+                r => return Err(unexpected(r)),
+            }
+            Ok(())
+        }
+        GroupCommand::Join(a) => {
+            let extra = extra_password(a.password.password_stdin)?;
+            let invite = if a.invite == "-" {
+                input::invite()?
+            } else {
+                Secret::new(zeroize::Zeroizing::new(a.invite.trim().to_owned()))
+            };
+            let s = invite.0.as_str();
+            if !(s.starts_with("tofubundle:") || s.starts_with("torv3")) {
+                return Err(CliError::Usage(
+                    "not a group invite: an invite is one line starting with `tofubundle:` (or \
+                     `torv3` for a server already added)"
+                        .into(),
+                ));
+            }
+            let req = Request::GroupJoin { profile, invite };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            let Reply::Group { group } = reply else {
+                return Err(unexpected(reply));
+            };
+            output::note(&format!(
+                "joined group {} (group id {}) on server {}; `cwtch run` fetches its messages",
+                output::escape(&group.name),
+                group.group_id,
+                group.server
+            ));
+            if json {
+                output::json(&group);
+            } else {
+                output::line(&group.conversation_id.to_string());
+            }
+            Ok(())
+        }
+        GroupCommand::List(a) => {
+            let extra = extra_password(a.password_stdin)?;
+            let (reply, _) = call(dir, Request::GroupList { profile }, extra.as_ref()).await?;
+            let Reply::Groups { groups } = reply else {
+                return Err(unexpected(reply));
+            };
+            if json {
+                output::json(&groups);
+            } else {
+                for g in &groups {
+                    output::line(&output::group_line(g));
+                }
+            }
+            Ok(())
+        }
+        GroupCommand::Accept(a) | GroupCommand::Leave(a) if a.group.trim().is_empty() => {
+            group_arg(&a.group)
+        }
+        GroupCommand::Accept(a) => {
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::GroupAccept {
+                profile,
+                group: a.group,
+            };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            print_group(reply, json, None)
+        }
+        GroupCommand::Leave(a) => {
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::GroupLeave {
+                profile,
+                group: a.group,
+            };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            print_group(reply, json, Some("left"))
+        }
+    }
+}
+
+fn print_group(reply: Reply, json: bool, verb: Option<&str>) -> Result<(), CliError> {
+    let Reply::Group { group } = reply else {
+        return Err(unexpected(reply));
+    };
+    if json {
+        output::json(&group);
+    } else {
+        match verb {
+            Some(v) => output::line(&format!("{v}: {}", output::group_line(&group))),
+            None => output::line(&output::group_line(&group)),
+        }
+    }
+    Ok(())
+}
+
+/// The start of a long argument, for an error message.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }

@@ -4,7 +4,10 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::protocol::{ContactRow, Delivery, MessageRow, ProfileRow, SendRow, SettingsRow};
+use crate::protocol::{
+    ContactRow, Delivery, GroupRow, GroupSendRow, MessageRow, ProfileRow, SendRow, ServerRow,
+    SettingsRow,
+};
 
 /// Print one line on stdout (a closed stdout is ignored, never a panic).
 pub(crate) fn line(s: &str) {
@@ -83,12 +86,91 @@ pub(crate) fn send_line(s: &SendRow) -> String {
             "acknowledged: message {} to {} (conversation {}) was delivered and acknowledged",
             s.message_id, s.contact, s.conversation_id
         ),
+        // Not said of a contact's message; shown as what it would mean.
+        Delivery::Sent => format!(
+            "sent: message {} to {} (conversation {}) was sent",
+            s.message_id, s.contact, s.conversation_id
+        ),
         Delivery::Queued => format!(
             "queued: message {} to {} (conversation {}) is stored but not acknowledged after {} s; \
              it is sent again whenever the contact is connected (by `cwtch run`)",
             s.message_id, s.contact, s.conversation_id, s.waited_secs
         ),
     }
+}
+
+/// The outcome of `group invite`, first word `acknowledged` or `queued`.
+pub(crate) fn invite_line(s: &SendRow, group: &str) -> String {
+    match s.delivery {
+        Delivery::Queued => format!(
+            "queued: the invite to {} is stored as message {} to {} (conversation {}) but not \
+             acknowledged after {} s; it is sent again whenever the contact is connected (by \
+             `cwtch run`)",
+            escape(group),
+            s.message_id,
+            s.contact,
+            s.conversation_id,
+            s.waited_secs
+        ),
+        Delivery::Acknowledged | Delivery::Sent => format!(
+            "acknowledged: the invite to {} reached {} (message {} in conversation {})",
+            escape(group),
+            s.contact,
+            s.message_id,
+            s.conversation_id
+        ),
+    }
+}
+
+/// The outcome of `send` to a group, first word `sent` or `queued`.
+pub(crate) fn group_send_line(s: &GroupSendRow) -> String {
+    match s.delivery {
+        Delivery::Queued => format!(
+            "queued: message {} to group {} (conversation {}) is stored but the server has not \
+             accepted it after {} s; it is posted again whenever the server is reachable (by \
+             `cwtch run`)",
+            s.message_id,
+            escape(&s.group),
+            s.conversation_id,
+            s.waited_secs
+        ),
+        Delivery::Sent | Delivery::Acknowledged => format!(
+            "sent: message {} to group {} (conversation {}) was accepted by the server",
+            s.message_id,
+            escape(&s.group),
+            s.conversation_id
+        ),
+    }
+}
+
+/// `conversation<TAB>onion<TAB>state<TAB>tokens<TAB>last sync<TAB>groups`.
+pub(crate) fn server_line(s: &ServerRow) -> String {
+    format!(
+        "{}\t{}\t{:?}\t{}\t{}\t{}",
+        s.conversation_id,
+        s.onion,
+        s.state,
+        s.tokens,
+        s.last_sync.as_deref().unwrap_or("-"),
+        s.groups
+    )
+}
+
+/// `conversation<TAB>group id<TAB>accepted|invite<TAB>server<TAB>server state<TAB>members
+/// seen<TAB>unread<TAB>missing<TAB>name`.
+pub(crate) fn group_line(g: &GroupRow) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{:?}\t{}\t{}\t{}\t{}",
+        g.conversation_id,
+        g.group_id,
+        g.status(),
+        g.server,
+        g.server_state,
+        g.members.len(),
+        g.unread,
+        g.missing,
+        escape(&g.name)
+    )
 }
 
 /// Tabs, line breaks and backslashes escaped, so that one record stays one line.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use cwtch::{ConnectionState, Content, MessageState, Password};
+use cwtch::{ConnectionState, Content, MessageState, Password, ServerState};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
@@ -22,7 +22,8 @@ pub(crate) const SOCKET_NAME: &str = "cwtch.sock";
 /// The longest request or response line.
 pub(crate) const MAX_LINE: usize = 4 << 20;
 
-/// A password on the wire. Zeroized on drop; `Debug` hides it.
+/// A password (or another secret: a group invite) on the wire. Zeroized on drop; `Debug`
+/// hides it.
 #[derive(Clone)]
 pub(crate) struct Secret(pub(crate) Zeroizing<String>);
 
@@ -147,8 +148,9 @@ pub(crate) enum Request {
         profile: Option<String>,
         contact: String,
     },
-    /// Send a text (a reply quoting the message with content hash `reply_to`, if given);
-    /// wait up to `wait_secs` for the acknowledgement.
+    /// Send a text (a reply quoting the message with content hash `reply_to`, if given) to a
+    /// contact or a group (`contact`: see [`Request::Messages`]); wait up to `wait_secs` for
+    /// the acknowledgement (a contact) or for the server to accept the post (a group).
     #[serde(rename = "send")]
     Send {
         profile: Option<String>,
@@ -158,13 +160,62 @@ pub(crate) enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
     },
-    /// Up to `limit` messages, skipping the `offset` newest; oldest first.
+    /// Up to `limit` messages, skipping the `offset` newest; oldest first. `contact` names a
+    /// contact (onion or conversation id) or a group (conversation id, group id or name).
     #[serde(rename = "messages")]
     Messages {
         profile: Option<String>,
         contact: String,
         offset: u64,
         limit: u32,
+    },
+    /// Import a server's `server:` bundle.
+    #[serde(rename = "server.add")]
+    ServerAdd {
+        profile: Option<String>,
+        bundle: String,
+    },
+    #[serde(rename = "server.list")]
+    ServerList { profile: Option<String> },
+    /// Remove a server (its onion); answers the server as it was.
+    #[serde(rename = "server.remove")]
+    ServerRemove {
+        profile: Option<String>,
+        server: String,
+    },
+    /// Create a group on a server (its onion); answers the group with its invite.
+    #[serde(rename = "group.create")]
+    GroupCreate {
+        profile: Option<String>,
+        name: String,
+        server: String,
+    },
+    /// Send a group's invite to a contact; wait up to `wait_secs` for the acknowledgement.
+    #[serde(rename = "group.invite")]
+    GroupInvite {
+        profile: Option<String>,
+        group: String,
+        contact: String,
+        wait_secs: u64,
+    },
+    /// Join a group from a `tofubundle:` or `torv3` invite.
+    #[serde(rename = "group.join")]
+    GroupJoin {
+        profile: Option<String>,
+        invite: Secret,
+    },
+    #[serde(rename = "group.list")]
+    GroupList { profile: Option<String> },
+    #[serde(rename = "group.accept")]
+    GroupAccept {
+        profile: Option<String>,
+        group: String,
+    },
+    /// Leave a group (or decline its invite); answers the group as it was.
+    #[serde(rename = "group.leave")]
+    GroupLeave {
+        profile: Option<String>,
+        group: String,
     },
 }
 
@@ -189,6 +240,15 @@ impl Request {
             Request::ContactDelete { .. } => "contact.delete",
             Request::Send { .. } => "send",
             Request::Messages { .. } => "messages",
+            Request::ServerAdd { .. } => "server.add",
+            Request::ServerList { .. } => "server.list",
+            Request::ServerRemove { .. } => "server.remove",
+            Request::GroupCreate { .. } => "group.create",
+            Request::GroupInvite { .. } => "group.invite",
+            Request::GroupJoin { .. } => "group.join",
+            Request::GroupList { .. } => "group.list",
+            Request::GroupAccept { .. } => "group.accept",
+            Request::GroupLeave { .. } => "group.leave",
         }
     }
 
@@ -356,7 +416,10 @@ impl MessageRow {
 pub(crate) enum Delivery {
     /// The contact acknowledged it.
     Acknowledged,
-    /// Stored, not (yet) acknowledged: retried on every connection to the contact.
+    /// The group's server accepted the post (every member can fetch it).
+    Sent,
+    /// Stored, not (yet) acknowledged or accepted: retried on every connection to the
+    /// contact (the server).
     Queued,
 }
 
@@ -374,6 +437,120 @@ pub(crate) struct SendRow {
     pub(crate) state: MessageState,
     /// How long we waited for the acknowledgement, in seconds.
     pub(crate) waited_secs: u64,
+}
+
+/// The result of `send` to a group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GroupSendRow {
+    /// `sent` or `queued`.
+    pub(crate) delivery: Delivery,
+    pub(crate) profile: String,
+    /// The group's name.
+    pub(crate) group: String,
+    pub(crate) group_id: String,
+    pub(crate) server: String,
+    pub(crate) conversation_id: i64,
+    pub(crate) message_id: i64,
+    /// The message's signature (std base64): its id on the server.
+    pub(crate) signature: String,
+    /// The message's state: `sending` (not yet accepted by the server), `sent` (accepted),
+    /// `acknowledged` (seen coming back from the server).
+    #[serde(flatten)]
+    pub(crate) state: MessageState,
+    /// How long we waited for the server, in seconds.
+    pub(crate) waited_secs: u64,
+}
+
+/// A server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ServerRow {
+    pub(crate) conversation_id: i64,
+    /// Its token-board onion (what groups name it by).
+    pub(crate) onion: String,
+    pub(crate) token_service: String,
+    /// The connection's state (`Disconnected` when no `cwtch run` runs the profile).
+    pub(crate) state: ServerState,
+    /// Unspent tokens in hand (each post spends one).
+    pub(crate) tokens: usize,
+    /// When the last replay completed in the running process (RFC 3339), if it did.
+    pub(crate) last_sync: Option<String>,
+    /// How many of the profile's groups are on it.
+    pub(crate) groups: usize,
+}
+
+impl ServerRow {
+    pub(crate) fn from_info(s: cwtch::ServerInfo, online: bool) -> ServerRow {
+        ServerRow {
+            conversation_id: s.conversation_id.0,
+            onion: s.onion.as_str().to_owned(),
+            token_service: s.token_service.as_str().to_owned(),
+            state: if online {
+                s.state
+            } else {
+                ServerState::Disconnected
+            },
+            tokens: s.tokens,
+            last_sync: s.last_sync,
+            groups: s.groups,
+        }
+    }
+}
+
+/// A group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GroupRow {
+    pub(crate) conversation_id: i64,
+    /// The group id (32 hex).
+    pub(crate) group_id: String,
+    pub(crate) name: String,
+    /// Its server's onion.
+    pub(crate) server: String,
+    /// False: an invite not accepted yet.
+    pub(crate) accepted: bool,
+    /// The state of the connection to its server (`Disconnected` without a daemon).
+    pub(crate) server_state: ServerState,
+    pub(crate) messages: u64,
+    /// The other members seen (authors of stored messages), by onion.
+    pub(crate) members: Vec<String>,
+    /// Messages from others not yet shown by `messages GROUP`.
+    pub(crate) unread: u64,
+    /// Gaps (messages referred to but never received) detected by the running process.
+    pub(crate) missing: u64,
+    /// The `tofubundle:` invite (only when the group was just created: it is the group's
+    /// secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) invite: Option<String>,
+}
+
+impl GroupRow {
+    pub(crate) fn from_info(g: cwtch::GroupInfo, online: bool, with_invite: bool) -> GroupRow {
+        GroupRow {
+            conversation_id: g.conversation_id.0,
+            group_id: g.group_id,
+            name: g.name,
+            server: g.server.as_str().to_owned(),
+            accepted: g.accepted,
+            server_state: if online {
+                g.server_state
+            } else {
+                ServerState::Disconnected
+            },
+            messages: g.messages,
+            members: g.members,
+            unread: g.unread,
+            missing: g.missing,
+            invite: with_invite.then_some(g.invite),
+        }
+    }
+
+    /// `accepted` or `invite`.
+    pub(crate) fn status(&self) -> &'static str {
+        if self.accepted {
+            "accepted"
+        } else {
+            "invite"
+        }
+    }
 }
 
 /// A successful answer.
@@ -405,6 +582,21 @@ pub(crate) enum Reply {
     },
     Sent {
         sent: SendRow,
+    },
+    GroupSent {
+        sent: GroupSendRow,
+    },
+    Server {
+        server: ServerRow,
+    },
+    Servers {
+        servers: Vec<ServerRow>,
+    },
+    Group {
+        group: GroupRow,
+    },
+    Groups {
+        groups: Vec<GroupRow>,
     },
 }
 
@@ -509,6 +701,60 @@ mod tests {
         assert!(
             matches!(back, Request::ProfileUnlock { password, .. } if password.0.as_str() == "pw")
         );
+    }
+
+    #[test]
+    fn group_requests_round_trip_and_hide_invites() {
+        let join = Request::GroupJoin {
+            profile: None,
+            invite: Secret::new(Zeroizing::new("torv3c2VjcmV0".into())),
+        };
+        assert!(!format!("{join:?}").contains("c2VjcmV0"));
+        let line = join.to_line().unwrap();
+        assert!(line.contains(r#""op":"group.join""#), "{}", *line);
+        assert!(matches!(
+            Request::from_line(&line).unwrap(),
+            Request::GroupJoin { invite, .. } if invite.0.as_str() == "torv3c2VjcmV0"
+        ));
+        for line in [
+            r#"{"v":1,"op":"server.add","profile":null,"bundle":"server:x"}"#,
+            r#"{"v":1,"op":"server.list","profile":"alice"}"#,
+            r#"{"v":1,"op":"server.remove","profile":null,"server":"x"}"#,
+            r#"{"v":1,"op":"group.create","profile":null,"name":"n","server":"x"}"#,
+            r#"{"v":1,"op":"group.invite","profile":null,"group":"1","contact":"2","wait_secs":0}"#,
+            r#"{"v":1,"op":"group.list","profile":null}"#,
+            r#"{"v":1,"op":"group.accept","profile":null,"group":"g"}"#,
+            r#"{"v":1,"op":"group.leave","profile":null,"group":"g"}"#,
+        ] {
+            let r = Request::from_line(line).unwrap();
+            let op = serde_json::from_str::<serde_json::Value>(line).unwrap()["op"].clone();
+            assert_eq!(r.op(), op.as_str().unwrap());
+            let back = Request::from_line(&r.to_line().unwrap()).unwrap();
+            assert_eq!(back.op(), r.op());
+        }
+        // A group's send result and rows survive the wire.
+        let sent = Reply::GroupSent {
+            sent: GroupSendRow {
+                delivery: Delivery::Sent,
+                profile: "p".into(),
+                group: "g".into(),
+                group_id: "00".into(),
+                server: "s".into(),
+                conversation_id: 2,
+                message_id: 1,
+                signature: "c2ln".into(),
+                state: MessageState::Sent,
+                waited_secs: 0,
+            },
+        };
+        let s = serde_json::to_string(&Response::new(Ok(sent))).unwrap();
+        assert!(s.contains(r#""kind":"group_sent""#), "{s}");
+        assert!(s.contains(r#""delivery":"sent","#), "{s}");
+        assert!(s.contains(r#""state":"sent""#), "{s}");
+        assert!(matches!(
+            Response::parse(s.as_bytes()).unwrap(),
+            Reply::GroupSent { .. }
+        ));
     }
 
     #[test]

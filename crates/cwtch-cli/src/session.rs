@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use cwtch::{
-    ContactId, Cwtch, Event, MessageId, MessageState, Onion, Password, ProfileHandle, ProfileId,
+    ContactId, Content, ConversationId, Cwtch, Event, GroupRef, MessageId, MessageState, Onion,
+    Password, ProfileHandle, ProfileId, SentMessage,
 };
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::error::CliError;
 use crate::protocol::{
-    password, ContactRow, Delivery, MessageRow, ProfileRow, Reply, Request, SendRow, SettingsRow,
-    PROTOCOL_VERSION,
+    password, ContactRow, Delivery, GroupRow, GroupSendRow, MessageRow, ProfileRow, Reply, Request,
+    SendRow, ServerRow, SettingsRow, PROTOCOL_VERSION,
 };
 
 /// Where requests run.
@@ -265,17 +267,18 @@ impl Session {
                 offset,
                 limit,
             } => {
-                let cid = parse_contact(&contact)?;
-                let h = self.handle(profile.as_deref()).await?;
-                let mut ms = h
-                    .messages(cid, offset, limit)
+                self.messages(profile.as_deref(), &contact, offset, limit)
                     .await
-                    .map_err(|e| contact_error(e, &contact))?;
-                ms.reverse();
-                Ok(Reply::Messages {
-                    messages: ms.into_iter().map(MessageRow::from_info).collect(),
-                })
             }
+            req @ (Request::ServerAdd { .. }
+            | Request::ServerList { .. }
+            | Request::ServerRemove { .. }
+            | Request::GroupCreate { .. }
+            | Request::GroupInvite { .. }
+            | Request::GroupJoin { .. }
+            | Request::GroupList { .. }
+            | Request::GroupAccept { .. }
+            | Request::GroupLeave { .. }) => self.server_request(req).await,
         }
     }
 
@@ -305,13 +308,33 @@ impl Session {
     async fn send(
         &self,
         profile: Option<&str>,
+        target: &str,
+        text: &str,
+        reply_to: Option<&str>,
+        wait_secs: u64,
+    ) -> Result<Reply, CliError> {
+        let h = self.handle(profile).await?;
+        match resolve_target(&h, target).await? {
+            Target::Contact(cid) => {
+                self.send_to_contact(&h, cid, target, text, reply_to, wait_secs)
+                    .await
+            }
+            Target::Group(g) => {
+                self.send_to_group(&h, g, target, text, reply_to, wait_secs)
+                    .await
+            }
+        }
+    }
+
+    async fn send_to_contact(
+        &self,
+        h: &ProfileHandle,
+        cid: ContactId,
         contact: &str,
         text: &str,
         reply_to: Option<&str>,
         wait_secs: u64,
     ) -> Result<Reply, CliError> {
-        let cid = parse_contact(contact)?;
-        let h = self.handle(profile).await?;
         if let Some(hash) = reply_to {
             // A typo would quote nothing: the quoted message must be in this conversation.
             let quoted = h
@@ -319,19 +342,30 @@ impl Session {
                 .await
                 .map_err(|e| contact_error(e, contact))?;
             if quoted.is_none() {
-                return Err(CliError::NotFound(format!(
-                    "no message with content hash {hash:?} in the conversation with {contact} \
-                     (see `cwtch --json messages {contact}`)"
-                )));
+                return Err(no_quoted(hash, contact));
             }
         }
         // Subscribe before sending: the acknowledgement can arrive at once.
-        let mut events = self.app.events();
+        let events = self.app.events();
         let sent = match reply_to {
             Some(hash) => h.send_quoted_reply(cid.clone(), hash, text).await,
             None => h.send_text(cid.clone(), text).await,
         }
         .map_err(|e| contact_error(e, contact))?;
+        self.await_acknowledgement(h, events, cid, contact, sent, wait_secs)
+            .await
+    }
+
+    /// Wait up to `wait_secs` for a message to a contact to be acknowledged; what happened.
+    async fn await_acknowledgement(
+        &self,
+        h: &ProfileHandle,
+        mut events: broadcast::Receiver<Event>,
+        cid: ContactId,
+        contact: &str,
+        sent: SentMessage,
+        wait_secs: u64,
+    ) -> Result<Reply, CliError> {
         let c = h
             .contact(cid)
             .await
@@ -369,11 +403,11 @@ impl Session {
                     state = MessageState::Failed { error: reason };
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(RecvError::Lagged(_))) => state = stored_state(&h, conv, mid, state).await,
+                Ok(Err(RecvError::Lagged(_))) => state = stored_state(h, conv, mid, state).await,
             }
         }
         // The stored row is the truth (an event may have been missed).
-        let state = stored_state(&h, conv, mid, state).await;
+        let state = stored_state(h, conv, mid, state).await;
         let delivery = match &state {
             MessageState::Acknowledged => Delivery::Acknowledged,
             MessageState::Failed { error } => {
@@ -397,6 +431,298 @@ impl Session {
                 waited_secs: started.elapsed().as_secs(),
             },
         })
+    }
+
+    /// Post to a group and wait up to `wait_secs` for its server to accept the post.
+    async fn send_to_group(
+        &self,
+        h: &ProfileHandle,
+        g: GroupRef,
+        name: &str,
+        text: &str,
+        reply_to: Option<&str>,
+        wait_secs: u64,
+    ) -> Result<Reply, CliError> {
+        if let Some(hash) = reply_to {
+            if !group_has_content_hash(h, &g, hash, name).await? {
+                return Err(no_quoted(hash, name));
+            }
+        }
+        // Subscribe before posting: the server can accept it at once.
+        let mut events = self.app.events();
+        let sent = match reply_to {
+            Some(hash) => {
+                let content = Content::QuotedReply {
+                    quoted_hash: hash.to_owned(),
+                    body: text.to_owned(),
+                };
+                h.send_group_content(g, &content).await
+            }
+            None => h.send_group_text(g, text).await,
+        }
+        .map_err(|e| group_error(e, name))?;
+        let (conv, mid) = (sent.conversation_id, sent.message_id);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(wait_secs);
+        let me = h.onion().as_str().to_owned();
+        let is_ours = |p: &str, c: i64, m: i64| p == me && c == conv.0 && m == mid.0;
+        // `Sent` once the server accepted it, `Acknowledged` once it came back.
+        let mut state = sent.state.clone();
+        loop {
+            if !matches!(state, MessageState::Sending) {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(RecvError::Closed)) => break,
+                Ok(Ok(Event::GroupMessageSent {
+                    profile,
+                    conversation_id,
+                    message_id,
+                    ..
+                })) if is_ours(&profile, conversation_id, message_id) => {
+                    state = MessageState::Sent;
+                }
+                Ok(Ok(Event::GroupMessageSeen {
+                    profile,
+                    conversation_id,
+                    message_id,
+                    ..
+                })) if is_ours(&profile, conversation_id, message_id) => {
+                    state = MessageState::Acknowledged;
+                }
+                Ok(Ok(Event::MessageFailed {
+                    profile,
+                    conversation_id,
+                    message_id,
+                    reason,
+                    ..
+                })) if is_ours(&profile, conversation_id, message_id) => {
+                    state = MessageState::Failed { error: reason };
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => {
+                    state = stored_group_state(h, conv, mid, state).await;
+                }
+            }
+        }
+        // The stored row is the truth for `acknowledged` and `failed`; the library stores no
+        // "accepted by the server" state, so `sent` comes from the event.
+        let state = match stored_group_state(h, conv, mid, state.clone()).await {
+            MessageState::Sending => state,
+            stored => stored,
+        };
+        let delivery = match &state {
+            MessageState::Sent | MessageState::Acknowledged => Delivery::Sent,
+            MessageState::Failed { error } => {
+                return Err(CliError::Failed(format!(
+                    "message {} to group {name} failed: {error}",
+                    mid.0
+                )))
+            }
+            _ => Delivery::Queued,
+        };
+        let info = h.group(conv).await.map_err(|e| group_error(e, name))?;
+        Ok(Reply::GroupSent {
+            sent: GroupSendRow {
+                delivery,
+                profile: me,
+                group: info.name,
+                group_id: info.group_id,
+                server: info.server.as_str().to_owned(),
+                conversation_id: conv.0,
+                message_id: mid.0,
+                signature: sent.signature,
+                state,
+                waited_secs: started.elapsed().as_secs(),
+            },
+        })
+    }
+
+    async fn messages(
+        &self,
+        profile: Option<&str>,
+        target: &str,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Reply, CliError> {
+        let h = self.handle(profile).await?;
+        let mut ms = match resolve_target(&h, target).await? {
+            Target::Contact(cid) => h
+                .messages(cid, offset, limit)
+                .await
+                .map_err(|e| contact_error(e, target))?,
+            Target::Group(g) => {
+                let ms = h
+                    .group_messages(g.clone(), offset, limit)
+                    .await
+                    .map_err(|e| group_error(e, target))?;
+                // The newest were shown: the group is read (`group list` counts unread).
+                if offset == 0 {
+                    h.mark_group_read(g)
+                        .await
+                        .map_err(|e| group_error(e, target))?;
+                }
+                ms
+            }
+        };
+        ms.reverse();
+        Ok(Reply::Messages {
+            messages: ms.into_iter().map(MessageRow::from_info).collect(),
+        })
+    }
+
+    async fn server_request(&self, req: Request) -> Result<Reply, CliError> {
+        let online = self.online();
+        match req {
+            Request::ServerAdd { profile, bundle } => {
+                let h = self.handle(profile.as_deref()).await?;
+                if let Some(known) = known_server(&h, &bundle).await? {
+                    return Ok(Reply::Server {
+                        server: ServerRow::from_info(known, online),
+                    });
+                }
+                let s = h.add_server(&bundle).await.map_err(|e| match e {
+                    cwtch::Error::Bundle(e) => CliError::Usage(format!(
+                        "not a valid server bundle ({}); a bundle is one line `server:…`, \
+                         printed by `cwtch-server bundle` on the server's machine",
+                        crate::error::chain(&e)
+                    )),
+                    e => CliError::lib(e),
+                })?;
+                Ok(Reply::Server {
+                    server: ServerRow::from_info(s, online),
+                })
+            }
+            Request::ServerList { profile } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let ss = h.servers().await.map_err(CliError::lib)?;
+                Ok(Reply::Servers {
+                    servers: ss
+                        .into_iter()
+                        .map(|s| ServerRow::from_info(s, online))
+                        .collect(),
+                })
+            }
+            Request::ServerRemove { profile, server } => {
+                let onion = parse_onion(&server)?;
+                let h = self.handle(profile.as_deref()).await?;
+                let s = find_server(&h, &onion).await?;
+                h.remove_server(onion.as_str())
+                    .await
+                    .map_err(|e| server_error(e, &onion))?;
+                Ok(Reply::Server {
+                    server: ServerRow::from_info(s, false),
+                })
+            }
+            Request::GroupCreate {
+                profile,
+                name,
+                server,
+            } => {
+                if name.trim().is_empty() {
+                    return Err(CliError::Usage("the group name must not be empty".into()));
+                }
+                let onion = parse_onion(&server)?;
+                let h = self.handle(profile.as_deref()).await?;
+                let g = h
+                    .create_group(&name, onion.as_str())
+                    .await
+                    .map_err(|e| server_error(e, &onion))?;
+                Ok(Reply::Group {
+                    group: GroupRow::from_info(g, online, true),
+                })
+            }
+            Request::GroupInvite {
+                profile,
+                group,
+                contact,
+                wait_secs,
+            } => {
+                let cid = parse_contact(&contact)?;
+                let h = self.handle(profile.as_deref()).await?;
+                let g: GroupRef = parse_group(&group);
+                // The group first: its errors name it.
+                h.group_invites(g.clone())
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
+                let events = self.app.events();
+                let sent = h
+                    .invite_to_group(g, cid.clone())
+                    .await
+                    .map_err(|e| contact_error(e, &contact))?;
+                self.await_acknowledgement(&h, events, cid, &contact, sent, wait_secs)
+                    .await
+            }
+            Request::GroupJoin { profile, invite } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let mut invite = invite.0.as_str().trim();
+                // Workaround (see `known_server`): a `tofubundle:` of a known server is joined
+                // by its bare invite, so that the library does not import the server again.
+                if let Some((bundle, bare)) = invite
+                    .strip_prefix("tofubundle:")
+                    .and_then(|t| t.split_once("||"))
+                {
+                    if known_server(&h, bundle).await?.is_some() {
+                        invite = bare;
+                    }
+                }
+                let g = h.join_group(invite).await.map_err(|e| match e {
+                    cwtch::Error::Bundle(e) => CliError::Usage(format!(
+                        "not a valid group invite ({}); an invite is one line \
+                         `tofubundle:server:…||torv3…` (or `torv3…` for a server already added)",
+                        crate::error::chain(&e)
+                    )),
+                    cwtch::Error::ServerNotFound => CliError::NotFound(
+                        "the invite's server is unknown: add its bundle first (`cwtch server \
+                         add`), or use the group's `tofubundle:` invite, which includes it"
+                            .into(),
+                    ),
+                    e => CliError::lib(e),
+                })?;
+                Ok(Reply::Group {
+                    group: GroupRow::from_info(g, online, false),
+                })
+            }
+            Request::GroupList { profile } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let gs = h.groups().await.map_err(CliError::lib)?;
+                Ok(Reply::Groups {
+                    groups: gs
+                        .into_iter()
+                        .map(|g| GroupRow::from_info(g, online, false))
+                        .collect(),
+                })
+            }
+            Request::GroupAccept { profile, group } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let g = parse_group(&group);
+                h.accept_group(g.clone())
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
+                let info = h.group(g).await.map_err(|e| group_error(e, &group))?;
+                Ok(Reply::Group {
+                    group: GroupRow::from_info(info, online, false),
+                })
+            }
+            Request::GroupLeave { profile, group } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let info = h
+                    .group(parse_group(&group))
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
+                // By conversation id: the name may be shared by a group created meanwhile.
+                h.leave_group(info.conversation_id)
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
+                Ok(Reply::Group {
+                    group: GroupRow::from_info(info, false, false),
+                })
+            }
+            other => Err(CliError::Failed(format!(
+                "internal: {} is not a server or group request",
+                other.op()
+            ))),
+        }
     }
 
     /// A profile just created or imported: the daemon runs it too.
@@ -563,6 +889,249 @@ async fn stored_state(
     }
 }
 
+/// What `send` and `messages` talk to.
+enum Target {
+    Contact(ContactId),
+    Group(GroupRef),
+}
+
+/// Whether `g` names an existing group: `Ok(false)` if none, an error if ambiguous.
+async fn group_exists(h: &ProfileHandle, g: &GroupRef, s: &str) -> Result<bool, CliError> {
+    match h.group_messages(g.clone(), 0, 0).await {
+        Ok(_) => Ok(true),
+        Err(cwtch::Error::GroupNotFound) => Ok(false),
+        Err(e) => Err(group_error(e, s)),
+    }
+}
+
+/// Whether `c` is an existing contact.
+async fn contact_exists(h: &ProfileHandle, c: &ContactId) -> Result<bool, CliError> {
+    match h.contact(c.clone()).await {
+        Ok(_) => Ok(true),
+        Err(cwtch::Error::ContactNotFound) => Ok(false),
+        Err(e) => Err(CliError::lib(e)),
+    }
+}
+
+/// Decide by what resolves: a conversation id is a contact's or a group's; an onion is a
+/// contact (unless only a group has that name); anything else is a group id or name.
+async fn resolve_target(h: &ProfileHandle, s: &str) -> Result<Target, CliError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(CliError::Usage(
+            "no contact or group given (an onion, a conversation id, a group id or a group name)"
+                .into(),
+        ));
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().map_err(|_| {
+            CliError::Usage(format!("{t:?} is not a valid conversation id (too large)"))
+        })?;
+        let cid = ContactId::Conversation(ConversationId(n));
+        if contact_exists(h, &cid).await? {
+            return Ok(Target::Contact(cid));
+        }
+        let g = GroupRef::Conversation(ConversationId(n));
+        if group_exists(h, &g, t).await? {
+            return Ok(Target::Group(g));
+        }
+        return Err(CliError::NotFound(format!(
+            "no contact or group with conversation id {t} (see `cwtch contact list` and `cwtch \
+             group list`)"
+        )));
+    }
+    let g = GroupRef::Name(t.to_owned());
+    match Onion::parse(t) {
+        Ok(onion) => {
+            let cid = ContactId::Onion(onion);
+            match (
+                contact_exists(h, &cid).await?,
+                group_exists(h, &g, t).await?,
+            ) {
+                (true, false) => Ok(Target::Contact(cid)),
+                (false, true) => Ok(Target::Group(g)),
+                (true, true) => Err(CliError::Usage(format!(
+                    "{t:?} is both a contact and a group's name; name the group by its \
+                     conversation id or group id (`cwtch group list`)"
+                ))),
+                (false, false) => Err(CliError::NotFound(format!("no contact {t}"))),
+            }
+        }
+        Err(_) => {
+            if group_exists(h, &g, t).await? {
+                Ok(Target::Group(g))
+            } else {
+                Err(CliError::NotFound(format!(
+                    "no contact or group {t:?} (a contact is named by its onion or conversation \
+                     id, a group by its conversation id, group id or name: `cwtch group list`)"
+                )))
+            }
+        }
+    }
+}
+
+/// A group named by conversation id, group id (hex) or name.
+fn parse_group(s: &str) -> GroupRef {
+    match s.parse::<GroupRef>() {
+        Ok(g) => g,
+        Err(never) => match never {},
+    }
+}
+
+fn group_error(e: cwtch::Error, group: &str) -> CliError {
+    match e {
+        cwtch::Error::GroupNotFound => CliError::NotFound(format!(
+            "no group {group:?} (groups are named by conversation id, group id or name: `cwtch \
+             group list`)"
+        )),
+        cwtch::Error::GroupNotAccepted => CliError::Failed(format!(
+            "group {group:?} is an invite not accepted yet: `cwtch group accept` it first"
+        )),
+        e => CliError::lib(e),
+    }
+}
+
+fn server_error(e: cwtch::Error, server: &Onion) -> CliError {
+    match e {
+        cwtch::Error::ServerNotFound => CliError::NotFound(format!(
+            "no server {} (import its bundle first: `cwtch server add BUNDLE`)",
+            server.as_str()
+        )),
+        e => CliError::lib(e),
+    }
+}
+
+async fn find_server(h: &ProfileHandle, onion: &Onion) -> Result<cwtch::ServerInfo, CliError> {
+    h.servers()
+        .await
+        .map_err(CliError::lib)?
+        .into_iter()
+        .find(|s| s.onion == *onion)
+        .ok_or_else(|| server_error(cwtch::Error::ServerNotFound, onion))
+}
+
+fn no_quoted(hash: &str, conversation: &str) -> CliError {
+    CliError::NotFound(format!(
+        "no message with content hash {hash:?} in the conversation with {conversation} (see \
+         `cwtch --json messages {conversation}`)"
+    ))
+}
+
+/// How many stored messages to read at a time when searching a group.
+const PAGE: u32 = 256;
+
+/// Whether a group has a message with this content hash (the library has no lookup for
+/// groups: the stored messages are searched, newest first).
+async fn group_has_content_hash(
+    h: &ProfileHandle,
+    g: &GroupRef,
+    hash: &str,
+    name: &str,
+) -> Result<bool, CliError> {
+    let mut offset = 0u64;
+    loop {
+        let page = h
+            .group_messages(g.clone(), offset, PAGE)
+            .await
+            .map_err(|e| group_error(e, name))?;
+        if page.iter().any(|m| m.content_hash == hash) {
+            return Ok(true);
+        }
+        if page.len() < PAGE as usize {
+            return Ok(false);
+        }
+        offset += page.len() as u64;
+    }
+}
+
+/// The stored state of one of our group messages (newest first: ours is near the top).
+async fn stored_group_state(
+    h: &ProfileHandle,
+    conv: ConversationId,
+    mid: MessageId,
+    fallback: MessageState,
+) -> MessageState {
+    let mut offset = 0u64;
+    loop {
+        let Ok(page) = h.group_messages(conv, offset, PAGE).await else {
+            return fallback;
+        };
+        if let Some(m) = page.iter().find(|m| m.message_id == mid) {
+            return m.state.clone();
+        }
+        // Ordered by id, newest first: once past ours, it is not there.
+        if page.len() < PAGE as usize || page.last().is_some_and(|m| m.message_id.0 < mid.0) {
+            return fallback;
+        }
+        offset += page.len() as u64;
+    }
+}
+
+/// The imported server a `server:` bundle names, if it is one (`None`: a new server, or not
+/// a bundle we can read: the library decides).
+///
+/// Workaround: `ProfileHandle::add_server` of a server already imported deadlocks (in
+/// `add_server_bundle`, the profile's state lock taken in an `if let` scrutinee is still held
+/// when `server_info` takes it again), and `join_group` with a `tofubundle:` of a known server
+/// goes the same way. Until the library is fixed, a known server is answered here: the same
+/// token service is the same server (what the library would return); another one is refused
+/// as the library refuses changed keys.
+async fn known_server(
+    h: &ProfileHandle,
+    bundle: &str,
+) -> Result<Option<cwtch::ServerInfo>, CliError> {
+    let Some((onion, token_service)) = bundle_onions(bundle) else {
+        return Ok(None);
+    };
+    let servers = h.servers().await.map_err(CliError::lib)?;
+    let Some(known) = servers.into_iter().find(|s| s.onion.as_str() == onion) else {
+        return Ok(None);
+    };
+    if known.token_service.as_str() != token_service {
+        return Err(CliError::Failed(
+            "this server was imported before with different keys; refusing the new bundle".into(),
+        ));
+    }
+    Ok(Some(known))
+}
+
+/// The board and token-service onions a `server:` bundle claims (unverified: only to find a
+/// known server; the library checks the signature of anything it imports).
+fn bundle_onions(bundle: &str) -> Option<(String, String)> {
+    let b64 = bundle.trim().strip_prefix("server:")?;
+    let json = base64_decode(b64)?;
+    let v: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let keys = v.get("Keys")?;
+    let onion = keys.get("bulletin_board_onion")?.as_str()?;
+    let token = keys.get("token_service_onion")?.as_str()?;
+    Some((onion.to_owned(), token.to_owned()))
+}
+
+/// Standard base64 (padding optional); `None` if it is not.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// A contact named by onion (with or without `.onion`) or conversation id.
 pub(crate) fn parse_contact(s: &str) -> Result<ContactId, CliError> {
     s.parse::<ContactId>().map_err(|e| {
@@ -662,6 +1231,19 @@ mod tests {
             name: name.into(),
             running: false,
         }
+    }
+
+    #[test]
+    fn base64_and_bundle_onions() {
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
+        assert_eq!(base64_decode("AAEC/+8=").unwrap(), [0, 1, 2, 0xff, 0xef]);
+        assert!(base64_decode("a-b").is_none());
+        // {"Keys":{"bulletin_board_onion":"b","token_service_onion":"t"}}
+        let b = "server:eyJLZXlzIjp7ImJ1bGxldGluX2JvYXJkX29uaW9uIjoiYiIsInRva2VuX3NlcnZpY2Vfb25pb24iOiJ0In19";
+        assert_eq!(bundle_onions(b), Some(("b".into(), "t".into())));
+        assert_eq!(bundle_onions("server:bm90IGEgYnVuZGxl"), None);
+        assert_eq!(bundle_onions("garbage"), None);
     }
 
     #[test]
