@@ -1,5 +1,6 @@
 //! The `cwtch` command line without a network: profiles (create, list, unlock, passwd,
-//! show, set, export, import, delete), contacts (delete), a copy of a Go-made Cwtch home, misuse, and `--help`.
+//! show, set, export, import, delete), contacts (delete), a copy of a Go-made Cwtch home, misuse, and `--help`
+//! (groups and servers: `tests/groups.rs`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -505,7 +506,11 @@ fn misuse_is_a_clear_error() {
     fails(&with(&["contact", "add", &a]), 2, "itself");
     fails(&with(&["contact", "accept", "zzz"]), 2, "neither");
     fails(&with(&["contact", "block", "42"]), 3, "no contact 42");
-    fails(&with(&["messages", "42"]), 3, "no contact 42");
+    fails(
+        &with(&["messages", "42"]),
+        3,
+        "no contact or group with conversation id 42",
+    );
     fails(&with(&["messages", &carol]), 3, "no contact");
     fails(
         &with(&[
@@ -768,6 +773,8 @@ fn help_of_every_subcommand_mentions_its_flags() {
             &[
                 "profile",
                 "contact",
+                "server",
+                "group",
                 "send",
                 "messages",
                 "run",
@@ -812,9 +819,48 @@ fn help_of_every_subcommand_mentions_its_flags() {
         (&["contact", "block"], &["<CONTACT>"]),
         (&["contact", "unblock"], &["<CONTACT>"]),
         (
+            &["server"],
+            &["add", "list", "remove", "cwtch-server bundle"],
+        ),
+        (
+            &["server", "add"],
+            &["<BUNDLE>", "server:", "--password-stdin"],
+        ),
+        (&["server", "list"], &["tokens", "--json"]),
+        (&["server", "remove"], &["<ONION>"]),
+        (
+            &["group"],
+            &[
+                "create", "invite", "join", "list", "accept", "leave", "GROUP",
+            ],
+        ),
+        (&["group", "create"], &["<NAME>", "--server", "invite"]),
+        (
+            &["group", "invite"],
+            &[
+                "<GROUP>",
+                "<CONTACT>",
+                "--wait",
+                "--network",
+                "--loopback-dir",
+            ],
+        ),
+        (
+            &["group", "join"],
+            &[
+                "<INVITE>",
+                "tofubundle:",
+                "torv3",
+                "cwtch-server bundle --tofu",
+            ],
+        ),
+        (&["group", "list"], &["unread", "missing", "--json"]),
+        (&["group", "accept"], &["<GROUP>"]),
+        (&["group", "leave"], &["<GROUP>"]),
+        (
             &["send"],
             &[
-                "<CONTACT>",
+                "<CONTACT|GROUP>",
                 "<TEXT>",
                 "--wait",
                 "--reply-to",
@@ -828,7 +874,7 @@ fn help_of_every_subcommand_mentions_its_flags() {
         ),
         (
             &["messages"],
-            &["<CONTACT>", "--limit", "--offset", "--json"],
+            &["<CONTACT|GROUP>", "author", "--limit", "--offset", "--json"],
         ),
         (
             &["run"],

@@ -40,6 +40,11 @@ async fn the_control_protocol_is_versioned_json_lines() {
     let v = raw(&dir, r#"{"v":1,"op":"contact.list","profile":"alice"}"#).await;
     assert_eq!(v["result"]["kind"], "contacts", "{v}");
     assert_eq!(v["result"]["contacts"], serde_json::json!([]));
+    let v = raw(&dir, r#"{"v":1,"op":"group.list","profile":null}"#).await;
+    assert_eq!(v["result"]["kind"], "groups", "{v}");
+    assert_eq!(v["result"]["groups"], serde_json::json!([]));
+    let v = raw(&dir, r#"{"v":1,"op":"server.list","profile":null}"#).await;
+    assert_eq!(v["result"]["kind"], "servers", "{v}");
 
     for (line, code) in [
         (r#"{"v":2,"op":"ping"}"#, "usage"),
@@ -56,6 +61,18 @@ async fn the_control_protocol_is_versioned_json_lines() {
         ),
         (
             r#"{"v":1,"op":"contact.add","profile":null,"contact":"nope"}"#,
+            "usage",
+        ),
+        (
+            r#"{"v":1,"op":"group.accept","profile":null,"group":"nope"}"#,
+            "not_found",
+        ),
+        (
+            r#"{"v":1,"op":"server.add","profile":null,"bundle":"server:bm9wZQ=="}"#,
+            "usage",
+        ),
+        (
+            r#"{"v":1,"op":"group.join","profile":null,"invite":"torv3bm9wZQ=="}"#,
             "usage",
         ),
     ] {
