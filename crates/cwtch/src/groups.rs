@@ -207,12 +207,20 @@ impl Runtime {
             });
         }
         let _ops = self.contact_ops.lock().await;
-        if let Some(existing) = self.state().groups.servers.get(&onion) {
-            if existing.client.keys() == &keys_ {
+        // The state lock is released before `server_info` takes it again.
+        let known = self
+            .state()
+            .groups
+            .servers
+            .get(&onion)
+            .map(|existing| existing.client.keys() == &keys_);
+        match known {
+            Some(true) => {
                 drop(_ops);
                 return self.server_info(&onion);
             }
-            return Err(Error::ServerKeysChanged);
+            Some(false) => return Err(Error::ServerKeysChanged),
+            None => {}
         }
         if self.state().contacts.contains_key(&onion) {
             return Err(Error::Invalid {

@@ -347,6 +347,22 @@ async fn servers_and_groups_survive_a_restart_and_leave_removes() {
         .create_group("kept", server.onion().as_str())
         .await
         .unwrap();
+    // Importing a known server again (directly, or inside an invite) returns it (this once
+    // deadlocked on the profile's state lock).
+    let again = tokio::time::timeout(WAIT, alice.profile.add_server(&server.bundle()))
+        .await
+        .expect("importing a known server returns")
+        .unwrap();
+    assert_eq!(again.onion, server.onion());
+    let other = peer(&w, "other", fast_config()).await;
+    other.profile.add_server(&server.bundle()).await.unwrap();
+    let joined = tokio::time::timeout(WAIT, other.profile.join_group(&g.invite))
+        .await
+        .expect("joining on a known server returns")
+        .unwrap();
+    assert_eq!(joined.group_id, g.group_id);
+    assert_eq!(other.profile.servers().await.unwrap().len(), 1);
+    other.shutdown().await;
     // A known server cannot be removed while a group uses it; an unknown group is an error.
     assert!(matches!(
         alice.profile.remove_server(server.onion().as_str()).await,
