@@ -206,10 +206,11 @@ async fn three_members_invite_accept_join_post_and_read() {
         .await;
 
     // Both read both, with the right authors (the member's onion).
-    let both = vec![
+    let mut both = vec![
         (alice.clone(), "hello from alice".to_owned()),
         (bob.clone(), "hello from bob".to_owned()),
     ];
+    both.sort();
     for (dir, me, group) in [(&a_dir, &alice, &a_group), (&b_dir, &bob, &b_group)] {
         let got = group_texts(dir, group).await;
         let mut pairs: Vec<(String, String)> =
