@@ -576,11 +576,6 @@ impl Session {
         match req {
             Request::ServerAdd { profile, bundle } => {
                 let h = self.handle(profile.as_deref()).await?;
-                if let Some(known) = known_server(&h, &bundle).await? {
-                    return Ok(Reply::Server {
-                        server: ServerRow::from_info(known, online),
-                    });
-                }
                 let s = h.add_server(&bundle).await.map_err(|e| match e {
                     cwtch::Error::Bundle(e) => CliError::Usage(format!(
                         "not a valid server bundle ({}); a bundle is one line `server:…`, \
@@ -655,18 +650,7 @@ impl Session {
             }
             Request::GroupJoin { profile, invite } => {
                 let h = self.handle(profile.as_deref()).await?;
-                let mut invite = invite.0.as_str().trim();
-                // Workaround (see `known_server`): a `tofubundle:` of a known server is joined
-                // by its bare invite, so that the library does not import the server again.
-                if let Some((bundle, bare)) = invite
-                    .strip_prefix("tofubundle:")
-                    .and_then(|t| t.split_once("||"))
-                {
-                    if known_server(&h, bundle).await?.is_some() {
-                        invite = bare;
-                    }
-                }
-                let g = h.join_group(invite).await.map_err(|e| match e {
+                let g = h.join_group(invite.0.as_str()).await.map_err(|e| match e {
                     cwtch::Error::Bundle(e) => CliError::Usage(format!(
                         "not a valid group invite ({}); an invite is one line \
                          `tofubundle:server:…||torv3…` (or `torv3…` for a server already added)",
@@ -1067,71 +1051,6 @@ async fn stored_group_state(
     }
 }
 
-/// The imported server a `server:` bundle names, if it is one (`None`: a new server, or not
-/// a bundle we can read: the library decides).
-///
-/// Workaround: `ProfileHandle::add_server` of a server already imported deadlocks (in
-/// `add_server_bundle`, the profile's state lock taken in an `if let` scrutinee is still held
-/// when `server_info` takes it again), and `join_group` with a `tofubundle:` of a known server
-/// goes the same way. Until the library is fixed, a known server is answered here: the same
-/// token service is the same server (what the library would return); another one is refused
-/// as the library refuses changed keys.
-async fn known_server(
-    h: &ProfileHandle,
-    bundle: &str,
-) -> Result<Option<cwtch::ServerInfo>, CliError> {
-    let Some((onion, token_service)) = bundle_onions(bundle) else {
-        return Ok(None);
-    };
-    let servers = h.servers().await.map_err(CliError::lib)?;
-    let Some(known) = servers.into_iter().find(|s| s.onion.as_str() == onion) else {
-        return Ok(None);
-    };
-    if known.token_service.as_str() != token_service {
-        return Err(CliError::Failed(
-            "this server was imported before with different keys; refusing the new bundle".into(),
-        ));
-    }
-    Ok(Some(known))
-}
-
-/// The board and token-service onions a `server:` bundle claims (unverified: only to find a
-/// known server; the library checks the signature of anything it imports).
-fn bundle_onions(bundle: &str) -> Option<(String, String)> {
-    let b64 = bundle.trim().strip_prefix("server:")?;
-    let json = base64_decode(b64)?;
-    let v: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    let keys = v.get("Keys")?;
-    let onion = keys.get("bulletin_board_onion")?.as_str()?;
-    let token = keys.get("token_service_onion")?.as_str()?;
-    Some((onion.to_owned(), token.to_owned()))
-}
-
-/// Standard base64 (padding optional); `None` if it is not.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 /// A contact named by onion (with or without `.onion`) or conversation id.
 pub(crate) fn parse_contact(s: &str) -> Result<ContactId, CliError> {
     s.parse::<ContactId>().map_err(|e| {
@@ -1231,19 +1150,6 @@ mod tests {
             name: name.into(),
             running: false,
         }
-    }
-
-    #[test]
-    fn base64_and_bundle_onions() {
-        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
-        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
-        assert_eq!(base64_decode("AAEC/+8=").unwrap(), [0, 1, 2, 0xff, 0xef]);
-        assert!(base64_decode("a-b").is_none());
-        // {"Keys":{"bulletin_board_onion":"b","token_service_onion":"t"}}
-        let b = "server:eyJLZXlzIjp7ImJ1bGxldGluX2JvYXJkX29uaW9uIjoiYiIsInRva2VuX3NlcnZpY2Vfb25pb24iOiJ0In19";
-        assert_eq!(bundle_onions(b), Some(("b".into(), "t".into())));
-        assert_eq!(bundle_onions("server:bm90IGEgYnVuZGxl"), None);
-        assert_eq!(bundle_onions("garbage"), None);
     }
 
     #[test]
