@@ -290,6 +290,33 @@ async fn three_members_invite_accept_join_post_and_read() {
     assert!(v[0]["last_sync"].is_string(), "{v}");
     assert_eq!(v[0]["groups"], 1, "{v}");
 
+    // A second invite on a server Bob knows already; he declines it (`leave`).
+    let o = acwtch(
+        &a_dir,
+        &["group", "create", "poker night", "--server", &server_onion],
+    )
+    .await;
+    ok(&o);
+    // (Bob by his conversation id this time.)
+    let v = json(&acwtch(&a_dir, &["--json", "contact", "list"]).await);
+    let bob_conv = v[0]["conversation_id"].to_string();
+    let o = acwtch(&a_dir, &["group", "invite", "poker night", &bob_conv]).await;
+    assert!(ok(&o).starts_with("acknowledged:"), "{}", ok(&o));
+    let inv = b
+        .wait_for(STEP, |e| {
+            e["event"] == "GroupInvite" && e["name"] == "poker night"
+        })
+        .await;
+    let o = acwtch(&b_dir, &["group", "list"]).await;
+    assert_eq!(ok(&o).lines().count(), 2, "{}", ok(&o));
+    let o = acwtch(&b_dir, &["group", "leave", "poker night"]).await;
+    assert!(
+        ok(&o).starts_with(&format!("left: {}\t", inv["conversation_id"])),
+        "{}",
+        ok(&o)
+    );
+    assert!(ok(&o).contains("\tinvite\t"), "{}", ok(&o));
+
     // Bob leaves: the group is gone from his list, and its messages with it.
     let o = acwtch(&b_dir, &["group", "leave", &b_group]).await;
     assert!(ok(&o).starts_with("left: "), "{}", ok(&o));
