@@ -78,6 +78,7 @@ impl CliError {
             cwtch::Error::InvalidAddress(_)
             | cwtch::Error::SelfContact
             | cwtch::Error::MessageTooLong { .. }
+            | cwtch::Error::GroupMessageTooLong { .. }
             | cwtch::Error::PayloadTooLarge { .. }
             | cwtch::Error::Invalid { .. }
             | cwtch::Error::Bundle(_)

@@ -112,11 +112,14 @@ pub(crate) async fn listen_loop(rt: Arc<Runtime>) {
     let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
     loop {
         let listening = tokio::select! {
+            biased;
             _ = rt.cancel.cancelled() => return,
             l = rt.service.listen(ApplicationChain::authenticated) => l,
         };
         let mut listener = match listening {
             Ok(l) => l,
+            // Shutting down: the service refuses to host, which is not worth a warning.
+            Err(_) if rt.cancel.is_cancelled() || rt.service.is_shut_down() => return,
             Err(e) => {
                 warn!(profile = %rt.onion.redacted(), error = %e, "could not host the onion service; retrying");
                 rt.emit(Event::NetworkError {

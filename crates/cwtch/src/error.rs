@@ -75,6 +75,18 @@ pub enum Error {
         /// The limit ([`crate::overlay::P2P_TEXT_MAX_CHARS`]).
         max: usize,
     },
+    /// A group message longer than a group message carries.
+    #[error(
+        "group message of {bytes} bytes ({encoded} once escaped) exceeds the limit of {max} bytes"
+    )]
+    GroupMessageTooLong {
+        /// Bytes in the message body (the overlay JSON).
+        bytes: usize,
+        /// Its length escaped as Go JSON.
+        encoded: usize,
+        /// The limit ([`cwtch_model::group::MAX_GROUP_TEXT_BYTES`]).
+        max: usize,
+    },
     /// An encoded peer message that does not fit one tapir packet. Never truncated.
     #[error("peer message of {len} bytes does not fit a packet (at most {max})")]
     PayloadTooLarge {

@@ -773,10 +773,13 @@ impl Runtime {
                 &mut rand_core::OsRng,
             )
             .map_err(|e| match e {
-                cwtch_model::Error::GroupTextTooLong { bytes, .. } => Error::MessageTooLong {
-                    chars: bytes,
-                    max: cwtch_model::group::MAX_GROUP_TEXT_BYTES,
-                },
+                cwtch_model::Error::GroupTextTooLong { bytes, encoded } => {
+                    Error::GroupMessageTooLong {
+                        bytes,
+                        encoded,
+                        max: cwtch_model::group::MAX_GROUP_TEXT_BYTES,
+                    }
+                }
                 e => Error::Bundle(e),
             })?;
         let egm = sealed.egm;

@@ -718,24 +718,34 @@ impl Runtime {
         reason: String,
     ) {
         let r = reason.clone();
-        let _ = self
+        let signature = self
             .store
             .call(move |s| {
-                if let Some(m) = s.message(conv, id)? {
-                    let mut attrs = m.attributes;
-                    attrs.insert(keys::MESSAGE_ERROR.into(), r);
-                    attrs.remove(MESSAGE_POST);
-                    s.set_message_attributes(conv, id, &attrs)?;
-                }
-                Ok(())
+                let Some(m) = s.message(conv, id)? else {
+                    return Ok(String::new());
+                };
+                let mut attrs = m.attributes;
+                attrs.insert(keys::MESSAGE_ERROR.into(), r);
+                attrs.remove(MESSAGE_POST);
+                s.set_message_attributes(conv, id, &attrs)?;
+                Ok(m.signature)
             })
-            .await;
+            .await
+            .unwrap_or_default();
+        let group_id = self
+            .state()
+            .groups
+            .groups
+            .get(&conv)
+            .map(|g| g.group.id().to_string())
+            .unwrap_or_default();
+        // For a group, `contact` names the group (its id).
         self.emit(Event::MessageFailed {
             profile: self.profile(),
             conversation_id: conv.0,
-            contact: String::new(),
+            contact: group_id,
             message_id: id.0,
-            signature: String::new(),
+            signature,
             reason,
         });
     }
