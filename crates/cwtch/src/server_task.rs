@@ -116,6 +116,7 @@ pub(crate) async fn run(
             wallet: &mut wallet,
             in_flight: HashMap::new(),
             batch: Vec::new(),
+            live: false,
             pending_cursor: None,
             stored_cursor: &mut stored_cursor,
         };
@@ -193,6 +194,8 @@ struct Session<'a> {
     in_flight: HashMap<PostId, PostJob>,
     /// Received messages not yet stored (a replay's batch).
     batch: Vec<EncryptedGroupMessage>,
+    /// The last message received was live (not replayed).
+    live: bool,
     pending_cursor: Option<Cursor>,
     stored_cursor: &'a mut Option<Cursor>,
 }
@@ -366,17 +369,16 @@ impl Session<'_> {
                     .set_server_state(self.server, ServerState::Synced, self.wallet.len());
             }
             BoardEvent::Message(r) => {
-                let live = r.source == cwtch_board::Source::Live;
+                // Stored when its cursor event (which follows it) arrives, with that cursor.
+                self.live = r.source == cwtch_board::Source::Live;
                 self.batch.push(r.egm);
-                if live || self.batch.len() >= REPLAY_BATCH {
-                    self.flush().await;
-                }
             }
             BoardEvent::Duplicate(_) | BoardEvent::Skipped(_) => {}
             BoardEvent::Cursor(c) => {
-                // Persisted with the messages before it (see `flush`).
+                // Stored with the messages before it (see `flush`): a live message at once, a
+                // replay in batches.
                 self.pending_cursor = Some(c);
-                if self.batch.is_empty() && self.state_is_synced() {
+                if self.live || self.batch.len() >= REPLAY_BATCH || self.state_is_synced() {
                     self.flush().await;
                 }
             }
@@ -414,19 +416,30 @@ impl Session<'_> {
     /// Store the received messages, then persist the cursor that follows them: a crash in
     /// between replays them again (and they are de-duplicated), never skips them.
     async fn flush(&mut self) {
+        let cursor = self.pending_cursor.take();
+        let value = cursor.as_ref().map(|c| gojson::base64_std(c.as_bytes()));
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            if !self.rt.receive_group_messages(self.server, batch).await {
+            let with = value.clone().map(|v| (self.conv, v));
+            match self
+                .rt
+                .receive_group_messages(self.server, batch, with)
+                .await
+            {
                 // Not stored: do not move the cursor past them (the next connection replays).
-                self.pending_cursor = None;
-                return;
+                None => return,
+                // Stored, and the cursor with them (before anything was announced).
+                Some(true) => {
+                    *self.stored_cursor = cursor;
+                    return;
+                }
+                Some(false) => {}
             }
         }
-        let Some(c) = self.pending_cursor.take() else {
+        let (Some(c), Some(value)) = (cursor, value) else {
             return;
         };
         let conv = self.conv;
-        let value = gojson::base64_std(c.as_bytes());
         match self
             .rt
             .store
@@ -464,15 +477,23 @@ struct Incoming {
 impl Runtime {
     /// Messages from a server, in its order: each tried against every accepted group on it;
     /// stored once (one durable write for the whole batch) if it opens and its signature
-    /// verifies; dropped otherwise. Returns false if the store failed (nothing is announced).
+    /// verifies; dropped otherwise. `cursor` (the server's conversation and the position after
+    /// these messages) is stored right after them, before anything is announced, so that an
+    /// announced message is never replayed as new after a crash.
+    ///
+    /// `None` if the store failed (nothing is announced); `Some(true)` if the cursor was
+    /// stored with the messages; `Some(false)` if there was nothing to store (the caller
+    /// stores the cursor).
     pub(crate) async fn receive_group_messages(
         self: &Arc<Self>,
         server: &Onion,
         egms: Vec<EncryptedGroupMessage>,
-    ) -> bool {
+        cursor: Option<(ConversationId, String)>,
+    ) -> Option<bool> {
+        let with_cursor = cursor.is_some();
         let groups = self.state().groups.accepted_on(server);
         if groups.is_empty() {
-            return true;
+            return Some(false);
         }
         let first_marker = first_previous_message_sig(server);
         let mut incoming = Vec::new();
@@ -510,7 +531,7 @@ impl Runtime {
             });
         }
         if incoming.is_empty() {
-            return true;
+            return Some(false);
         }
         let me = self.onion.as_str().to_owned();
         let records = incoming.clone();
@@ -604,6 +625,9 @@ impl Runtime {
                         None => Stored::Skipped,
                     });
                 }
+                if let Some((server_conv, value)) = &cursor {
+                    st.set_conversation_attribute(*server_conv, keys::SERVER_LAST_COMMIT, value)?;
+                }
                 Ok(outcome)
             })
             .await;
@@ -611,7 +635,7 @@ impl Runtime {
             Ok(o) => o,
             Err(e) => {
                 warn!(error = %e, "could not store group messages");
-                return false;
+                return None;
             }
         };
         debug!(
@@ -682,7 +706,7 @@ impl Runtime {
                 }
             }
         }
-        true
+        Some(with_cursor)
     }
 
     /// The server accepted one of our posts.
