@@ -4,10 +4,14 @@
 //!   `LastCommit` (inclusive; everything if empty or unknown) as bare EGM JSON, then the
 //!   connection is marked synced, then anything stored since the replay's snapshot is sent as
 //!   `NewMessage` (a message may arrive twice; clients de-duplicate by signature, as with Go).
-//! - Post: the token must be valid for `EGM.ToBytes() || this server's onion`; then the
-//!   message is stored durably, acknowledged with `PostResult{Success:true}`, and broadcast as
-//!   `NewMessage` to every synced connection. A bad or spent token gets `Success:false`.
-//!   A valid token with an empty signature is dropped silently, as Go does.
+//! - Post: the token's MAC must be valid for `EGM.ToBytes() || this server's onion` (checked
+//!   here, on the connection's task); then the post goes to the group commit
+//!   ([`crate::store::GroupCommit`]), which records the token spent and stores the message in
+//!   one transaction with the posts of other connections. Only once that is on disk is it
+//!   acknowledged with `PostResult{Success:true}` and broadcast as `NewMessage` to every
+//!   synced connection. A bad or spent token gets `Success:false`. A valid token with an
+//!   empty signature is spent and the message dropped without a reply, as Go does. Each
+//!   connection's posts are handled one at a time, so its results come in request order.
 //! - A malformed request, a missing payload, or exceeding the request rate closes this
 //!   connection only. Unknown message types are ignored.
 
@@ -17,7 +21,7 @@ use cwtch_model::tokenboard::{
     NewMessage, Payload, PostRequest, PostResult, ReplayRequest, ReplayResult,
 };
 use cwtch_model::Message;
-use privacypass::{SpentToken, TokenServer};
+use privacypass::{SpentToken, SpentTokenStore, TokenServer};
 use tapir::{Capability, Onion};
 use tapir_service::{Connection, Service};
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +30,7 @@ use tracing::{debug, warn};
 
 use crate::config::Limits;
 use crate::metrics::{inc, Gauge, Metrics};
-use crate::store::{Added, MessageStore, SqliteSpentTokens, StoredMessage};
+use crate::store::{GroupCommit, MessageStore, Outcome, Post, StoredMessage};
 
 /// Set on a connection once its replay is done: it then receives broadcasts (Go's value).
 pub const SYNCED_CAPABILITY: Capability = Capability("CwtchServerSyncedCapability");
@@ -36,12 +40,27 @@ const REPLAY_PAGE: usize = 256;
 /// Everything a token-board handler needs.
 pub(crate) struct Board {
     pub(crate) store: Arc<MessageStore>,
-    pub(crate) spent: Arc<SqliteSpentTokens>,
+    pub(crate) commits: GroupCommit,
     pub(crate) token_server: Arc<TokenServer>,
     pub(crate) onion: Onion,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
     pub(crate) service: Service,
+}
+
+/// The MAC check of [`TokenServer::redeem`] alone: a store in which nothing is spent yet and
+/// every spend is accepted. The spend itself is recorded, and a second spend refused, by the
+/// group commit, in the same transaction as the message ([`crate::store::MessageStore::commit`]),
+/// so this store's answers decide nothing.
+struct MacOnly;
+
+impl SpentTokenStore for MacOnly {
+    fn is_spent(&self, _: &[u8; 32]) -> Result<bool, privacypass::StoreError> {
+        Ok(false)
+    }
+    fn mark_spent(&self, _: &[u8; 32]) -> Result<bool, privacypass::StoreError> {
+        Ok(true)
+    }
 }
 
 /// Why a connection is being closed.
@@ -220,42 +239,39 @@ impl Board {
         // The token is bound to exactly these bytes: the EGM as Go marshals it, and our onion.
         let mut bound = egm.to_bytes();
         bound.extend_from_slice(self.onion.as_str().as_bytes());
-        let (ts, spent) = (self.token_server.clone(), self.spent.clone());
-        let redeemed = tokio::task::spawn_blocking(move || ts.redeem(&token, &bound, &*spent))
-            .await
-            .map_err(|_| Close::Store)?;
-        if let Err(e) = redeemed {
-            if matches!(e, privacypass::Error::Store(_)) {
-                warn!(error = %e, "spent-token store failed");
-            }
+        // One hash to the group and one scalar multiplication: short enough for this task.
+        if self.token_server.redeem(&token, &bound, &MacOnly).is_err() {
             inc(&self.metrics.posts_rejected);
             return self.reply(conn, false).await;
         }
-        inc(&self.metrics.tokens_spent);
-        let signature = egm.signature.clone().unwrap_or_default();
-        if signature.is_empty() {
-            // Go drops these silently, without a reply.
-            return Ok(());
-        }
-        let ciphertext = egm.ciphertext.clone().unwrap_or_default();
-        let store = self.store.clone();
-        let added = tokio::task::spawn_blocking(move || store.add(&signature, &ciphertext))
-            .await
-            .map_err(|_| Close::Store)?;
-        match added {
-            Ok(Added::Stored) => {
+        let post = Post::new(
+            token.t,
+            egm.signature.as_deref().unwrap_or_default(),
+            egm.ciphertext.as_deref().unwrap_or_default(),
+        );
+        // Durable when this returns, together with the posts other connections made meanwhile.
+        match self.commits.submit(post).await {
+            Outcome::Stored => {
+                inc(&self.metrics.tokens_spent);
                 inc(&self.metrics.posts_accepted);
                 self.reply(conn, true).await?;
                 let m = Message::from(Payload::NewMessage(NewMessage { egm }));
                 self.service.broadcast(&m.to_json(), SYNCED_CAPABILITY);
             }
-            Ok(Added::Duplicate) => {
+            Outcome::Duplicate => {
                 // Already stored (and broadcast) before: acknowledge, don't repeat.
+                inc(&self.metrics.tokens_spent);
                 inc(&self.metrics.posts_duplicate);
                 self.reply(conn, true).await?;
             }
-            Err(e) => {
-                warn!(error = %e, "message store failed; refusing the post");
+            // Go drops a message without a signature silently, without a reply.
+            Outcome::SpentOnly => inc(&self.metrics.tokens_spent),
+            Outcome::DoubleSpend => {
+                inc(&self.metrics.posts_rejected);
+                self.reply(conn, false).await?;
+            }
+            Outcome::Failed => {
+                // Logged by the writer; nothing was written, the token is still unspent.
                 inc(&self.metrics.posts_rejected);
                 self.reply(conn, false).await?;
             }

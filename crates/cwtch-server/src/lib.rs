@@ -30,7 +30,7 @@ pub use metrics::{Metrics, Stats};
 
 use board::Board;
 use metrics::Gauge;
-use store::{MessageStore, SqliteSpentTokens};
+use store::{GroupCommit, MessageStore};
 
 /// How often a running server rewrites `stats.json`.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
@@ -153,14 +153,12 @@ impl Server {
     ) -> Result<Server, ServerError> {
         check_data_dir(dir)?;
         let lock = lock(dir)?;
-        let (store, spent) = {
+        let store = {
             let d = dir.to_path_buf();
             let mbs = config.max_storage_mbs;
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((MessageStore::open(&d, mbs)?, SqliteSpentTokens::open(&d)?))
-            })
-            .await
-            .map_err(|_| ConfigError::NotADirectory(dir.to_path_buf()))??
+            tokio::task::spawn_blocking(move || MessageStore::open(&d, mbs))
+                .await
+                .map_err(|_| ConfigError::NotADirectory(dir.to_path_buf()))??
         };
         let config = Arc::new(config);
         let store = Arc::new(store);
@@ -206,7 +204,7 @@ impl Server {
 
         let ctx = Arc::new(Board {
             store: store.clone(),
-            spent: Arc::new(spent),
+            commits: GroupCommit::start(store.clone(), metrics.clone()),
             token_server: config.token_server.clone(),
             onion: config.onion(),
             metrics: metrics.clone(),

@@ -36,6 +36,10 @@ pub struct Metrics {
     pub closed_rate_limited: AtomicU64,
     /// Connections closed for sending something malformed.
     pub closed_malformed: AtomicU64,
+    /// Store transactions committed by the group commit (one WAL fsync each).
+    pub commits: AtomicU64,
+    /// Posts those transactions committed (divided by `commits`: the mean batch).
+    pub committed_posts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -52,6 +56,8 @@ impl Default for Metrics {
             replays: AtomicU64::new(0),
             closed_rate_limited: AtomicU64::new(0),
             closed_malformed: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            committed_posts: AtomicU64::new(0),
         }
     }
 }
@@ -113,6 +119,12 @@ pub struct Stats {
     /// Connections refused because established connections filled their share.
     #[serde(default)]
     pub connections_refused: u64,
+    /// Store transactions committed for posts (one WAL fsync each).
+    #[serde(default)]
+    pub commits: u64,
+    /// Posts those transactions committed (`committed_posts / commits`: the mean batch).
+    #[serde(default)]
+    pub committed_posts: u64,
     /// Seconds since the server started.
     pub uptime_secs: u64,
     /// When this snapshot was taken (Unix seconds).
@@ -139,6 +151,8 @@ impl Metrics {
             handshakes: 0,
             handshakes_evicted: 0,
             connections_refused: 0,
+            commits: g(&self.commits),
+            committed_posts: g(&self.committed_posts),
             uptime_secs: self.started.elapsed().as_secs(),
             updated_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -156,6 +170,15 @@ impl Stats {
         self.handshakes_evicted = board.evicted + tokens.evicted;
         self.connections_refused = board.refused + tokens.refused;
         self
+    }
+
+    /// Posts per store commit (0 before the first commit).
+    pub fn mean_batch(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.committed_posts as f64 / self.commits as f64
+        }
     }
 
     /// Human-readable lines (the `stats` subcommand and the metrics log).
@@ -183,6 +206,12 @@ impl Stats {
             format!(
                 "handshakes:          {} in progress, {} evicted, {} refused",
                 self.handshakes, self.handshakes_evicted, self.connections_refused
+            ),
+            format!(
+                "store commits:       {} for {} posts (mean batch {:.1})",
+                self.commits,
+                self.committed_posts,
+                self.mean_batch()
             ),
             format!("uptime:              {} s", self.uptime_secs),
         ]
