@@ -2,12 +2,15 @@
 //! print what it sustains, beside baselines measured in the same run.
 //!
 //! It starts its own server (a temporary data directory, the loopback network), so the
-//! figures are reproducible: N concurrent clients acquire tokens, post, and replay; then it
+//! figures are reproducible: N concurrent clients acquire tokens, then post in rounds (each
+//! client on its own connection, one post at a time, all clients at once), then replay; then it
 //! opens many idle connections and reads the server's memory from /proc.
 //!
-//! Baselines: the raw SQLite insert rate with the server's durability settings (WAL,
-//! `synchronous = FULL`, one transaction per message), and the raw token redemption rate
-//! (privacy pass verification with an in-memory spent set).
+//! Baselines: before every round of posts, single-row durable inserts into the same SQLite
+//! setup as the server's (Go's `messages` table, WAL, `synchronous = FULL`, one transaction
+//! per row, messages of the same size, on the same file system), so that each round's ratio
+//! compares figures taken seconds apart on a machine whose disk and CPUs are shared; and the
+//! raw token redemption rate (privacy pass verification with an in-memory spent set).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use connectivity::{Acn, LoopbackAcn};
 use cwtch_model::{EncryptedGroupMessage, KeyBundle};
-use cwtch_server::client::ServerClient;
+use cwtch_server::client::{post_binding, ServerClient};
 use privacypass::{MemorySpentTokens, TokenServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -30,9 +33,15 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     clients: usize,
-    /// Posts per client.
+    /// Posts per client per round.
     #[arg(long, default_value_t = 100)]
     posts: usize,
+    /// Rounds of posts, each after its own SQLite baseline.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Rows the SQLite baseline inserts before each round.
+    #[arg(long, default_value_t = 1000)]
+    baseline_rows: usize,
     /// Concurrent replays of the whole store.
     #[arg(long, default_value_t = 8)]
     replays: usize,
@@ -71,21 +80,53 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Raw SQLite: one durable insert per transaction, as the store does.
-fn sqlite_baseline(dir: &Path, n: usize, size: usize) -> Result<f64> {
-    let conn = rusqlite::Connection::open(dir.join("baseline.sqlite"))?;
+/// Raw SQLite: single-row durable inserts, one transaction each, into Go's `messages` table
+/// with the server's settings. Appends to the same file every round.
+fn sqlite_baseline(path: &Path, n: usize, size: usize) -> Result<f64> {
+    let conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch("CREATE TABLE m (id INTEGER PRIMARY KEY AUTOINCREMENT, s TEXT UNIQUE NOT NULL, c TEXT NOT NULL)")?;
-    let body = "x".repeat(size * 4 / 3);
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, signature TEXT UNIQUE NOT NULL, ciphertext TEXT NOT NULL)")?;
+    let first: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+        r.get(0)
+    })?;
+    // Base64, as the server stores it.
+    let body = "x".repeat(size.div_ceil(3) * 4);
     let t = Instant::now();
     for i in 0..n {
         conn.execute(
-            "INSERT INTO m (s, c) VALUES (?1, ?2)",
-            rusqlite::params![format!("sig{i}"), body],
+            "INSERT INTO messages (signature, ciphertext) VALUES (?1, ?2)",
+            rusqlite::params![format!("{:064}", first + i as i64), body],
         )?;
     }
     Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// Raw token redemption: issue tokens directly (no network, no PoW), then time redeeming.
@@ -191,14 +232,16 @@ async fn main() -> Result<()> {
         )
         .into());
     }
-    let total_posts = args.clients * args.posts;
+    let rounds = args.rounds.max(1);
+    let per_round = args.clients * args.posts;
+    let total_posts = per_round * rounds;
 
-    println!("cwtch-server load test: {} clients × {} posts of {} bytes, {} replays, {} idle connections", args.clients, args.posts, args.size, args.replays, args.idle);
-    let sqlite = {
-        let d = tmp.path().to_path_buf();
-        let (n, size) = (total_posts.clamp(200, 2000), args.size);
-        tokio::task::spawn_blocking(move || sqlite_baseline(&d, n, size)).await??
-    };
+    println!(
+        "cwtch-server load test: {} clients × {} posts of {} bytes × {} rounds, {} replays, {} idle connections",
+        args.clients, args.posts, args.size, rounds, args.replays, args.idle
+    );
+    println!("server: {}", bin.display());
+    println!("load average at start: {}", loadavg());
     let redeem = tokio::task::spawn_blocking(|| redeem_baseline(2000)).await??;
 
     let data = tmp.path().join("server");
@@ -208,11 +251,11 @@ async fn main() -> Result<()> {
     let acn: Arc<dyn Acn> = Arc::new(LoopbackAcn::new(&net)?);
     let client = ServerClient::new(&server.bundle, acn.clone())?;
 
-    // Tokens: each client buys what it needs, concurrently (PoW included).
+    // Tokens: each client buys what it needs for every round, concurrently (PoW included).
     let t = Instant::now();
     let mut jobs = Vec::new();
     for _ in 0..args.clients {
-        let (c, n) = (client.clone(), args.posts);
+        let (c, n) = (client.clone(), args.posts * rounds);
         jobs.push(tokio::spawn(async move {
             let mut all = Vec::new();
             while all.len() < n {
@@ -230,29 +273,85 @@ async fn main() -> Result<()> {
     }
     let token_secs = t.elapsed().as_secs_f64();
 
-    // Posts: every client on its own connection, sequentially, all clients at once.
-    let t = Instant::now();
-    let mut jobs = Vec::new();
-    for (ci, wallet) in wallets.into_iter().enumerate() {
-        let (c, size) = (client.clone(), args.size);
-        jobs.push(tokio::spawn(async move {
-            let mut board = c.connect().await?;
-            let mut lat = Vec::with_capacity(wallet.len());
-            for (i, tok) in wallet.iter().enumerate() {
-                let s = Instant::now();
-                if !board.post(tok, &egm(ci, i, size)).await? {
-                    return Err(format!("the server refused post {i} of client {ci}").into());
-                }
-                lat.push(s.elapsed());
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
-        }));
+    // Every client on its own connection, opened before the clock starts.
+    let mut boards = Vec::new();
+    for _ in 0..args.clients {
+        boards.push(client.connect().await?);
     }
+
+    // Rounds: the SQLite baseline (the server idle), then every client posts its share, one
+    // post at a time, all clients at once.
+    let baseline_db = tmp.path().join("baseline.sqlite");
     let mut post_lat = Vec::new();
-    for j in jobs {
-        post_lat.extend(j.await??);
+    let (mut rates, mut bases, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    println!();
+    for round in 0..rounds {
+        let sqlite = {
+            let (p, n, size) = (baseline_db.clone(), args.baseline_rows, args.size);
+            tokio::task::spawn_blocking(move || sqlite_baseline(&p, n, size)).await??
+        };
+        // Each client's posts, their tokens spent (bound to message and server) before the
+        // clock starts: that work is the members', on their own machines.
+        let onion = client.onion().clone();
+        let prepared: Vec<Vec<_>> = wallets
+            .iter_mut()
+            .enumerate()
+            .map(|(ci, wallet)| {
+                wallet
+                    .drain(..args.posts)
+                    .enumerate()
+                    .map(|(i, tok)| {
+                        let m = egm(ci, round * args.posts + i, args.size);
+                        let spent = tok.spend(&post_binding(&m, &onion));
+                        (spent, m)
+                    })
+                    .collect()
+            })
+            .collect();
+        let cpu0 = (cpu_secs(&pid.to_string()), cpu_secs("self"));
+        let t = Instant::now();
+        let mut jobs = Vec::new();
+        for (ci, (mut board, posts)) in boards.drain(..).zip(prepared).enumerate() {
+            jobs.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(posts.len());
+                for (i, (spent, m)) in posts.into_iter().enumerate() {
+                    let s = Instant::now();
+                    if !board
+                        .post_spent(spent.t.to_vec(), spent.mac.to_vec(), &m)
+                        .await?
+                    {
+                        return Err(format!("the server refused post {i} of client {ci}").into());
+                    }
+                    lat.push(s.elapsed());
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((board, lat))
+            }));
+        }
+        for j in jobs {
+            let (board, lat) = j.await??;
+            boards.push(board);
+            post_lat.extend(lat);
+        }
+        let rate = per_round as f64 / t.elapsed().as_secs_f64();
+        let us = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.0}", (b - a) * 1e6 / per_round as f64),
+            _ => "?".into(),
+        };
+        println!(
+            "round {}: posts {:>7.0}/s   baseline: single-row durable inserts {:>7.0}/s   ratio {:.2}×   CPU µs/post: server {} clients {}   (load {})",
+            round + 1,
+            rate,
+            sqlite,
+            rate / sqlite,
+            us(cpu0.0, cpu_secs(&pid.to_string())),
+            us(cpu0.1, cpu_secs("self")),
+            loadavg()
+        );
+        rates.push(rate);
+        bases.push(sqlite);
+        ratios.push(rate / sqlite);
     }
-    let post_secs = t.elapsed().as_secs_f64();
+    drop(boards);
     post_lat.sort();
 
     // Replays of the whole store, concurrently.
@@ -300,7 +399,16 @@ async fn main() -> Result<()> {
         drop(idle);
     }
 
-    let posts_per_s = total_posts as f64 / post_secs;
+    // A graceful stop: SIGTERM, exit 0; the final stats.json says how posts were committed.
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
+    if !status.success() {
+        return Err(format!("server exited with {status}").into());
+    }
+    let stats = cwtch_server::metrics::read_stats(&data)?;
+
     println!();
     println!(
         "token acquisition   {:>10.0} tokens/s   ({} tokens, proof-of-work included, {:.1} s)",
@@ -309,22 +417,34 @@ async fn main() -> Result<()> {
         token_secs
     );
     println!(
-        "posts               {:>10.0} posts/s    p50 {}  p99 {}   ({} posts)",
-        posts_per_s,
+        "posts               {:>10.0} posts/s    median of {} rounds; p50 {}  p99 {}   ({} posts)",
+        median(&rates),
+        rounds,
         ms(pct(&post_lat, 0.5)),
         ms(pct(&post_lat, 0.99)),
         total_posts
     );
     println!(
-        "  baseline: raw SQLite durable inserts  {:>8.0}/s   → posts run at {:.2}× of it",
-        sqlite,
-        posts_per_s / sqlite
+        "  baseline: single-row durable inserts {:>8.0}/s   median; posts/baseline, median of the rounds' ratios: {:.2}× (range {:.2}–{:.2})",
+        median(&bases),
+        median(&ratios),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(0.0, f64::max),
     );
     println!(
-        "  baseline: raw token redemptions       {:>8.0}/s   → posts run at {:.2}× of it",
+        "  baseline: raw token redemptions      {:>8.0}/s   → posts run at {:.2}× of it",
         redeem,
-        posts_per_s / redeem
+        median(&rates) / redeem
     );
+    match stats.filter(|s| s.commits > 0) {
+        Some(s) => println!(
+            "  store commits: {} for {} posts (mean batch {:.1})",
+            s.commits,
+            s.committed_posts,
+            s.mean_batch()
+        ),
+        None => println!("  store commits: not reported by this server"),
+    }
     println!(
         "replay              {:>10.0} msgs/s     p50 {}  p99 {}   ({} replays of {} messages)",
         replayed as f64 / replay_secs,
@@ -336,14 +456,6 @@ async fn main() -> Result<()> {
     if let Some((b, a, per)) = per_conn {
         println!("memory              {:>10.1} KiB per idle connection   (server RSS {} → {} KiB with {} idle connections)", per / 1024.0, b, a, args.idle);
     }
-
-    // A graceful stop: SIGTERM, exit 0.
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
-    if !status.success() {
-        return Err(format!("server exited with {status}").into());
-    }
+    println!("load average at end: {}", loadavg());
     Ok(())
 }
