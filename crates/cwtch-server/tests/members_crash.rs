@@ -121,9 +121,16 @@ async fn a_server_killed_mid_burst_loses_no_acknowledged_post_and_accepts_no_tok
             }
             Ok(_) => {}
             Err(_) => {
-                let mine = alice.group_messages(g.conversation_id, 0, 1000).await.unwrap();
-                let theirs = bob.group_messages(bg.conversation_id, 0, 1000).await.unwrap();
-                let c = cwtch_server::client::ServerClient::new(&server.bundle, acn.clone()).unwrap();
+                let mine = alice
+                    .group_messages(g.conversation_id, 0, 1000)
+                    .await
+                    .unwrap();
+                let theirs = bob
+                    .group_messages(bg.conversation_id, 0, 1000)
+                    .await
+                    .unwrap();
+                let c =
+                    cwtch_server::client::ServerClient::new(&server.bundle, acn.clone()).unwrap();
                 let mut b = c.connect().await.unwrap();
                 let all = b.replay(None).await.unwrap();
                 let on_server: BTreeSet<String> = all
