@@ -786,10 +786,7 @@ impl Runtime {
         let signature = gojson::base64_std(sealed.message.signature().as_slice());
         let me = self.onion.as_str().to_owned();
         let hash = content_hash(&me, &body);
-        let mut attrs = Attributes::new();
-        attrs.insert(keys::MESSAGE_AUTHOR.into(), me);
-        attrs.insert(keys::MESSAGE_ACK.into(), keys::FALSE.into());
-        attrs.insert(keys::MESSAGE_SENT.into(), now_rfc3339());
+        let mut attrs = self.own_message_attributes();
         attrs.insert(MESSAGE_POST.into(), gojson::base64_std(&egm.to_json()));
         let (b, s, h) = (body, signature.clone(), hash.clone());
         let id = self

@@ -512,6 +512,16 @@ impl Runtime {
 
     // ---- messages ----
 
+    /// The attributes of a message of ours as it is stored, before it is sent: author, not
+    /// acknowledged, the time.
+    pub(crate) fn own_message_attributes(&self) -> Attributes {
+        let mut attrs = Attributes::new();
+        attrs.insert(keys::MESSAGE_AUTHOR.into(), self.profile());
+        attrs.insert(keys::MESSAGE_ACK.into(), keys::FALSE.into());
+        attrs.insert(keys::MESSAGE_SENT.into(), now_rfc3339());
+        attrs
+    }
+
     /// Store a message for `c`, then send it if a connection is ready (store before send).
     pub(crate) async fn send_body(
         self: &Arc<Self>,
@@ -533,10 +543,7 @@ impl Runtime {
                 CONTEXT_RAW,
                 body.clone().into_bytes(),
             ))?;
-            let mut attrs = Attributes::new();
-            attrs.insert(keys::MESSAGE_AUTHOR.into(), me.clone());
-            attrs.insert(keys::MESSAGE_ACK.into(), keys::FALSE.into());
-            attrs.insert(keys::MESSAGE_SENT.into(), now_rfc3339());
+            let attrs = self.own_message_attributes();
             let (b, s, h, conv) = (
                 body.clone(),
                 signature.clone(),

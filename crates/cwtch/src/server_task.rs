@@ -718,13 +718,7 @@ impl Runtime {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let group_id = self
-            .state()
-            .groups
-            .groups
-            .get(&conv)
-            .map(|g| g.group.id().to_string())
-            .unwrap_or_default();
+        let group_id = self.group_id_of(conv);
         self.emit(Event::GroupMessageSent {
             profile: self.profile(),
             conversation_id: conv.0,
@@ -732,6 +726,16 @@ impl Runtime {
             message_id: id.0,
             signature,
         });
+    }
+
+    /// The group id (hex) of a group conversation; empty if it is gone.
+    fn group_id_of(&self, conv: ConversationId) -> String {
+        self.state()
+            .groups
+            .groups
+            .get(&conv)
+            .map(|g| g.group.id().to_string())
+            .unwrap_or_default()
     }
 
     /// One of our posts cannot be sent, ever.
@@ -756,13 +760,7 @@ impl Runtime {
             })
             .await
             .unwrap_or_default();
-        let group_id = self
-            .state()
-            .groups
-            .groups
-            .get(&conv)
-            .map(|g| g.group.id().to_string())
-            .unwrap_or_default();
+        let group_id = self.group_id_of(conv);
         // For a group, `contact` names the group (its id).
         self.emit(Event::MessageFailed {
             profile: self.profile(),
