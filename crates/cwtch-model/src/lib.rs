@@ -6,6 +6,7 @@ pub mod gojson;
 pub mod group;
 pub mod keybundle;
 pub mod overlay;
+pub mod peer;
 pub mod tokenboard;
 
 pub use group::{

@@ -18,7 +18,9 @@ mod server_task;
 mod store;
 mod types;
 mod util;
-pub mod wire;
+/// Peer messages on the wire: re-exported from [`cwtch_model::peer`], where the peer
+/// protocol lives.
+pub use cwtch_model::peer as wire;
 
 pub use app::Cwtch;
 pub use config::{

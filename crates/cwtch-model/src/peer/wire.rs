@@ -4,7 +4,7 @@
 //! one of two ways:
 //!
 //! * **V1**: Go's `json.Marshal(PeerMessage)`, `{"ID":"…","Context":"…","Data":"<std b64>"}`
-//!   (exact bytes from `cwtch_model::gojson`);
+//!   (exact bytes from [`crate::gojson`]);
 //! * **V2**: `ID|Context|Data`, raw bytes (UNCONFIRMED, [`V2_SEPARATOR`]).
 //!
 //! Negotiation (UNCONFIRMED, see [`VERSION_MESSAGE_ID`] and the crate docs): right after
@@ -16,9 +16,22 @@
 
 use std::fmt;
 
-use cwtch_model::gojson::{self, Decoder, GoDecode};
+use crate::gojson::{self, Decoder, GoDecode};
 
-use crate::error::PeerMessageError;
+/// A payload that is not a peer message in the framing asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerMessageError {
+    /// Not Go JSON of a `PeerMessage` (V1).
+    #[error("not a V1 (JSON) peer message")]
+    NotV1,
+    /// Fewer than two `|` separators (V2).
+    #[error("not a V2 (ID|Context|Data) peer message")]
+    NotV2,
+    /// A V2 ID or context contains `|` and cannot be framed.
+    #[error("ID or context contains '|'")]
+    SeparatorInField,
+}
 
 /// Context of a chat message; Data is the overlay JSON `{"o":1,"d":"…"}` (spec §7.3, DOC).
 pub const CONTEXT_RAW: &str = "im.cwtch.raw";
@@ -244,7 +257,7 @@ struct V1 {
 }
 
 impl GoDecode for V1 {
-    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), cwtch_model::Error> {
+    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), crate::Error> {
         d.fields(&["ID", "Context", "Data"], |d, i| match i {
             0 => d.string(&mut self.id),
             1 => d.string(&mut self.context),
@@ -297,7 +310,7 @@ impl GetVal {
 struct GetValJson(GetVal);
 
 impl GoDecode for GetValJson {
-    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), cwtch_model::Error> {
+    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), crate::Error> {
         d.fields(&["Scope", "Path"], |d, i| match i {
             0 => d.string(&mut self.0.scope),
             _ => d.string(&mut self.0.path),
@@ -343,7 +356,7 @@ impl RetVal {
 struct RetValJson(RetVal);
 
 impl GoDecode for RetValJson {
-    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), cwtch_model::Error> {
+    fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), crate::Error> {
         d.fields(&["Val", "Exists"], |d, i| match i {
             0 => d.string(&mut self.0.val),
             _ => d.bool(&mut self.0.exists),
