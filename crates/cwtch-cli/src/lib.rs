@@ -77,6 +77,7 @@ pub fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     cwtch::set_unsafe_logging(cli.unsafe_logging);
+    cwtch::install_redacting_panic_hook();
     let default = match &cli.command {
         Command::Run(_) => "info",
         // `send` may wait for Tor to bootstrap: show its progress (and nothing else).

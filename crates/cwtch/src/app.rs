@@ -352,6 +352,7 @@ impl Cwtch {
                             tokens: 0,
                             last_sync: None,
                             task: None,
+                            finished: None,
                         },
                     );
                 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub use cwtch_model::peer::PeerMessageError;
 use cwtch_storage::ProfileId;
 
 /// Everything that can go wrong in the peer library.
@@ -141,20 +142,6 @@ pub enum Error {
 }
 
 /// Why a peer message did not decode (spec §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeerMessageError {
-    /// Not Go JSON of a `PeerMessage` (V1).
-    #[error("not a V1 (JSON) peer message")]
-    NotV1,
-    /// Fewer than two `|` separators (V2).
-    #[error("not a V2 (ID|Context|Data) peer message")]
-    NotV2,
-    /// A V2 ID or context contains `|` and cannot be framed.
-    #[error("ID or context contains '|'")]
-    SeparatorInField,
-}
-
 impl From<PeerMessageError> for Error {
     fn from(e: PeerMessageError) -> Self {
         Error::PeerMessage(e)

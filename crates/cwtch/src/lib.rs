@@ -18,7 +18,9 @@ mod server_task;
 mod store;
 mod types;
 mod util;
-pub mod wire;
+/// Peer messages on the wire: re-exported from [`cwtch_model::peer`], where the peer
+/// protocol lives.
+pub use cwtch_model::peer as wire;
 
 pub use app::Cwtch;
 pub use config::{
@@ -39,5 +41,5 @@ pub use connectivity;
 pub use connectivity::{Acn, AcnStatus, LoopbackAcn};
 pub use cwtch_storage::Error as StorageError;
 pub use cwtch_storage::{ConversationId, MemoryHome, MessageId, Password, ProfileId};
-pub use torv3::safelog::set_unsafe_logging;
+pub use torv3::safelog::{install_redacting_panic_hook, set_unsafe_logging};
 pub use torv3::{Identity, Onion};
