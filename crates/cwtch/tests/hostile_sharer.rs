@@ -129,12 +129,7 @@ fn honest(key: &FileKey, manifest: &Manifest, data: &[u8], m: &FileMessage) -> V
 }
 
 async fn download_fails(bob: &mut Peer, key: &FileKey, dest: &std::path::Path) -> String {
-    let mallory = onion(
-        &bob.profile.contacts().await.unwrap()[0]
-            .onion
-            .as_str()
-            .to_owned(),
-    );
+    let mallory = bob.profile.contacts().await.unwrap()[0].onion.clone();
     bob.profile
         .download_file(&mallory, &key.to_string(), dest)
         .await
