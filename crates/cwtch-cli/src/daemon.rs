@@ -157,6 +157,13 @@ async fn serve_connection(stream: UnixStream, session: Arc<Session>, owner: u32)
         } else {
             match Request::from_bytes(&buf) {
                 Ok(None) => continue,
+                Ok(Some(Request::EventsSubscribe)) => {
+                    debug!("control request: events.subscribe");
+                    // Subscribe before answering: no event falls between the two.
+                    let events = session.events();
+                    stream_events(r, w, events).await;
+                    return;
+                }
                 Ok(Some(req)) => {
                     debug!(op = req.op(), "control request");
                     Response::new(session.execute(req).await)
@@ -173,6 +180,43 @@ async fn serve_connection(stream: UnixStream, session: Arc<Session>, owner: u32)
         };
         line.push('\n');
         if w.write_all(line.as_bytes()).await.is_err() || too_long {
+            return;
+        }
+    }
+}
+
+/// `events.subscribe`: answer, then write every event as a line until the client closes the
+/// connection (or the library stops).
+async fn stream_events(
+    mut r: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut w: tokio::net::unix::OwnedWriteHalf,
+    mut events: broadcast::Receiver<Event>,
+) {
+    let answer = match serde_json::to_string(&Response::new(Ok(crate::protocol::Reply::Subscribed)))
+    {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    if w.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 512];
+    loop {
+        let line = tokio::select! {
+            e = events.recv() => match e {
+                Ok(e) => e.to_json(),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    serde_json::json!({"event": "EventsLost", "missed": n}).to_string()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // Anything the client sends now is ignored; its end closes the stream.
+            n = r.read(&mut sink) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            },
+        };
+        if w.write_all(format!("{line}\n").as_bytes()).await.is_err() {
             return;
         }
     }

@@ -254,3 +254,57 @@ async fn tui_over_loopback_request_messages_hostile_text_and_groups() {
     server.shutdown().await;
     b.stop().await;
 }
+
+/// With a `cwtch run` serving the data directory, the TUI is its client: requests through the
+/// control socket, events through an `events.subscribe` stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tui_attaches_to_a_running_daemon() {
+    assert!(
+        tmux_available(),
+        "tmux is needed for this test: scripts/setup installs it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let alice = acreate(&a_dir, "alice").await;
+    let bob = acreate(&b_dir, "bob").await;
+    let mut a = Daemon::loopback(&a_dir, &net, &alice).await;
+    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
+    ok(&acwtch(&a_dir, &["contact", "add", &bob]).await);
+    b.wait_for(STEP, |e| {
+        e["event"] == "ContactCreated" && e["contact"] == alice.as_str()
+    })
+    .await;
+    ok(&acwtch(&b_dir, &["contact", "accept", &alice]).await);
+    a.wait_for(STEP, |e| {
+        e["event"] == "AttributeUpdated" && e["value"] == "bob"
+    })
+    .await;
+
+    // No network flags: the daemon has the network.
+    let command = format!(
+        "{BIN} --data-dir {} tui --open {bob}; echo \"tui exited $?\"; sleep 600",
+        a_dir.display()
+    );
+    let t = Tmux::start("attach", &command);
+    t.wait_for_text("[cwtch run]");
+    t.wait_for_text(" bob · ");
+
+    // An event streamed from the daemon: Bob's message appears.
+    ok(&acwtch(&b_dir, &["send", &alice, "through the daemon"]).await);
+    t.wait_for_text("bob: through the daemon");
+    // A request through the socket: the compose line (focused by --open) sends.
+    t.line("and back");
+    b.wait_for(STEP, |e| {
+        e["event"] == "NewMessage" && e["text"] == "and back"
+    })
+    .await;
+    t.wait_for_text("me: and back ✓✓");
+
+    // The daemon stops: the TUI says so and exits, the terminal restored.
+    a.stop().await;
+    t.wait_for_text("tui exited 1");
+    t.wait_for_text("has stopped");
+    drop(t);
+    b.stop().await;
+}

@@ -1248,7 +1248,10 @@ impl App {
             }
         };
         match (ctx.what, reply) {
-            (What::Profiles, Reply::Pong { profiles, .. }) => {
+            (What::Profiles, Reply::Pong { profiles, acn, .. }) => {
+                if let Some(a) = acn {
+                    self.acn = Some((a.progress, a.summary));
+                }
                 let mut actions = Vec::new();
                 let active = self.active_onion();
                 let mut next = Vec::new();

@@ -130,6 +130,7 @@ fn world() -> App {
         Ok(Reply::Pong {
             version: 1,
             pid: 1,
+            acn: None,
             profiles: vec![ProfileRow {
                 profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
                 onion: ALICE.into(),
@@ -500,6 +501,7 @@ fn password_prompt_never_echoes() {
         Ok(Reply::Pong {
             version: 1,
             pid: 1,
+            acn: None,
             profiles: vec![],
         }),
     );
@@ -539,6 +541,7 @@ fn first_run_offers_to_create_a_profile() {
         Ok(Reply::Pong {
             version: 1,
             pid: 1,
+            acn: None,
             profiles: vec![],
         }),
     );
@@ -693,6 +696,7 @@ fn open_flag_opens_by_onion_name_or_id() {
             Ok(Reply::Pong {
                 version: 1,
                 pid: 1,
+                acn: None,
                 profiles: vec![ProfileRow {
                     profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
                     onion: ALICE.into(),
