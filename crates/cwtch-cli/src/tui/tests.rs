@@ -251,6 +251,15 @@ fn bob_messages() -> Vec<MessageRow> {
         ),
         msg(
             1,
+            7,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:08",
+            Content::text("a long one, to wrap: 你好你好你好 the quick brown fox jumps over the lazy dog and keeps running"),
+        ),
+        msg(
+            1,
             6,
             ALICE,
             true,
@@ -336,7 +345,16 @@ fn open_conversation_shows_authors_ticks_quotes_and_failures() {
     assert!(s.contains("┃ me: I'll bring the book"), "{s}");
     assert!(s.contains("on my way ◷ queued"), "{s}");
     assert!(s.contains("this one failed ✗ failed"), "{s}");
-    assert!(s.contains(" bob · pjurzypq… · online "), "{s}");
+    // A long message wraps at a space, its continuation under its text; wide characters
+    // take two cells.
+    assert!(
+        s.contains("09:08 bob: a long one, to wrap: 你好你好你好 the quick brown fox │"),
+        "{s}"
+    );
+    assert!(
+        s.contains("││      jumps over the lazy dog and keeps running"),
+        "{s}"
+    );
     snapshot("conversation_100x30", &s);
     // Down to 80×24, nothing breaks and the newest message is shown.
     let s = screen(&app, 80, 24);
@@ -611,12 +629,12 @@ fn compose_sends_to_the_open_conversation_and_replies_quote() {
         other => panic!("{other:?}"),
     }
     assert!(app.compose.is_empty());
-    // ↑ on the empty line chooses the newest message; ↑ again the one before; r replies.
+    // ↑ on the empty line chooses the newest message; ↑ again the ones before; r replies.
     app.handle_key(key(KeyCode::Up));
     assert_eq!(app.focus, Focus::Messages);
-    app.handle_key(key(KeyCode::Up));
-    app.handle_key(key(KeyCode::Up));
-    app.handle_key(key(KeyCode::Up));
+    for _ in 0..4 {
+        app.handle_key(key(KeyCode::Up));
+    }
     let s = screen(&app, 80, 24);
     snapshot("choose_message_80x24", &s);
     app.handle_key(ch('r'));
@@ -832,4 +850,25 @@ fn hostile_text_is_drawn_inert() {
     assert!(s.contains("abc<U+202E>txt.exe"), "{s}");
     assert!(s.contains("bob␛[2J<U+202E>evil"), "{s}");
     snapshot("hostile_100x30", &s);
+}
+
+#[test]
+fn wrapping_breaks_at_spaces_and_counts_wide_characters() {
+    assert_eq!(view::wrap("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
+    assert_eq!(view::wrap("aaa bbbb ccc", 7), vec!["aaa", "bbbb", "ccc"]);
+    assert_eq!(view::wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+    assert_eq!(view::wrap("你好你", 4), vec!["你好", "你"]);
+    assert_eq!(view::wrap("", 4), vec![""]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn wrapped_rows_fit_and_lose_nothing_but_spaces(s in "[a-z 你]{0,80}", w in 1usize..30) {
+        let rows = view::wrap(&s, w);
+        for r in &rows {
+            proptest::prop_assert!(r.width() <= w.max(2), "{:?} wider than {}", r, w);
+        }
+        let squeeze = |t: &str| t.chars().filter(|c| *c != ' ').collect::<String>();
+        proptest::prop_assert_eq!(squeeze(&rows.concat()), squeeze(&s));
+    }
 }

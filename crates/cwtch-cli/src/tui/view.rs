@@ -296,7 +296,8 @@ fn body(m: &MessageRow) -> String {
     }
 }
 
-/// Split one (inert) line into rows at most `width` cells wide.
+/// Split one (inert) line into rows at most `width` cells wide, at a space where there is
+/// one (a word longer than a row is cut).
 pub(crate) fn wrap(s: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut rows = Vec::new();
@@ -305,13 +306,45 @@ pub(crate) fn wrap(s: &str, width: usize) -> Vec<String> {
     for c in s.chars() {
         let cw = c.width().unwrap_or(0);
         if w + cw > width && !row.is_empty() {
-            rows.push(std::mem::take(&mut row));
-            w = 0;
+            if c == ' ' {
+                rows.push(std::mem::take(&mut row));
+                w = 0;
+                continue;
+            }
+            match row.rfind(' ') {
+                Some(i) if i > 0 => {
+                    let tail = row.split_off(i + 1);
+                    rows.push(row.trim_end().to_owned());
+                    w = tail.chars().map(|c| c.width().unwrap_or(0)).sum();
+                    row = tail;
+                }
+                _ => {
+                    rows.push(std::mem::take(&mut row));
+                    w = 0;
+                }
+            }
         }
         row.push(c);
         w += cw;
     }
     rows.push(row);
+    rows
+}
+
+/// Continuation rows of a message start under its text.
+const INDENT: &str = "      ";
+
+/// [`wrap`], the rows after the first indented by [`INDENT`].
+fn wrap_hanging(s: &str, width: usize) -> Vec<String> {
+    let mut rows = wrap(s, width);
+    if rows.len() > 1 && width > INDENT.len() + 8 {
+        rows.truncate(1);
+        // The first row is a prefix of `s` (less the space it broke at).
+        let rest = s.get(rows[0].len()..).unwrap_or("").trim_start_matches(' ');
+        for r in wrap(rest, width - INDENT.len()) {
+            rows.push(format!("{INDENT}{r}"));
+        }
+    }
     rows
 }
 
@@ -356,9 +389,9 @@ fn message_lines(app: &App, width: usize) -> Vec<Line<'static>> {
             let l = if k == 0 {
                 format!("{head}{l}")
             } else {
-                format!("      {l}")
+                format!("{INDENT}{l}")
             };
-            for (j, r) in wrap(&l, width).into_iter().enumerate() {
+            for (j, r) in wrap_hanging(&l, width).into_iter().enumerate() {
                 rows.push((r, k == 0 && j == 0));
             }
         }
