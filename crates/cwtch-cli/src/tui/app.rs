@@ -469,6 +469,20 @@ impl App {
                 self.scroll = self.scroll.saturating_sub(10);
                 return Vec::new();
             }
+            // In the messages focus they choose the oldest and newest message instead.
+            KeyCode::Home if self.focus != Focus::Messages => {
+                // The view clamps it to the oldest line read; read them all first.
+                self.scroll = usize::MAX / 2;
+                if self.messages.len() >= self.limit as usize {
+                    self.limit = u32::MAX / 2;
+                    return self.reload();
+                }
+                return Vec::new();
+            }
+            KeyCode::End if self.focus != Focus::Messages => {
+                self.scroll = 0;
+                return Vec::new();
+            }
             _ => {}
         }
         match self.focus {
@@ -582,8 +596,6 @@ impl App {
             }
             KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
             KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < n => self.selected += 1,
-            KeyCode::Home => self.scroll = usize::MAX / 2,
-            KeyCode::End => self.scroll = 0,
             KeyCode::Enter | KeyCode::Right => {
                 if let Some(c) = self.selected_conv() {
                     let mut a = self.open(c.id);

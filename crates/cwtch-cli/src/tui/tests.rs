@@ -872,3 +872,78 @@ proptest::proptest! {
         proptest::prop_assert_eq!(squeeze(&rows.concat()), squeeze(&s));
     }
 }
+
+#[test]
+fn history_scrolls_with_page_keys_home_and_end() {
+    let mut app = world();
+    let ms: Vec<MessageRow> = (1..=60)
+        .map(|i| {
+            msg(
+                1,
+                i,
+                BOB,
+                false,
+                MessageState::Received,
+                "08:00",
+                Content::text(format!("line {i}")),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 60") && !s.contains("bob: line 1\n") && !s.contains("line 30 "),
+        "{s}"
+    );
+    app.handle_key(key(KeyCode::PageUp));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 50") && !s.contains("bob: line 60"),
+        "{s}"
+    );
+    app.handle_key(key(KeyCode::PageDown));
+    assert!(screen(&app, 80, 24).contains("bob: line 60"));
+    // Home: the oldest (all 60 are read: fewer than a page were asked for).
+    assert!(app.handle_key(key(KeyCode::Home)).is_empty());
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 1 ") || s.contains("bob: line 1│") || s.contains("bob: line 1\n"),
+        "{s}"
+    );
+    assert!(!s.contains("bob: line 60"), "{s}");
+    app.handle_key(key(KeyCode::End));
+    assert!(screen(&app, 80, 24).contains("bob: line 60"));
+}
+
+#[test]
+fn scrolling_past_the_oldest_read_reads_more() {
+    let mut app = world();
+    let n = i64::from(super::app::FIRST_PAGE);
+    let ms: Vec<MessageRow> = (1..=n)
+        .map(|i| {
+            msg(
+                1,
+                i,
+                BOB,
+                false,
+                MessageState::Received,
+                "08:00",
+                Content::text("x"),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    let mut asked = None;
+    for _ in 0..(n / 10 + 2) {
+        for a in app.handle_key(key(KeyCode::PageUp)) {
+            if let Action::Call {
+                req: Request::Messages { limit, .. },
+                ..
+            } = a
+            {
+                asked = Some(limit);
+            }
+        }
+    }
+    assert_eq!(asked, Some(super::app::FIRST_PAGE * 2));
+}

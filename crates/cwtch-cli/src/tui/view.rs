@@ -21,7 +21,10 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ("Tab", "the list ⇄ the compose line"),
     ("↑ ↓ Enter", "choose and open a conversation"),
     ("/", "filter the conversations (Esc clears)"),
-    ("PgUp PgDn", "scroll the conversation back and forth"),
+    (
+        "PgUp PgDn",
+        "scroll the conversation (Home End: oldest, newest)",
+    ),
     (
         "↑ (empty line)",
         "choose a message: r replies quoting it, R retries it",
