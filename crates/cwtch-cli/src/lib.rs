@@ -78,6 +78,7 @@ pub fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     cwtch::set_unsafe_logging(cli.unsafe_logging);
+    cwtch::install_redacting_panic_hook();
     if let Command::Tui(_) = &cli.command {
         // The terminal is the TUI's: logs go to a file, and only when asked for.
         if let Some(level) = cli.log_level.as_deref() {

@@ -2,10 +2,12 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod files;
 pub mod gojson;
 pub mod group;
 pub mod keybundle;
 pub mod overlay;
+pub mod peer;
 pub mod tokenboard;
 
 pub use group::{
@@ -141,5 +143,20 @@ pub enum Error {
     MissingPayload {
         /// The message's type.
         message_type: MessageType,
+    },
+    /// Not a file key (`<128 lower-case hex digits>.<48 lower-case hex digits>`).
+    #[error("not a file key")]
+    InvalidFileKey,
+    /// A file-sharing manifest that is not consistent (sizes, hashes, chunk count).
+    #[error("invalid file manifest: {reason}")]
+    InvalidManifest {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A chunk request that is not a list of chunk indices and ranges of this file.
+    #[error("invalid chunk request: {reason}")]
+    InvalidChunkSpec {
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }

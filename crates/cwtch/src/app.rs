@@ -310,6 +310,7 @@ impl Cwtch {
         for server in servers {
             rt.start_server(&server);
         }
+        rt.restore_files().await;
         Ok(handle)
     }
 
@@ -352,6 +353,7 @@ impl Cwtch {
                             tokens: 0,
                             last_sync: None,
                             task: None,
+                            finished: None,
                         },
                     );
                 }

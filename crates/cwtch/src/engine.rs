@@ -2,15 +2,15 @@
 //! connection (protocol.md §7).
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use cwtch_model::peer::{Output, PeerSession};
 use cwtch_storage::{content_hash, keys, Attributes, ConversationId, NewMessage};
 use tapir::ApplicationChain;
 use tapir_service::{Connection, ConnectionHandle};
@@ -23,70 +23,47 @@ use crate::error::{Error, Result};
 use crate::event::{ConnectionState, Event};
 use crate::overlay::Content;
 use crate::runtime::Runtime;
-use crate::util::{now_rfc3339, Backoff};
-use crate::wire::{
-    is_chat_context, GetVal, PeerMessage, RetVal, WireVersion, CONTEXT_ACK, CONTEXT_GET_VAL,
-    CONTEXT_RET_VAL, MAX_PEER_PAYLOAD, REQUESTED_PROFILE_ATTRIBUTES, SCOPE_PUBLIC,
-};
+use crate::util::{new_wire_id, now_rfc3339, Backoff};
+use crate::wire::{PeerMessage, SCOPE_PUBLIC};
 
 /// How long a send may wait for room in a connection's queue before the connection is
 /// considered dead and closed.
 const PEER_SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most getVal requests awaiting a reply on one connection.
-const MAX_PENDING_GETVALS: usize = 64;
-/// Longest attribute path we answer or store.
-const MAX_ATTRIBUTE_PATH: usize = 256;
-/// The attribute whose absence in a reply makes us ask again later (see
-/// [`PeerConn::refetch`]).
-const NAME_PATH: &str = "profile.name";
 
-/// One negotiated connection to a contact.
+/// One connection to a contact: the tapir connection's send side, and the peer protocol's
+/// state machine ([`PeerSession`]), which frames everything sent on it.
 pub(crate) struct PeerConn {
     pub(crate) handle: ConnectionHandle,
-    version: AtomicU8,
-    /// getVal requests awaiting replies: request id → path.
-    getvals: Mutex<HashMap<String, String>>,
-    /// The contact answered `profile.name` with `Exists:false` (it had not accepted us yet):
-    /// ask again when it next asks for ours, which it does once it accepts us.
-    refetch: AtomicBool,
+    /// Locked only to feed it or ask it for a payload, never across an await.
+    session: Mutex<PeerSession>,
 }
 
 impl PeerConn {
-    fn new(handle: ConnectionHandle) -> Self {
+    fn new(handle: ConnectionHandle, session: PeerSession) -> Self {
         PeerConn {
             handle,
-            version: AtomicU8::new(1),
-            getvals: Mutex::new(HashMap::new()),
-            refetch: AtomicBool::new(false),
+            session: Mutex::new(session),
         }
     }
 
-    pub(crate) fn version(&self) -> WireVersion {
-        if self.version.load(Ordering::Relaxed) >= 2 {
-            WireVersion::V2
-        } else {
-            WireVersion::V1
-        }
+    fn session(&self) -> MutexGuard<'_, PeerSession> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_version(&self, v: WireVersion) {
-        let n = match v {
-            WireVersion::V1 => 1,
-            WireVersion::V2 => 2,
-        };
-        self.version.store(n, Ordering::Relaxed);
-    }
-
-    /// Encode `m` in this connection's framing and queue it. Too large is an error (never
-    /// truncated).
+    /// Frame `m` for this peer and queue it. Too large is an error (never truncated).
     pub(crate) async fn send(&self, m: &PeerMessage) -> Result<()> {
-        let payload = m.encode(self.version());
-        if payload.len() > MAX_PEER_PAYLOAD {
-            return Err(Error::PayloadTooLarge {
-                len: payload.len(),
-                max: MAX_PEER_PAYLOAD,
-            });
-        }
+        let payload = self
+            .session()
+            .encode(m)
+            .map_err(|e| Error::PayloadTooLarge {
+                len: e.len,
+                max: e.max,
+            })?;
+        self.transmit(payload).await
+    }
+
+    /// Queue a framed payload (from the session).
+    async fn transmit(&self, payload: Vec<u8>) -> Result<()> {
         match tokio::time::timeout(PEER_SEND_TIMEOUT, self.handle.send(payload)).await {
             Ok(r) => r.map_err(Error::from),
             Err(_) => {
@@ -99,8 +76,12 @@ impl PeerConn {
         }
     }
 
-    fn getvals(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.getvals.lock().unwrap_or_else(|e| e.into_inner())
+    /// Queue the session's payloads in order; stop at the first failure.
+    async fn transmit_all(&self, payloads: Vec<Vec<u8>>) -> Result<()> {
+        for p in payloads {
+            self.transmit(p).await?;
+        }
+        Ok(())
     }
 }
 
@@ -319,8 +300,10 @@ pub(crate) async fn run_connection(rt: Arc<Runtime>, mut conn: Connection) -> bo
     }
 }
 
-/// The peer protocol on one connection, inside [`run_connection`]'s panic boundary. Sets
-/// `registered` once the connection is registered with the profile.
+/// The peer protocol on one connection, inside [`run_connection`]'s panic boundary: the
+/// driver of the connection's [`PeerSession`]. It feeds the session what arrives and acts on
+/// what the session returns, in order. Sets `registered` once the connection is registered
+/// with the profile.
 async fn serve(
     rt: &Arc<Runtime>,
     conn: &mut Connection,
@@ -334,66 +317,97 @@ async fn serve(
         debug!(contact = %remote.redacted(), outbound, "refusing connection");
         return;
     }
-    let pc = Arc::new(PeerConn::new(conn.handle().clone()));
-    let legacy = rt.config.legacy_v1_only;
-    let mut first = None;
-    if !legacy {
-        if conn
-            .send(PeerMessage::version_message().encode_v1())
-            .await
-            .is_err()
-        {
-            return;
-        }
-        // Send nothing else until the peer's version message arrives (or the wait ends).
-        let waited = tokio::select! {
-            _ = rt.cancel.cancelled() => return,
-            r = tokio::time::timeout(rt.config.version_wait, conn.recv()) => r,
-        };
-        match waited {
-            Ok(Some(payload)) => match PeerMessage::decode(&payload) {
-                Ok((m, _)) => match m.announced_version() {
-                    Some(v) => pc.set_version(WireVersion::from_announced(v)),
-                    // A peer that speaks first without a version message is an old peer.
-                    None => first = Some(m),
-                },
-                Err(_) => debug!("ignoring an undecodable peer message"),
-            },
-            Ok(None) => {
-                debug!(contact = %remote.redacted(), "closed before negotiation");
+    let (session, first) = PeerSession::start(rt.config.legacy_v1_only);
+    let pc = Arc::new(PeerConn::new(conn.handle().clone(), session));
+    let mut outputs = VecDeque::from(first);
+    // Until the session is ready it waits for the peer's version message, at most this long.
+    let negotiation_deadline = tokio::time::Instant::now() + rt.config.version_wait;
+    loop {
+        while let Some(o) = outputs.pop_front() {
+            if !act(rt, remote, &pc, registered, o).await {
                 return;
             }
-            Err(_) => debug!(contact = %remote.redacted(), "no version message: V1"),
         }
-    }
-    if !rt.register_conn(remote, pc.clone()) {
-        return;
-    }
-    *registered = Some(pc.clone());
-    debug!(contact = %remote.redacted(), version = ?pc.version(), "connection ready");
-    if rt.lookup(remote).is_some_and(|r| r.accepted) {
-        request_attributes(&pc).await;
-    }
-    rt.flush_outbox(remote, &pc).await;
-    if let Some(m) = first {
-        dispatch(rt, remote, &pc, m).await;
-    }
-    loop {
+        let ready = registered.is_some();
         let payload = tokio::select! {
-            _ = rt.cancel.cancelled() => break,
+            _ = rt.cancel.cancelled() => return,
             p = conn.recv() => p,
+            _ = tokio::time::sleep_until(negotiation_deadline), if !ready => {
+                debug!(contact = %remote.redacted(), "no version message: V1");
+                outputs.extend(pc.session().negotiation_timed_out());
+                continue;
+            }
         };
-        let Some(payload) = payload else { break };
-        let decoded = if legacy {
-            PeerMessage::decode_v1(&payload)
-        } else {
-            PeerMessage::decode(&payload).map(|(m, _)| m)
+        let Some(payload) = payload else {
+            if !ready {
+                debug!(contact = %remote.redacted(), "closed before negotiation");
+            }
+            return;
         };
-        match decoded {
-            Ok(m) => dispatch(rt, remote, &pc, m).await,
-            Err(e) => debug!(error = %e, "ignoring an undecodable peer message"),
-        }
+        outputs.extend(pc.session().receive(&payload));
     }
+}
+
+/// Act on one of the session's outputs. False: end the connection.
+async fn act(
+    rt: &Arc<Runtime>,
+    remote: &Onion,
+    pc: &Arc<PeerConn>,
+    registered: &mut Option<Arc<PeerConn>>,
+    o: Output,
+) -> bool {
+    match o {
+        Output::Transmit(p) => return pc.transmit(p).await.is_ok(),
+        Output::Ready(version) => {
+            if !rt.register_conn(remote, pc.clone()) {
+                return false;
+            }
+            *registered = Some(pc.clone());
+            debug!(contact = %remote.redacted(), ?version, "connection ready");
+            if rt.lookup(remote).is_some_and(|r| r.accepted) {
+                request_attributes(pc).await;
+            }
+            rt.flush_outbox(remote, pc).await;
+            return true;
+        }
+        _ => {}
+    }
+    let Some(contact) = rt.lookup(remote) else {
+        return true;
+    };
+    if contact.blocked {
+        return true;
+    }
+    match o {
+        Output::Chat(m) => {
+            #[cfg(test)]
+            crate::fault::on_dispatch(&m);
+            on_chat(rt, remote, contact.conversation, pc, m).await;
+        }
+        Output::Acknowledged(id) => rt.on_ack(remote, &id).await,
+        Output::AttributeRequested { request_id, key } => {
+            on_get_val(
+                rt,
+                contact.conversation,
+                contact.accepted,
+                pc,
+                &request_id,
+                key,
+            )
+            .await;
+        }
+        Output::AttributeReceived { path, value } => {
+            on_ret_val(rt, remote, contact.conversation, path, value).await;
+        }
+        Output::File(m) => {
+            rt.on_file_message(remote, contact.conversation, contact.accepted, pc, m)
+                .await;
+        }
+        Output::Ignored(why) => debug!(?why, "ignoring a peer message"),
+        Output::Transmit(_) | Output::Ready(_) => {}
+        _ => debug!("ignoring an unknown output of the peer session"),
+    }
+    true
 }
 
 /// Await `fut`, turning a panic while it runs into `Err` with the panic's payload (as
@@ -430,102 +444,61 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-/// Handle one message from a contact.
-async fn dispatch(rt: &Arc<Runtime>, onion: &Onion, pc: &Arc<PeerConn>, m: PeerMessage) {
-    let Some(contact) = rt.lookup(onion) else {
-        return;
-    };
-    if contact.blocked {
-        return;
-    }
-    if !rt.config.legacy_v1_only {
-        if let Some(v) = m.announced_version() {
-            // A late version message (after the wait): the peer reads V2 after all.
-            pc.set_version(WireVersion::from_announced(v));
-            return;
-        }
-    }
-    #[cfg(test)]
-    crate::fault::on_dispatch(&m);
-    match m.context.as_str() {
-        CONTEXT_ACK => rt.on_ack(onion, &m.id).await,
-        CONTEXT_GET_VAL => on_get_val(rt, contact.accepted, pc, m).await,
-        CONTEXT_RET_VAL => on_ret_val(rt, onion, contact.conversation, pc, m).await,
-        // `im.cwtch.raw`, and (as Go does, spec §7.3) any other context but file sharing.
-        c if is_chat_context(c) => on_chat(rt, onion, contact.conversation, pc, m).await,
-        _ => debug!("file sharing is not supported; ignoring a file-sharing message"),
-    }
-}
-
 /// Ask the contact for its public profile attributes.
 pub(crate) async fn request_attributes(pc: &PeerConn) {
-    for path in REQUESTED_PROFILE_ATTRIBUTES {
-        let id = crate::util::new_wire_id();
-        {
-            let mut g = pc.getvals();
-            if g.len() >= MAX_PENDING_GETVALS {
-                return;
-            }
-            g.insert(id.clone(), path.to_owned());
-        }
-        let m = PeerMessage::new(id, CONTEXT_GET_VAL, GetVal::public(path).to_json());
-        if pc.send(&m).await.is_err() {
-            return;
-        }
-    }
+    let asks = pc.session().request_attributes(new_wire_id);
+    let _ = pc.transmit_all(asks).await;
 }
 
 /// A getVal: answer public attributes we have, only to accepted contacts; `Exists:false`
-/// otherwise. A request whose Data does not parse (the version probe) is ignored.
-async fn on_get_val(rt: &Arc<Runtime>, accepted: bool, pc: &Arc<PeerConn>, m: PeerMessage) {
-    let Some(req) = GetVal::from_json(&m.data) else {
-        return;
-    };
-    let mut reply = RetVal::missing();
-    if accepted
-        && req.scope == SCOPE_PUBLIC
-        && !req.path.is_empty()
-        && req.path.len() <= MAX_ATTRIBUTE_PATH
-    {
-        let key = req.key();
-        match rt.store.call(move |s| s.attribute(&key)).await {
-            Ok(Some(val)) => reply = RetVal { val, exists: true },
-            Ok(None) => {}
+/// otherwise (the session decided which requests may be answered at all: `key`).
+async fn on_get_val(
+    rt: &Arc<Runtime>,
+    conv: ConversationId,
+    accepted: bool,
+    pc: &Arc<PeerConn>,
+    request_id: &str,
+    key: Option<String>,
+) {
+    let mut value = None;
+    if let (true, Some(key)) = (accepted, key) {
+        // Conversation-scoped attributes (a shared file's manifest size) are the requester's
+        // conversation's; the rest are the profile's.
+        let read = rt
+            .store
+            .call(move |s| {
+                if key.starts_with("conversation.") {
+                    Ok(s.conversation(conv)?
+                        .and_then(|c| c.attribute(&key).map(str::to_owned)))
+                } else {
+                    s.attribute(&key)
+                }
+            })
+            .await;
+        match read {
+            Ok(v) => value = v,
             Err(e) => warn!(error = %e, "could not read an attribute"),
         }
     }
-    let out = PeerMessage::new(m.id, CONTEXT_RET_VAL, reply.to_json());
-    if let Err(e) = pc.send(&out).await {
+    let answer = pc
+        .session()
+        .answer_attribute(request_id, value, accepted, new_wire_id);
+    if let Err(e) = pc.transmit_all(answer).await {
         debug!(error = %e, "could not answer a getVal");
-    }
-    if accepted && pc.refetch.swap(false, Ordering::Relaxed) {
-        request_attributes(pc).await;
     }
 }
 
-/// A retVal for one of our requests: store it as the conversation attribute
-/// `public.<path>`. Replies to requests we did not make are ignored.
+/// The reply to one of our requests: store it as the conversation attribute
+/// `public.<path>`.
 async fn on_ret_val(
     rt: &Arc<Runtime>,
     onion: &Onion,
     conv: ConversationId,
-    pc: &Arc<PeerConn>,
-    m: PeerMessage,
+    path: String,
+    value: String,
 ) {
-    let Some(path) = pc.getvals().remove(&m.id) else {
-        return;
-    };
-    let Some(r) = RetVal::from_json(&m.data) else {
-        return;
-    };
-    if !r.exists {
-        if path == NAME_PATH {
-            pc.refetch.store(true, Ordering::Relaxed);
-        }
-        return;
-    }
     let key = format!("{SCOPE_PUBLIC}.{path}");
-    let (k, v) = (key.clone(), r.val.clone());
+    let (k, v) = (key.clone(), value.clone());
     let changed = rt
         .store
         .call(move |s| {
@@ -545,7 +518,7 @@ async fn on_ret_val(
             conversation_id: conv.0,
             contact: onion.as_str().to_owned(),
             key,
-            value: r.val,
+            value,
         }),
         Ok(false) => {}
         Err(e) => debug!(error = %e, "could not store a contact attribute"),
@@ -567,10 +540,6 @@ async fn on_chat(
     pc: &Arc<PeerConn>,
     m: PeerMessage,
 ) {
-    if m.id.is_empty() {
-        debug!("dropping a chat message without an id");
-        return;
-    }
     let body = cwtch_model::gojson::go_lossy_utf8(&m.data);
     let content = Content::parse(&body);
     let author = onion.as_str().to_owned();
@@ -629,8 +598,14 @@ async fn on_chat(
         }
     };
     // Stored (or already stored): now acknowledge.
-    if let Err(e) = pc.send(&PeerMessage::ack(m.id.clone())).await {
-        debug!(error = %e, "could not acknowledge");
+    let ack = pc.session().acknowledge(&m.id);
+    match ack {
+        Ok(p) => {
+            if let Err(e) = pc.transmit(p).await {
+                debug!(error = %e, "could not acknowledge");
+            }
+        }
+        Err(e) => debug!(error = %e, "could not acknowledge"),
     }
     if let (Some(_), Content::GroupInvite { invite }) = (id, &content) {
         // An invite from an accepted contact becomes a group to accept or decline; from

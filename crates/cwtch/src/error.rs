@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub use cwtch_model::peer::PeerMessageError;
 use cwtch_storage::ProfileId;
 
 /// Everything that can go wrong in the peer library.
@@ -129,6 +130,20 @@ pub enum Error {
         /// How many groups use it.
         groups: usize,
     },
+    /// No file with this key is shared with us in this conversation, or shared by us.
+    #[error("no such file (see the file messages of the conversation)")]
+    FileNotFound,
+    /// A file larger than we share or download.
+    #[error("the file is {size} bytes, more than the limit of {limit}")]
+    FileTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A download of this file is already running.
+    #[error("this file is already being downloaded")]
+    DownloadRunning,
     /// No such group.
     #[error("no such group")]
     GroupNotFound,
@@ -141,20 +156,6 @@ pub enum Error {
 }
 
 /// Why a peer message did not decode (spec §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeerMessageError {
-    /// Not Go JSON of a `PeerMessage` (V1).
-    #[error("not a V1 (JSON) peer message")]
-    NotV1,
-    /// Fewer than two `|` separators (V2).
-    #[error("not a V2 (ID|Context|Data) peer message")]
-    NotV2,
-    /// A V2 ID or context contains `|` and cannot be framed.
-    #[error("ID or context contains '|'")]
-    SeparatorInField,
-}
-
 impl From<PeerMessageError> for Error {
     fn from(e: PeerMessageError) -> Self {
         Error::PeerMessage(e)

@@ -54,6 +54,9 @@ pub(crate) struct ServerEntry {
     pub(crate) tokens: usize,
     pub(crate) last_sync: Option<String>,
     pub(crate) task: Option<ServerTaskHandle>,
+    /// Fires when the task started last has ended. The next task waits for it, so that at
+    /// most one task at a time reads and writes the server's tokens and cursor.
+    pub(crate) finished: Option<CancellationToken>,
 }
 
 /// A running server task.
@@ -257,6 +260,7 @@ impl Runtime {
                 tokens: 0,
                 last_sync: None,
                 task: None,
+                finished: None,
             },
         );
         self.emit(Event::ServerAdded {
@@ -844,6 +848,12 @@ impl Runtime {
 
     /// Start the server's task if it has accepted groups and none runs.
     pub(crate) fn start_server(self: &Arc<Self>, server: &Onion) {
+        self.start_server_from(server, false);
+    }
+
+    /// [`Runtime::start_server`]; with `from_start`, the task replays the server's whole
+    /// history (it clears the stored cursor once the previous task has ended).
+    fn start_server_from(self: &Arc<Self>, server: &Onion, from_start: bool) {
         if self.cancel.is_cancelled() {
             return;
         }
@@ -869,14 +879,21 @@ impl Runtime {
         });
         let client = entry.client.clone();
         let conv = entry.conversation;
+        let done = CancellationToken::new();
+        let after = entry.finished.replace(done.clone());
         drop(st);
         self.spawn(server_task::run(
             self.clone(),
-            server.clone(),
-            conv,
-            client,
-            cancel,
-            rx,
+            server_task::Start {
+                server: server.clone(),
+                conv,
+                client,
+                cancel,
+                posts: rx,
+                after,
+                done,
+                from_start,
+            },
         ));
     }
 
@@ -888,39 +905,16 @@ impl Runtime {
         }
     }
 
-    /// Restart a server's task (e.g. to replay everything for a newly accepted group).
+    /// Restart a server's task (e.g. to replay everything for a newly accepted group). The
+    /// new task starts once the old one has ended.
     pub(crate) fn restart_server(self: &Arc<Self>, server: &Onion, full_replay: bool) {
         self.stop_server(server);
         if full_replay {
             if let Some(s) = self.state().groups.servers.get_mut(server) {
                 s.last_sync = None;
             }
-            let conv = self
-                .state()
-                .groups
-                .servers
-                .get(server)
-                .map(|s| s.conversation);
-            if let Some(conv) = conv {
-                let store = self.store.clone();
-                // The task reads the cursor when it starts; clear it first.
-                let rt = self.clone();
-                let server = server.clone();
-                self.spawn(async move {
-                    if let Err(e) = store
-                        .call(move |s| {
-                            s.set_conversation_attribute(conv, keys::SERVER_LAST_COMMIT, "")
-                        })
-                        .await
-                    {
-                        warn!(error = %e, "could not reset a server's replay cursor");
-                    }
-                    rt.start_server(&server);
-                });
-                return;
-            }
         }
-        self.start_server(server);
+        self.start_server_from(server, full_replay);
     }
 
     /// Record a server's state and announce it.

@@ -9,6 +9,7 @@ mod error;
 pub mod event;
 #[cfg(test)]
 mod fault;
+mod files;
 mod groups;
 mod lock;
 pub mod overlay;
@@ -18,7 +19,9 @@ mod server_task;
 mod store;
 mod types;
 mod util;
-pub mod wire;
+/// Peer messages on the wire: re-exported from [`cwtch_model::peer`], where the peer
+/// protocol lives.
+pub use cwtch_model::peer as wire;
 
 pub use app::Cwtch;
 pub use config::{
@@ -27,6 +30,7 @@ pub use config::{
 };
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
+pub use files::FileInfo;
 pub use groups::GroupRef;
 pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
@@ -39,5 +43,5 @@ pub use connectivity;
 pub use connectivity::{Acn, AcnStatus, LoopbackAcn};
 pub use cwtch_storage::Error as StorageError;
 pub use cwtch_storage::{ConversationId, MemoryHome, MessageId, Password, ProfileId};
-pub use torv3::safelog::set_unsafe_logging;
+pub use torv3::safelog::{install_redacting_panic_hook, set_unsafe_logging};
 pub use torv3::{Identity, Onion};

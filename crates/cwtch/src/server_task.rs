@@ -47,14 +47,51 @@ const REPLAY_BATCH: usize = 256;
 /// reports a timeout, not a failure; an idle synced connection is normal).
 const IDLE_WAIT: Duration = Duration::from_secs(30);
 
-pub(crate) async fn run(
-    rt: Arc<Runtime>,
-    server: Onion,
-    conv: ConversationId,
-    mut client: ServerClient,
-    cancel: CancellationToken,
-    mut posts: mpsc::Receiver<PostJob>,
-) {
+/// What a server task is started with.
+pub(crate) struct Start {
+    pub(crate) server: Onion,
+    pub(crate) conv: ConversationId,
+    pub(crate) client: ServerClient,
+    /// Stops the task.
+    pub(crate) cancel: CancellationToken,
+    /// Posts handed over while the task runs.
+    pub(crate) posts: mpsc::Receiver<PostJob>,
+    /// The previous task of this server: wait until it has ended (it may still be storing
+    /// tokens or the cursor), so that one task at a time owns them.
+    pub(crate) after: Option<CancellationToken>,
+    /// Fired when this task ends, however it ends.
+    pub(crate) done: CancellationToken,
+    /// Replay the server's whole history: clear the stored cursor first.
+    pub(crate) from_start: bool,
+}
+
+pub(crate) async fn run(rt: Arc<Runtime>, start: Start) {
+    let Start {
+        server,
+        conv,
+        mut client,
+        cancel,
+        mut posts,
+        after,
+        done,
+        from_start,
+    } = start;
+    let _done = done.drop_guard();
+    if let Some(previous) = after {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = previous.cancelled() => {}
+        }
+    }
+    if from_start {
+        let cleared = rt
+            .store
+            .call(move |s| s.set_conversation_attribute(conv, keys::SERVER_LAST_COMMIT, ""))
+            .await;
+        if let Err(e) = cleared {
+            warn!(error = %e, "could not reset a server's replay cursor");
+        }
+    }
     client.timeout = rt
         .config
         .service
@@ -64,6 +101,8 @@ pub(crate) async fn run(
         Some(x) => x,
         None => return,
     };
+    // Replaying from the start even if the cursor could not be cleared.
+    let cursor = if from_start { None } else { cursor };
     // The cursor as stored: only ever past messages that are stored too. Each connection
     // resumes from it, not from the machine's own cursor, which moves as soon as a message is
     // received, stored or not.

@@ -34,8 +34,9 @@ pub struct ServiceConfig {
     /// have room (capped at half of `max_inbound`). A handshake that completes when the
     /// other slots are all established is closed.
     pub handshake_reserve: usize,
-    /// How long a connection may take from TCP accept/dial to completing its application
-    /// chain. Stalled handshakes are closed when it expires.
+    /// How long a connection may take from its stream being open (accepted, or returned by
+    /// the ACN's dial, which bounds itself) to completing its application chain. Stalled
+    /// handshakes are closed when it expires.
     pub handshake_timeout: Duration,
     /// How long an established connection may go without receiving a packet before it is
     /// closed. `None`: forever (peers keep connections open; Go has no idle timeout).
@@ -256,12 +257,12 @@ impl Service {
             return Err(Error::AlreadyConnected(onion.clone()));
         }
         let isolation = IsolationKey::new(inner.identity.onion().to_string());
-        let dial = inner.acn.connect(onion, inner.config.port, &isolation);
+        // The dial is the ACN's: its own policy bounds it (attempts, per-attempt timeout,
+        // backoff between attempts). Timing it here too would cut its retries short at an
+        // arbitrary point; `handshake_timeout` starts once the stream is open.
         let stream = tokio::select! {
             _ = inner.shutdown.cancelled() => return Err(Error::Closed),
-            r = tokio::time::timeout(inner.config.handshake_timeout, dial) => {
-                r.map_err(|_| Error::HandshakeTimeout(inner.config.handshake_timeout))??
-            }
+            r = inner.acn.connect(onion, inner.config.port, &isolation) => r?,
         };
         let (tx, rx) = oneshot::channel();
         let svc = self.inner.clone();

@@ -775,3 +775,69 @@ async fn a_burst_larger_than_the_queues_is_delivered_in_order() {
     }
     let _b = sender.await.unwrap();
 }
+
+/// A network whose dials take a while (as a Tor dial that retries a failed circuit does)
+/// before they succeed.
+struct SlowDials {
+    inner: Arc<dyn Acn>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl Acn for SlowDials {
+    async fn listen(
+        &self,
+        identity: &Identity,
+        port: u16,
+    ) -> Result<Box<dyn connectivity::OnionListener>, connectivity::Error> {
+        self.inner.listen(identity, port).await
+    }
+    async fn connect(
+        &self,
+        onion: &Onion,
+        port: u16,
+        isolation: &IsolationKey,
+    ) -> Result<BoxStream, connectivity::Error> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.connect(onion, port, isolation).await
+    }
+    fn status(&self) -> tokio::sync::watch::Receiver<connectivity::AcnStatus> {
+        self.inner.status()
+    }
+    async fn restart(&self) -> Result<(), connectivity::Error> {
+        self.inner.restart().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+    fn is_anonymous(&self) -> bool {
+        false
+    }
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+}
+
+/// The dial belongs to the ACN, which bounds it by its own policy: a dial slower than the
+/// handshake deadline still gets its full handshake time once the stream is open (the
+/// deadline used to run from the start of the dial, cutting an ACN's retries short).
+#[tokio::test]
+async fn the_handshake_deadline_starts_when_the_dial_returns() {
+    let w = world();
+    let config = ServiceConfig {
+        handshake_timeout: Duration::from_secs(2),
+        ..ServiceConfig::default()
+    };
+    let server = echo_service(&w, 1, ServiceConfig::default()).await;
+    let slow: Arc<dyn Acn> = Arc::new(SlowDials {
+        inner: w.acn.clone(),
+        delay: Duration::from_secs(3),
+    });
+    let client = Service::new(identity(2), slow, config);
+    let mut conn = client
+        .connect(&server.onion(), ApplicationChain::authenticated())
+        .await
+        .expect("a slow dial is not a handshake timeout");
+    conn.send(b"hi".to_vec()).await.unwrap();
+    assert_eq!(conn.recv().await.unwrap(), b"echo:hi");
+}

@@ -702,6 +702,59 @@ impl<'a> Decoder<'a> {
         dst.get_or_insert_with(T::default).decode_into(self)
     }
 
+    /// Decode a Go slice `[]T`: `null` sets it to nil (empty here); an array replaces its
+    /// elements, each decoded by `elem` into a fresh value from `zero`. More than `max`
+    /// elements is an error (at the first one too many), so that hostile input cannot make
+    /// it allocate without bound.
+    pub fn slice_with<T>(
+        &mut self,
+        dst: &mut Vec<T>,
+        max: usize,
+        mut zero: impl FnMut() -> T,
+        mut elem: impl FnMut(&mut Self, &mut T) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self.kind()? {
+            Kind::Null => {
+                self.null()?;
+                dst.clear();
+                Ok(())
+            }
+            Kind::Array => {
+                dst.clear();
+                self.enter()?;
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    self.leave();
+                    return Ok(());
+                }
+                loop {
+                    self.skip_ws();
+                    if dst.len() >= max {
+                        return Err(Error::JsonType {
+                            offset: self.pos,
+                            expected: "no more elements (the slice is at its limit)",
+                        });
+                    }
+                    let mut v = zero();
+                    elem(self, &mut v)?;
+                    dst.push(v);
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            self.leave();
+                            return Ok(());
+                        }
+                        _ => return Err(self.syntax("',' or ']' in an array")),
+                    }
+                }
+            }
+            _ => Err(self.type_error("an array (Go slice)")),
+        }
+    }
+
     /// Decode a Go map with string-kinded keys and values. Entries are added to the existing
     /// map (Go does not clear it); a `null` value stores `""`; a `null` map sets it to nil,
     /// represented here as empty.
@@ -1043,5 +1096,24 @@ mod tests {
         assert!(matches!(t(&in_field), Err(Error::JsonTooDeep { .. })));
         let shallower = format!(r#"{{"Zzz":{}}}"#, &ok[1..ok.len() - 1]);
         assert!(t(&shallower).is_ok());
+    }
+
+    #[test]
+    fn slices() {
+        let parse = |json: &str, max: usize| {
+            let mut v: Vec<u64> = vec![9];
+            let mut d = Decoder::new(json.as_bytes());
+            d.slice_with(&mut v, max, || 0, |d, x| d.u64(x))?;
+            d.finish()?;
+            Ok::<_, Error>(v)
+        };
+        assert_eq!(parse("[1, 2 ,3]", 3).unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse("[]", 0).unwrap(), Vec::<u64>::new());
+        assert_eq!(parse("null", 0).unwrap(), Vec::<u64>::new());
+        assert!(matches!(parse("[1,2,3,4]", 3), Err(Error::JsonType { .. })));
+        assert!(matches!(parse("{}", 3), Err(Error::JsonType { .. })));
+        assert!(parse("[1,]", 3).is_err());
+        assert!(parse("[1 2]", 3).is_err());
+        assert!(parse("[\"x\"]", 3).is_err());
     }
 }

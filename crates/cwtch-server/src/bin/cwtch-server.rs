@@ -73,6 +73,7 @@ fn default_dir() -> PathBuf {
 
 fn init_logging(cli: &Cli) {
     torv3::safelog::set_unsafe_logging(cli.unsafe_logging);
+    torv3::safelog::install_redacting_panic_hook();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

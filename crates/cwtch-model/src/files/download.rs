@@ -1,0 +1,822 @@
+//! One download, as a sans-IO state machine: manifest parts in, chunks in, what to send, what
+//! to write and when it is done or has failed (protocol.md §9.2).
+//!
+//! The driver sends what it is told ([`DownloadOutput::Send`]), writes chunks where it is
+//! told (to a temporary file, never under the final name), reports what a partial file on
+//! disk already holds ([`Download::manifest_accepted`]), calls [`Download::tick`] when nothing
+//! has arrived for a while, and checks the whole file's hash at the end
+//! ([`Download::file_verified`]). A hostile sharer (wrong chunks, oversized chunks, an endless
+//! stream, a manifest that lies) costs only this download: bad chunks are re-requested a
+//! bounded number of times, then the download fails with a reason.
+
+use std::collections::BTreeMap;
+
+use super::messages::FileMessage;
+use super::{ChunkSpec, FileKey, Manifest, MANIFEST_PART_SIZE, MAX_CHUNKS};
+
+/// The largest manifest JSON accepted: a 10 GiB file's (47 bytes per chunk hash) and room for
+/// the rest.
+pub const MAX_MANIFEST_BYTES: u64 = MAX_CHUNKS * 47 + 16 * 1024;
+
+/// Limits of one download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadConfig {
+    /// The largest file the user accepts (at most 10 GiB, the protocol's limit).
+    pub max_file_size: u64,
+    /// How often one chunk may arrive bad (wrong length or hash) before the download fails.
+    pub max_bad_per_chunk: u32,
+    /// How many chunks one request asks for (the rest are asked for as these arrive).
+    pub window: u64,
+    /// How many times in a row [`Download::tick`] may find no progress before the download
+    /// fails.
+    pub max_stalls: u32,
+    /// How many messages that answer nothing we asked for (chunks not requested, repeats,
+    /// parts out of range) are tolerated before the download fails: an endless stream.
+    pub max_unsolicited: u64,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            max_file_size: super::MAX_FILE_SIZE,
+            max_bad_per_chunk: 3,
+            window: 512,
+            max_stalls: 5,
+            max_unsolicited: 4096,
+        }
+    }
+}
+
+/// Why a download failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The manifest did not parse, or is not the one the file key names.
+    #[error("the sharer's manifest is invalid: {0}")]
+    BadManifest(String),
+    /// The file is larger than the user's limit.
+    #[error("the file is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// Its size by the manifest.
+        size: u64,
+        /// The user's limit.
+        limit: u64,
+    },
+    /// A chunk kept arriving wrong.
+    #[error("chunk {index} arrived wrong {times} times")]
+    BadChunk {
+        /// Which chunk.
+        index: u64,
+        /// How often.
+        times: u32,
+    },
+    /// Every chunk matched the manifest, but the whole file does not match its root hash:
+    /// the manifest lies.
+    #[error("the file does not match the hash its key names (the manifest lies)")]
+    RootHashMismatch,
+    /// Nothing arrived for too long.
+    #[error("the sharer stopped sending")]
+    Stalled,
+    /// The sharer sent too much that was not asked for.
+    #[error("the sharer sent too much that was not asked for")]
+    Flooded,
+}
+
+/// What the driver does next.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DownloadOutput {
+    /// Send this to the sharer.
+    Send(FileMessage),
+    /// The manifest arrived and is the key's: check what a partial file already holds and
+    /// call [`Download::manifest_accepted`].
+    ManifestReady(Box<Manifest>),
+    /// Write `data` at `offset` of the temporary file.
+    Write {
+        /// Which chunk.
+        index: u64,
+        /// Where.
+        offset: u64,
+        /// What.
+        data: Vec<u8>,
+    },
+    /// Progress, after writes.
+    Progress {
+        /// Bytes verified and written so far.
+        done: u64,
+        /// The file's size.
+        total: u64,
+    },
+    /// Every chunk is written: hash the whole file (SHA-512) and call
+    /// [`Download::file_verified`].
+    VerifyFile,
+    /// Done: move the temporary file to its final name.
+    Complete,
+    /// Failed: keep nothing under the final name.
+    Failed(DownloadError),
+}
+
+impl std::fmt::Debug for DownloadOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownloadOutput::Send(m) => f.debug_tuple("Send").field(m).finish(),
+            DownloadOutput::ManifestReady(m) => f.debug_tuple("ManifestReady").field(m).finish(),
+            DownloadOutput::Write {
+                index,
+                offset,
+                data,
+            } => write!(
+                f,
+                "Write {{ index: {index}, offset: {offset}, len: {} }}",
+                data.len()
+            ),
+            DownloadOutput::Progress { done, total } => write!(f, "Progress({done}/{total})"),
+            DownloadOutput::VerifyFile => f.write_str("VerifyFile"),
+            DownloadOutput::Complete => f.write_str("Complete"),
+            DownloadOutput::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Collecting manifest parts.
+    Manifest {
+        parts: BTreeMap<u64, Vec<u8>>,
+        bytes: u64,
+    },
+    /// The manifest is ready; waiting for the driver to say what is on disk.
+    Checking {
+        manifest: Box<Manifest>,
+    },
+    /// Fetching chunks.
+    Chunks(Box<Chunks>),
+    /// Waiting for the driver's hash of the whole file.
+    Verifying,
+    Done,
+    Failed,
+}
+
+#[derive(Debug)]
+struct Chunks {
+    manifest: Manifest,
+    have: Vec<bool>,
+    done: u64,
+    /// The chunks asked for and not yet answered.
+    outstanding: ChunkSpec,
+    bad: BTreeMap<u64, u32>,
+    /// Every chunk before this one is here.
+    scan: usize,
+}
+
+/// One download. See the module docs.
+#[derive(Debug)]
+pub struct Download {
+    key: FileKey,
+    config: DownloadConfig,
+    state: State,
+    /// Set when something useful arrived since the last tick.
+    progressed: bool,
+    stalls: u32,
+    unsolicited: u64,
+    /// How often the manifest was asked for: a sharer that never completes it (while sending
+    /// parts, which counts as progress) must not keep us waiting for ever.
+    manifest_requests: u32,
+}
+
+impl Download {
+    /// Start downloading `key`: ask for the manifest.
+    pub fn start(key: FileKey, config: DownloadConfig) -> (Download, Vec<DownloadOutput>) {
+        let d = Download {
+            key,
+            config,
+            state: State::Manifest {
+                parts: BTreeMap::new(),
+                bytes: 0,
+            },
+            progressed: false,
+            stalls: 0,
+            unsolicited: 0,
+            manifest_requests: 1,
+        };
+        (
+            d,
+            vec![DownloadOutput::Send(FileMessage::RequestManifest { key })],
+        )
+    }
+
+    /// The file being downloaded.
+    pub fn key(&self) -> &FileKey {
+        &self.key
+    }
+
+    /// Whether it has completed or failed.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done | State::Failed)
+    }
+
+    /// A message from the sharer about this file. Anything else (another file's, a request)
+    /// is ignored.
+    pub fn receive(&mut self, m: FileMessage) -> Vec<DownloadOutput> {
+        if m.key() != &self.key {
+            return Vec::new();
+        }
+        let out = match m {
+            FileMessage::ManifestPart { index, data, .. } => self.manifest_part(index, data),
+            FileMessage::Chunk { index, data, .. } => self.chunk(index, data),
+            _ => Vec::new(),
+        };
+        if self.unsolicited > self.config.max_unsolicited && !self.is_finished() {
+            return self.fail(DownloadError::Flooded);
+        }
+        out
+    }
+
+    fn fail(&mut self, e: DownloadError) -> Vec<DownloadOutput> {
+        self.state = State::Failed;
+        vec![DownloadOutput::Failed(e)]
+    }
+
+    fn manifest_part(&mut self, index: u64, data: Vec<u8>) -> Vec<DownloadOutput> {
+        let State::Manifest { parts, bytes } = &mut self.state else {
+            self.unsolicited += 1;
+            return Vec::new();
+        };
+        let max_parts = MAX_MANIFEST_BYTES.div_ceil(MANIFEST_PART_SIZE as u64);
+        if index >= max_parts
+            || data.len() > MANIFEST_PART_SIZE
+            || parts.contains_key(&index)
+            || *bytes + data.len() as u64 > MAX_MANIFEST_BYTES
+        {
+            self.unsolicited += 1;
+            return Vec::new();
+        }
+        self.progressed = true;
+        *bytes += data.len() as u64;
+        parts.insert(index, data);
+        // Complete once parts 0..=n are all here and the last is short (a full last part
+        // is tried when the sharer goes quiet: `tick`).
+        let contiguous = parts.keys().enumerate().all(|(i, k)| i as u64 == *k);
+        let short_last = parts
+            .values()
+            .next_back()
+            .is_some_and(|p| p.len() < MANIFEST_PART_SIZE);
+        if contiguous && short_last {
+            self.try_manifest()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Parse the collected parts; on success, hand the manifest to the driver.
+    fn try_manifest(&mut self) -> Vec<DownloadOutput> {
+        let State::Manifest { parts, .. } = &self.state else {
+            return Vec::new();
+        };
+        let m = match Manifest::from_parts(parts.values().map(Vec::as_slice), &self.key) {
+            Ok(m) => m,
+            Err(e) => return self.fail(DownloadError::BadManifest(e.to_string())),
+        };
+        if m.file_size > self.config.max_file_size {
+            let (size, limit) = (m.file_size, self.config.max_file_size);
+            return self.fail(DownloadError::TooLarge { size, limit });
+        }
+        let manifest = Box::new(m);
+        self.state = State::Checking {
+            manifest: manifest.clone(),
+        };
+        vec![DownloadOutput::ManifestReady(manifest)]
+    }
+
+    /// The driver checked the partial file: `have[i]` is whether chunk `i` is already on
+    /// disk and verified (`None`: nothing is). Asks for the rest, or finishes.
+    pub fn manifest_accepted(&mut self, have: Option<Vec<bool>>) -> Vec<DownloadOutput> {
+        let State::Checking { manifest } = std::mem::replace(&mut self.state, State::Failed) else {
+            self.state = State::Failed;
+            return Vec::new();
+        };
+        let n = manifest.chunks.len();
+        let have = match have {
+            Some(h) if h.len() == n => h,
+            _ => vec![false; n],
+        };
+        let done = have
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h)
+            .filter_map(|(i, _)| manifest.chunk_range(i as u64))
+            .map(|(_, len)| len as u64)
+            .sum();
+        let total = manifest.file_size;
+        self.state = State::Chunks(Box::new(Chunks {
+            manifest: *manifest,
+            have,
+            done,
+            outstanding: ChunkSpec::default(),
+            bad: BTreeMap::new(),
+            scan: 0,
+        }));
+        let mut out = vec![DownloadOutput::Progress { done, total }];
+        out.extend(self.request_more());
+        out
+    }
+
+    /// Ask for the next window of missing chunks, if nothing is outstanding; finish if none
+    /// is missing.
+    fn request_more(&mut self) -> Vec<DownloadOutput> {
+        let State::Chunks(c) = &mut self.state else {
+            return Vec::new();
+        };
+        if !c.outstanding.is_empty() {
+            return Vec::new();
+        }
+        let spec = window(c, self.config.window);
+        if spec.is_empty() {
+            self.state = State::Verifying;
+            return vec![DownloadOutput::VerifyFile];
+        }
+        c.outstanding = spec.clone();
+        vec![DownloadOutput::Send(FileMessage::RequestChunks {
+            key: self.key,
+            spec: spec.to_string(),
+        })]
+    }
+
+    fn chunk(&mut self, index: u64, data: Vec<u8>) -> Vec<DownloadOutput> {
+        let State::Chunks(c) = &mut self.state else {
+            self.unsolicited += 1;
+            return Vec::new();
+        };
+        let Ok(i) = usize::try_from(index) else {
+            self.unsolicited += 1;
+            return Vec::new();
+        };
+        if !c.outstanding.contains(index) || c.have.get(i) != Some(&false) {
+            self.unsolicited += 1;
+            return Vec::new();
+        }
+        c.outstanding.remove(index);
+        let mut out = Vec::new();
+        if c.manifest.verify_chunk(index, &data) {
+            self.progressed = true;
+            c.have[i] = true;
+            c.done += data.len() as u64;
+            let offset = index * c.manifest.chunk_size;
+            let (done, total) = (c.done, c.manifest.file_size);
+            out.push(DownloadOutput::Write {
+                index,
+                offset,
+                data,
+            });
+            out.push(DownloadOutput::Progress { done, total });
+        } else {
+            let times = c.bad.entry(index).or_insert(0);
+            *times += 1;
+            if *times >= self.config.max_bad_per_chunk {
+                let times = *times;
+                return self.fail(DownloadError::BadChunk { index, times });
+            }
+            // Still missing: asked for again with the next window.
+        }
+        out.extend(self.request_more());
+        out
+    }
+
+    /// The driver's timer: nothing arrived for a while. Asks again for what is outstanding
+    /// (or tries a manifest whose last part was full); fails after too many silent ticks.
+    pub fn tick(&mut self) -> Vec<DownloadOutput> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        if std::mem::take(&mut self.progressed) {
+            self.stalls = 0;
+        } else {
+            self.stalls += 1;
+            if self.stalls > self.config.max_stalls {
+                return self.fail(DownloadError::Stalled);
+            }
+        }
+        match &mut self.state {
+            State::Manifest { parts, .. } => {
+                let contiguous = parts.keys().enumerate().all(|(i, k)| i as u64 == *k);
+                if !parts.is_empty() && contiguous {
+                    let out = self.try_manifest();
+                    if !out.is_empty() {
+                        return out;
+                    }
+                }
+                if self.manifest_requests > self.config.max_stalls {
+                    return self.fail(DownloadError::Stalled);
+                }
+                self.manifest_requests += 1;
+                if let State::Manifest { parts, bytes } = &mut self.state {
+                    parts.clear();
+                    *bytes = 0;
+                }
+                vec![DownloadOutput::Send(FileMessage::RequestManifest {
+                    key: self.key,
+                })]
+            }
+            State::Chunks(c) => {
+                c.outstanding = ChunkSpec::default();
+                self.request_more()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The driver hashed the whole file: `matches` is whether its SHA-512 is the root hash.
+    pub fn file_verified(&mut self, matches: bool) -> Vec<DownloadOutput> {
+        if !matches!(self.state, State::Verifying) {
+            return Vec::new();
+        }
+        if matches {
+            self.state = State::Done;
+            vec![DownloadOutput::Complete]
+        } else {
+            self.fail(DownloadError::RootHashMismatch)
+        }
+    }
+}
+
+/// The first `window` missing chunks from `c.scan` on, as a spec; moves `c.scan` past the
+/// chunks already here (so each window costs what it scans, not the file's length).
+fn window(c: &mut Chunks, window: u64) -> ChunkSpec {
+    while c.have.get(c.scan) == Some(&true) {
+        c.scan += 1;
+    }
+    let mut ranges = Vec::new();
+    let mut left = window;
+    let mut i = c.scan;
+    while i < c.have.len() && left > 0 {
+        if c.have[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < c.have.len() && !c.have[i] && left > 0 {
+            i += 1;
+            left -= 1;
+        }
+        ranges.push(start as u64..=(i - 1) as u64);
+    }
+    ChunkSpec::from_sorted_ranges(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::files::{manifest_parts, ManifestBuilder};
+    use crate::gojson::GoJson;
+
+    /// An honest sharer of `data`.
+    struct Sharer {
+        data: Vec<u8>,
+        manifest: Manifest,
+        key: FileKey,
+    }
+
+    impl Sharer {
+        fn new(data: Vec<u8>) -> Sharer {
+            let mut b = ManifestBuilder::new();
+            b.update(&data).unwrap();
+            let manifest = b.finish("x.bin");
+            let key = FileKey {
+                root_hash: manifest.root_hash,
+                nonce: [1; 24],
+            };
+            Sharer {
+                data,
+                manifest,
+                key,
+            }
+        }
+
+        fn answer(&self, m: &FileMessage) -> Vec<FileMessage> {
+            match m {
+                FileMessage::RequestManifest { .. } => {
+                    let json = self.manifest.to_go_json();
+                    manifest_parts(&json)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, p)| FileMessage::ManifestPart {
+                            key: self.key,
+                            index: i as u64,
+                            data: p.to_vec(),
+                        })
+                        .collect()
+                }
+                FileMessage::RequestChunks { spec, .. } => {
+                    let spec = ChunkSpec::parse(spec, self.manifest.chunk_count()).unwrap();
+                    spec.indices().map(|i| self.chunk(i)).collect()
+                }
+                _ => Vec::new(),
+            }
+        }
+
+        fn chunk(&self, i: u64) -> FileMessage {
+            let (start, len) = self.manifest.chunk_range(i).unwrap();
+            FileMessage::Chunk {
+                key: self.key,
+                index: i,
+                data: self.data[start as usize..start as usize + len].to_vec(),
+            }
+        }
+    }
+
+    /// Run a download against `sharer` (messages passed through `tamper`) until it finishes
+    /// or nothing is left to do; returns the file written and the final outputs.
+    fn run(
+        sharer: &Sharer,
+        config: DownloadConfig,
+        have: Option<Vec<bool>>,
+        mut tamper: impl FnMut(FileMessage) -> Vec<FileMessage>,
+    ) -> (Vec<u8>, Vec<DownloadOutput>) {
+        let (mut d, mut pending) = Download::start(sharer.key, config);
+        let mut file = vec![0u8; sharer.data.len()];
+        if let Some(h) = &have {
+            for (i, present) in h.iter().enumerate() {
+                if *present {
+                    let (s, l) = sharer.manifest.chunk_range(i as u64).unwrap();
+                    file[s as usize..s as usize + l]
+                        .copy_from_slice(&sharer.data[s as usize..s as usize + l]);
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        let mut writes = std::collections::HashSet::new();
+        let mut idle = 0;
+        while !d.is_finished() && idle < 10_000 {
+            if pending.is_empty() {
+                pending = d.tick();
+                idle += 1;
+                continue;
+            }
+            let mut next = Vec::new();
+            for o in pending.drain(..) {
+                match &o {
+                    DownloadOutput::Send(m) => {
+                        for a in sharer.answer(m).into_iter().flat_map(&mut tamper) {
+                            next.extend(d.receive(a));
+                        }
+                    }
+                    DownloadOutput::ManifestReady(m) => {
+                        assert_eq!(**m, sharer.manifest);
+                        next.extend(d.manifest_accepted(have.clone()));
+                    }
+                    DownloadOutput::Write {
+                        index,
+                        offset,
+                        data,
+                    } => {
+                        assert!(writes.insert(*index), "chunk {index} written twice");
+                        assert!(sharer.manifest.verify_chunk(*index, data));
+                        file[*offset as usize..*offset as usize + data.len()].copy_from_slice(data);
+                    }
+                    DownloadOutput::VerifyFile => {
+                        use sha2::{Digest, Sha512};
+                        let ok = Sha512::digest(&file).as_slice() == sharer.key.root_hash;
+                        next.extend(d.file_verified(ok));
+                    }
+                    _ => {}
+                }
+                seen.push(o);
+            }
+            pending = next;
+        }
+        seen.extend(pending);
+        (file, seen)
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect()
+    }
+
+    fn last(out: &[DownloadOutput]) -> &DownloadOutput {
+        out.last().unwrap()
+    }
+
+    #[test]
+    fn an_honest_sharer() {
+        let s = Sharer::new(data(1_000_000));
+        assert!(s.manifest.to_go_json().len() > 2 * MANIFEST_PART_SIZE);
+        let config = DownloadConfig {
+            window: 37,
+            ..DownloadConfig::default()
+        };
+        let (file, out) = run(&s, config, None, |m| vec![m]);
+        assert_eq!(last(&out), &DownloadOutput::Complete);
+        assert_eq!(file, s.data);
+        assert!(out.contains(&DownloadOutput::Progress {
+            done: 1_000_000,
+            total: 1_000_000
+        }));
+        // An empty file is done at once.
+        let s = Sharer::new(Vec::new());
+        let (_, out) = run(&s, DownloadConfig::default(), None, |m| vec![m]);
+        assert_eq!(last(&out), &DownloadOutput::Complete);
+    }
+
+    #[test]
+    fn a_resumed_download_asks_only_for_what_is_missing() {
+        let s = Sharer::new(data(40_000));
+        let n = s.manifest.chunk_count() as usize;
+        let have: Vec<bool> = (0..n).map(|i| i % 3 != 0).collect();
+        let (file, out) = run(&s, DownloadConfig::default(), Some(have), |m| vec![m]);
+        assert_eq!(last(&out), &DownloadOutput::Complete);
+        assert_eq!(file, s.data);
+        let asked: Vec<&DownloadOutput> = out
+            .iter()
+            .filter(|o| matches!(o, DownloadOutput::Send(FileMessage::RequestChunks { .. })))
+            .collect();
+        assert_eq!(asked.len(), 1);
+        let DownloadOutput::Send(FileMessage::RequestChunks { spec, .. }) = asked[0] else {
+            unreachable!()
+        };
+        assert_eq!(spec, "0,3,6,9");
+        let writes = out
+            .iter()
+            .filter(|o| matches!(o, DownloadOutput::Write { .. }))
+            .count();
+        assert_eq!(writes, 4);
+    }
+
+    #[test]
+    fn a_bad_chunk_is_asked_for_again_then_fails_the_download() {
+        let s = Sharer::new(data(20_000));
+        // Chunk 2 arrives wrong once, then right.
+        let mut once = true;
+        let (file, out) = run(&s, DownloadConfig::default(), None, |m| match m {
+            FileMessage::Chunk {
+                key,
+                index: 2,
+                mut data,
+            } if once => {
+                once = false;
+                data[0] ^= 1;
+                vec![FileMessage::Chunk {
+                    key,
+                    index: 2,
+                    data,
+                }]
+            }
+            m => vec![m],
+        });
+        assert_eq!(last(&out), &DownloadOutput::Complete);
+        assert_eq!(file, s.data);
+        // Always wrong (here: too long): fails after 3.
+        let (_, out) = run(&s, DownloadConfig::default(), None, |m| match m {
+            FileMessage::Chunk {
+                key,
+                index: 1,
+                mut data,
+            } => {
+                data.push(0);
+                vec![FileMessage::Chunk {
+                    key,
+                    index: 1,
+                    data,
+                }]
+            }
+            m => vec![m],
+        });
+        assert_eq!(
+            last(&out),
+            &DownloadOutput::Failed(DownloadError::BadChunk { index: 1, times: 3 })
+        );
+    }
+
+    #[test]
+    fn a_lying_manifest_fails_at_the_end() {
+        // The manifest's chunks are a different file's, under this key's root hash.
+        let s = Sharer::new(data(9000));
+        let other = Sharer::new(vec![9u8; 9000]);
+        let liar = Sharer {
+            data: other.data.clone(),
+            manifest: Manifest {
+                root_hash: s.manifest.root_hash,
+                ..other.manifest.clone()
+            },
+            key: s.key,
+        };
+        let (_, out) = run(&liar, DownloadConfig::default(), None, |m| vec![m]);
+        assert_eq!(
+            last(&out),
+            &DownloadOutput::Failed(DownloadError::RootHashMismatch)
+        );
+        assert!(!out.contains(&DownloadOutput::Complete));
+    }
+
+    #[test]
+    fn manifests_that_do_not_fit() {
+        let s = Sharer::new(data(9000));
+        let wrong_key = Sharer {
+            key: FileKey {
+                root_hash: [0; 64],
+                nonce: [1; 24],
+            },
+            data: s.data.clone(),
+            manifest: s.manifest.clone(),
+        };
+        let (_, out) = run(&wrong_key, DownloadConfig::default(), None, |m| vec![m]);
+        assert!(matches!(
+            last(&out),
+            DownloadOutput::Failed(DownloadError::BadManifest(_))
+        ));
+        let small = DownloadConfig {
+            max_file_size: 8999,
+            ..DownloadConfig::default()
+        };
+        let (_, out) = run(&s, small, None, |m| vec![m]);
+        assert_eq!(
+            last(&out),
+            &DownloadOutput::Failed(DownloadError::TooLarge {
+                size: 9000,
+                limit: 8999
+            })
+        );
+    }
+
+    #[test]
+    fn an_endless_stream_fails_and_silence_stalls() {
+        let s = Sharer::new(data(9000));
+        let flood = DownloadConfig {
+            max_unsolicited: 100,
+            ..DownloadConfig::default()
+        };
+        let (_, out) = run(&s, flood, None, |m| match m {
+            FileMessage::Chunk { key, index, data } => {
+                vec![FileMessage::Chunk { key, index, data }; 200]
+            }
+            m => vec![m],
+        });
+        assert_eq!(last(&out), &DownloadOutput::Failed(DownloadError::Flooded));
+        let (_, out) = run(&s, DownloadConfig::default(), None, |m| match m {
+            FileMessage::Chunk { .. } => vec![],
+            m => vec![m],
+        });
+        assert_eq!(last(&out), &DownloadOutput::Failed(DownloadError::Stalled));
+        // Ticks ask again for what is outstanding.
+        let asks = out
+            .iter()
+            .filter(|o| matches!(o, DownloadOutput::Send(FileMessage::RequestChunks { .. })))
+            .count();
+        assert!(asks > 1, "{asks}");
+    }
+
+    #[test]
+    fn a_manifest_whose_last_part_is_full_is_tried_when_the_sharer_goes_quiet() {
+        let s = Sharer::new(data(1000));
+        let (mut d, _) = Download::start(s.key, DownloadConfig::default());
+        let mut json = s.manifest.to_go_json();
+        // Pad with spaces (valid JSON) to exactly one full part.
+        json.resize(MANIFEST_PART_SIZE, b' ');
+        let out = d.receive(FileMessage::ManifestPart {
+            key: s.key,
+            index: 0,
+            data: json,
+        });
+        assert!(out.is_empty());
+        assert!(matches!(d.tick()[..], [DownloadOutput::ManifestReady(_)]));
+    }
+
+    proptest! {
+        /// A sharer that drops, repeats, reorders and corrupts: the download never writes a
+        /// bad chunk or one twice, and either completes with the exact file or fails with a
+        /// reason.
+        #[test]
+        fn a_hostile_sharer_costs_only_the_download(
+            len in 0usize..60_000,
+            ops in proptest::collection::vec(0u8..6, 1..64),
+            window in 1u64..20,
+        ) {
+            let s = Sharer::new(data(len));
+            let mut k = 0usize;
+            let config = DownloadConfig { window, ..DownloadConfig::default() };
+            let (file, out) = run(&s, config, None, |m| {
+                k += 1;
+                match (ops[k % ops.len()], m) {
+                    (0, _) => vec![],
+                    (1, m) => vec![m.clone(), m],
+                    (2, FileMessage::Chunk { key, index, mut data }) => {
+                        if let Some(b) = data.first_mut() { *b ^= 0x80; }
+                        vec![FileMessage::Chunk { key, index, data }]
+                    }
+                    (3, FileMessage::Chunk { key, index, .. }) => {
+                        vec![FileMessage::Chunk { key, index: index + 1, data: vec![1, 2, 3] }]
+                    }
+                    (_, m) => vec![m],
+                }
+            });
+            match last(&out) {
+                DownloadOutput::Complete => prop_assert_eq!(file, s.data),
+                DownloadOutput::Failed(_) => {}
+                other => prop_assert!(false, "ended with {:?}", other),
+            }
+        }
+    }
+}
