@@ -272,8 +272,10 @@ pub(crate) enum Confirm {
 pub(crate) enum Overlay {
     None,
     Help,
-    /// Our own address (to copy).
+    /// Our own address and settings (the address copied).
     Address,
+    /// A group we created: its invite (the group's secret, to share; copied).
+    Invite(Zeroizing<String>),
     Prompt {
         ask: Ask,
         input: Zeroizing<String>,
@@ -427,7 +429,7 @@ impl App {
         }
         match std::mem::replace(&mut self.overlay, Overlay::None) {
             Overlay::None => {}
-            Overlay::Help | Overlay::Address => return Vec::new(),
+            Overlay::Help | Overlay::Address | Overlay::Invite(_) => return Vec::new(),
             Overlay::Prompt { ask, mut input } => {
                 return match key.code {
                     KeyCode::Esc => Vec::new(),
@@ -1368,9 +1370,10 @@ impl App {
                     self.focus = Focus::Compose;
                     if let Reply::Group { group } = &reply {
                         if let Some(invite) = &group.invite {
-                            // The invite is the group's secret; it is shown only to its
-                            // creator, who shares it.
-                            self.note(format!("group created; its invite: {invite}"));
+                            // The invite is the group's secret: shown to its creator, who
+                            // shares it (also `/invite CONTACT` sends it over Cwtch).
+                            self.overlay = Overlay::Invite(Zeroizing::new(invite.clone()));
+                            a.push(Action::Copy(invite.clone()));
                         }
                     }
                 }

@@ -127,9 +127,14 @@ impl Drop for TerminalGuard {
 /// Restore the terminal before a panic's message is printed, then chain to the previous
 /// hook (which prints it).
 fn install_panic_hook() {
+    chain_panic_hook(restore_terminal);
+}
+
+/// Run `first`, then the hook that was installed before.
+fn chain_panic_hook(first: impl Fn() + Send + Sync + 'static) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
+        first();
         previous(info);
     }));
 }

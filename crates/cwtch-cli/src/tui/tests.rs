@@ -947,3 +947,114 @@ fn scrolling_past_the_oldest_read_reads_more() {
     }
     assert_eq!(asked, Some(super::app::FIRST_PAGE * 2));
 }
+
+#[test]
+fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
+    let mut app = world();
+    app.handle_reply(
+        ctx(ALICE, None, What::Settings),
+        Ok(Reply::Settings {
+            settings: crate::protocol::SettingsRow {
+                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                onion: ALICE.into(),
+                name: "alice".into(),
+                status: "reading".into(),
+                block_unknown: true,
+            },
+        }),
+    );
+    let a = app.handle_key(ch('y'));
+    assert!(matches!(&a[..], [Action::Copy(o)] if o == ALICE), "{a:?}");
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains(ALICE) && s.contains("status: reading") && s.contains("block unknown peers: on"),
+        "{s}"
+    );
+    snapshot("profile_80x24", &s);
+    app.handle_key(ch('z'));
+    // `B` toggles blocking unknown peers (it is on: turn it off).
+    let a = app.handle_key(ch('B'));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::ProfileSettings {
+                    block_unknown: Some(false),
+                    name: None,
+                    status: None,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    // `g`: a group's name, then its server (the first one added is offered).
+    app.handle_key(ch('g'));
+    typing(&mut app, "book club 2");
+    app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&app.overlay, Overlay::Prompt { ask: Ask::GroupServer { name }, input } if name == "book club 2" && input.as_str() == SERVER)
+    );
+    let a = app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Call {
+        req: Request::GroupCreate { name, server, .. },
+        ctx: c,
+    }) = a.into_iter().next()
+    else {
+        panic!("no group.create");
+    };
+    assert_eq!((name.as_str(), server.as_str()), ("book club 2", SERVER));
+    let mut g = group(9, "book club 2", true, 0, 0);
+    g.invite = Some("tofubundle:server:eyJLZXlz||torv3eyJHcm91cElE".into());
+    let a = app.handle_reply(c, Ok(Reply::Group { group: g }));
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Copy(i) if i.starts_with("tofubundle:"))),
+        "{a:?}"
+    );
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("tofubundle:server:eyJLZXlz||torv3eyJHcm91cElE"),
+        "{s}"
+    );
+    snapshot("group_created_80x24", &s);
+}
+
+/// Smaller than 80×24 is not supported, but must not panic, whatever is shown.
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    for overlay in [Overlay::None, Overlay::Help, Overlay::Address] {
+        app.overlay = overlay;
+        for (w, h) in [(1, 1), (2, 2), (10, 3), (20, 5), (40, 10), (79, 23)] {
+            screen(&app, w, h);
+        }
+    }
+    app.handle_key(ch('z'));
+    app.handle_key(key(KeyCode::Esc));
+    app.handle_key(ch('a'));
+    for (w, h) in [(1, 1), (5, 4), (30, 8)] {
+        screen(&app, w, h);
+    }
+}
+
+#[test]
+fn the_panic_hook_restores_then_chains() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static ORDER: AtomicUsize = AtomicUsize::new(0);
+    static RESTORED: AtomicUsize = AtomicUsize::new(0);
+    static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
+    std::panic::set_hook(Box::new(|_| {
+        PREVIOUS.store(ORDER.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    }));
+    super::chain_panic_hook(|| {
+        RESTORED.store(ORDER.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    });
+    let r = std::panic::catch_unwind(|| panic!("boom"));
+    let _ = std::panic::take_hook();
+    assert!(r.is_err());
+    assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "restored first");
+    assert_eq!(PREVIOUS.load(Ordering::SeqCst), 2, "then the previous hook");
+}

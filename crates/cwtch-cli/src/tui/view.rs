@@ -82,6 +82,7 @@ pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
         Overlay::None => {}
         Overlay::Help => help(f, area),
         Overlay::Address => address(app, f, area),
+        Overlay::Invite(invite) => invite_popup(f, area, invite),
         Overlay::Prompt { ask, input } => prompt(f, area, ask, input),
         Overlay::Confirm(c) => confirm(f, area, c),
     }
@@ -634,15 +635,37 @@ fn help(f: &mut Frame<'_>, area: Rect) {
 }
 
 fn address(app: &App, f: &mut Frame<'_>, area: Rect) {
-    let onion = app.profile().map(|p| p.onion.clone()).unwrap_or_default();
+    let Some(p) = app.profile() else {
+        return;
+    };
+    let on_off = if p.block_unknown { "on" } else { "off" };
     let lines = vec![
         Line::raw("Give this address to your contacts:"),
         Line::raw(""),
-        Line::styled(onion, Style::default().add_modifier(Modifier::BOLD)),
-        Line::raw(""),
+        Line::styled(
+            inert(&p.onion),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
         Line::raw("(copied to the clipboard if your terminal allows it)"),
+        Line::raw(""),
+        Line::raw(format!("name: {}   (n changes it)", inert(&p.name))),
+        Line::raw(format!("status: {}   (t changes it)", inert(&p.status))),
+        Line::raw(format!("block unknown peers: {on_off}   (B toggles it)")),
     ];
-    popup(f, centred(area, 64, 7), "Your address", lines);
+    popup(f, centred(area, 64, 10), "Your profile", lines);
+}
+
+fn invite_popup(f: &mut Frame<'_>, area: Rect, invite: &str) {
+    let mut lines = vec![
+        Line::raw("The group's invite (its secret: whoever has it can read and post)."),
+        Line::raw("Copied if your terminal allows it; /invite CONTACT sends it over Cwtch."),
+        Line::raw(""),
+    ];
+    for row in wrap(&inert(invite), 70) {
+        lines.push(Line::raw(row));
+    }
+    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    popup(f, centred(area, 74, h), "Group created", lines);
 }
 
 fn prompt(f: &mut Frame<'_>, area: Rect, ask: &Ask, input: &str) {
