@@ -72,12 +72,17 @@ pub(crate) async fn run(plan: RunPlan<'_>) -> Result<(), CliError> {
     let result = match started {
         Ok(()) => {
             info!(socket = %sock.display(), "serving the control socket");
+            let stop = async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            };
             serve(
                 listener,
                 Arc::new(Session::new(app.clone(), Mode::Daemon)),
                 owner,
-                &mut term,
-                &mut int,
+                stop,
             )
             .await;
             info!("shutting down");
@@ -92,19 +97,19 @@ pub(crate) async fn run(plan: RunPlan<'_>) -> Result<(), CliError> {
     result
 }
 
-/// Serve control connections until a signal arrives; then end every connection.
-async fn serve(
+/// Serve control connections until `stop` completes; then end every connection. (`cwtch run`
+/// stops on a signal; `cwtch tui` when it quits.)
+pub(crate) async fn serve(
     listener: UnixListener,
     session: Arc<Session>,
     owner: u32,
-    term: &mut tokio::signal::unix::Signal,
-    int: &mut tokio::signal::unix::Signal,
+    stop: impl std::future::Future<Output = ()>,
 ) {
     let mut conns = JoinSet::new();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     conns.spawn(serve_connection(stream, session.clone(), owner));
@@ -320,7 +325,7 @@ pub(crate) fn ensure_home(dir: &Path) -> Result<(), CliError> {
 
 /// Bind the control socket (0600). A socket nobody answers on is stale and replaced; one
 /// that answers means another `cwtch run` serves this data directory.
-async fn claim_socket(path: &Path) -> Result<UnixListener, CliError> {
+pub(crate) async fn claim_socket(path: &Path) -> Result<UnixListener, CliError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_socket() => {
             return Err(CliError::Failed(format!(
@@ -366,13 +371,13 @@ fn busy(path: &Path) -> CliError {
 }
 
 /// Removes the control socket when `cwtch run` ends, if it is still ours.
-struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     ino: Option<u64>,
 }
 
 impl SocketFile {
-    fn new(path: &Path) -> SocketFile {
+    pub(crate) fn new(path: &Path) -> SocketFile {
         SocketFile {
             path: path.to_path_buf(),
             ino: std::fs::symlink_metadata(path).ok().map(|m| m.ino()),

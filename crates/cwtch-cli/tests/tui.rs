@@ -7,7 +7,8 @@
 //! OSC 52 clipboard writes, OSC 0 titles, DCS, C1 controls, bidi overrides) is shown inert —
 //! what tmux received is read back, and tmux's own clipboard buffers and the pane's title are
 //! checked untouched; a group invite is accepted from the TUI and group messages flow both
-//! ways; Ctrl-C quits and restores the terminal.
+//! ways; a `cwtch` command works through the TUI's control socket; Ctrl-C quits and restores
+//! the terminal.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -182,6 +183,11 @@ async fn tui_over_loopback_request_messages_hostile_text_and_groups() {
     // Bob's message appears with his name (learned once accepted).
     ok(&acwtch(&b_dir, &["send", &alice, "hi alice, bob here"]).await);
     t.wait_for_text("bob: hi alice, bob here");
+
+    // The TUI serves the control socket: a `cwtch` command on Alice's home goes through it.
+    let o = acwtch(&a_dir, &["send", &bob, "sent by the command line"]).await;
+    assert!(ok(&o).starts_with("acknowledged:"), "{}", ok(&o));
+    t.wait_for_text("me: sent by the command line ✓✓");
 
     // Hostile text arrives inert: what tmux shows is the escape made visible.
     let hostile = [

@@ -13,6 +13,7 @@ mod sanitize;
 mod view;
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -98,6 +99,8 @@ enum Input {
     /// The event stream lost events (or ended: `true`).
     Lost(bool),
     Reply(Ctx, Result<Reply, String>),
+    /// SIGTERM, SIGHUP or SIGINT: leave as Ctrl-C does.
+    Quit,
 }
 
 /// Restores the terminal when dropped (also on an early return or an error).
@@ -157,6 +160,24 @@ fn spawn_key_reader(tx: mpsc::Sender<Input>, stop: Arc<AtomicBool>) {
             }
         }
     });
+}
+
+/// SIGTERM, SIGHUP (the terminal went away) and SIGINT end the TUI cleanly.
+fn forward_signals(tx: mpsc::Sender<Input>) -> Result<(), CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let sig = |k| signal(k).map_err(|e| CliError::io("cannot install a signal handler", e));
+    let mut term = sig(SignalKind::terminate())?;
+    let mut hup = sig(SignalKind::hangup())?;
+    let mut int = sig(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = tx.send(Input::Quit).await;
+    });
+    Ok(())
 }
 
 /// Forward the library's events.
@@ -241,6 +262,14 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
         return attached(&plan).await;
     }
     crate::daemon::ensure_home(dir)?;
+    // Like `cwtch run`, the TUI serves the control socket: other `cwtch` commands (and
+    // another `cwtch tui`) work through it while it runs.
+    let sock = client::socket_path(dir);
+    let listener = crate::daemon::claim_socket(&sock).await?;
+    let _socket_file = crate::daemon::SocketFile::new(&sock);
+    let owner = std::fs::metadata(dir)
+        .map_err(|e| CliError::io(&format!("cannot read {}", dir.display()), e))?
+        .uid();
     let _home = HomeLock::acquire(dir).await?;
 
     install_panic_hook();
@@ -250,6 +279,7 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let stop = Arc::new(AtomicBool::new(false));
     spawn_key_reader(tx.clone(), stop.clone());
+    forward_signals(tx.clone())?;
 
     let mut app = App::new(false, 0, plan.open.clone());
     draw(&mut terminal, &app)?;
@@ -273,15 +303,27 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
             let opened = load_default_profiles(&lib, plan.profile.as_deref()).await?;
             app.locked = profile_dirs(dir).saturating_sub(opened);
             let session = Arc::new(Session::new(lib.clone(), Mode::Daemon));
+            let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(crate::daemon::serve(
+                listener,
+                session.clone(),
+                owner,
+                async {
+                    let _ = serving.await;
+                },
+            ));
             let calls = spawn_worker(Backend::Local(session), tx.clone());
-            main_loop(
+            let r = main_loop(
                 &mut terminal,
                 &mut app,
                 &mut rx,
                 &calls,
                 plan.profile.as_deref(),
             )
-            .await
+            .await;
+            let _ = stop_serving.send(());
+            let _ = server.await;
+            r
         }
         .await;
         lib.shutdown().await;
@@ -314,6 +356,9 @@ async fn load_default_profiles(lib: &Cwtch, only: Option<&str>) -> Result<usize,
 /// Until Ctrl-C (or the input ends): keys before the network is up.
 async fn wait_for_quit(rx: &mut mpsc::Receiver<Input>, app: &mut App) {
     while let Some(input) = rx.recv().await {
+        if let Input::Quit = input {
+            return;
+        }
         if let Input::Key(TermEvent::Key(k)) = input {
             if app.handle_key(k).iter().any(|a| matches!(a, Action::Quit)) {
                 return;
@@ -370,6 +415,7 @@ async fn main_loop(
                 }))
             }
             Input::Reply(ctx, r) => app.handle_reply(ctx, r),
+            Input::Quit => return Ok(()),
         };
         if !chose_first {
             if let Some(sel) = first {
@@ -447,6 +493,7 @@ async fn attached(plan: &Plan<'_>) -> Result<(), CliError> {
         .map_err(|e| CliError::io("cannot set up the terminal", e))?;
     let stop = Arc::new(AtomicBool::new(false));
     spawn_key_reader(tx.clone(), stop.clone());
+    forward_signals(tx.clone())?;
     let mut app = App::new(true, 0, plan.open.clone());
     let calls = spawn_worker(Backend::Daemon(dir), tx.clone());
     let r = main_loop(
