@@ -314,3 +314,64 @@ async fn tui_attaches_to_a_running_daemon() {
     drop(t);
     b.stop().await;
 }
+
+/// A first run offers to create a profile; a password-protected one is unlocked from inside,
+/// the password never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tui_creates_a_profile_and_unlocks_a_password_one() {
+    assert!(
+        tmux_available(),
+        "tmux is needed for this test: scripts/setup installs it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let dir = tmp.path().join("home");
+    let o = acwtch_stdin(
+        &dir,
+        &["profile", "create", "--name", "carol", "--password-stdin"],
+        "correct horse\n",
+    )
+    .await;
+    let carol = last_line(&o);
+    let command = format!(
+        "{BIN} --data-dir {} tui --network loopback --loopback-dir {}; echo \"tui exited $?\"; \
+         sleep 600",
+        dir.display(),
+        net.display()
+    );
+    let t = Tmux::start("unlock", &command);
+    // No profile opens without a password, one is locked: the unlock prompt.
+    t.wait_for_text("Unlock profiles: password");
+    t.type_text("wrong horse");
+    let s = t.screen();
+    assert!(!s.contains("wrong horse"), "the password was shown:\n{s}");
+    t.keys(&["Enter"]);
+    t.wait_for_text("no profile opens with this password");
+    t.type_text("U");
+    t.wait_for_text("Unlock profiles: password");
+    t.line("correct horse");
+    t.wait_for_text("carol online");
+    assert!(!t.screen().contains("correct horse"));
+    // A second profile, created from the TUI, runs beside it.
+    t.type_text("c");
+    t.wait_for_text("New profile: its public name");
+    t.line("dave");
+    t.wait_for_text("New profile: password");
+    t.keys(&["Enter"]); // none
+    t.wait_for_text("dave online");
+    let o = acwtch(&dir, &["--json", "profile", "list"]).await;
+    let v = json(&o);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "dave" && p["running"] == true),
+        "{v}"
+    );
+    assert!(
+        !ok(&o).contains(&carol),
+        "carol needs her password to be listed"
+    );
+    t.keys(&["C-c"]);
+    t.wait_for_text("tui exited 0");
+}
