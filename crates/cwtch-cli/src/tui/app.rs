@@ -86,6 +86,8 @@ pub(crate) struct Conv {
     pub(crate) server_state: ServerState,
     pub(crate) unread: u64,
     pub(crate) missing: u64,
+    /// A contact's status, as it told us (remote text).
+    pub(crate) status: Option<String>,
 }
 
 impl Conv {
@@ -118,6 +120,11 @@ impl Conv {
             server_state: ServerState::Disconnected,
             unread: 0,
             missing: 0,
+            status: c
+                .attributes
+                .get(cwtch::PUBLIC_PROFILE_STATUS)
+                .filter(|s| !s.trim().is_empty())
+                .cloned(),
         }
     }
 
@@ -134,6 +141,7 @@ impl Conv {
             server_state: g.server_state,
             unread: g.unread,
             missing: g.missing,
+            status: None,
         }
     }
 }

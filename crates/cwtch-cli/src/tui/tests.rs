@@ -805,16 +805,21 @@ fn events_update_the_list() {
 #[test]
 fn hostile_text_is_drawn_inert() {
     let mut app = world();
+    let mut evil = contact(
+        1,
+        BOB,
+        Some("bob\x1b[2J\u{202e}evil"),
+        true,
+        ConnectionState::Authenticated,
+    );
+    evil.attributes.insert(
+        cwtch::PUBLIC_PROFILE_STATUS.into(),
+        "\x1b]0;owned\x07away".into(),
+    );
     app.handle_reply(
         ctx(ALICE, None, What::Contacts),
         Ok(Reply::Contacts {
-            contacts: vec![contact(
-                1,
-                BOB,
-                Some("bob\x1b[2J\u{202e}evil"),
-                true,
-                ConnectionState::Authenticated,
-            )],
+            contacts: vec![evil],
         }),
     );
     let hostile = [
@@ -849,6 +854,7 @@ fn hostile_text_is_drawn_inert() {
     assert!(s.contains("<U+009B>2J"), "{s}");
     assert!(s.contains("abc<U+202E>txt.exe"), "{s}");
     assert!(s.contains("bob␛[2J<U+202E>evil"), "{s}");
+    assert!(s.contains("online · “␛]0;owned␇away”"), "{s}");
     snapshot("hostile_100x30", &s);
 }
 

@@ -357,7 +357,21 @@ fn message_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let group = app.open_conv().is_some_and(|c| c.kind == Kind::Group);
     let me = app.profile().map(|p| p.onion.clone()).unwrap_or_default();
     let mut out = Vec::new();
+    let mut day: Option<&str> = None;
     for (i, m) in app.messages.iter().enumerate() {
+        // A line with the date where it changes (remote text for groups: checked).
+        let d = m
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.get(..10))
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
+        if d.is_some() && d != day {
+            day = d;
+            out.push(Line::styled(
+                format!("── {} ──", d.unwrap_or_default()),
+                Style::default().fg(Color::DarkGray),
+            ));
+        }
         if app
             .missing
             .contains(&(me.clone(), m.conversation_id, m.message_id))
@@ -430,7 +444,10 @@ fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
             let state = match c.kind {
                 Kind::Contact if c.blocked => "blocked".to_owned(),
                 Kind::Contact if c.request => "request: A accepts, x declines".to_owned(),
-                Kind::Contact => peer_state(c.peer).to_owned(),
+                Kind::Contact => match &c.status {
+                    Some(st) => format!("{} · “{}”", peer_state(c.peer), inert(st)),
+                    None => peer_state(c.peer).to_owned(),
+                },
                 Kind::Group if c.request => "invite: A accepts, x declines".to_owned(),
                 Kind::Group => format!("server {}", server_state(c.server_state)),
             };
