@@ -518,6 +518,28 @@ impl App {
         }
     }
 
+    /// Text pasted (bracketed paste): into the prompt, the filter or the compose line (from
+    /// the list, the compose line). Line breaks stay in a message, not in one-line inputs.
+    pub(crate) fn handle_paste(&mut self, text: &str) {
+        let one_line = || text.replace(['\r', '\n'], "");
+        match &mut self.overlay {
+            Overlay::Prompt { input, .. } => {
+                input.push_str(&one_line());
+                return;
+            }
+            Overlay::None => {}
+            _ => return,
+        }
+        match self.focus {
+            Focus::Filter => self.filter.push_str(&one_line()),
+            Focus::Messages | Focus::List | Focus::Compose => {
+                self.cursor = None;
+                self.focus = Focus::Compose;
+                self.compose.push_str(&text.replace("\r\n", "\n"));
+            }
+        }
+    }
+
     fn scroll_by(&mut self, n: usize) -> Vec<Action> {
         self.scroll += n;
         // Past the oldest read: read more (the view clamps the scroll).

@@ -22,7 +22,9 @@ use std::time::Duration;
 use cwtch::connectivity::{Acn, AcnArgs};
 use cwtch::{Cwtch, Event, Password};
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::event::{self as term_event, Event as TermEvent};
+use ratatui::crossterm::event::{
+    self as term_event, DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent,
+};
 use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
@@ -110,15 +112,25 @@ impl TerminalGuard {
     fn enter() -> Result<TerminalGuard, CliError> {
         enable_raw_mode().map_err(|e| CliError::io("cannot set up the terminal", e))?;
         let guard = TerminalGuard;
-        execute!(std::io::stdout(), EnterAlternateScreen, cursor::Hide)
-            .map_err(|e| CliError::io("cannot set up the terminal", e))?;
+        execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            cursor::Hide
+        )
+        .map_err(|e| CliError::io("cannot set up the terminal", e))?;
         Ok(guard)
     }
 }
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, cursor::Show);
+    let _ = execute!(
+        std::io::stdout(),
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
 }
 
 impl Drop for TerminalGuard {
@@ -404,6 +416,10 @@ async fn main_loop(
         };
         pending = match input {
             Input::Key(TermEvent::Key(k)) => app.handle_key(k),
+            Input::Key(TermEvent::Paste(text)) => {
+                app.handle_paste(&text);
+                Vec::new()
+            }
             Input::Key(_) => Vec::new(), // a resize: drawn again below
             Input::Event(e) => app.handle_event(e),
             Input::Lost(false) => app.resync(),

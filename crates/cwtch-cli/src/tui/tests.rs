@@ -1064,3 +1064,51 @@ fn the_panic_hook_restores_then_chains() {
     assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "restored first");
     assert_eq!(PREVIOUS.load(Ordering::SeqCst), 2, "then the previous hook");
 }
+
+#[test]
+fn a_chosen_message_stays_in_view_and_pastes_land_where_typing_would() {
+    let mut app = world();
+    let ms: Vec<MessageRow> = (1..=60)
+        .map(|i| {
+            msg(
+                1,
+                i,
+                BOB,
+                false,
+                MessageState::Received,
+                "08:00",
+                Content::text(format!("line {i}")),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    for _ in 0..40 {
+        app.handle_key(key(KeyCode::Up));
+    }
+    assert_eq!(app.cursor, Some(20));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 21"),
+        "the chosen message is not shown:\n{s}"
+    );
+    // A paste goes to the compose line (line breaks kept: a multi-line message) ...
+    app.handle_paste("two\r\nlines");
+    assert_eq!(
+        (app.focus, app.compose.as_str()),
+        (Focus::Compose, "two\nlines")
+    );
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { text, .. }, .. }] if text == "two\nlines"),
+        "{a:?}"
+    );
+    // ... or into a prompt, on one line.
+    app.handle_key(key(KeyCode::Esc));
+    app.handle_key(ch('a'));
+    app.handle_paste(&format!("{BOB}\n"));
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactAdd { contact, .. }, .. }] if contact == BOB),
+        "{a:?}"
+    );
+}

@@ -353,10 +353,12 @@ fn wrap_hanging(s: &str, width: usize) -> Vec<String> {
 }
 
 /// The open conversation's lines (all of them; the view shows the window scrolled to).
-fn message_lines(app: &App, width: usize) -> Vec<Line<'static>> {
+/// Also the range of lines of the chosen message, if one is.
+fn message_lines(app: &App, width: usize) -> (Vec<Line<'static>>, Option<(usize, usize)>) {
     let group = app.open_conv().is_some_and(|c| c.kind == Kind::Group);
     let me = app.profile().map(|p| p.onion.clone()).unwrap_or_default();
     let mut out = Vec::new();
+    let mut chosen_lines = None;
     let mut day: Option<&str> = None;
     for (i, m) in app.messages.iter().enumerate() {
         // A line with the date where it changes (remote text for groups: checked).
@@ -382,6 +384,7 @@ fn message_lines(app: &App, width: usize) -> Vec<Line<'static>> {
             ));
         }
         let chosen = app.cursor == Some(i);
+        let first_line = out.len();
         if let Some(hash) = m.content.quoted_hash() {
             let quoted = app.messages.iter().find(|q| q.content_hash == hash);
             let q = match quoted {
@@ -434,8 +437,11 @@ fn message_lines(app: &App, width: usize) -> Vec<Line<'static>> {
             }
             out.push(line);
         }
+        if chosen {
+            chosen_lines = Some((first_line, out.len()));
+        }
     }
-    out
+    (out, chosen_lines)
 }
 
 fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
@@ -480,13 +486,18 @@ fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
         f.render_widget(Paragraph::new(hint).wrap(Wrap { trim: false }), inner);
         return;
     }
-    let lines = message_lines(app, inner.width as usize);
+    let (lines, chosen) = message_lines(app, inner.width as usize);
     let h = inner.height as usize;
     let max_scroll = lines.len().saturating_sub(h);
     let mut scroll = app.scroll.min(max_scroll);
     // A chosen message is kept in view.
-    if let Some(i) = app.cursor {
-        let _ = i;
+    if let Some((a, b)) = chosen {
+        let end = lines.len() - scroll;
+        if b > end {
+            scroll = lines.len() - b;
+        } else if a < end.saturating_sub(h) {
+            scroll = lines.len().saturating_sub(a + h);
+        }
         scroll = scroll.min(max_scroll);
     }
     let end = lines.len() - scroll;
