@@ -85,6 +85,14 @@ pub(crate) enum Command {
     /// every profile that opens with that password; with --profile, only that profile).
     /// Listens on the control socket `<data dir>/cwtch.sock` for the other subcommands.
     Run(RunArgs),
+    /// The terminal client: conversations on the left, messages on the right.
+    ///
+    /// If a `cwtch run` serves the data directory, the TUI is its client (through the control
+    /// socket); otherwise it brings the profiles online itself, on the network given by the
+    /// network flags (as `cwtch run`). With no profile yet it offers to create one. Press `?`
+    /// in it for every key; on the compose line, text then Enter sends, and `/help` lists the
+    /// commands (`/add ONION`, `/accept`, `/block`, `/join INVITE`, `/invite CONTACT`, `/quit`).
+    Tui(TuiArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,6 +416,16 @@ pub(crate) struct RunArgs {
     /// profiles that open with it).
     #[arg(long)]
     pub(crate) no_default_profiles: bool,
+    #[command(flatten)]
+    pub(crate) acn: AcnArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TuiArgs {
+    /// Open this conversation, the compose line focused: a contact's onion or conversation
+    /// id, or a group's conversation id, group id or name.
+    #[arg(long, value_name = "CONVERSATION")]
+    pub(crate) open: Option<String>,
     #[command(flatten)]
     pub(crate) acn: AcnArgs,
 }

@@ -72,12 +72,17 @@ pub(crate) async fn run(plan: RunPlan<'_>) -> Result<(), CliError> {
     let result = match started {
         Ok(()) => {
             info!(socket = %sock.display(), "serving the control socket");
+            let stop = async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            };
             serve(
                 listener,
                 Arc::new(Session::new(app.clone(), Mode::Daemon)),
                 owner,
-                &mut term,
-                &mut int,
+                stop,
             )
             .await;
             info!("shutting down");
@@ -92,19 +97,19 @@ pub(crate) async fn run(plan: RunPlan<'_>) -> Result<(), CliError> {
     result
 }
 
-/// Serve control connections until a signal arrives; then end every connection.
-async fn serve(
+/// Serve control connections until `stop` completes; then end every connection. (`cwtch run`
+/// stops on a signal; `cwtch tui` when it quits.)
+pub(crate) async fn serve(
     listener: UnixListener,
     session: Arc<Session>,
     owner: u32,
-    term: &mut tokio::signal::unix::Signal,
-    int: &mut tokio::signal::unix::Signal,
+    stop: impl std::future::Future<Output = ()>,
 ) {
     let mut conns = JoinSet::new();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     conns.spawn(serve_connection(stream, session.clone(), owner));
@@ -157,6 +162,13 @@ async fn serve_connection(stream: UnixStream, session: Arc<Session>, owner: u32)
         } else {
             match Request::from_bytes(&buf) {
                 Ok(None) => continue,
+                Ok(Some(Request::EventsSubscribe)) => {
+                    debug!("control request: events.subscribe");
+                    // Subscribe before answering: no event falls between the two.
+                    let events = session.events();
+                    stream_events(r, w, events).await;
+                    return;
+                }
                 Ok(Some(req)) => {
                     debug!(op = req.op(), "control request");
                     Response::new(session.execute(req).await)
@@ -173,6 +185,43 @@ async fn serve_connection(stream: UnixStream, session: Arc<Session>, owner: u32)
         };
         line.push('\n');
         if w.write_all(line.as_bytes()).await.is_err() || too_long {
+            return;
+        }
+    }
+}
+
+/// `events.subscribe`: answer, then write every event as a line until the client closes the
+/// connection (or the library stops).
+async fn stream_events(
+    mut r: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut w: tokio::net::unix::OwnedWriteHalf,
+    mut events: broadcast::Receiver<Event>,
+) {
+    let answer = match serde_json::to_string(&Response::new(Ok(crate::protocol::Reply::Subscribed)))
+    {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    if w.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 512];
+    loop {
+        let line = tokio::select! {
+            e = events.recv() => match e {
+                Ok(e) => e.to_json(),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    serde_json::json!({"event": "EventsLost", "missed": n}).to_string()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // Anything the client sends now is ignored; its end closes the stream.
+            n = r.read(&mut sink) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            },
+        };
+        if w.write_all(format!("{line}\n").as_bytes()).await.is_err() {
             return;
         }
     }
@@ -276,7 +325,7 @@ pub(crate) fn ensure_home(dir: &Path) -> Result<(), CliError> {
 
 /// Bind the control socket (0600). A socket nobody answers on is stale and replaced; one
 /// that answers means another `cwtch run` serves this data directory.
-async fn claim_socket(path: &Path) -> Result<UnixListener, CliError> {
+pub(crate) async fn claim_socket(path: &Path) -> Result<UnixListener, CliError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_socket() => {
             return Err(CliError::Failed(format!(
@@ -322,13 +371,13 @@ fn busy(path: &Path) -> CliError {
 }
 
 /// Removes the control socket when `cwtch run` ends, if it is still ours.
-struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     ino: Option<u64>,
 }
 
 impl SocketFile {
-    fn new(path: &Path) -> SocketFile {
+    pub(crate) fn new(path: &Path) -> SocketFile {
         SocketFile {
             path: path.to_path_buf(),
             ino: std::fs::symlink_metadata(path).ok().map(|m| m.ino()),

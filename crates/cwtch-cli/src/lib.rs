@@ -12,6 +12,7 @@ mod offline;
 mod output;
 mod protocol;
 mod session;
+mod tui;
 
 /// The control-socket parsers, for the fuzz targets in `fuzz/` (not an API).
 #[doc(hidden)]
@@ -78,6 +79,14 @@ pub fn main() -> ExitCode {
 fn init_logging(cli: &Cli) {
     cwtch::set_unsafe_logging(cli.unsafe_logging);
     cwtch::install_redacting_panic_hook();
+    if let Command::Tui(_) = &cli.command {
+        // The terminal is the TUI's: logs go to a file, and only when asked for.
+        if let Some(level) = cli.log_level.as_deref() {
+            let dir = cli.data_dir.clone().unwrap_or_else(default_dir);
+            tui::log_to_file(&dir, level);
+        }
+        return;
+    }
     let default = match &cli.command {
         Command::Run(_) => "info",
         // `send` may wait for Tor to bootstrap: show its progress (and nothing else).
@@ -157,6 +166,16 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 acn: &args.acn,
                 default_profiles: !args.no_default_profiles,
                 password,
+                profile,
+            })
+            .await
+        }
+        Command::Tui(args) => {
+            args.acn.check().map_err(CliError::acn)?;
+            tui::run(tui::Plan {
+                data_dir: &dir,
+                acn: &args.acn,
+                open: args.open.clone(),
                 profile,
             })
             .await

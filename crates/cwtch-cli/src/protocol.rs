@@ -217,6 +217,12 @@ pub(crate) enum Request {
         profile: Option<String>,
         group: String,
     },
+    /// Stream the library's events on this connection: after the `subscribed` answer, every
+    /// line the daemon sends is an event line as `cwtch run` prints it (`{"event":…}`, and
+    /// `{"event":"EventsLost","missed":N}` when the connection was too slow), until either
+    /// side closes it. Only a running `cwtch run` answers it.
+    #[serde(rename = "events.subscribe")]
+    EventsSubscribe,
 }
 
 impl Request {
@@ -249,6 +255,7 @@ impl Request {
             Request::GroupList { .. } => "group.list",
             Request::GroupAccept { .. } => "group.accept",
             Request::GroupLeave { .. } => "group.leave",
+            Request::EventsSubscribe => "events.subscribe",
         }
     }
 
@@ -553,6 +560,14 @@ impl GroupRow {
     }
 }
 
+/// The network's bootstrap status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AcnRow {
+    /// Percent; 100 is ready.
+    pub(crate) progress: u8,
+    pub(crate) summary: String,
+}
+
 /// A successful answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -561,6 +576,9 @@ pub(crate) enum Reply {
         version: u32,
         pid: u32,
         profiles: Vec<ProfileRow>,
+        /// The network's bootstrap status (absent from older daemons).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acn: Option<AcnRow>,
     },
     Profiles {
         profiles: Vec<ProfileRow>,
@@ -598,6 +616,8 @@ pub(crate) enum Reply {
     Groups {
         groups: Vec<GroupRow>,
     },
+    /// `events.subscribe`: event lines follow.
+    Subscribed,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -754,6 +774,42 @@ mod tests {
         assert!(matches!(
             Response::parse(s.as_bytes()).unwrap(),
             Reply::GroupSent { .. }
+        ));
+    }
+
+    #[test]
+    fn event_subscriptions_and_pongs_on_the_wire() {
+        let line = Request::EventsSubscribe.to_line().unwrap();
+        assert_eq!(line.as_str(), r#"{"op":"events.subscribe","v":1}"#);
+        assert!(matches!(
+            Request::from_line(&line).unwrap(),
+            Request::EventsSubscribe
+        ));
+        let s = serde_json::to_string(&Response::new(Ok(Reply::Subscribed))).unwrap();
+        assert_eq!(s, r#"{"v":1,"ok":true,"result":{"kind":"subscribed"}}"#);
+        assert!(matches!(
+            Response::parse(s.as_bytes()).unwrap(),
+            Reply::Subscribed
+        ));
+        // A pong carries the network's status; an older daemon's (without it) still parses.
+        let pong = Reply::Pong {
+            version: 1,
+            pid: 7,
+            profiles: vec![],
+            acn: Some(AcnRow {
+                progress: 45,
+                summary: "Loading".into(),
+            }),
+        };
+        let s = serde_json::to_string(&Response::new(Ok(pong))).unwrap();
+        assert!(
+            s.contains(r#""acn":{"progress":45,"summary":"Loading"}"#),
+            "{s}"
+        );
+        let old = r#"{"v":1,"ok":true,"result":{"kind":"pong","version":1,"pid":7,"profiles":[]}}"#;
+        assert!(matches!(
+            Response::parse(old.as_bytes()).unwrap(),
+            Reply::Pong { acn: None, .. }
         ));
     }
 

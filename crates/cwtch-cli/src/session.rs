@@ -39,6 +39,11 @@ impl Session {
         Session { app, mode }
     }
 
+    /// Subscribe to the library's events.
+    pub(crate) fn events(&self) -> broadcast::Receiver<Event> {
+        self.app.events()
+    }
+
     fn is_daemon(&self) -> bool {
         matches!(self.mode, Mode::Daemon)
     }
@@ -53,11 +58,18 @@ impl Session {
 
     pub(crate) async fn execute(&self, req: Request) -> Result<Reply, CliError> {
         match req {
-            Request::Ping => Ok(Reply::Pong {
-                version: PROTOCOL_VERSION,
-                pid: std::process::id(),
-                profiles: self.running_rows().await,
-            }),
+            Request::Ping => {
+                let acn = self.app.acn_status();
+                Ok(Reply::Pong {
+                    version: PROTOCOL_VERSION,
+                    pid: std::process::id(),
+                    profiles: self.running_rows().await,
+                    acn: Some(crate::protocol::AcnRow {
+                        progress: acn.progress,
+                        summary: acn.summary,
+                    }),
+                })
+            }
             Request::ProfileCreate { name, password: pw } => {
                 if name.trim().is_empty() {
                     return Err(CliError::Usage("the profile name must not be empty".into()));
@@ -270,6 +282,11 @@ impl Session {
                 self.messages(profile.as_deref(), &contact, offset, limit)
                     .await
             }
+            // The daemon's connection handler streams the events itself (`daemon.rs`).
+            Request::EventsSubscribe if self.is_daemon() => Ok(Reply::Subscribed),
+            Request::EventsSubscribe => Err(CliError::Usage(
+                "only a running `cwtch run` streams events (start one, or use `cwtch tui`)".into(),
+            )),
             req @ (Request::ServerAdd { .. }
             | Request::ServerList { .. }
             | Request::ServerRemove { .. }

@@ -310,6 +310,7 @@ impl Cwtch {
         for server in servers {
             rt.start_server(&server);
         }
+        rt.restore_files().await;
         Ok(handle)
     }
 

@@ -38,6 +38,11 @@ pub struct Config {
     /// Behave like an old Go peer that predates wire version 2: never send the version
     /// message, send and accept only V1 (JSON). For interoperability tests.
     pub legacy_v1_only: bool,
+    /// The largest file a download accepts (at most 10 GiB, the protocol's limit).
+    pub max_download_size: u64,
+    /// How long a download waits without receiving anything before it asks again (and,
+    /// after a few such waits, fails as stalled).
+    pub download_stall: Duration,
 }
 
 impl Default for Config {
@@ -51,6 +56,8 @@ impl Default for Config {
             event_capacity: 1024,
             storage_queue: 64,
             legacy_v1_only: false,
+            max_download_size: cwtch_model::files::MAX_FILE_SIZE,
+            download_stall: Duration::from_secs(30),
         }
     }
 }

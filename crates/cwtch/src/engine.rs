@@ -386,10 +386,22 @@ async fn act(
         }
         Output::Acknowledged(id) => rt.on_ack(remote, &id).await,
         Output::AttributeRequested { request_id, key } => {
-            on_get_val(rt, contact.accepted, pc, &request_id, key).await;
+            on_get_val(
+                rt,
+                contact.conversation,
+                contact.accepted,
+                pc,
+                &request_id,
+                key,
+            )
+            .await;
         }
         Output::AttributeReceived { path, value } => {
             on_ret_val(rt, remote, contact.conversation, path, value).await;
+        }
+        Output::File(m) => {
+            rt.on_file_message(remote, contact.conversation, contact.accepted, pc, m)
+                .await;
         }
         Output::Ignored(why) => debug!(?why, "ignoring a peer message"),
         Output::Transmit(_) | Output::Ready(_) => {}
@@ -442,6 +454,7 @@ pub(crate) async fn request_attributes(pc: &PeerConn) {
 /// otherwise (the session decided which requests may be answered at all: `key`).
 async fn on_get_val(
     rt: &Arc<Runtime>,
+    conv: ConversationId,
     accepted: bool,
     pc: &Arc<PeerConn>,
     request_id: &str,
@@ -449,7 +462,20 @@ async fn on_get_val(
 ) {
     let mut value = None;
     if let (true, Some(key)) = (accepted, key) {
-        match rt.store.call(move |s| s.attribute(&key)).await {
+        // Conversation-scoped attributes (a shared file's manifest size) are the requester's
+        // conversation's; the rest are the profile's.
+        let read = rt
+            .store
+            .call(move |s| {
+                if key.starts_with("conversation.") {
+                    Ok(s.conversation(conv)?
+                        .and_then(|c| c.attribute(&key).map(str::to_owned)))
+                } else {
+                    s.attribute(&key)
+                }
+            })
+            .await;
+        match read {
             Ok(v) => value = v,
             Err(e) => warn!(error = %e, "could not read an attribute"),
         }

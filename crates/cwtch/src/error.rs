@@ -130,6 +130,20 @@ pub enum Error {
         /// How many groups use it.
         groups: usize,
     },
+    /// No file with this key is shared with us in this conversation, or shared by us.
+    #[error("no such file (see the file messages of the conversation)")]
+    FileNotFound,
+    /// A file larger than we share or download.
+    #[error("the file is {size} bytes, more than the limit of {limit}")]
+    FileTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A download of this file is already running.
+    #[error("this file is already being downloaded")]
+    DownloadRunning,
     /// No such group.
     #[error("no such group")]
     GroupNotFound,

@@ -398,6 +398,41 @@ pub enum Event {
         /// The signature it refers to (std base64), which we do not have.
         previous_signature: String,
     },
+    /// Progress of a download (after verified chunks are written).
+    FileDownloadProgress {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation with the sharer.
+        conversation_id: i64,
+        /// The file key.
+        file_key: String,
+        /// Bytes verified and written.
+        done: u64,
+        /// The file's size.
+        total: u64,
+    },
+    /// A download completed and verified; the file is at `path`.
+    FileDownloaded {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation with the sharer.
+        conversation_id: i64,
+        /// The file key.
+        file_key: String,
+        /// Where the file is.
+        path: String,
+    },
+    /// A download failed; what was verified is kept to resume from.
+    FileDownloadFailed {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation with the sharer.
+        conversation_id: i64,
+        /// The file key.
+        file_key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -429,7 +464,10 @@ impl Event {
             | Event::GroupMessage { profile, .. }
             | Event::GroupMessageSent { profile, .. }
             | Event::GroupMessageSeen { profile, .. }
-            | Event::MissingMessages { profile, .. } => Some(profile),
+            | Event::MissingMessages { profile, .. }
+            | Event::FileDownloadProgress { profile, .. }
+            | Event::FileDownloaded { profile, .. }
+            | Event::FileDownloadFailed { profile, .. } => Some(profile),
         }
     }
 

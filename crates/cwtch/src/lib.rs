@@ -9,6 +9,7 @@ mod error;
 pub mod event;
 #[cfg(test)]
 mod fault;
+mod files;
 mod groups;
 mod lock;
 pub mod overlay;
@@ -29,6 +30,7 @@ pub use config::{
 };
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
+pub use files::FileInfo;
 pub use groups::GroupRef;
 pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};

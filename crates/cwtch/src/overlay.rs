@@ -10,9 +10,11 @@
 //! [`MalformedReason::Unparseable`] and shown raw, both when it arrives and whenever its
 //! conversation is listed.
 
+use cwtch_model::gojson::GoJson;
 use cwtch_model::gojson::{self, Decoder, GoDecode};
 use cwtch_model::overlay::{
-    OVERLAY_CHAT, OVERLAY_INVITE_CONTACT, OVERLAY_INVITE_GROUP, OVERLAY_QUOTED_REPLY,
+    OVERLAY_CHAT, OVERLAY_FILE_SHARING, OVERLAY_INVITE_CONTACT, OVERLAY_INVITE_GROUP,
+    OVERLAY_QUOTED_REPLY,
 };
 use cwtch_model::MessageWrapper;
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,15 @@ pub enum Content {
     GroupInvite {
         /// The invite as sent (what `cwtch group join` takes).
         invite: String,
+    },
+    /// Overlay 200: a file offered for download (`cwtch_model::files::FileShare`).
+    FileShare {
+        /// The file's name as the sharer suggests it (made safe before anything is written).
+        name: String,
+        /// The file key (`<hex root hash>.<hex nonce>`): what a download names.
+        file_key: String,
+        /// The file's size in bytes.
+        size: u64,
     },
     /// Anything else: another overlay, or a body that does not parse.
     Malformed {
@@ -113,6 +124,7 @@ impl Content {
             Content::QuotedReply { .. } => Some(OVERLAY_QUOTED_REPLY),
             Content::ContactSuggestion { .. } => Some(OVERLAY_INVITE_CONTACT),
             Content::GroupInvite { .. } => Some(OVERLAY_INVITE_GROUP),
+            Content::FileShare { .. } => Some(OVERLAY_FILE_SHARING),
             Content::Malformed { overlay, .. } => *overlay,
         }
     }
@@ -130,6 +142,7 @@ impl Content {
             Content::QuotedReply { body, .. } => Some(body),
             Content::ContactSuggestion { onion } => Some(onion),
             Content::GroupInvite { invite } => Some(invite),
+            Content::FileShare { name, .. } => Some(name),
             Content::Malformed { .. } => None,
         }
     }
@@ -166,6 +179,16 @@ impl Content {
             Content::GroupInvite { invite } => {
                 crate::groups::parse_invite(invite)?;
                 MessageWrapper::new(OVERLAY_INVITE_GROUP, invite.as_str())
+            }
+            Content::FileShare {
+                name,
+                file_key,
+                size,
+            } => {
+                let key = cwtch_model::files::FileKey::parse(file_key)
+                    .map_err(|_| Error::Invalid { what: "file key" })?;
+                let share = cwtch_model::files::FileShare::for_key(name, &key, *size);
+                MessageWrapper::new(OVERLAY_FILE_SHARING, lossless_utf8(share.to_go_json())?)
             }
             Content::Malformed { .. } => return Err(Error::Invalid { what: "content" }),
         };
@@ -208,6 +231,17 @@ fn parse_unguarded(body: &str) -> Content {
         },
         OVERLAY_INVITE_GROUP => match crate::groups::parse_invite(&w.data) {
             Ok(_) => Content::GroupInvite { invite: w.data },
+            Err(_) => bad(MalformedReason::BadData),
+        },
+        OVERLAY_FILE_SHARING => match cwtch_model::files::FileShare::parse(w.data.as_bytes()) {
+            Ok(f) => match f.key() {
+                Ok(key) => Content::FileShare {
+                    name: f.name,
+                    file_key: key.to_string(),
+                    size: f.size,
+                },
+                Err(_) => bad(MalformedReason::BadData),
+            },
             Err(_) => bad(MalformedReason::BadData),
         },
         _ => bad(MalformedReason::UnknownOverlay),

@@ -1,7 +1,7 @@
 //! [`ProfileHandle`]: everything a client does with a loaded profile.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -477,6 +477,53 @@ impl ProfileHandle {
         self.send_body(contact.into(), body).await
     }
 
+    /// Share the file at `path` with a contact: the file is hashed into its manifest, the
+    /// contact gets a file message (overlay 200) and may download it from us while we share
+    /// it (also after restarts, until [`ProfileHandle::stop_sharing`]). Returns the file key.
+    pub async fn share_file(
+        &self,
+        contact: impl Into<ContactId>,
+        path: &Path,
+    ) -> Result<(String, SentMessage)> {
+        let (key, sent) = self.rt.share_file(&contact.into(), path).await?;
+        Ok((key.to_string(), sent))
+    }
+
+    /// Stop serving a file we share (downloads of it stop too).
+    pub async fn stop_sharing(&self, file_key: &str) -> Result<()> {
+        let key = parse_file_key(file_key)?;
+        self.rt.set_sharing(&key, false).await
+    }
+
+    /// Serve a file we share again.
+    pub async fn restart_sharing(&self, file_key: &str) -> Result<()> {
+        let key = parse_file_key(file_key)?;
+        self.rt.set_sharing(&key, true).await
+    }
+
+    /// Download a file a contact offered us into `dir`, verifying every chunk; resumes what
+    /// an earlier attempt left (also after a crash: unfinished downloads resume when the
+    /// profile loads). Returns where the file will be once complete; progress, completion
+    /// and failure come as events.
+    pub async fn download_file(
+        &self,
+        contact: impl Into<ContactId>,
+        file_key: &str,
+        dir: &Path,
+    ) -> Result<PathBuf> {
+        let key = parse_file_key(file_key)?;
+        self.rt.download_file(&contact.into(), &key, dir).await
+    }
+
+    /// Files offered to us and by us, in one conversation or in all.
+    pub async fn files(&self, contact: Option<ContactId>) -> Result<Vec<crate::FileInfo>> {
+        let conv = match contact {
+            Some(c) => Some(self.rt.resolve(&c)?.conversation),
+            None => None,
+        };
+        self.rt.files(conv).await
+    }
+
     async fn send_body(&self, contact: ContactId, body: String) -> Result<SentMessage> {
         self.rt.send_body(&contact, body).await
     }
@@ -629,4 +676,8 @@ impl ProfileHandle {
             .map(|e| (e.conversation, e.conn_state))
             .collect()
     }
+}
+
+fn parse_file_key(s: &str) -> Result<cwtch_model::files::FileKey> {
+    cwtch_model::files::FileKey::parse(s).map_err(|_| Error::Invalid { what: "file key" })
 }

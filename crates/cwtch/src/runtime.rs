@@ -83,6 +83,7 @@ pub(crate) struct State {
     pub(crate) contacts: HashMap<Onion, ContactEntry>,
     pub(crate) by_conversation: HashMap<ConversationId, Onion>,
     pub(crate) groups: crate::groups::Groups,
+    pub(crate) files: crate::files::Files,
 }
 
 /// Verifies a password without keeping it: SHA-256 of a random salt and the password.

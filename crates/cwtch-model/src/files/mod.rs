@@ -121,11 +121,16 @@ impl fmt::Debug for FileShare {
 impl FileShare {
     /// The share message for `manifest` under `key`.
     pub fn new(manifest: &Manifest, key: &FileKey) -> FileShare {
+        FileShare::for_key(&manifest.file_name, key, manifest.file_size)
+    }
+
+    /// The share message of a file called `name` of `size` bytes under `key`.
+    pub fn for_key(name: &str, key: &FileKey, size: u64) -> FileShare {
         FileShare {
-            name: manifest.file_name.clone(),
+            name: name.to_owned(),
             hash: hex::encode(key.root_hash),
             nonce: hex::encode(key.nonce),
-            size: manifest.file_size,
+            size,
         }
     }
 

@@ -13,5 +13,8 @@
 pub mod session;
 pub mod wire;
 
-pub use session::{Output, PeerSession, MAX_ATTRIBUTE_PATH, MAX_PENDING_GETVALS};
+pub use session::{
+    Ignored, Output, PeerSession, TooLarge, FILE_SHARING_ZONE, MAX_ATTRIBUTE_PATH,
+    MAX_PENDING_GETVALS, SCOPE_CONVERSATION,
+};
 pub use wire::*;

@@ -25,6 +25,14 @@ use super::wire::{
     is_chat_context, GetVal, PeerMessage, RetVal, WireVersion, CONTEXT_ACK, CONTEXT_GET_VAL,
     CONTEXT_RET_VAL, MAX_PEER_PAYLOAD, REQUESTED_PROFILE_ATTRIBUTES, SCOPE_PUBLIC,
 };
+use crate::files::FileMessage;
+
+/// The scope of attributes that belong to one conversation (Go's `attr.ConversationScope`,
+/// UNCONFIRMED spelling).
+pub const SCOPE_CONVERSATION: &str = "conversation";
+/// The zone of file-sharing attributes: a conversation-scoped getVal is answered only for
+/// paths in it (`filesharing.<file key>.manifest.size`).
+pub const FILE_SHARING_ZONE: &str = "filesharing.";
 
 /// Most getVal requests awaiting a reply on one connection; further requests are not made
 /// until replies come.
@@ -74,8 +82,8 @@ pub enum Ignored {
     UnsolicitedReply,
     /// A reply that the attribute does not exist.
     AttributeMissing,
-    /// A file-sharing message (not implemented).
-    FileSharing,
+    /// A file-sharing message that does not parse (see [`crate::files::FileMessage::parse`]).
+    MalformedFileMessage,
 }
 
 /// What the session returns, in the order the driver acts on it.
@@ -102,6 +110,8 @@ pub enum Output {
         /// What is asked for, if we may answer it.
         key: Option<String>,
     },
+    /// A file-sharing message (a request for, or a part of, a shared file).
+    File(FileMessage),
     /// The peer's reply to one of our requests: its attribute `path` (e.g. `profile.name`)
     /// is `value`.
     AttributeReceived {
@@ -132,6 +142,7 @@ impl fmt::Debug for Output {
                 .field("path", path)
                 .field("value_len", &value.len())
                 .finish(),
+            Output::File(m) => f.debug_tuple("File").field(m).finish(),
             Output::Ignored(why) => f.debug_tuple("Ignored").field(why).finish(),
         }
     }
@@ -242,9 +253,13 @@ impl PeerSession {
             CONTEXT_GET_VAL => match GetVal::from_json(&m.data) {
                 None => Output::Ignored(Ignored::MalformedRequest),
                 Some(req) => {
-                    let answerable = req.scope == SCOPE_PUBLIC
-                        && !req.path.is_empty()
-                        && req.path.len() <= MAX_ATTRIBUTE_PATH;
+                    let sane = !req.path.is_empty() && req.path.len() <= MAX_ATTRIBUTE_PATH;
+                    // Public attributes, and the conversation-scoped file-sharing ones
+                    // (a shared file's manifest size: protocol.md §9.2).
+                    let answerable = sane
+                        && (req.scope == SCOPE_PUBLIC
+                            || (req.scope == SCOPE_CONVERSATION
+                                && req.path.starts_with(FILE_SHARING_ZONE)));
                     Output::AttributeRequested {
                         request_id: m.id,
                         key: answerable.then(|| req.key()),
@@ -274,7 +289,10 @@ impl PeerSession {
                     Output::Chat(m)
                 }
             }
-            _ => Output::Ignored(Ignored::FileSharing),
+            _ => match FileMessage::from_peer_message(m) {
+                Ok(f) => Output::File(f),
+                Err(_) => Output::Ignored(Ignored::MalformedFileMessage),
+            },
         }
     }
 
@@ -475,7 +493,19 @@ mod tests {
         let file = PeerMessage::new("9", "im.cwtch.file.request.chunk", b"x".to_vec());
         assert_eq!(
             s.receive(&file.encode_v1()),
-            vec![Output::Ignored(Ignored::FileSharing)]
+            vec![Output::Ignored(Ignored::MalformedFileMessage)]
+        );
+        let key = crate::files::FileKey {
+            root_hash: [1; 64],
+            nonce: [2; 24],
+        };
+        let ask = FileMessage::RequestChunks {
+            key,
+            spec: "0:3".into(),
+        };
+        assert_eq!(
+            s.receive(&ask.to_peer_message().encode_v1()),
+            vec![Output::File(ask)]
         );
         assert_eq!(
             s.receive(&chat("", "no id").encode_v1()),
@@ -501,7 +531,15 @@ mod tests {
                 key: Some("public.profile.name".into())
             }]
         );
+        assert_eq!(
+            s.receive(&ask("5", "conversation", "filesharing.abc.manifest.size")),
+            vec![Output::AttributeRequested {
+                request_id: "5".into(),
+                key: Some("conversation.filesharing.abc.manifest.size".into())
+            }]
+        );
         for (scope, path) in [
+            ("conversation", "profile.name"),
             ("local", "profile.name"),
             ("public", ""),
             ("public", &"x".repeat(MAX_ATTRIBUTE_PATH + 1)),

@@ -1,0 +1,1519 @@
+//! The TUI's state: a plain value that keys, library events and request results update.
+//!
+//! Nothing here does IO. [`App::handle_key`], [`App::handle_event`] and [`App::handle_reply`]
+//! change the state and return the [`Action`]s the driver must carry out (requests to the
+//! library or a running `cwtch run`, in the control protocol's [`Request`]s); rendering
+//! (`view.rs`) is a pure function of the state. Data flows one way.
+
+use std::collections::BTreeSet;
+
+use cwtch::{ConnectionState, Event, MessageState, ServerState};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use zeroize::Zeroizing;
+
+use crate::protocol::{
+    ContactRow, GroupRow, MessageRow, ProfileRow, Reply, Request, Secret, ServerRow,
+};
+
+/// How many messages are read at first; scrolling past the oldest reads twice as many.
+pub(crate) const FIRST_PAGE: u32 = 200;
+
+/// Something the driver must do.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Run a request; its result comes back to [`App::handle_reply`] with `ctx`.
+    Call { req: Request, ctx: Ctx },
+    /// Put our own text (our address) on the clipboard (OSC 52).
+    Copy(String),
+    /// Leave.
+    Quit,
+}
+
+/// What a request was for, handed back with its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ctx {
+    /// The profile (onion) it ran for; empty for requests about no profile.
+    pub(crate) profile: String,
+    /// The conversation it is about, if any.
+    pub(crate) conv: Option<i64>,
+    /// What to do with the answer.
+    pub(crate) what: What,
+}
+
+/// What an answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum What {
+    /// The running profiles (`ping`).
+    Profiles,
+    Contacts,
+    Groups,
+    Servers,
+    Settings,
+    /// The open conversation's messages.
+    Messages,
+    /// A message was sent: re-read the conversation.
+    Sent,
+    /// A change to a contact, group, server or profile: say so, and re-read the lists.
+    Changed(&'static str),
+    /// A contact was added or a group joined or created: open it.
+    Opened(&'static str),
+}
+
+/// The kind of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Contact,
+    Group,
+}
+
+/// A conversation in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Conv {
+    pub(crate) id: i64,
+    pub(crate) kind: Kind,
+    /// A contact's name (if it told us) or a group's name; remote text.
+    pub(crate) name: Option<String>,
+    /// A contact's onion, or a group's id.
+    pub(crate) address: String,
+    /// A group's server onion.
+    pub(crate) server: Option<String>,
+    /// A contact request or a group invite not accepted yet.
+    pub(crate) request: bool,
+    pub(crate) blocked: bool,
+    /// A contact's connection state.
+    pub(crate) peer: ConnectionState,
+    /// A group's server state.
+    pub(crate) server_state: ServerState,
+    pub(crate) unread: u64,
+    pub(crate) missing: u64,
+    /// A contact's status, as it told us (remote text).
+    pub(crate) status: Option<String>,
+}
+
+impl Conv {
+    /// The name to show (remote text: sanitise before drawing).
+    pub(crate) fn label(&self) -> String {
+        match &self.name {
+            Some(n) if !n.trim().is_empty() => n.clone(),
+            _ => short(&self.address),
+        }
+    }
+
+    fn matches(&self, filter: &str) -> bool {
+        let f = filter.to_lowercase();
+        f.is_empty()
+            || self.label().to_lowercase().contains(&f)
+            || self.address.contains(&f)
+            || self.id.to_string() == f
+    }
+
+    fn from_contact(c: &ContactRow) -> Conv {
+        Conv {
+            id: c.conversation_id,
+            kind: Kind::Contact,
+            name: c.name.clone(),
+            address: c.onion.clone(),
+            server: None,
+            request: !c.accepted && !c.blocked,
+            blocked: c.blocked,
+            peer: c.state,
+            server_state: ServerState::Disconnected,
+            unread: 0,
+            missing: 0,
+            status: c
+                .attributes
+                .get(cwtch::PUBLIC_PROFILE_STATUS)
+                .filter(|s| !s.trim().is_empty())
+                .cloned(),
+        }
+    }
+
+    fn from_group(g: &GroupRow) -> Conv {
+        Conv {
+            id: g.conversation_id,
+            kind: Kind::Group,
+            name: Some(g.name.clone()),
+            address: g.group_id.clone(),
+            server: Some(g.server.clone()),
+            request: !g.accepted,
+            blocked: false,
+            peer: ConnectionState::Disconnected,
+            server_state: g.server_state,
+            unread: g.unread,
+            missing: g.missing,
+            status: None,
+        }
+    }
+}
+
+/// The first 8 characters of an address, then `…`.
+pub(crate) fn short(s: &str) -> String {
+    match s.char_indices().nth(8) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// A profile the TUI runs (or the daemon it is attached to runs).
+#[derive(Debug, Clone)]
+pub(crate) struct Profile {
+    pub(crate) onion: String,
+    pub(crate) name: String,
+    pub(crate) online: bool,
+    pub(crate) status: String,
+    pub(crate) block_unknown: bool,
+    pub(crate) convs: Vec<Conv>,
+    pub(crate) servers: Vec<ServerRow>,
+}
+
+impl Profile {
+    fn new(row: &ProfileRow) -> Profile {
+        Profile {
+            onion: row.onion.clone(),
+            name: row.name.clone(),
+            online: false,
+            status: String::new(),
+            block_unknown: false,
+            convs: Vec::new(),
+            servers: Vec::new(),
+        }
+    }
+
+    fn sort(&mut self) {
+        // Requests first, then contacts, then groups; by name within each.
+        self.convs
+            .sort_by_key(|c| (section(c), c.label().to_lowercase(), c.id));
+    }
+
+    fn conv_mut(&mut self, id: i64) -> Option<&mut Conv> {
+        self.convs.iter_mut().find(|c| c.id == id)
+    }
+}
+
+/// The list's sections, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Section {
+    Requests,
+    Contacts,
+    Groups,
+    Blocked,
+}
+
+pub(crate) fn section(c: &Conv) -> Section {
+    if c.blocked {
+        Section::Blocked
+    } else if c.request {
+        Section::Requests
+    } else if c.kind == Kind::Group {
+        Section::Groups
+    } else {
+        Section::Contacts
+    }
+}
+
+/// Where typing goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Focus {
+    /// The conversation list (single-key commands).
+    List,
+    /// The open conversation's messages (choose one to reply to or retry).
+    Messages,
+    /// The compose line.
+    Compose,
+    /// The list's filter.
+    Filter,
+}
+
+/// What a one-line prompt asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ask {
+    Unlock,
+    NewProfileName,
+    NewProfilePassword { name: String },
+    AddContact,
+    JoinGroup,
+    AddServer,
+    GroupName,
+    GroupServer { name: String },
+    InviteContact,
+    SetName,
+    SetStatus,
+}
+
+impl Ask {
+    pub(crate) fn title(&self) -> &'static str {
+        match self {
+            Ask::Unlock => "Unlock profiles: password",
+            Ask::NewProfileName => "New profile: its public name",
+            Ask::NewProfilePassword { .. } => {
+                "New profile: password (empty: none, anyone with this computer can open it)"
+            }
+            Ask::AddContact => "Add a contact: paste their address",
+            Ask::JoinGroup => "Join a group: paste the invite (tofubundle:… or torv3…)",
+            Ask::AddServer => "Add a server: paste its bundle (server:…)",
+            Ask::GroupName => "New group: its name",
+            Ask::GroupServer { .. } => "New group: its server's onion",
+            Ask::InviteContact => "Invite to this group: the contact (onion or conversation id)",
+            Ask::SetName => "Your public name",
+            Ask::SetStatus => "Your status",
+        }
+    }
+
+    /// Typed text is never shown.
+    pub(crate) fn secret(&self) -> bool {
+        matches!(
+            self,
+            Ask::Unlock | Ask::NewProfilePassword { .. } | Ask::JoinGroup
+        )
+    }
+}
+
+/// A question to confirm with `y`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Confirm {
+    /// Delete a contact (and the conversation) or leave a group.
+    DeleteConv { id: i64, kind: Kind, label: String },
+}
+
+/// What is drawn over the main screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Overlay {
+    None,
+    Help,
+    /// Our own address and settings (the address copied).
+    Address,
+    /// A group we created: its invite (the group's secret, to share; copied).
+    Invite(Zeroizing<String>),
+    Prompt {
+        ask: Ask,
+        input: Zeroizing<String>,
+    },
+    Confirm(Confirm),
+}
+
+/// A line on the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Notice {
+    pub(crate) text: String,
+    pub(crate) error: bool,
+}
+
+/// The whole state.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) profiles: Vec<Profile>,
+    pub(crate) active: usize,
+    /// Profiles in the data directory that no password given so far opens.
+    pub(crate) locked: usize,
+    /// The network: bootstrap percent and summary (`None`: not known yet).
+    pub(crate) acn: Option<(u8, String)>,
+    /// Attached to a running `cwtch run` (else the TUI runs the profiles itself).
+    pub(crate) attached: bool,
+    /// The selected row among the visible conversations.
+    pub(crate) selected: usize,
+    /// The open conversation (its id, in the active profile).
+    pub(crate) open: Option<i64>,
+    /// Its messages, oldest first.
+    pub(crate) messages: Vec<MessageRow>,
+    /// How many were asked for (more are read when scrolling past the oldest).
+    pub(crate) limit: u32,
+    /// Lines scrolled up from the newest.
+    pub(crate) scroll: usize,
+    /// The chosen message (an index into `messages`), in the messages focus.
+    pub(crate) cursor: Option<usize>,
+    /// The message being replied to: its content hash and a preview.
+    pub(crate) reply_to: Option<(String, String)>,
+    /// Gaps in groups: (profile, conversation, message id the gap is before).
+    pub(crate) missing: BTreeSet<(String, i64, i64)>,
+    /// Our group posts the server accepted (the library stores no such state).
+    pub(crate) accepted: BTreeSet<(String, i64, i64)>,
+    pub(crate) focus: Focus,
+    pub(crate) compose: String,
+    pub(crate) filter: String,
+    pub(crate) overlay: Overlay,
+    pub(crate) notice: Option<Notice>,
+    /// Profiles whose onion service is up (the event may come before the profile is listed).
+    pub(crate) online: BTreeSet<String>,
+    /// `--open`: the conversation to open once the lists are read.
+    pub(crate) pending_open: Option<String>,
+    pub(crate) quit: bool,
+}
+
+impl App {
+    pub(crate) fn new(attached: bool, locked: usize, open: Option<String>) -> App {
+        App {
+            profiles: Vec::new(),
+            active: 0,
+            locked,
+            acn: None,
+            attached,
+            selected: 0,
+            open: None,
+            messages: Vec::new(),
+            limit: FIRST_PAGE,
+            scroll: 0,
+            cursor: None,
+            reply_to: None,
+            missing: BTreeSet::new(),
+            accepted: BTreeSet::new(),
+            focus: Focus::List,
+            compose: String::new(),
+            filter: String::new(),
+            overlay: Overlay::None,
+            notice: None,
+            online: BTreeSet::new(),
+            pending_open: open,
+            quit: false,
+        }
+    }
+
+    /// What to do first: read the running profiles.
+    pub(crate) fn start(&mut self) -> Vec<Action> {
+        vec![call(Request::Ping, "", None, What::Profiles)]
+    }
+
+    pub(crate) fn profile(&self) -> Option<&Profile> {
+        self.profiles.get(self.active)
+    }
+
+    fn profile_mut(&mut self) -> Option<&mut Profile> {
+        self.profiles.get_mut(self.active)
+    }
+
+    fn profile_by_onion(&mut self, onion: &str) -> Option<&mut Profile> {
+        self.profiles.iter_mut().find(|p| p.onion == onion)
+    }
+
+    fn active_onion(&self) -> String {
+        self.profile().map(|p| p.onion.clone()).unwrap_or_default()
+    }
+
+    fn is_active(&self, onion: &str) -> bool {
+        self.profile().is_some_and(|p| p.onion == onion)
+    }
+
+    /// The conversations shown (the filter applied), in order.
+    pub(crate) fn visible(&self) -> Vec<&Conv> {
+        match self.profile() {
+            Some(p) => p.convs.iter().filter(|c| c.matches(&self.filter)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    pub(crate) fn open_conv(&self) -> Option<&Conv> {
+        let id = self.open?;
+        self.profile()?.convs.iter().find(|c| c.id == id)
+    }
+
+    fn selected_conv(&self) -> Option<Conv> {
+        self.visible().get(self.selected).map(|c| (*c).clone())
+    }
+
+    fn note(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    // ---- keys ----
+
+    /// A key was pressed.
+    pub(crate) fn handle_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+            self.quit = true;
+            return vec![Action::Quit];
+        }
+        match std::mem::replace(&mut self.overlay, Overlay::None) {
+            Overlay::None => {}
+            Overlay::Help | Overlay::Address | Overlay::Invite(_) => return Vec::new(),
+            Overlay::Prompt { ask, mut input } => {
+                return match key.code {
+                    KeyCode::Esc => Vec::new(),
+                    KeyCode::Enter => self.answer(ask, input),
+                    KeyCode::Backspace => {
+                        input.pop();
+                        self.overlay = Overlay::Prompt { ask, input };
+                        Vec::new()
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        input.push(c);
+                        self.overlay = Overlay::Prompt { ask, input };
+                        Vec::new()
+                    }
+                    _ => {
+                        self.overlay = Overlay::Prompt { ask, input };
+                        Vec::new()
+                    }
+                };
+            }
+            Overlay::Confirm(c) => {
+                return match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => self.confirmed(c),
+                    _ => {
+                        self.note("not deleted");
+                        Vec::new()
+                    }
+                };
+            }
+        }
+        if key.code == KeyCode::F(1) {
+            self.overlay = Overlay::Help;
+            return Vec::new();
+        }
+        // Scrolling works from anywhere.
+        match key.code {
+            KeyCode::PageUp => return self.scroll_by(10),
+            KeyCode::PageDown => {
+                self.scroll = self.scroll.saturating_sub(10);
+                return Vec::new();
+            }
+            // In the messages focus they choose the oldest and newest message instead.
+            KeyCode::Home if self.focus != Focus::Messages => {
+                // The view clamps it to the oldest line read; read them all first.
+                self.scroll = usize::MAX / 2;
+                if self.messages.len() >= self.limit as usize {
+                    self.limit = u32::MAX / 2;
+                    return self.reload();
+                }
+                return Vec::new();
+            }
+            KeyCode::End if self.focus != Focus::Messages => {
+                self.scroll = 0;
+                return Vec::new();
+            }
+            _ => {}
+        }
+        match self.focus {
+            Focus::Compose => self.compose_key(key, ctrl),
+            Focus::Filter => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.filter.clear();
+                        self.focus = Focus::List;
+                    }
+                    KeyCode::Enter => self.focus = Focus::List,
+                    KeyCode::Backspace => {
+                        self.filter.pop();
+                    }
+                    KeyCode::Char(c) if !ctrl => self.filter.push(c),
+                    _ => {}
+                }
+                self.selected = 0;
+                Vec::new()
+            }
+            Focus::Messages => self.messages_key(key),
+            Focus::List => self.list_key(key),
+        }
+    }
+
+    /// Text pasted (bracketed paste): into the prompt, the filter or the compose line (from
+    /// the list, the compose line). Line breaks stay in a message, not in one-line inputs.
+    pub(crate) fn handle_paste(&mut self, text: &str) {
+        let one_line = || text.replace(['\r', '\n'], "");
+        match &mut self.overlay {
+            Overlay::Prompt { input, .. } => {
+                input.push_str(&one_line());
+                return;
+            }
+            Overlay::None => {}
+            _ => return,
+        }
+        match self.focus {
+            Focus::Filter => self.filter.push_str(&one_line()),
+            Focus::Messages | Focus::List | Focus::Compose => {
+                self.cursor = None;
+                self.focus = Focus::Compose;
+                self.compose.push_str(&text.replace("\r\n", "\n"));
+            }
+        }
+    }
+
+    fn scroll_by(&mut self, n: usize) -> Vec<Action> {
+        self.scroll += n;
+        // Past the oldest read: read more (the view clamps the scroll).
+        if self.messages.len() >= self.limit as usize && self.scroll > self.messages.len() {
+            self.limit = self.limit.saturating_mul(2);
+            return self.reload();
+        }
+        Vec::new()
+    }
+
+    fn compose_key(&mut self, key: KeyEvent, ctrl: bool) -> Vec<Action> {
+        match key.code {
+            KeyCode::Esc if self.reply_to.take().is_none() => self.focus = Focus::List,
+            KeyCode::Tab => self.focus = Focus::List,
+            KeyCode::Enter => {
+                let line = std::mem::take(&mut self.compose);
+                return self.submit(line);
+            }
+            KeyCode::Backspace => {
+                self.compose.pop();
+            }
+            KeyCode::Up if self.compose.is_empty() => {
+                self.focus = Focus::Messages;
+                self.cursor = self.messages.len().checked_sub(1);
+            }
+            KeyCode::Char(c) if !ctrl => self.compose.push(c),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn messages_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let n = self.messages.len();
+        match key.code {
+            KeyCode::Esc | KeyCode::Tab => {
+                self.cursor = None;
+                self.focus = Focus::Compose;
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.cursor = Some(
+                    self.cursor
+                        .map_or(n.saturating_sub(1), |i| i.saturating_sub(1)),
+                );
+            }
+            KeyCode::Down | KeyCode::Char('j') => match self.cursor {
+                Some(i) if i + 1 < n => self.cursor = Some(i + 1),
+                _ => {
+                    self.cursor = None;
+                    self.focus = Focus::Compose;
+                }
+            },
+            KeyCode::Home => self.cursor = (n > 0).then_some(0),
+            KeyCode::End => self.cursor = n.checked_sub(1),
+            KeyCode::Char('r') | KeyCode::Enter => {
+                if let Some(m) = self.cursor.and_then(|i| self.messages.get(i)) {
+                    let preview = m.text.clone().unwrap_or_default();
+                    self.reply_to = Some((m.content_hash.clone(), preview));
+                    self.cursor = None;
+                    self.focus = Focus::Compose;
+                }
+            }
+            KeyCode::Char('R') => {
+                let failed = self
+                    .cursor
+                    .and_then(|i| self.messages.get(i))
+                    .filter(|m| m.outgoing && matches!(m.state, MessageState::Failed { .. }))
+                    .cloned();
+                match failed {
+                    Some(m) => return self.retry(&m),
+                    None => self.error("only a failed message of ours can be retried"),
+                }
+            }
+            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn list_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let n = self.visible().len();
+        match key.code {
+            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Char('q') => {
+                self.quit = true;
+                return vec![Action::Quit];
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < n => self.selected += 1,
+            KeyCode::Enter | KeyCode::Right => {
+                if let Some(c) = self.selected_conv() {
+                    let mut a = self.open(c.id);
+                    self.focus = Focus::Compose;
+                    return std::mem::take(&mut a);
+                }
+            }
+            KeyCode::Tab => self.focus = Focus::Compose,
+            KeyCode::Char('/') => {
+                self.focus = Focus::Filter;
+                self.filter.clear();
+            }
+            KeyCode::Char('p') if !self.profiles.is_empty() => {
+                self.active = (self.active + 1) % self.profiles.len();
+                self.close();
+            }
+            KeyCode::Char('a') => self.ask(Ask::AddContact),
+            KeyCode::Char('c') => self.ask(Ask::NewProfileName),
+            KeyCode::Char('U') => self.ask(Ask::Unlock),
+            KeyCode::Char('J') => self.ask(Ask::JoinGroup),
+            KeyCode::Char('S') => self.ask(Ask::AddServer),
+            KeyCode::Char('g') => self.ask(Ask::GroupName),
+            KeyCode::Char('n') => self.ask(Ask::SetName),
+            KeyCode::Char('t') => self.ask(Ask::SetStatus),
+            KeyCode::Char('i') => match self.open_conv() {
+                Some(c) if c.kind == Kind::Group => self.ask(Ask::InviteContact),
+                _ => self.error("open a group first, then invite a contact to it"),
+            },
+            KeyCode::Char('y') => {
+                if let Some(p) = self.profile() {
+                    let onion = p.onion.clone();
+                    self.overlay = Overlay::Address;
+                    return vec![Action::Copy(onion)];
+                }
+            }
+            KeyCode::Char('B') => {
+                let on = !self.profile().is_some_and(|p| p.block_unknown);
+                return self.settings(None, None, Some(on));
+            }
+            KeyCode::Char('A') => return self.on_selected(Verb::Accept),
+            KeyCode::Char('x') => return self.on_selected(Verb::Decline),
+            KeyCode::Char('b') => return self.on_selected(Verb::Block),
+            KeyCode::Char('u') => return self.on_selected(Verb::Unblock),
+            KeyCode::Char('D') => {
+                if let Some(c) = self.selected_conv() {
+                    self.overlay = Overlay::Confirm(Confirm::DeleteConv {
+                        id: c.id,
+                        kind: c.kind,
+                        label: c.label(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn ask(&mut self, ask: Ask) {
+        self.overlay = Overlay::Prompt {
+            ask,
+            input: Zeroizing::new(String::new()),
+        };
+    }
+
+    /// A prompt was answered.
+    fn answer(&mut self, ask: Ask, input: Zeroizing<String>) -> Vec<Action> {
+        let me = self.active_onion();
+        let text = input.trim().to_owned();
+        let needs_profile = !matches!(
+            ask,
+            Ask::Unlock | Ask::NewProfileName | Ask::NewProfilePassword { .. }
+        );
+        if needs_profile && self.profiles.is_empty() {
+            self.error("no profile yet: create one with `c`");
+            return Vec::new();
+        }
+        if text.is_empty() && !matches!(ask, Ask::NewProfilePassword { .. } | Ask::SetStatus) {
+            return Vec::new();
+        }
+        let p = Some(me.clone());
+        match ask {
+            Ask::Unlock => vec![call(
+                Request::ProfileUnlock {
+                    profile: None,
+                    password: Secret::new(input),
+                },
+                "",
+                None,
+                What::Changed("unlocked"),
+            )],
+            Ask::NewProfileName => {
+                self.ask(Ask::NewProfilePassword { name: text });
+                Vec::new()
+            }
+            Ask::NewProfilePassword { name } => vec![call(
+                Request::ProfileCreate {
+                    name,
+                    password: (!input.is_empty()).then(|| Secret::new(input)),
+                },
+                "",
+                None,
+                What::Changed("profile created"),
+            )],
+            Ask::AddContact => self.add_contact(&text),
+            Ask::JoinGroup => self.join(input),
+            Ask::AddServer => vec![call(
+                Request::ServerAdd {
+                    profile: p,
+                    bundle: text,
+                },
+                &me,
+                None,
+                What::Changed("server added"),
+            )],
+            Ask::GroupName => {
+                let server = self
+                    .profile()
+                    .and_then(|p| p.servers.first())
+                    .map(|s| s.onion.clone())
+                    .unwrap_or_default();
+                self.overlay = Overlay::Prompt {
+                    ask: Ask::GroupServer { name: text },
+                    input: Zeroizing::new(server),
+                };
+                Vec::new()
+            }
+            Ask::GroupServer { name } => vec![call(
+                Request::GroupCreate {
+                    profile: p,
+                    name,
+                    server: text,
+                },
+                &me,
+                None,
+                What::Opened("group created"),
+            )],
+            Ask::InviteContact => self.invite(&text),
+            Ask::SetName => self.settings(Some(text), None, None),
+            Ask::SetStatus => self.settings(None, Some(text), None),
+        }
+    }
+
+    fn settings(
+        &mut self,
+        name: Option<String>,
+        status: Option<String>,
+        block_unknown: Option<bool>,
+    ) -> Vec<Action> {
+        let me = self.active_onion();
+        if me.is_empty() {
+            return Vec::new();
+        }
+        vec![call(
+            Request::ProfileSettings {
+                profile: Some(me.clone()),
+                name,
+                status,
+                block_unknown,
+            },
+            &me,
+            None,
+            What::Settings,
+        )]
+    }
+
+    fn add_contact(&mut self, onion: &str) -> Vec<Action> {
+        let me = self.active_onion();
+        if let Err(e) = crate::session::parse_onion(onion) {
+            self.error(e.to_string());
+            return Vec::new();
+        }
+        vec![call(
+            Request::ContactAdd {
+                profile: Some(me.clone()),
+                contact: onion.to_owned(),
+            },
+            &me,
+            None,
+            What::Opened("contact added"),
+        )]
+    }
+
+    fn join(&mut self, invite: Zeroizing<String>) -> Vec<Action> {
+        let me = self.active_onion();
+        let invite = Zeroizing::new(invite.trim().to_owned());
+        if !(invite.starts_with("tofubundle:") || invite.starts_with("torv3")) {
+            self.error("not a group invite (it starts with tofubundle: or torv3)");
+            return Vec::new();
+        }
+        vec![call(
+            Request::GroupJoin {
+                profile: Some(me.clone()),
+                invite: Secret::new(invite),
+            },
+            &me,
+            None,
+            What::Opened("joined the group"),
+        )]
+    }
+
+    fn invite(&mut self, contact: &str) -> Vec<Action> {
+        let me = self.active_onion();
+        let Some(g) = self.open_conv().filter(|c| c.kind == Kind::Group).cloned() else {
+            self.error("open a group first, then invite a contact to it");
+            return Vec::new();
+        };
+        vec![call(
+            Request::GroupInvite {
+                profile: Some(me.clone()),
+                group: g.id.to_string(),
+                contact: contact.trim().to_owned(),
+                wait_secs: 0,
+            },
+            &me,
+            Some(g.id),
+            What::Changed("invite sent"),
+        )]
+    }
+
+    fn on_selected(&mut self, verb: Verb) -> Vec<Action> {
+        match self.selected_conv() {
+            Some(c) => self.on_conv(&c, verb),
+            None => Vec::new(),
+        }
+    }
+
+    fn on_conv(&mut self, c: &Conv, verb: Verb) -> Vec<Action> {
+        let me = self.active_onion();
+        let p = Some(me.clone());
+        let target = c.id.to_string();
+        let req = match (verb, c.kind) {
+            (Verb::Accept, Kind::Contact) => Request::ContactAccept {
+                profile: p,
+                contact: target,
+            },
+            (Verb::Accept, Kind::Group) => Request::GroupAccept {
+                profile: p,
+                group: target,
+            },
+            (Verb::Decline, Kind::Contact) if c.request => Request::ContactDelete {
+                profile: p,
+                contact: target,
+            },
+            (Verb::Decline, Kind::Group) if c.request => Request::GroupLeave {
+                profile: p,
+                group: target,
+            },
+            (Verb::Decline, _) => {
+                self.error("only a request or an invite can be declined (D deletes)");
+                return Vec::new();
+            }
+            (Verb::Block, Kind::Contact) => Request::ContactBlock {
+                profile: p,
+                contact: target,
+            },
+            (Verb::Unblock, Kind::Contact) => Request::ContactUnblock {
+                profile: p,
+                contact: target,
+            },
+            (Verb::Block | Verb::Unblock, Kind::Group) => {
+                self.error("groups cannot be blocked (x declines an invite, D leaves)");
+                return Vec::new();
+            }
+        };
+        let what = match verb {
+            Verb::Accept => "accepted",
+            Verb::Decline => "declined",
+            Verb::Block => "blocked",
+            Verb::Unblock => "unblocked",
+        };
+        if verb == Verb::Decline && self.open == Some(c.id) {
+            self.close();
+        }
+        vec![call(req, &me, Some(c.id), What::Changed(what))]
+    }
+
+    fn confirmed(&mut self, c: Confirm) -> Vec<Action> {
+        let Confirm::DeleteConv { id, kind, .. } = c;
+        let me = self.active_onion();
+        let p = Some(me.clone());
+        if self.open == Some(id) {
+            self.close();
+        }
+        let req = match kind {
+            Kind::Contact => Request::ContactDelete {
+                profile: p,
+                contact: id.to_string(),
+            },
+            Kind::Group => Request::GroupLeave {
+                profile: p,
+                group: id.to_string(),
+            },
+        };
+        vec![call(req, &me, Some(id), What::Changed("deleted"))]
+    }
+
+    fn close(&mut self) {
+        self.open = None;
+        self.messages.clear();
+        self.cursor = None;
+        self.reply_to = None;
+        self.scroll = 0;
+        self.selected = 0;
+        if self.focus != Focus::List {
+            self.focus = Focus::List;
+        }
+    }
+
+    /// Open a conversation of the active profile: read its messages.
+    fn open(&mut self, id: i64) -> Vec<Action> {
+        if self.open != Some(id) {
+            self.messages.clear();
+            self.cursor = None;
+            self.reply_to = None;
+            self.scroll = 0;
+            self.limit = FIRST_PAGE;
+        }
+        self.open = Some(id);
+        if let Some(i) = self.visible().iter().position(|c| c.id == id) {
+            self.selected = i;
+        }
+        if let Some(c) = self.profile_mut().and_then(|p| p.conv_mut(id)) {
+            c.unread = 0;
+        }
+        self.reload()
+    }
+
+    /// Re-read the open conversation.
+    fn reload(&mut self) -> Vec<Action> {
+        let Some(id) = self.open else {
+            return Vec::new();
+        };
+        let me = self.active_onion();
+        vec![call(
+            Request::Messages {
+                profile: Some(me.clone()),
+                contact: id.to_string(),
+                offset: 0,
+                limit: self.limit,
+            },
+            &me,
+            Some(id),
+            What::Messages,
+        )]
+    }
+
+    /// Enter on the compose line: a command, or a message to the open conversation.
+    pub(crate) fn submit(&mut self, line: String) -> Vec<Action> {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return Vec::new();
+        }
+        if let Some(cmd) = trimmed.strip_prefix('/') {
+            // `//text` sends `/text`.
+            if !cmd.starts_with('/') {
+                return self.command(cmd);
+            }
+        }
+        let text = if trimmed.starts_with("//") {
+            line.trim_start()[1..].to_owned()
+        } else {
+            line
+        };
+        let Some(c) = self.open_conv().cloned() else {
+            self.error("no conversation is open: choose one in the list (Enter)");
+            return Vec::new();
+        };
+        if c.request && c.kind == Kind::Group {
+            self.error("accept the invite first (/accept)");
+            return Vec::new();
+        }
+        let reply_to = self.reply_to.take().map(|(hash, _)| hash);
+        self.send(c.id, text, reply_to)
+    }
+
+    fn send(&mut self, id: i64, text: String, reply_to: Option<String>) -> Vec<Action> {
+        let me = self.active_onion();
+        self.scroll = 0;
+        vec![call(
+            Request::Send {
+                profile: Some(me.clone()),
+                contact: id.to_string(),
+                text,
+                wait_secs: 0,
+                reply_to,
+            },
+            &me,
+            Some(id),
+            What::Sent,
+        )]
+    }
+
+    /// Send a failed message's text again (a new message).
+    fn retry(&mut self, m: &MessageRow) -> Vec<Action> {
+        let (text, quoted) = match &m.content {
+            cwtch::Content::Text { text } => (text.clone(), None),
+            cwtch::Content::QuotedReply { quoted_hash, body } => {
+                (body.clone(), Some(quoted_hash.clone()))
+            }
+            _ => {
+                self.error("only a text can be retried");
+                return Vec::new();
+            }
+        };
+        self.cursor = None;
+        self.focus = Focus::Compose;
+        self.send(m.conversation_id, text, quoted)
+    }
+
+    fn command(&mut self, cmd: &str) -> Vec<Action> {
+        let (name, arg) = match cmd.split_once(char::is_whitespace) {
+            Some((n, a)) => (n, a.trim()),
+            None => (cmd, ""),
+        };
+        if self.profiles.is_empty() && !matches!(name, "quit" | "q" | "help") {
+            self.error("no profile yet: create one with `c` in the list");
+            return Vec::new();
+        }
+        match name {
+            "quit" | "q" => {
+                self.quit = true;
+                vec![Action::Quit]
+            }
+            "help" => {
+                self.overlay = Overlay::Help;
+                Vec::new()
+            }
+            "add" if !arg.is_empty() => self.add_contact(arg),
+            "join" if !arg.is_empty() => self.join(Zeroizing::new(arg.to_owned())),
+            "invite" if !arg.is_empty() => self.invite(arg),
+            "accept" | "block" | "unblock" | "decline" => {
+                let verb = match name {
+                    "accept" => Verb::Accept,
+                    "block" => Verb::Block,
+                    "unblock" => Verb::Unblock,
+                    _ => Verb::Decline,
+                };
+                match self.open_conv().cloned() {
+                    Some(c) => self.on_conv(&c, verb),
+                    None => {
+                        self.error(format!("/{name}: no conversation is open"));
+                        Vec::new()
+                    }
+                }
+            }
+            "server" if !arg.is_empty() => {
+                let me = self.active_onion();
+                vec![call(
+                    Request::ServerAdd {
+                        profile: Some(me.clone()),
+                        bundle: arg.to_owned(),
+                    },
+                    &me,
+                    None,
+                    What::Changed("server added"),
+                )]
+            }
+            "group" if !arg.is_empty() => {
+                // `/group NAME SERVER-ONION` (the server last).
+                let (gname, server) = match arg.rsplit_once(char::is_whitespace) {
+                    Some((n, s)) => (n.trim().to_owned(), s.to_owned()),
+                    None => {
+                        self.error("usage: /group NAME SERVER-ONION");
+                        return Vec::new();
+                    }
+                };
+                let me = self.active_onion();
+                vec![call(
+                    Request::GroupCreate {
+                        profile: Some(me.clone()),
+                        name: gname,
+                        server,
+                    },
+                    &me,
+                    None,
+                    What::Opened("group created"),
+                )]
+            }
+            "name" if !arg.is_empty() => self.settings(Some(arg.to_owned()), None, None),
+            "status" => self.settings(None, Some(arg.to_owned()), None),
+            "add" | "join" | "invite" | "server" | "group" | "name" => {
+                self.error(format!("/{name} needs an argument (/help lists them)"));
+                Vec::new()
+            }
+            _ => {
+                self.error(format!(
+                    "unknown command /{name} (/help lists them; //text sends /text)"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    // ---- library events ----
+
+    /// An event from the library (in-process or through `cwtch run`).
+    pub(crate) fn handle_event(&mut self, e: Event) -> Vec<Action> {
+        match &e {
+            Event::AcnStatus { progress, summary } => {
+                self.acn = Some((*progress, summary.clone()));
+                return Vec::new();
+            }
+            Event::ProfileLoaded { profile, .. } => {
+                if self.profiles.iter().all(|p| p.onion != *profile) {
+                    return vec![call(Request::Ping, "", None, What::Profiles)];
+                }
+                return Vec::new();
+            }
+            Event::ProfileOnline { profile } => {
+                self.online.insert(profile.clone());
+                if let Some(p) = self.profile_by_onion(profile) {
+                    p.online = true;
+                }
+                return Vec::new();
+            }
+            Event::ProfileShutdown { profile } => {
+                self.online.remove(profile);
+                if let Some(p) = self.profile_by_onion(profile) {
+                    p.online = false;
+                }
+                return Vec::new();
+            }
+            _ => {}
+        }
+        let Some(onion) = e.profile().map(str::to_owned) else {
+            return Vec::new();
+        };
+        let active = self.is_active(&onion);
+        let open = self.open;
+        let Some(p) = self.profile_by_onion(&onion) else {
+            return Vec::new();
+        };
+        match e {
+            Event::PeerStateChanged {
+                conversation_id,
+                state,
+                ..
+            } => {
+                if let Some(c) = p.conv_mut(conversation_id) {
+                    c.peer = state;
+                }
+                Vec::new()
+            }
+            Event::ServerStateChanged { server, state, .. } => {
+                for c in p.convs.iter_mut() {
+                    if c.server.as_deref() == Some(server.as_str()) {
+                        c.server_state = state;
+                    }
+                }
+                if let Some(s) = p.servers.iter_mut().find(|s| s.onion == server) {
+                    s.state = state;
+                }
+                Vec::new()
+            }
+            Event::NewMessage {
+                conversation_id, ..
+            }
+            | Event::GroupMessage {
+                conversation_id, ..
+            } => {
+                if active && open == Some(conversation_id) {
+                    self.reload()
+                } else {
+                    if let Some(c) = p.conv_mut(conversation_id) {
+                        c.unread += 1;
+                        return Vec::new();
+                    }
+                    // A conversation we do not list yet.
+                    refresh(&onion)
+                }
+            }
+            Event::GroupMessageSent {
+                conversation_id,
+                message_id,
+                ..
+            } => {
+                self.accepted
+                    .insert((onion.clone(), conversation_id, message_id));
+                self.reload_if_open(active, conversation_id)
+            }
+            Event::MessageSent {
+                conversation_id, ..
+            }
+            | Event::Acknowledged {
+                conversation_id, ..
+            }
+            | Event::MessageFailed {
+                conversation_id, ..
+            }
+            | Event::GroupMessageSeen {
+                conversation_id, ..
+            } => self.reload_if_open(active, conversation_id),
+            Event::MissingMessages {
+                conversation_id,
+                message_id,
+                ..
+            } => {
+                if let Some(c) = p.conv_mut(conversation_id) {
+                    c.missing += 1;
+                }
+                self.missing
+                    .insert((onion.clone(), conversation_id, message_id));
+                Vec::new()
+            }
+            Event::ContactDeleted {
+                conversation_id, ..
+            }
+            | Event::GroupLeft {
+                conversation_id, ..
+            } => {
+                p.convs.retain(|c| c.id != conversation_id);
+                if active && open == Some(conversation_id) {
+                    self.close();
+                }
+                refresh(&onion)
+            }
+            Event::ServerAdded { .. } | Event::ServerRemoved { .. } => {
+                vec![call(
+                    Request::ServerList {
+                        profile: Some(onion.clone()),
+                    },
+                    &onion,
+                    None,
+                    What::Servers,
+                )]
+            }
+            Event::ContactCreated { .. }
+            | Event::ContactUpdated { .. }
+            | Event::ContactBlocked { .. }
+            | Event::AttributeUpdated { .. }
+            | Event::GroupCreated { .. }
+            | Event::GroupInvite { .. }
+            | Event::GroupUpdated { .. } => refresh(&onion),
+            _ => Vec::new(),
+        }
+    }
+
+    fn reload_if_open(&mut self, active: bool, conv: i64) -> Vec<Action> {
+        if active && self.open == Some(conv) {
+            self.reload()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Events were lost (the receiver lagged): re-read everything.
+    pub(crate) fn resync(&mut self) -> Vec<Action> {
+        let mut a = vec![call(Request::Ping, "", None, What::Profiles)];
+        a.extend(self.reload());
+        a
+    }
+
+    // ---- answers ----
+
+    /// The result of a request made by an [`Action::Call`].
+    pub(crate) fn handle_reply(&mut self, ctx: Ctx, r: Result<Reply, String>) -> Vec<Action> {
+        let reply = match r {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(e);
+                return Vec::new();
+            }
+        };
+        match (ctx.what, reply) {
+            (What::Profiles, Reply::Pong { profiles, acn, .. }) => {
+                if let Some(a) = acn {
+                    self.acn = Some((a.progress, a.summary));
+                }
+                let mut actions = Vec::new();
+                let active = self.active_onion();
+                let mut next = Vec::new();
+                for row in &profiles {
+                    let p = match self.profiles.iter().find(|p| p.onion == row.onion) {
+                        Some(p) => p.clone(),
+                        None => Profile::new(row),
+                    };
+                    let mut p = p;
+                    p.online = self.attached || self.online.contains(&row.onion);
+                    next.push(p);
+                    actions.extend(refresh_all(&row.onion));
+                }
+                self.profiles = next;
+                self.active = self
+                    .profiles
+                    .iter()
+                    .position(|p| p.onion == active)
+                    .unwrap_or(0);
+                if self.profiles.is_empty() && self.overlay == Overlay::None {
+                    if self.locked > 0 {
+                        self.ask(Ask::Unlock);
+                    } else {
+                        self.note("welcome to Cwtch: create your profile");
+                        self.ask(Ask::NewProfileName);
+                    }
+                }
+                actions
+            }
+            (What::Contacts, Reply::Contacts { contacts }) => {
+                if let Some(p) = self.profile_by_onion(&ctx.profile) {
+                    let old = std::mem::take(&mut p.convs);
+                    let mut convs: Vec<Conv> = old
+                        .iter()
+                        .filter(|c| c.kind == Kind::Group)
+                        .cloned()
+                        .collect();
+                    for row in &contacts {
+                        let mut c = Conv::from_contact(row);
+                        if let Some(o) = old.iter().find(|o| o.id == c.id && o.kind == c.kind) {
+                            c.unread = o.unread;
+                        }
+                        convs.push(c);
+                    }
+                    p.convs = convs;
+                    p.sort();
+                }
+                self.try_pending_open()
+            }
+            (What::Groups, Reply::Groups { groups }) => {
+                if let Some(p) = self.profile_by_onion(&ctx.profile) {
+                    p.convs.retain(|c| c.kind != Kind::Group);
+                    p.convs.extend(groups.iter().map(Conv::from_group));
+                    p.sort();
+                }
+                self.try_pending_open()
+            }
+            (What::Servers, Reply::Servers { servers }) => {
+                if let Some(p) = self.profile_by_onion(&ctx.profile) {
+                    p.servers = servers;
+                }
+                Vec::new()
+            }
+            (What::Settings, Reply::Settings { settings }) => {
+                if let Some(p) = self.profile_by_onion(&settings.onion) {
+                    p.name = settings.name;
+                    p.status = settings.status;
+                    p.block_unknown = settings.block_unknown;
+                }
+                Vec::new()
+            }
+            (What::Messages, Reply::Messages { messages }) => {
+                if self.is_active(&ctx.profile) && self.open == ctx.conv {
+                    self.messages = messages;
+                    if let Some(i) = self.cursor {
+                        self.cursor = Some(i.min(self.messages.len().saturating_sub(1)));
+                    }
+                    // Shown: a group's messages are marked read by the request itself.
+                    if let Some(c) = self
+                        .profile_mut()
+                        .and_then(|p| ctx.conv.and_then(|id| p.conv_mut(id)))
+                    {
+                        c.unread = 0;
+                    }
+                }
+                Vec::new()
+            }
+            (What::Sent, Reply::Sent { .. } | Reply::GroupSent { .. }) => {
+                self.notice = None;
+                self.reload_if_open(self.is_active(&ctx.profile), ctx.conv.unwrap_or(-1))
+            }
+            (What::Opened(what), reply) => {
+                let id = match &reply {
+                    Reply::Contact { contact } => Some(contact.conversation_id),
+                    Reply::Group { group } => Some(group.conversation_id),
+                    _ => None,
+                };
+                self.note(what);
+                let mut a = refresh_all(&ctx.profile);
+                if let (Some(id), true) = (id, self.is_active(&ctx.profile)) {
+                    self.pending_open = Some(id.to_string());
+                    self.focus = Focus::Compose;
+                    if let Reply::Group { group } = &reply {
+                        if let Some(invite) = &group.invite {
+                            // The invite is the group's secret: shown to its creator, who
+                            // shares it (also `/invite CONTACT` sends it over Cwtch).
+                            self.overlay = Overlay::Invite(Zeroizing::new(invite.clone()));
+                            a.push(Action::Copy(invite.clone()));
+                        }
+                    }
+                }
+                a.extend(self.try_pending_open());
+                a
+            }
+            (What::Changed(what), reply) => {
+                self.note(what);
+                let mut a = match &reply {
+                    Reply::Profiles { .. } | Reply::Profile { .. } => {
+                        vec![call(Request::Ping, "", None, What::Profiles)]
+                    }
+                    _ if !ctx.profile.is_empty() => refresh_all(&ctx.profile),
+                    _ => Vec::new(),
+                };
+                if let Reply::Profiles { profiles } = &reply {
+                    self.locked = self.locked.saturating_sub(profiles.len());
+                }
+                a.extend(self.reload_if_open(self.is_active(&ctx.profile), ctx.conv.unwrap_or(-1)));
+                a
+            }
+            (what, reply) => {
+                tracing::debug!(?what, kind = ?std::mem::discriminant(&reply), "unexpected answer");
+                Vec::new()
+            }
+        }
+    }
+
+    /// `--open` (or a conversation just created): open it once it is listed.
+    fn try_pending_open(&mut self) -> Vec<Action> {
+        let Some(want) = self.pending_open.clone() else {
+            return Vec::new();
+        };
+        let want = want.trim().to_owned();
+        let bare = want.strip_suffix(".onion").unwrap_or(&want).to_lowercase();
+        let found = self.profile().and_then(|p| {
+            p.convs
+                .iter()
+                .find(|c| {
+                    c.id.to_string() == want
+                        || c.address == bare
+                        || c.name.as_deref() == Some(want.as_str())
+                })
+                .map(|c| c.id)
+        });
+        match found {
+            Some(id) => {
+                self.pending_open = None;
+                self.filter.clear();
+                self.focus = Focus::Compose;
+                self.open(id)
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Accept,
+    Decline,
+    Block,
+    Unblock,
+}
+
+fn call(req: Request, profile: &str, conv: Option<i64>, what: What) -> Action {
+    Action::Call {
+        req,
+        ctx: Ctx {
+            profile: profile.to_owned(),
+            conv,
+            what,
+        },
+    }
+}
+
+/// Re-read a profile's contacts and groups.
+fn refresh(onion: &str) -> Vec<Action> {
+    let p = Some(onion.to_owned());
+    vec![
+        call(
+            Request::ContactList { profile: p.clone() },
+            onion,
+            None,
+            What::Contacts,
+        ),
+        call(Request::GroupList { profile: p }, onion, None, What::Groups),
+    ]
+}
+
+/// Re-read everything about a profile.
+fn refresh_all(onion: &str) -> Vec<Action> {
+    let p = Some(onion.to_owned());
+    let mut a = refresh(onion);
+    a.push(call(
+        Request::ServerList { profile: p.clone() },
+        onion,
+        None,
+        What::Servers,
+    ));
+    a.push(call(
+        Request::ProfileSettings {
+            profile: p,
+            name: None,
+            status: None,
+            block_unknown: None,
+        },
+        onion,
+        None,
+        What::Settings,
+    ));
+    a
+}

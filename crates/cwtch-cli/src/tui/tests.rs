@@ -1,0 +1,1114 @@
+//! The TUI's model and views: keys and events in, requests out; every view drawn on ratatui's
+//! `TestBackend` and compared with a snapshot file under `tests/snapshots/` (run with
+//! `UPDATE_SNAPSHOTS=1` to rewrite them after a deliberate change, then review the diff).
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use cwtch::{ConnectionState, Content, Event, MessageState, ServerState};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use unicode_width::UnicodeWidthStr;
+
+use super::app::{Action, App, Ask, Ctx, Focus, Overlay, What};
+use super::sanitize::is_dangerous;
+use super::view;
+use crate::protocol::{ContactRow, GroupRow, MessageRow, ProfileRow, Reply, Request, ServerRow};
+
+const ALICE: &str = "vbmmtsfg3h6wxwpmsrg53fgdiuosbcscs5a5ni7ffuy4tkrvp7nzpbyd";
+const BOB: &str = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
+const CAROL: &str = "ylcetmdlqyiycxghgvdppdb5rrt4ey3tksefqstnqw3kiuh6qgwv3zid";
+const SERVER: &str = "bjwjiryxc6wlq76thhr7fcydkeyy5z7l7uuhfl23glcuwuq2pajg46yd";
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn typing(app: &mut App, s: &str) -> Vec<Action> {
+    let mut out = Vec::new();
+    for c in s.chars() {
+        out.extend(app.handle_key(ch(c)));
+    }
+    out
+}
+
+fn contact(
+    id: i64,
+    onion: &str,
+    name: Option<&str>,
+    accepted: bool,
+    state: ConnectionState,
+) -> ContactRow {
+    ContactRow {
+        conversation_id: id,
+        onion: onion.into(),
+        name: name.map(Into::into),
+        accepted,
+        blocked: false,
+        state,
+        message_count: 0,
+        unacknowledged: 0,
+        attributes: Default::default(),
+    }
+}
+
+fn group(id: i64, name: &str, accepted: bool, unread: u64, missing: u64) -> GroupRow {
+    GroupRow {
+        conversation_id: id,
+        group_id: format!("b90aa186cbae4182c17d117a1646fe{id:02}"),
+        name: name.into(),
+        server: SERVER.into(),
+        accepted,
+        server_state: ServerState::Synced,
+        messages: 3,
+        members: vec![BOB.into()],
+        unread,
+        missing,
+        invite: None,
+    }
+}
+
+fn msg(
+    conv: i64,
+    id: i64,
+    author: &str,
+    outgoing: bool,
+    state: MessageState,
+    time: &str,
+    content: Content,
+) -> MessageRow {
+    let text = content.display_text().map(str::to_owned);
+    MessageRow {
+        conversation_id: conv,
+        message_id: id,
+        signature: format!("sig{id}"),
+        author: author.into(),
+        outgoing,
+        state,
+        timestamp: Some(format!("2025-01-02T{time}:05Z")),
+        text,
+        overlay: Some(1),
+        content,
+        body: String::new(),
+        content_hash: format!("hash{conv}-{id}"),
+    }
+}
+
+fn ctx(profile: &str, conv: Option<i64>, what: What) -> Ctx {
+    Ctx {
+        profile: profile.into(),
+        conv,
+        what,
+    }
+}
+
+/// Alice, online over a bootstrapped network, with Bob (online, named), a request from Carol,
+/// a group with unread messages and a gap, and an invite.
+fn world() -> App {
+    let mut app = App::new(false, 1, None);
+    app.acn = Some((100, "Done".into()));
+    let start = app.start();
+    assert!(matches!(
+        &start[..],
+        [Action::Call {
+            req: Request::Ping,
+            ..
+        }]
+    ));
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(Reply::Pong {
+            version: 1,
+            pid: 1,
+            acn: None,
+            profiles: vec![ProfileRow {
+                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                onion: ALICE.into(),
+                name: "alice".into(),
+                running: true,
+            }],
+        }),
+    );
+    app.handle_event(Event::ProfileOnline {
+        profile: ALICE.into(),
+    });
+    app.handle_reply(
+        ctx(ALICE, None, What::Contacts),
+        Ok(Reply::Contacts {
+            contacts: vec![
+                contact(1, BOB, Some("bob"), true, ConnectionState::Authenticated),
+                contact(2, CAROL, None, false, ConnectionState::Connecting),
+            ],
+        }),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Groups),
+        Ok(Reply::Groups {
+            groups: vec![
+                group(3, "book club", true, 2, 1),
+                group(4, "poker night", false, 0, 0),
+            ],
+        }),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Servers),
+        Ok(Reply::Servers {
+            servers: vec![ServerRow {
+                conversation_id: 5,
+                onion: SERVER.into(),
+                token_service: SERVER.into(),
+                state: ServerState::Synced,
+                tokens: 10,
+                last_sync: None,
+                groups: 2,
+            }],
+        }),
+    );
+    app
+}
+
+/// Open conversation `id`: the request it makes, answered with `messages`.
+fn open_with(app: &mut App, id: i64, messages: Vec<MessageRow>) {
+    let pos = app.visible().iter().position(|c| c.id == id).unwrap();
+    app.selected = pos;
+    let actions = app.handle_key(key(KeyCode::Enter));
+    match &actions[..] {
+        [Action::Call {
+            req: Request::Messages {
+                contact, offset: 0, ..
+            },
+            ctx: c,
+        }] => {
+            assert_eq!(contact, &id.to_string());
+            let c = c.clone();
+            app.handle_reply(c, Ok(Reply::Messages { messages }));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.open, Some(id));
+    assert_eq!(app.focus, Focus::Compose);
+}
+
+fn bob_messages() -> Vec<MessageRow> {
+    vec![
+        msg(
+            1,
+            1,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:00",
+            Content::text("hi Alice! are we still on for tonight?"),
+        ),
+        msg(
+            1,
+            2,
+            ALICE,
+            true,
+            MessageState::Acknowledged,
+            "09:01",
+            Content::text("yes, 8pm"),
+        ),
+        msg(
+            1,
+            3,
+            ALICE,
+            true,
+            MessageState::Sent,
+            "09:02",
+            Content::text("I'll bring the book"),
+        ),
+        msg(
+            1,
+            4,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:05",
+            Content::QuotedReply {
+                quoted_hash: "hash1-3".into(),
+                body: "great, see you there".into(),
+            },
+        ),
+        msg(
+            1,
+            5,
+            ALICE,
+            true,
+            MessageState::Sending,
+            "09:06",
+            Content::text("on my way"),
+        ),
+        msg(
+            1,
+            7,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:08",
+            Content::text("a long one, to wrap: 你好你好你好 the quick brown fox jumps over the lazy dog and keeps running"),
+        ),
+        msg(
+            1,
+            6,
+            ALICE,
+            true,
+            MessageState::Failed {
+                error: "blocked".into(),
+            },
+            "09:07",
+            Content::text("this one failed"),
+        ),
+    ]
+}
+
+/// The screen as text, one line per row (wide characters take their two cells).
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::render(app, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        let mut x = 0;
+        let mut line = String::new();
+        while x < w {
+            let sym = buf[(x, y)].symbol();
+            for c in sym.chars() {
+                assert!(!is_dangerous(c), "{c:?} reached the terminal at ({x},{y})");
+            }
+            line.push_str(sym);
+            x += u16::try_from(sym.width().max(1)).unwrap();
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Compare with `tests/snapshots/tui_<name>.txt` (written with UPDATE_SNAPSHOTS=1).
+#[track_caller]
+fn snapshot(name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("tui_{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "no snapshot {} ({e}); run with UPDATE_SNAPSHOTS=1 to create it:\n{text}",
+            path.display()
+        )
+    });
+    assert!(
+        want == text,
+        "{name}: the screen differs from {}\n--- want\n{want}\n--- got\n{text}",
+        path.display()
+    );
+}
+
+#[test]
+fn conversation_list_shows_sections_states_unread_and_sync() {
+    let app = world();
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Requests"), "{s}");
+    assert!(s.contains("● bob"), "{s}");
+    assert!(s.contains("◌ ylcetmdl… request"), "{s}");
+    assert!(s.contains("# book club (2) ⚠1 synced"), "{s}");
+    assert!(s.contains("# poker night invite"), "{s}");
+    assert!(s.contains("# poker night"), "{s}");
+    assert!(s.contains("1 locked (U unlocks)"), "{s}");
+    assert!(s.contains("network ready"), "{s}");
+    snapshot("list_80x24", &s);
+}
+
+#[test]
+fn open_conversation_shows_authors_ticks_quotes_and_failures() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("09:00 bob: hi Alice!"), "{s}");
+    assert!(s.contains("09:01 me: yes, 8pm ✓✓"), "{s}");
+    assert!(s.contains("I'll bring the book ✓ sent"), "{s}");
+    assert!(s.contains("┃ me: I'll bring the book"), "{s}");
+    assert!(s.contains("on my way ◷ queued"), "{s}");
+    assert!(s.contains("this one failed ✗ failed"), "{s}");
+    // A long message wraps at a space, its continuation under its text; wide characters
+    // take two cells.
+    assert!(
+        s.contains("09:08 bob: a long one, to wrap: 你好你好你好 the quick brown fox │"),
+        "{s}"
+    );
+    assert!(
+        s.contains("││      jumps over the lazy dog and keeps running"),
+        "{s}"
+    );
+    snapshot("conversation_100x30", &s);
+    // Down to 80×24, nothing breaks and the newest message is shown.
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("this one failed"), "{s}");
+    snapshot("conversation_80x24", &s);
+}
+
+#[test]
+fn group_shows_members_missing_marker_and_accepted_posts() {
+    let mut app = world();
+    let ms = vec![
+        msg(
+            3,
+            1,
+            BOB,
+            false,
+            MessageState::Received,
+            "10:00",
+            Content::text("chapter 3?"),
+        ),
+        msg(
+            3,
+            2,
+            CAROL,
+            false,
+            MessageState::Received,
+            "10:02",
+            Content::text("I missed something"),
+        ),
+        msg(
+            3,
+            3,
+            ALICE,
+            true,
+            MessageState::Sending,
+            "10:03",
+            Content::text("tonight"),
+        ),
+    ];
+    app.handle_event(Event::MissingMessages {
+        profile: ALICE.into(),
+        conversation_id: 3,
+        group_id: "g".into(),
+        member: CAROL.into(),
+        message_id: 2,
+        previous_signature: "x".into(),
+    });
+    open_with(&mut app, 3, ms);
+    // The server accepted our post: "sent" although the store still says sending.
+    let a = app.handle_event(Event::GroupMessageSent {
+        profile: ALICE.into(),
+        conversation_id: 3,
+        group_id: "g".into(),
+        message_id: 3,
+        signature: "s".into(),
+    });
+    assert!(matches!(
+        &a[..],
+        [Action::Call {
+            req: Request::Messages { .. },
+            ..
+        }]
+    ));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("missing messages"), "{s}");
+    assert!(s.contains("bob: chapter 3?"), "{s}");
+    assert!(s.contains("ylcetmdl…: I missed"), "{s}");
+    assert!(s.contains("me: tonight ✓ sent"), "{s}");
+    assert!(s.contains("server synced"), "{s}");
+    snapshot("group_80x24", &s);
+}
+
+#[test]
+fn request_view_and_accepting_it() {
+    let mut app = world();
+    open_with(
+        &mut app,
+        2,
+        vec![msg(
+            2,
+            1,
+            CAROL,
+            false,
+            MessageState::Received,
+            "11:00",
+            Content::text("hello, it's Carol"),
+        )],
+    );
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("ylcetmdl… · request: A accepts, x declines"),
+        "{s}"
+    );
+    snapshot("request_80x24", &s);
+    // `/accept` on the compose line accepts the open request.
+    let a = typing(&mut app, "/accept");
+    assert!(a.is_empty());
+    let a = app.handle_key(key(KeyCode::Enter));
+    match &a[..] {
+        [Action::Call {
+            req: Request::ContactAccept { profile, contact },
+            ..
+        }] => {
+            assert_eq!(profile.as_deref(), Some(ALICE));
+            assert_eq!(contact, "2");
+        }
+        other => panic!("{other:?}"),
+    }
+    // `A` in the list does the same; `x` declines (deletes the request); `b` blocks.
+    app.handle_key(key(KeyCode::Esc));
+    assert_eq!(app.focus, Focus::List);
+    let sel = app.visible().iter().position(|c| c.id == 2).unwrap();
+    app.selected = sel;
+    assert!(matches!(
+        &app.handle_key(ch('A'))[..],
+        [Action::Call {
+            req: Request::ContactAccept { .. },
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &app.handle_key(ch('x'))[..],
+        [Action::Call {
+            req: Request::ContactDelete { .. },
+            ..
+        }]
+    ));
+    app.selected = app.visible().iter().position(|c| c.id == 2).unwrap_or(0);
+    assert!(matches!(
+        &app.handle_key(ch('b'))[..],
+        [Action::Call {
+            req: Request::ContactBlock { .. },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn help_screen_lists_every_key() {
+    let mut app = world();
+    app.handle_key(ch('?'));
+    assert_eq!(app.overlay, Overlay::Help);
+    let s = screen(&app, 80, 24);
+    for (k, what) in view::KEYS {
+        assert!(s.contains(&format!("{k} {what}")), "{k} missing:\n{s}");
+    }
+    for c in view::COMMANDS {
+        assert!(s.contains(c), "{c} missing:\n{s}");
+    }
+    snapshot("help_80x24", &s);
+    app.handle_key(ch('z'));
+    assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn password_prompt_never_echoes() {
+    let mut app = App::new(false, 2, None);
+    app.acn = Some((100, "Done".into()));
+    // No profile opens without a password, and two are locked: the unlock prompt.
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(Reply::Pong {
+            version: 1,
+            pid: 1,
+            acn: None,
+            profiles: vec![],
+        }),
+    );
+    assert!(matches!(
+        &app.overlay,
+        Overlay::Prompt {
+            ask: Ask::Unlock,
+            ..
+        }
+    ));
+    typing(&mut app, "hunter2 secret");
+    let s = screen(&app, 80, 24);
+    assert!(
+        !s.contains("hunter2") && !s.contains("secret") && !s.contains("••"),
+        "{s}"
+    );
+    assert!(s.contains("Unlock profiles: password"), "{s}");
+    snapshot("unlock_80x24", &s);
+    let a = app.handle_key(key(KeyCode::Enter));
+    match &a[..] {
+        [Action::Call {
+            req: Request::ProfileUnlock { password, .. },
+            ..
+        }] => {
+            assert_eq!(password.0.as_str(), "hunter2 secret");
+            assert!(!format!("{a:?}").contains("hunter2"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn first_run_offers_to_create_a_profile() {
+    let mut app = App::new(false, 0, None);
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(Reply::Pong {
+            version: 1,
+            pid: 1,
+            acn: None,
+            profiles: vec![],
+        }),
+    );
+    assert!(matches!(
+        &app.overlay,
+        Overlay::Prompt {
+            ask: Ask::NewProfileName,
+            ..
+        }
+    ));
+    typing(&mut app, "alice");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+    assert!(matches!(
+        &app.overlay,
+        Overlay::Prompt {
+            ask: Ask::NewProfilePassword { .. },
+            ..
+        }
+    ));
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ProfileCreate { name, password: None }, .. }] if name == "alice"),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn status_bar_shows_bootstrap_progress() {
+    let mut app = world();
+    app.handle_event(Event::AcnStatus {
+        progress: 45,
+        summary: "Loading relay descriptors".into(),
+    });
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Tor ▕████░░░░░░▏  45%"), "{s}");
+    assert!(s.contains("Loading relay"), "{s}");
+    snapshot("bootstrap_80x24", &s);
+    assert_eq!(view::progress_bar(0, 4), "▕░░░░▏   0%");
+    assert_eq!(view::progress_bar(100, 4), "▕████▏ 100%");
+}
+
+#[test]
+fn compose_sends_to_the_open_conversation_and_replies_quote() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    typing(&mut app, "hello there");
+    let a = app.handle_key(key(KeyCode::Enter));
+    match &a[..] {
+        [Action::Call {
+            req:
+                Request::Send {
+                    profile,
+                    contact,
+                    text,
+                    reply_to,
+                    ..
+                },
+            ctx,
+        }] => {
+            assert_eq!(
+                (profile.as_deref(), contact.as_str(), text.as_str()),
+                (Some(ALICE), "1", "hello there")
+            );
+            assert_eq!(reply_to, &None);
+            assert_eq!(ctx.what, What::Sent);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(app.compose.is_empty());
+    // ↑ on the empty line chooses the newest message; ↑ again the ones before; r replies.
+    app.handle_key(key(KeyCode::Up));
+    assert_eq!(app.focus, Focus::Messages);
+    for _ in 0..4 {
+        app.handle_key(key(KeyCode::Up));
+    }
+    let s = screen(&app, 80, 24);
+    snapshot("choose_message_80x24", &s);
+    app.handle_key(ch('r'));
+    assert_eq!(app.focus, Focus::Compose);
+    typing(&mut app, "me too");
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Reply to “I'll bring the book”"), "{s}");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { reply_to: Some(h), text, .. }, .. }] if h == "hash1-3" && text == "me too"),
+        "{a:?}"
+    );
+    // `//` sends a text starting with `/`.
+    typing(&mut app, "//shrug");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { text, .. }, .. }] if text == "/shrug"),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn failed_messages_can_be_retried() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    app.handle_key(key(KeyCode::Up)); // the newest: the failed one
+    let a = app.handle_key(ch('R'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { text, .. }, .. }] if text == "this one failed"),
+        "{a:?}"
+    );
+    // A received message cannot be retried.
+    app.handle_key(key(KeyCode::Up));
+    for _ in 0..5 {
+        app.handle_key(key(KeyCode::Up));
+    }
+    assert!(app.handle_key(ch('R')).is_empty());
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}
+
+#[test]
+fn compose_commands() {
+    let mut app = world();
+    open_with(&mut app, 3, vec![]);
+    fn submit(app: &mut App, line: &str) -> Vec<Action> {
+        typing(app, line);
+        app.handle_key(key(KeyCode::Enter))
+    }
+    let app = &mut app;
+    assert!(
+        matches!(&submit(app, &format!("/add {BOB}"))[..], [Action::Call { req: Request::ContactAdd { contact, .. }, .. }] if contact == BOB)
+    );
+    assert!(submit(app, "/add not-an-onion").is_empty());
+    assert!(
+        matches!(&submit(app, "/join tofubundle:server:abc||torv3def")[..], [Action::Call { req: Request::GroupJoin { invite, .. }, .. }] if invite.0.as_str() == "tofubundle:server:abc||torv3def")
+    );
+    assert!(
+        matches!(&submit(app, "/invite 1")[..], [Action::Call { req: Request::GroupInvite { group, contact, .. }, .. }] if group == "3" && contact == "1")
+    );
+    assert!(
+        matches!(&submit(app, &format!("/group book club 2 {SERVER}"))[..], [Action::Call { req: Request::GroupCreate { name, server, .. }, .. }] if name == "book club 2" && server == SERVER)
+    );
+    assert!(matches!(&submit(app, "/block")[..], []));
+    assert!(submit(app, "/nope").is_empty());
+    assert!(matches!(&submit(app, "/quit")[..], [Action::Quit]));
+    app.quit = false;
+    submit(app, "/help");
+    assert_eq!(app.overlay, Overlay::Help);
+}
+
+#[test]
+fn open_flag_opens_by_onion_name_or_id() {
+    for want in [BOB, "1", "book club"] {
+        let mut app = App::new(false, 0, Some(want.to_owned()));
+        app.handle_reply(
+            ctx("", None, What::Profiles),
+            Ok(Reply::Pong {
+                version: 1,
+                pid: 1,
+                acn: None,
+                profiles: vec![ProfileRow {
+                    profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                    onion: ALICE.into(),
+                    name: "alice".into(),
+                    running: true,
+                }],
+            }),
+        );
+        app.handle_reply(
+            ctx(ALICE, None, What::Contacts),
+            Ok(Reply::Contacts {
+                contacts: vec![contact(
+                    1,
+                    BOB,
+                    Some("bob"),
+                    true,
+                    ConnectionState::Authenticated,
+                )],
+            }),
+        );
+        let a = app.handle_reply(
+            ctx(ALICE, None, What::Groups),
+            Ok(Reply::Groups {
+                groups: vec![group(3, "book club", true, 0, 0)],
+            }),
+        );
+        let want_id = if want == "book club" { 3 } else { 1 };
+        assert_eq!(app.open, Some(want_id), "{want}");
+        assert_eq!(app.focus, Focus::Compose);
+        // The messages were asked for (by the first list that named it).
+        let _ = a;
+    }
+}
+
+#[test]
+fn events_update_the_list() {
+    let mut app = world();
+    // A message in a conversation that is not open: unread.
+    let a = app.handle_event(Event::NewMessage {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        message_id: 9,
+        signature: "1".into(),
+        overlay: Some(1),
+        body: String::new(),
+        text: Some("x".into()),
+        quoted_hash: None,
+        content_hash: "h".into(),
+        malformed: false,
+        timestamp: "2025-01-02T03:04:05Z".into(),
+    });
+    assert!(a.is_empty());
+    assert_eq!(app.visible().iter().find(|c| c.id == 1).unwrap().unread, 1);
+    app.handle_event(Event::PeerStateChanged {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        state: ConnectionState::Disconnected,
+    });
+    assert_eq!(
+        app.visible().iter().find(|c| c.id == 1).unwrap().peer,
+        ConnectionState::Disconnected
+    );
+    // A new request: the lists are read again.
+    let a = app.handle_event(Event::ContactCreated {
+        profile: ALICE.into(),
+        conversation_id: 7,
+        contact: SERVER.into(),
+        accepted: false,
+        blocked: false,
+        request: true,
+    });
+    assert!(a.iter().any(|a| matches!(
+        a,
+        Action::Call {
+            req: Request::ContactList { .. },
+            ..
+        }
+    )));
+    // Ctrl-C quits from anywhere, even a prompt.
+    app.handle_key(ch('a'));
+    assert!(matches!(&app.handle_key(ctrl('c'))[..], [Action::Quit]));
+}
+
+/// Hostile names, statuses and messages are drawn inert: no control character reaches the
+/// terminal (checked cell by cell in `screen`), and what they were is visible.
+#[test]
+fn hostile_text_is_drawn_inert() {
+    let mut app = world();
+    let mut evil = contact(
+        1,
+        BOB,
+        Some("bob\x1b[2J\u{202e}evil"),
+        true,
+        ConnectionState::Authenticated,
+    );
+    evil.attributes.insert(
+        cwtch::PUBLIC_PROFILE_STATUS.into(),
+        "\x1b]0;owned\x07away".into(),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Contacts),
+        Ok(Reply::Contacts {
+            contacts: vec![evil],
+        }),
+    );
+    let hostile = [
+        "\x1b[31mred\x1b[0m",
+        "\x1b]8;;https://evil.example/\x07link\x1b]8;;\x07",
+        "\x1b]52;c;cm0gLXJm\x07",
+        "\x1bP1$qm\x1b\\",
+        "\u{9b}2J",
+        "abc\u{202e}txt.exe",
+    ];
+    let ms = hostile
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            msg(
+                1,
+                i as i64 + 1,
+                BOB,
+                false,
+                MessageState::Received,
+                "12:00",
+                Content::text(*t),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("␛[31mred␛[0m"), "{s}");
+    assert!(s.contains("␛]8;;https://evil.example/␇link␛]8;;␇"), "{s}");
+    assert!(s.contains("␛]52;c;cm0gLXJm␇"), "{s}");
+    assert!(s.contains("␛P1$qm␛\\"), "{s}");
+    assert!(s.contains("<U+009B>2J"), "{s}");
+    assert!(s.contains("abc<U+202E>txt.exe"), "{s}");
+    assert!(s.contains("bob␛[2J<U+202E>evil"), "{s}");
+    assert!(s.contains("online · “␛]0;owned␇away”"), "{s}");
+    snapshot("hostile_100x30", &s);
+}
+
+#[test]
+fn wrapping_breaks_at_spaces_and_counts_wide_characters() {
+    assert_eq!(view::wrap("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
+    assert_eq!(view::wrap("aaa bbbb ccc", 7), vec!["aaa", "bbbb", "ccc"]);
+    assert_eq!(view::wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+    assert_eq!(view::wrap("你好你", 4), vec!["你好", "你"]);
+    assert_eq!(view::wrap("", 4), vec![""]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn wrapped_rows_fit_and_lose_nothing_but_spaces(s in "[a-z 你]{0,80}", w in 1usize..30) {
+        let rows = view::wrap(&s, w);
+        for r in &rows {
+            proptest::prop_assert!(r.width() <= w.max(2), "{:?} wider than {}", r, w);
+        }
+        let squeeze = |t: &str| t.chars().filter(|c| *c != ' ').collect::<String>();
+        proptest::prop_assert_eq!(squeeze(&rows.concat()), squeeze(&s));
+    }
+}
+
+#[test]
+fn history_scrolls_with_page_keys_home_and_end() {
+    let mut app = world();
+    let ms: Vec<MessageRow> = (1..=60)
+        .map(|i| {
+            msg(
+                1,
+                i,
+                BOB,
+                false,
+                MessageState::Received,
+                "08:00",
+                Content::text(format!("line {i}")),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 60") && !s.contains("bob: line 1\n") && !s.contains("line 30 "),
+        "{s}"
+    );
+    app.handle_key(key(KeyCode::PageUp));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 50") && !s.contains("bob: line 60"),
+        "{s}"
+    );
+    app.handle_key(key(KeyCode::PageDown));
+    assert!(screen(&app, 80, 24).contains("bob: line 60"));
+    // Home: the oldest (all 60 are read: fewer than a page were asked for).
+    assert!(app.handle_key(key(KeyCode::Home)).is_empty());
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 1 ") || s.contains("bob: line 1│") || s.contains("bob: line 1\n"),
+        "{s}"
+    );
+    assert!(!s.contains("bob: line 60"), "{s}");
+    app.handle_key(key(KeyCode::End));
+    assert!(screen(&app, 80, 24).contains("bob: line 60"));
+}
+
+#[test]
+fn scrolling_past_the_oldest_read_reads_more() {
+    let mut app = world();
+    let n = i64::from(super::app::FIRST_PAGE);
+    let ms: Vec<MessageRow> = (1..=n)
+        .map(|i| {
+            msg(
+                1,
+                i,
+                BOB,
+                false,
+                MessageState::Received,
+                "08:00",
+                Content::text("x"),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    let mut asked = None;
+    for _ in 0..(n / 10 + 2) {
+        for a in app.handle_key(key(KeyCode::PageUp)) {
+            if let Action::Call {
+                req: Request::Messages { limit, .. },
+                ..
+            } = a
+            {
+                asked = Some(limit);
+            }
+        }
+    }
+    assert_eq!(asked, Some(super::app::FIRST_PAGE * 2));
+}
+
+#[test]
+fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
+    let mut app = world();
+    app.handle_reply(
+        ctx(ALICE, None, What::Settings),
+        Ok(Reply::Settings {
+            settings: crate::protocol::SettingsRow {
+                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                onion: ALICE.into(),
+                name: "alice".into(),
+                status: "reading".into(),
+                block_unknown: true,
+            },
+        }),
+    );
+    let a = app.handle_key(ch('y'));
+    assert!(matches!(&a[..], [Action::Copy(o)] if o == ALICE), "{a:?}");
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains(ALICE) && s.contains("status: reading") && s.contains("block unknown peers: on"),
+        "{s}"
+    );
+    snapshot("profile_80x24", &s);
+    app.handle_key(ch('z'));
+    // `B` toggles blocking unknown peers (it is on: turn it off).
+    let a = app.handle_key(ch('B'));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::ProfileSettings {
+                    block_unknown: Some(false),
+                    name: None,
+                    status: None,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    // `g`: a group's name, then its server (the first one added is offered).
+    app.handle_key(ch('g'));
+    typing(&mut app, "book club 2");
+    app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&app.overlay, Overlay::Prompt { ask: Ask::GroupServer { name }, input } if name == "book club 2" && input.as_str() == SERVER)
+    );
+    let a = app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Call {
+        req: Request::GroupCreate { name, server, .. },
+        ctx: c,
+    }) = a.into_iter().next()
+    else {
+        panic!("no group.create");
+    };
+    assert_eq!((name.as_str(), server.as_str()), ("book club 2", SERVER));
+    let mut g = group(9, "book club 2", true, 0, 0);
+    g.invite = Some("tofubundle:server:eyJLZXlz||torv3eyJHcm91cElE".into());
+    let a = app.handle_reply(c, Ok(Reply::Group { group: g }));
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Copy(i) if i.starts_with("tofubundle:"))),
+        "{a:?}"
+    );
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("tofubundle:server:eyJLZXlz||torv3eyJHcm91cElE"),
+        "{s}"
+    );
+    snapshot("group_created_80x24", &s);
+}
+
+/// Smaller than 80×24 is not supported, but must not panic, whatever is shown.
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    for overlay in [Overlay::None, Overlay::Help, Overlay::Address] {
+        app.overlay = overlay;
+        for (w, h) in [(1, 1), (2, 2), (10, 3), (20, 5), (40, 10), (79, 23)] {
+            screen(&app, w, h);
+        }
+    }
+    app.handle_key(ch('z'));
+    app.handle_key(key(KeyCode::Esc));
+    app.handle_key(ch('a'));
+    for (w, h) in [(1, 1), (5, 4), (30, 8)] {
+        screen(&app, w, h);
+    }
+}
+
+#[test]
+fn the_panic_hook_restores_then_chains() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static ORDER: AtomicUsize = AtomicUsize::new(0);
+    static RESTORED: AtomicUsize = AtomicUsize::new(0);
+    static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
+    std::panic::set_hook(Box::new(|_| {
+        PREVIOUS.store(ORDER.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    }));
+    super::chain_panic_hook(|| {
+        RESTORED.store(ORDER.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    });
+    let r = std::panic::catch_unwind(|| panic!("boom"));
+    let _ = std::panic::take_hook();
+    assert!(r.is_err());
+    assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "restored first");
+    assert_eq!(PREVIOUS.load(Ordering::SeqCst), 2, "then the previous hook");
+}
+
+#[test]
+fn a_chosen_message_stays_in_view_and_pastes_land_where_typing_would() {
+    let mut app = world();
+    let ms: Vec<MessageRow> = (1..=60)
+        .map(|i| {
+            msg(
+                1,
+                i,
+                BOB,
+                false,
+                MessageState::Received,
+                "08:00",
+                Content::text(format!("line {i}")),
+            )
+        })
+        .collect();
+    open_with(&mut app, 1, ms);
+    for _ in 0..40 {
+        app.handle_key(key(KeyCode::Up));
+    }
+    assert_eq!(app.cursor, Some(20));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 21"),
+        "the chosen message is not shown:\n{s}"
+    );
+    // A paste goes to the compose line (line breaks kept: a multi-line message) ...
+    app.handle_paste("two\r\nlines");
+    assert_eq!(
+        (app.focus, app.compose.as_str()),
+        (Focus::Compose, "two\nlines")
+    );
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { text, .. }, .. }] if text == "two\nlines"),
+        "{a:?}"
+    );
+    // ... or into a prompt, on one line.
+    app.handle_key(key(KeyCode::Esc));
+    app.handle_key(ch('a'));
+    app.handle_paste(&format!("{BOB}\n"));
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactAdd { contact, .. }, .. }] if contact == BOB),
+        "{a:?}"
+    );
+}

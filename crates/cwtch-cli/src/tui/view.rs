@@ -1,0 +1,737 @@
+//! Drawing: a pure function of the [`App`]. Every string that may come from someone else
+//! goes through [`inert`] first (so does everything else: ours is harmless, and one path is
+//! easier to trust).
+
+use cwtch::{ConnectionState, Content, MessageState, ServerState};
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+use unicode_width::UnicodeWidthChar;
+
+use super::app::{section, short, App, Ask, Confirm, Focus, Kind, Overlay, Section};
+use super::sanitize::{inert, inert_lines};
+use crate::protocol::MessageRow;
+
+/// Every key, for the help screen (and the README).
+pub(crate) const KEYS: &[(&str, &str)] = &[
+    ("Ctrl-C", "quit, from anywhere (q in the list)"),
+    ("? F1", "this help (any key closes it)"),
+    ("Tab", "the list ⇄ the compose line"),
+    ("↑ ↓ Enter", "choose and open a conversation"),
+    ("/", "filter the conversations (Esc clears)"),
+    (
+        "PgUp PgDn",
+        "scroll the conversation (Home End: oldest, newest)",
+    ),
+    (
+        "↑ (empty line)",
+        "choose a message: r replies quoting it, R retries it",
+    ),
+    ("a", "add a contact (paste their address)"),
+    (
+        "A x b u",
+        "accept, decline a request or invite; block, unblock",
+    ),
+    ("D", "delete the contact or leave the group (asks first)"),
+    (
+        "g i",
+        "create a group on a server; invite to the open group",
+    ),
+    ("J S", "join a group from an invite; add a server bundle"),
+    (
+        "n t B",
+        "change name, status; toggle blocking unknown peers",
+    ),
+    ("y", "show your address and copy it"),
+    ("c U p", "create a profile, unlock profiles, next profile"),
+];
+
+/// The compose line's commands.
+pub(crate) const COMMANDS: &[&str] = &[
+    "/add ONION  /accept  /decline  /block  /unblock",
+    "/join INVITE  /invite CONTACT  /group NAME SERVER-ONION",
+    "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
+    "(text then Enter sends it; //text sends /text)",
+];
+
+const ACCENT: Color = Color::Cyan;
+
+/// Draw the whole screen.
+pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
+    let area = f.area();
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Min(3),
+            Constraint::Length(3),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    let left_width = (area.width / 3).clamp(28, 36);
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Length(left_width), Constraint::Min(10)])
+        .split(rows[0]);
+    conversations(app, f, cols[0]);
+    conversation(app, f, cols[1]);
+    compose(app, f, rows[1]);
+    status_bar(app, f, rows[2]);
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => help(f, area),
+        Overlay::Address => address(app, f, area),
+        Overlay::Invite(invite) => invite_popup(f, area, invite),
+        Overlay::Prompt { ask, input } => prompt(f, area, ask, input),
+        Overlay::Confirm(c) => confirm(f, area, c),
+    }
+}
+
+fn focused(on: bool) -> Style {
+    if on {
+        Style::default().fg(ACCENT)
+    } else {
+        Style::default()
+    }
+}
+
+fn conversations(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    for (i, p) in app.profiles.iter().enumerate() {
+        let mark = if i == app.active { "▸ " } else { "  " };
+        let state = if p.online { "online" } else { "connecting" };
+        let style = if i == app.active {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{mark}{}", inert(&p.name)), style),
+            Span::styled(format!(" {state}"), Style::default().fg(Color::DarkGray)),
+        ]));
+    }
+    if app.locked > 0 {
+        lines.push(Line::styled(
+            format!("  {} locked (U unlocks)", app.locked),
+            Style::default().fg(Color::DarkGray),
+        ));
+    }
+    if app.profiles.is_empty() {
+        lines.push(Line::raw("  no profile (c creates one)"));
+    }
+    if app.focus == Focus::Filter || !app.filter.is_empty() {
+        lines.push(Line::styled(
+            format!("filter: {}", inert(&app.filter)),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    let mut last: Option<Section> = None;
+    let visible = app.visible();
+    let mut selected_line = 0;
+    for (i, c) in visible.iter().enumerate() {
+        let s = section(c);
+        if last != Some(s) {
+            last = Some(s);
+            let title = match s {
+                Section::Requests => "Requests",
+                Section::Contacts => "Contacts",
+                Section::Groups => "Groups",
+                Section::Blocked => "Blocked",
+            };
+            lines.push(Line::styled(
+                title,
+                Style::default()
+                    .fg(Color::DarkGray)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+        let (glyph, gstyle) = match c.kind {
+            Kind::Contact => match c.peer {
+                ConnectionState::Authenticated | ConnectionState::Connected => {
+                    ("●", Style::default().fg(Color::Green))
+                }
+                ConnectionState::Connecting => ("◌", Style::default().fg(Color::Yellow)),
+                _ => ("○", Style::default().fg(Color::DarkGray)),
+            },
+            Kind::Group => ("#", Style::default().fg(ACCENT)),
+        };
+        let mut spans = vec![
+            Span::raw(if Some(c.id) == app.open { "›" } else { " " }),
+            Span::styled(format!("{glyph} "), gstyle),
+            Span::raw(inert(&c.label())),
+        ];
+        if c.unread > 0 {
+            spans.push(Span::styled(
+                format!(" ({})", c.unread),
+                Style::default()
+                    .fg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ));
+        }
+        if c.kind == Kind::Group && c.missing > 0 {
+            spans.push(Span::styled(
+                format!(" ⚠{}", c.missing),
+                Style::default().fg(Color::Red),
+            ));
+        }
+        let tail = match c.kind {
+            _ if c.blocked => "",
+            Kind::Group if c.request => " invite",
+            Kind::Contact if c.request => " request",
+            Kind::Group => match c.server_state {
+                ServerState::Synced => " synced",
+                ServerState::Syncing => " syncing",
+                ServerState::Connecting => " connecting",
+                ServerState::Failed => " failed",
+                _ => " offline",
+            },
+            Kind::Contact => "",
+        };
+        let tail_style = if c.request {
+            Style::default().fg(Color::Yellow)
+        } else {
+            Style::default().fg(Color::DarkGray)
+        };
+        spans.push(Span::styled(tail, tail_style));
+        let mut line = Line::from(spans);
+        if i == app.selected && app.focus == Focus::List {
+            line = line.style(Style::default().add_modifier(Modifier::REVERSED));
+            selected_line = lines.len();
+        } else if i == app.selected {
+            selected_line = lines.len();
+        }
+        lines.push(line);
+    }
+    if visible.is_empty() && !app.profiles.is_empty() {
+        lines.push(Line::styled(
+            if app.filter.is_empty() {
+                "no conversations yet (a adds a contact)"
+            } else {
+                "nothing matches the filter"
+            },
+            Style::default().fg(Color::DarkGray),
+        ));
+    }
+    let inner = area.height.saturating_sub(2) as usize;
+    let top = (selected_line + 1).saturating_sub(inner);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Conversations ")
+        .border_style(focused(matches!(app.focus, Focus::List | Focus::Filter)));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((u16::try_from(top).unwrap_or(u16::MAX), 0)),
+        area,
+    );
+}
+
+fn server_state(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Synced => "synced",
+        ServerState::Syncing => "syncing",
+        ServerState::Connecting => "connecting",
+        ServerState::Failed => "failed",
+        _ => "offline",
+    }
+}
+
+fn peer_state(s: ConnectionState) -> &'static str {
+    match s {
+        ConnectionState::Authenticated | ConnectionState::Connected => "online",
+        ConnectionState::Connecting => "connecting",
+        ConnectionState::Failed => "unreachable",
+        _ => "offline",
+    }
+}
+
+/// `HH:MM` of an RFC 3339 timestamp (remote text for groups: checked, never trusted).
+fn time_of(ts: Option<&str>) -> String {
+    match ts {
+        Some(t) if t.len() >= 16 && t.is_char_boundary(11) && t.is_char_boundary(16) => {
+            inert(&t[11..16])
+        }
+        _ => "--:--".into(),
+    }
+}
+
+/// A message's delivery mark.
+fn delivery(app: &App, m: &MessageRow, group: bool) -> (&'static str, Style) {
+    let accepted = app.profile().is_some_and(|p| {
+        app.accepted
+            .contains(&(p.onion.clone(), m.conversation_id, m.message_id))
+    });
+    match &m.state {
+        MessageState::Sending if group && accepted => ("✓ sent", Style::default().fg(Color::Gray)),
+        MessageState::Sending => ("◷ queued", Style::default().fg(Color::DarkGray)),
+        MessageState::Sent => ("✓ sent", Style::default().fg(Color::Gray)),
+        MessageState::Acknowledged => ("✓✓", Style::default().fg(Color::Green)),
+        MessageState::Failed { .. } => ("✗ failed (R retries)", Style::default().fg(Color::Red)),
+        _ => ("", Style::default()),
+    }
+}
+
+/// Who wrote a message, as shown.
+fn author(app: &App, m: &MessageRow) -> String {
+    if m.outgoing {
+        return "me".into();
+    }
+    let named = app.profile().and_then(|p| {
+        p.convs
+            .iter()
+            .find(|c| c.kind == Kind::Contact && c.address == m.author)
+            .and_then(|c| c.name.clone())
+    });
+    match named {
+        Some(n) if !n.trim().is_empty() => n,
+        _ => short(&m.author),
+    }
+}
+
+/// The text of a message's body, as shown.
+fn body(m: &MessageRow) -> String {
+    match &m.content {
+        Content::Text { text } => text.clone(),
+        Content::QuotedReply { body, .. } => body.clone(),
+        Content::ContactSuggestion { onion } => format!("[suggests a contact: {onion}]"),
+        Content::GroupInvite { .. } => "[an invite to a group: J joins]".into(),
+        _ => format!("[not understood: {}]", m.body),
+    }
+}
+
+/// Split one (inert) line into rows at most `width` cells wide, at a space where there is
+/// one (a word longer than a row is cut).
+pub(crate) fn wrap(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut rows = Vec::new();
+    let mut row = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > width && !row.is_empty() {
+            if c == ' ' {
+                rows.push(std::mem::take(&mut row));
+                w = 0;
+                continue;
+            }
+            match row.rfind(' ') {
+                Some(i) if i > 0 => {
+                    let tail = row.split_off(i + 1);
+                    rows.push(row.trim_end().to_owned());
+                    w = tail.chars().map(|c| c.width().unwrap_or(0)).sum();
+                    row = tail;
+                }
+                _ => {
+                    rows.push(std::mem::take(&mut row));
+                    w = 0;
+                }
+            }
+        }
+        row.push(c);
+        w += cw;
+    }
+    rows.push(row);
+    rows
+}
+
+/// Continuation rows of a message start under its text.
+const INDENT: &str = "      ";
+
+/// [`wrap`], the rows after the first indented by [`INDENT`].
+fn wrap_hanging(s: &str, width: usize) -> Vec<String> {
+    let mut rows = wrap(s, width);
+    if rows.len() > 1 && width > INDENT.len() + 8 {
+        rows.truncate(1);
+        // The first row is a prefix of `s` (less the space it broke at).
+        let rest = s.get(rows[0].len()..).unwrap_or("").trim_start_matches(' ');
+        for r in wrap(rest, width - INDENT.len()) {
+            rows.push(format!("{INDENT}{r}"));
+        }
+    }
+    rows
+}
+
+/// The open conversation's lines (all of them; the view shows the window scrolled to).
+/// Also the range of lines of the chosen message, if one is.
+fn message_lines(app: &App, width: usize) -> (Vec<Line<'static>>, Option<(usize, usize)>) {
+    let group = app.open_conv().is_some_and(|c| c.kind == Kind::Group);
+    let me = app.profile().map(|p| p.onion.clone()).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut chosen_lines = None;
+    let mut day: Option<&str> = None;
+    for (i, m) in app.messages.iter().enumerate() {
+        // A line with the date where it changes (remote text for groups: checked).
+        let d = m
+            .timestamp
+            .as_deref()
+            .and_then(|t| t.get(..10))
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
+        if d.is_some() && d != day {
+            day = d;
+            out.push(Line::styled(
+                format!("── {} ──", d.unwrap_or_default()),
+                Style::default().fg(Color::DarkGray),
+            ));
+        }
+        if app
+            .missing
+            .contains(&(me.clone(), m.conversation_id, m.message_id))
+        {
+            out.push(Line::styled(
+                "┄┄ missing messages: some never arrived ┄┄",
+                Style::default().fg(Color::Red),
+            ));
+        }
+        let chosen = app.cursor == Some(i);
+        let first_line = out.len();
+        if let Some(hash) = m.content.quoted_hash() {
+            let quoted = app.messages.iter().find(|q| q.content_hash == hash);
+            let q = match quoted {
+                Some(q) => format!("{}: {}", author(app, q), body(q)),
+                None => "(a message not shown here)".into(),
+            };
+            let first = inert_lines(&q).into_iter().next().unwrap_or_default();
+            for row in wrap(&format!("  ┃ {first}"), width).into_iter().take(2) {
+                out.push(Line::styled(row, Style::default().fg(Color::DarkGray)));
+            }
+        }
+        let who = inert(&author(app, m));
+        let (mark, mstyle) = delivery(app, m, group);
+        let head = format!("{} {who}: ", time_of(m.timestamp.as_deref()));
+        let who_style = if m.outgoing {
+            Style::default().fg(ACCENT)
+        } else {
+            Style::default().fg(Color::Magenta)
+        };
+        let text_lines = inert_lines(&body(m));
+        let mut rows: Vec<(String, bool)> = Vec::new();
+        for (k, l) in text_lines.iter().enumerate() {
+            let l = if k == 0 {
+                format!("{head}{l}")
+            } else {
+                format!("{INDENT}{l}")
+            };
+            for (j, r) in wrap_hanging(&l, width).into_iter().enumerate() {
+                rows.push((r, k == 0 && j == 0));
+            }
+        }
+        let n = rows.len();
+        for (k, (r, first)) in rows.into_iter().enumerate() {
+            let mut spans = Vec::new();
+            if first {
+                // Colour the author's part of the first row.
+                let split = head.chars().count().min(r.chars().count());
+                let (a, b) = r.split_at(r.char_indices().nth(split).map_or(r.len(), |(i, _)| i));
+                spans.push(Span::styled(a.to_owned(), who_style));
+                spans.push(Span::raw(b.to_owned()));
+            } else {
+                spans.push(Span::raw(r));
+            }
+            if k + 1 == n && !mark.is_empty() {
+                spans.push(Span::styled(format!(" {mark}"), mstyle));
+            }
+            let mut line = Line::from(spans);
+            if chosen {
+                line = line.style(Style::default().add_modifier(Modifier::REVERSED));
+            }
+            out.push(line);
+        }
+        if chosen {
+            chosen_lines = Some((first_line, out.len()));
+        }
+    }
+    (out, chosen_lines)
+}
+
+fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let title = match app.open_conv() {
+        Some(c) => {
+            let state = match c.kind {
+                Kind::Contact if c.blocked => "blocked".to_owned(),
+                Kind::Contact if c.request => "request: A accepts, x declines".to_owned(),
+                Kind::Contact => match &c.status {
+                    Some(st) => format!("{} · “{}”", peer_state(c.peer), inert(st)),
+                    None => peer_state(c.peer).to_owned(),
+                },
+                Kind::Group if c.request => "invite: A accepts, x declines".to_owned(),
+                Kind::Group => format!("server {}", server_state(c.server_state)),
+            };
+            let label = c.label();
+            if label == short(&c.address) {
+                format!(" {} · {} ", inert(&label), state)
+            } else {
+                format!(" {} · {} · {} ", inert(&label), short(&c.address), state)
+            }
+        }
+        None => " Cwtch ".to_owned(),
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(focused(app.focus == Focus::Messages));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if app.open.is_none() {
+        let mut hint = vec![
+            Line::raw(""),
+            Line::raw("  Choose a conversation and press Enter."),
+            Line::raw("  a adds a contact by address; ? lists every key."),
+        ];
+        if let Some(p) = app.profile() {
+            hint.push(Line::raw(""));
+            hint.push(Line::raw("  Your address (y copies it):"));
+            hint.push(Line::raw(format!("  {}", inert(&p.onion))));
+        }
+        f.render_widget(Paragraph::new(hint).wrap(Wrap { trim: false }), inner);
+        return;
+    }
+    let (lines, chosen) = message_lines(app, inner.width as usize);
+    let h = inner.height as usize;
+    let max_scroll = lines.len().saturating_sub(h);
+    let mut scroll = app.scroll.min(max_scroll);
+    // A chosen message is kept in view.
+    if let Some((a, b)) = chosen {
+        let end = lines.len() - scroll;
+        if b > end {
+            scroll = lines.len() - b;
+        } else if a < end.saturating_sub(h) {
+            scroll = lines.len().saturating_sub(a + h);
+        }
+        scroll = scroll.min(max_scroll);
+    }
+    let end = lines.len() - scroll;
+    let start = end.saturating_sub(h);
+    let window: Vec<Line<'static>> = lines[start..end].to_vec();
+    let mut shown = window;
+    if app.messages.is_empty() {
+        shown = vec![Line::styled(
+            "no messages yet",
+            Style::default().fg(Color::DarkGray),
+        )];
+    }
+    f.render_widget(Paragraph::new(shown), inner);
+}
+
+fn compose(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let title = match (&app.reply_to, app.open_conv()) {
+        (Some((_, preview)), _) => {
+            let p: String = inert_lines(preview)
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(30)
+                .collect();
+            format!(" Reply to “{p}” (Esc: no reply) ")
+        }
+        (None, Some(c)) => format!(" Message {} (Enter sends, /help) ", inert(&c.label())),
+        (None, None) => " Compose (/help) ".to_owned(),
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(focused(app.focus == Focus::Compose));
+    let inner = block.inner(area);
+    let text = inert(&app.compose);
+    // Show the end of a long line.
+    let w = inner.width.saturating_sub(1) as usize;
+    let shown: String = {
+        let rows = wrap(&text, w.max(1));
+        rows.last().cloned().unwrap_or_default()
+    };
+    let cursor = if app.focus == Focus::Compose {
+        "▏"
+    } else {
+        ""
+    };
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::raw(shown),
+            Span::styled(cursor, Style::default().fg(ACCENT)),
+        ]))
+        .block(block),
+        area,
+    );
+}
+
+/// `▕████░░░░▏ 45%`
+pub(crate) fn progress_bar(progress: u8, cells: usize) -> String {
+    let p = usize::from(progress.min(100));
+    let full = p * cells / 100;
+    format!("▕{}{}▏ {p:>3}%", "█".repeat(full), "░".repeat(cells - full))
+}
+
+fn status_bar(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let mut spans = Vec::new();
+    match app.profile() {
+        Some(p) => {
+            spans.push(Span::styled(
+                format!(" {} ", inert(&p.name)),
+                Style::default()
+                    .fg(Color::Black)
+                    .bg(ACCENT)
+                    .add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::raw(format!(" {} ", short(&p.onion))));
+        }
+        None => spans.push(Span::raw(" no profile ")),
+    }
+    match &app.acn {
+        Some((100, _)) => spans.push(Span::styled(
+            "● network ready ",
+            Style::default().fg(Color::Green),
+        )),
+        Some((pr, summary)) => {
+            spans.push(Span::styled(
+                format!("Tor {} ", progress_bar(*pr, 10)),
+                Style::default().fg(Color::Yellow),
+            ));
+            let s: String = inert(summary).chars().take(24).collect();
+            spans.push(Span::styled(
+                format!("{s} "),
+                Style::default().fg(Color::DarkGray),
+            ));
+        }
+        None => spans.push(Span::styled(
+            "starting the network… ",
+            Style::default().fg(Color::Yellow),
+        )),
+    }
+    if app.attached {
+        spans.push(Span::styled(
+            "[cwtch run] ",
+            Style::default().fg(Color::DarkGray),
+        ));
+    }
+    match &app.notice {
+        Some(n) => spans.push(Span::styled(
+            inert(&n.text),
+            if n.error {
+                Style::default().fg(Color::Red)
+            } else {
+                Style::default().fg(Color::Green)
+            },
+        )),
+        None => spans.push(Span::styled("? help", Style::default().fg(Color::DarkGray))),
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A rectangle `w`×`h` centred in `area` (clipped to it).
+fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn popup(f: &mut Frame<'_>, r: Rect, title: &str, lines: Vec<Line<'static>>) {
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {title} "))
+                .border_style(Style::default().fg(ACCENT)),
+        ),
+        r,
+    );
+}
+
+fn help(f: &mut Frame<'_>, area: Rect) {
+    let mut lines = Vec::new();
+    for (k, what) in KEYS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{k:>14} "), Style::default().fg(ACCENT)),
+            Span::raw(*what),
+        ]));
+    }
+    lines.push(Line::styled(
+        "On the compose line:",
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    for c in COMMANDS {
+        lines.push(Line::styled(format!("  {c}"), Style::default().fg(ACCENT)));
+    }
+    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    popup(f, centred(area, 72, h), "Keys and commands", lines);
+}
+
+fn address(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let Some(p) = app.profile() else {
+        return;
+    };
+    let on_off = if p.block_unknown { "on" } else { "off" };
+    let lines = vec![
+        Line::raw("Give this address to your contacts:"),
+        Line::raw(""),
+        Line::styled(
+            inert(&p.onion),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Line::raw("(copied to the clipboard if your terminal allows it)"),
+        Line::raw(""),
+        Line::raw(format!("name: {}   (n changes it)", inert(&p.name))),
+        Line::raw(format!("status: {}   (t changes it)", inert(&p.status))),
+        Line::raw(format!("block unknown peers: {on_off}   (B toggles it)")),
+    ];
+    popup(f, centred(area, 64, 10), "Your profile", lines);
+}
+
+fn invite_popup(f: &mut Frame<'_>, area: Rect, invite: &str) {
+    let mut lines = vec![
+        Line::raw("The group's invite (its secret: whoever has it can read and post)."),
+        Line::raw("Copied if your terminal allows it; /invite CONTACT sends it over Cwtch."),
+        Line::raw(""),
+    ];
+    for row in wrap(&inert(invite), 70) {
+        lines.push(Line::raw(row));
+    }
+    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    popup(f, centred(area, 74, h), "Group created", lines);
+}
+
+fn prompt(f: &mut Frame<'_>, area: Rect, ask: &Ask, input: &str) {
+    let shown = if ask.secret() {
+        Span::styled("(hidden as you type)", Style::default().fg(Color::DarkGray))
+    } else {
+        let w = 60usize;
+        let rows = wrap(&inert(input), w);
+        Span::raw(rows.last().cloned().unwrap_or_default())
+    };
+    let lines = vec![
+        Line::from(vec![shown, Span::styled("▏", Style::default().fg(ACCENT))]),
+        Line::raw(""),
+        Line::styled(
+            "Enter: done · Esc: cancel",
+            Style::default().fg(Color::DarkGray),
+        ),
+    ];
+    popup(f, centred(area, 66, 5), ask.title(), lines);
+}
+
+fn confirm(f: &mut Frame<'_>, area: Rect, c: &Confirm) {
+    let Confirm::DeleteConv { kind, label, .. } = c;
+    let q = match kind {
+        Kind::Contact => format!(
+            "Delete the contact {} and the whole conversation?",
+            inert(label)
+        ),
+        Kind::Group => format!("Leave the group {} and delete its messages?", inert(label)),
+    };
+    let lines = vec![
+        Line::raw(q),
+        Line::raw("This cannot be undone."),
+        Line::raw(""),
+        Line::styled(
+            "y: yes · any other key: no",
+            Style::default().fg(Color::Yellow),
+        ),
+    ];
+    popup(f, centred(area, 60, 6), "Delete?", lines);
+}

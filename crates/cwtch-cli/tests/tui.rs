@@ -1,0 +1,377 @@
+//! `cwtch tui` end to end, in a real terminal: tmux runs it (send-keys types, capture-pane
+//! reads the screen) over the loopback network, against Bob, a `cwtch run` driven by the
+//! `cwtch` command, and a real server (in the test process) for a group.
+//!
+//! A request from Bob is accepted from the TUI; a message typed in the TUI arrives at Bob and
+//! is acknowledged; Bob's messages appear with his name; hostile text (CSI, OSC 8 hyperlinks,
+//! OSC 52 clipboard writes, OSC 0 titles, DCS, C1 controls, bidi overrides) is shown inert —
+//! what tmux received is read back, and tmux's own clipboard buffers and the pane's title are
+//! checked untouched; a group invite is accepted from the TUI and group messages flow both
+//! ways; a `cwtch` command works through the TUI's control socket; Ctrl-C quits and restores
+//! the terminal.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cwtch_server::{Server, ServerConfig};
+
+/// A tmux server of our own (its socket name is unique), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A detached 100×30 session running `command`.
+    fn start(name: &str, command: &str) -> Tmux {
+        let socket = format!("cwtch-tui-{name}-{}", std::process::id());
+        let t = Tmux { socket };
+        // Accept OSC 52 from applications into tmux's buffers: if a hostile message's
+        // clipboard write got through, a buffer would appear.
+        t.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+        t.run(&["set-option", "-g", "set-clipboard", "on"]);
+        t.run(&["set-option", "-g", "allow-rename", "on"]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let o = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs (scripts/setup installs it)");
+        assert!(
+            o.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "0"])
+    }
+
+    /// Type text literally.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "0", "-l", text]);
+    }
+
+    /// Press keys by tmux name (`Enter`, `Escape`, `C-c`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Type a line and press Enter.
+    fn line(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
+    /// Poll the screen until `pred` holds; the screen then. Fails after `STEP`.
+    #[track_caller]
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[track_caller]
+    fn wait_for_text(&self, text: &str) -> String {
+        self.wait(&format!("{text:?}"), |s| s.contains(text))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- the TUI's screen ----\n{}", self.screen());
+        }
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux").arg("-V").output().is_ok()
+}
+
+async fn start_server(dir: &Path, net: &Path) -> Server {
+    cwtch_server::create_data_dir(dir).unwrap();
+    ServerConfig::generate(&mut rand_core::OsRng)
+        .save_new(dir)
+        .unwrap();
+    let acn = Arc::new(cwtch::LoopbackAcn::new(net).unwrap());
+    Server::start(ServerConfig::load(dir).unwrap(), dir, acn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tui_over_loopback_request_messages_hostile_text_and_groups() {
+    assert!(
+        tmux_available(),
+        "tmux is needed for this test: scripts/setup installs it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let alice = acreate(&a_dir, "alice").await;
+    let bob = acreate(&b_dir, "bob").await;
+    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
+
+    let command = format!(
+        "{BIN} --data-dir {} tui --network loopback --loopback-dir {}; echo \"tui exited $?\"; \
+         sleep 600",
+        a_dir.display(),
+        net.display()
+    );
+    let t = Tmux::start("e2e", &command);
+    t.wait_for_text("alice online");
+
+    // Bob adds Alice: the request shows in the TUI, which accepts it.
+    ok(&acwtch(&b_dir, &["contact", "add", &alice]).await);
+    let short_bob = format!("{}…", &bob[..8]);
+    t.wait_for_text(&format!("{short_bob} request"));
+    t.keys(&["Enter"]); // the only conversation: open it
+    t.wait_for_text("request: A accepts");
+    t.line("/accept");
+    // Accepted, Alice answers Bob's name request: Bob learns it.
+    b.wait_for(STEP, |e| {
+        e["event"] == "AttributeUpdated" && e["value"] == "alice"
+    })
+    .await;
+    t.wait_for_text("Contacts");
+
+    // A message typed in the TUI arrives, and is acknowledged.
+    t.line("hello from the tui");
+    b.wait_for(STEP, |e| {
+        e["event"] == "NewMessage" && e["text"] == "hello from the tui"
+    })
+    .await;
+    t.wait_for_text("me: hello from the tui ✓✓");
+
+    // Bob's message appears with his name (learned once accepted).
+    ok(&acwtch(&b_dir, &["send", &alice, "hi alice, bob here"]).await);
+    t.wait_for_text("bob: hi alice, bob here");
+
+    // The TUI serves the control socket: a `cwtch` command on Alice's home goes through it.
+    let o = acwtch(&a_dir, &["send", &bob, "sent by the command line"]).await;
+    assert!(ok(&o).starts_with("acknowledged:"), "{}", ok(&o));
+    t.wait_for_text("me: sent by the command line ✓✓");
+
+    // Hostile text arrives inert: what tmux shows is the escape made visible.
+    let hostile = [
+        ("\x1b[31mred\x1b[0m\x1b[2J", "␛[31mred␛[0m␛[2J"),
+        (
+            "\x1b]8;;https://evil.example/\x07click me\x1b]8;;\x07",
+            "␛]8;;https://evil.example/␇click me␛]8;;␇",
+        ),
+        ("\x1b]52;c;cHduZWQ=\x07", "␛]52;c;cHduZWQ=␇"),
+        ("\x1b]0;pwned-title\x07", "␛]0;pwned-title␇"),
+        ("\x1bP1$qm\x1b\\", "␛P1$qm␛\\"),
+        ("\u{9b}31mc1", "<U+009B>31mc1"),
+        ("file\u{202e}txt.exe", "file<U+202E>txt.exe"),
+    ];
+    for (text, _) in hostile {
+        ok(&acwtch(&b_dir, &["send", &alice, text]).await);
+    }
+    let screen = t.wait_for_text("file<U+202E>txt.exe");
+    for (_, shown) in hostile {
+        assert!(screen.contains(shown), "{shown:?} not shown:\n{screen}");
+    }
+    assert!(
+        t.run(&["list-buffers"]).trim().is_empty(),
+        "an OSC 52 clipboard write reached tmux"
+    );
+    let title = t.run(&["display-message", "-p", "#{pane_title}"]);
+    assert!(!title.contains("pwned"), "the title was set: {title}");
+
+    // Groups: Bob creates one on a server and invites Alice; she accepts from the TUI.
+    let server = start_server(&tmp.path().join("server"), &net).await;
+    ok(&acwtch(&b_dir, &["server", "add", &server.bundle()]).await);
+    let server_onion = server.onion().as_str().to_owned();
+    ok(&acwtch(
+        &b_dir,
+        &["group", "create", "book club", "--server", &server_onion],
+    )
+    .await);
+    ok(&acwtch(&b_dir, &["group", "invite", "book club", &alice]).await);
+    t.wait_for_text("book club invite");
+    t.keys(&["Escape"]); // the list
+    t.type_text("/book");
+    t.keys(&["Enter", "Enter"]); // end the filter; open the group
+    t.wait_for_text("invite: A accepts");
+    t.line("/accept");
+    t.wait_for_text("server synced");
+
+    // A group message from Bob appears with his name; Alice's reaches Bob.
+    let o = acwtch(
+        &b_dir,
+        &["send", "book club", "chapter 3 tonight?", "--wait", "60"],
+    )
+    .await;
+    assert!(ok(&o).starts_with("sent:"), "{}", ok(&o));
+    t.wait_for_text("bob: chapter 3 tonight?");
+    t.line("yes, see you there");
+    b.wait_for(STEP, |e| {
+        e["event"] == "GroupMessage"
+            && e["author"] == alice.as_str()
+            && e["text"] == "yes, see you there"
+    })
+    .await;
+    t.wait("our group post seen coming back", |s| {
+        s.contains("me: yes, see you there ✓✓") || s.contains("me: yes, see you there ✓ sent")
+    });
+
+    // Ctrl-C quits cleanly, the terminal restored (the shell's line is on the normal screen).
+    t.keys(&["C-c"]);
+    t.wait_for_text("tui exited 0");
+    drop(t);
+    server.shutdown().await;
+    b.stop().await;
+}
+
+/// With a `cwtch run` serving the data directory, the TUI is its client: requests through the
+/// control socket, events through an `events.subscribe` stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tui_attaches_to_a_running_daemon() {
+    assert!(
+        tmux_available(),
+        "tmux is needed for this test: scripts/setup installs it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let alice = acreate(&a_dir, "alice").await;
+    let bob = acreate(&b_dir, "bob").await;
+    let mut a = Daemon::loopback(&a_dir, &net, &alice).await;
+    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
+    ok(&acwtch(&a_dir, &["contact", "add", &bob]).await);
+    b.wait_for(STEP, |e| {
+        e["event"] == "ContactCreated" && e["contact"] == alice.as_str()
+    })
+    .await;
+    ok(&acwtch(&b_dir, &["contact", "accept", &alice]).await);
+    a.wait_for(STEP, |e| {
+        e["event"] == "AttributeUpdated" && e["value"] == "bob"
+    })
+    .await;
+
+    // No network flags: the daemon has the network.
+    let command = format!(
+        "{BIN} --data-dir {} tui --open {bob}; echo \"tui exited $?\"; sleep 600",
+        a_dir.display()
+    );
+    let t = Tmux::start("attach", &command);
+    t.wait_for_text("[cwtch run]");
+    t.wait_for_text(" bob · ");
+
+    // An event streamed from the daemon: Bob's message appears.
+    ok(&acwtch(&b_dir, &["send", &alice, "through the daemon"]).await);
+    t.wait_for_text("bob: through the daemon");
+    // A request through the socket: the compose line (focused by --open) sends.
+    t.line("and back");
+    b.wait_for(STEP, |e| {
+        e["event"] == "NewMessage" && e["text"] == "and back"
+    })
+    .await;
+    t.wait_for_text("me: and back ✓✓");
+
+    // The daemon stops: the TUI says so and exits, the terminal restored.
+    a.stop().await;
+    t.wait_for_text("tui exited 1");
+    t.wait_for_text("has stopped");
+    drop(t);
+    b.stop().await;
+}
+
+/// A first run offers to create a profile; a password-protected one is unlocked from inside,
+/// the password never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tui_creates_a_profile_and_unlocks_a_password_one() {
+    assert!(
+        tmux_available(),
+        "tmux is needed for this test: scripts/setup installs it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let dir = tmp.path().join("home");
+    let o = acwtch_stdin(
+        &dir,
+        &["profile", "create", "--name", "carol", "--password-stdin"],
+        "correct horse\n",
+    )
+    .await;
+    let carol = last_line(&o);
+    let command = format!(
+        "{BIN} --data-dir {} tui --network loopback --loopback-dir {}; echo \"tui exited $?\"; \
+         sleep 600",
+        dir.display(),
+        net.display()
+    );
+    let t = Tmux::start("unlock", &command);
+    // No profile opens without a password, one is locked: the unlock prompt.
+    t.wait_for_text("Unlock profiles: password");
+    t.type_text("wrong horse");
+    let s = t.screen();
+    assert!(!s.contains("wrong horse"), "the password was shown:\n{s}");
+    t.keys(&["Enter"]);
+    t.wait_for_text("no profile opens with this password");
+    t.type_text("U");
+    t.wait_for_text("Unlock profiles: password");
+    t.line("correct horse");
+    t.wait_for_text("carol online");
+    assert!(!t.screen().contains("correct horse"));
+    // A second profile, created from the TUI, runs beside it.
+    t.type_text("c");
+    t.wait_for_text("New profile: its public name");
+    t.line("dave");
+    t.wait_for_text("New profile: password");
+    t.keys(&["Enter"]); // none
+    t.wait_for_text("dave online");
+    let o = acwtch(&dir, &["--json", "profile", "list"]).await;
+    let v = json(&o);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "dave" && p["running"] == true),
+        "{v}"
+    );
+    assert!(
+        !ok(&o).contains(&carol),
+        "carol needs her password to be listed"
+    );
+    t.keys(&["C-c"]);
+    t.wait_for_text("tui exited 0");
+}

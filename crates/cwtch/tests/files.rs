@@ -1,0 +1,277 @@
+//! File sharing between two profiles over the loopback network: a shared file arrives
+//! bit-identical, a download interrupted by a restart resumes from what is on disk, and a
+//! download from a sharer that stopped sharing fails with a reason.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use cwtch::{Config, Content, Event};
+
+fn config() -> Config {
+    let mut c = fast_config();
+    c.download_stall = Duration::from_millis(300);
+    c
+}
+
+/// A file of `len` bytes that are not all alike (so a misplaced chunk shows).
+fn write_file(dir: &Path, name: &str, len: usize) -> PathBuf {
+    let mut x: u32 = 0x1234_5678;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// Alice shares `path` with Bob; returns the file key Bob saw in the offer.
+async fn share(alice: &mut Peer, bob: &mut Peer, path: &Path) -> String {
+    let b = bob.onion();
+    let (key, _) = alice.profile.share_file(onion(&b), path).await.unwrap();
+    let a = alice.onion();
+    let offer = bob
+        .expect(
+            "the file offer",
+            |e| matches!(e, Event::NewMessage { contact, overlay: Some(200), .. } if *contact == a),
+        )
+        .await;
+    let Event::NewMessage { body, .. } = offer else {
+        unreachable!()
+    };
+    let Content::FileShare {
+        file_key,
+        name,
+        size,
+    } = Content::parse(&body)
+    else {
+        panic!("not a file share: {body}")
+    };
+    assert_eq!(file_key, key);
+    assert_eq!(name, path.file_name().unwrap().to_string_lossy());
+    assert_eq!(size, std::fs::metadata(path).unwrap().len());
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_file_arrives_bit_identical() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "photo.bin", 3 * 1024 * 1024 + 123);
+    let key = share(&mut alice, &mut bob, &path).await;
+
+    let dest = tempfile::tempdir().unwrap();
+    let a = alice.onion();
+    let target = bob
+        .profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    assert_eq!(target, dest.path().join("photo.bin"));
+    // A second download of the same file while the first runs is refused.
+    assert!(matches!(
+        bob.profile
+            .download_file(onion(&a), &key, dest.path())
+            .await,
+        Err(cwtch::Error::DownloadRunning)
+    ));
+    let done = bob
+        .expect(
+            "downloaded",
+            |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloaded { path: got, .. } = done else {
+        unreachable!()
+    };
+    assert_eq!(PathBuf::from(&got), target);
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    // Nothing else is left in the folder (no partial file).
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 1);
+
+    let files = bob.profile.files(None).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(!files[0].ours && files[0].state == "downloaded");
+    let mine = alice.profile.files(None).await.unwrap();
+    assert!(mine[0].ours && mine[0].state == "sharing");
+
+    // Downloaded again: a numbered name, never an overwrite.
+    let again = bob
+        .profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    assert_eq!(again, dest.path().join("photo (1).bin"));
+    bob.expect(
+        "downloaded again",
+        |e| matches!(e, Event::FileDownloaded { path, .. } if Path::new(path) == again),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+
+    // An unknown key, or a key offered by nobody, is refused.
+    let other = format!("{}.{}", "ab".repeat(64), "cd".repeat(24));
+    assert!(matches!(
+        bob.profile
+            .download_file(onion(&a), &other, dest.path())
+            .await,
+        Err(cwtch::Error::FileNotFound)
+    ));
+    assert!(bob
+        .profile
+        .download_file(onion(&a), "nope", dest.path())
+        .await
+        .is_err());
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupted_download_resumes_after_a_restart() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "big.bin", 24 * 1024 * 1024);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let dest = tempfile::tempdir().unwrap();
+    let a = alice.onion();
+    let target = bob
+        .profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    let before = bob
+        .expect("some progress", |e| {
+            matches!(e, Event::FileDownloadProgress { done, total, .. } if *done > 0 && done < total)
+        })
+        .await;
+    let Event::FileDownloadProgress { done: before, .. } = before else {
+        unreachable!()
+    };
+    // Bob stops mid-download; the partial file stays, under its partial name only.
+    let home = bob.home.clone();
+    bob.shutdown().await;
+    assert!(!target.exists());
+    assert!(dest.path().join("big.bin.part").exists());
+
+    // Back: the download resumes by itself, counting what is on disk as done.
+    let mut bob = reopen(&w, &home, config()).await;
+    let first = bob
+        .expect(
+            "progress after the restart",
+            |e| matches!(e, Event::FileDownloadProgress { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloadProgress { done: resumed, .. } = first else {
+        unreachable!()
+    };
+    assert!(resumed >= before, "resumed at {resumed}, had {before}");
+    bob.expect(
+        "downloaded",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_no_longer_shared_fails_with_a_reason() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "gone.txt", 10_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    alice.profile.stop_sharing(&key).await.unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let a = alice.onion();
+    bob.profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    let failed = bob
+        .expect(
+            "failed",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(reason.contains("stopped sending"), "{reason}");
+    assert!(!dest.path().join("gone.txt").exists());
+    let files = bob.profile.files(None).await.unwrap();
+    assert!(files[0].state.starts_with("failed"), "{:?}", files[0]);
+
+    // Shared again: the download goes through.
+    alice.profile.restart_sharing(&key).await.unwrap();
+    let target = bob
+        .profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "downloaded",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_changed_after_sharing_is_not_served() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "draft.txt", 50_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    // Rewritten after sharing: same length, other bytes, a later modification time.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&path, vec![b'x'; 50_000]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let a = alice.onion();
+    bob.profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "failed",
+        |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+    )
+    .await;
+    assert!(!dest.path().join("draft.txt").exists());
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
