@@ -66,6 +66,14 @@ pub(crate) enum Command {
     /// messages as they are posted.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Share files with contacts, list them, and download files contacts share with you.
+    ///
+    /// Compatible with Go Cwtch's file sharing: a file is offered in the conversation (an
+    /// overlay-200 message naming its file key) and downloaded from the sharer over Cwtch,
+    /// every 4 KiB chunk checked against the file's manifest. The sharer must be online for a
+    /// download (`cwtch run`, or the TUI).
+    #[command(subcommand)]
+    File(FileCommand),
     /// Send a text message to a contact or a group.
     ///
     /// With `cwtch run` running, it sends. Without, this command brings the profile online
@@ -197,6 +205,82 @@ pub(crate) enum GroupCommand {
     Accept(GroupArgs),
     /// Leave a group, or decline an invite: its conversation and messages are deleted here.
     Leave(GroupArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FileCommand {
+    /// Share a file with a contact and print its file key (the last line of stdout).
+    ///
+    /// The contact sees a file message and can download the file from you while you are
+    /// online and share it (until `cwtch file stop`; sharing survives restarts). Without a
+    /// running `cwtch run`, this brings the profile online to send the offer (network flags
+    /// below) and waits up to --wait seconds for the acknowledgement.
+    Share(FileShareArgs),
+    /// List files offered to you and by you: conversation id, file key, ours/theirs, state,
+    /// size, name (in one conversation, or all).
+    List(FileListArgs),
+    /// Download (or resume) a file a contact offered you.
+    ///
+    /// The file goes to --to DIR (default: ~/Downloads) under the offered name made safe (no
+    /// folders, no hidden names, never overwriting: `name (1).ext`), written as `NAME.part`
+    /// until every chunk and the whole file check out. With a running `cwtch run`, it
+    /// downloads there (progress as events) and this prints where the file will be. Without,
+    /// this brings the profile online (network flags below), shows progress (a bar on a
+    /// terminal, JSON lines otherwise) and prints the file's path when it is complete;
+    /// interrupted, it resumes from what is on disk the next time.
+    Download(FileDownloadArgs),
+    /// Stop sharing a file (contacts can no longer download it).
+    Stop(FileKeyArgs),
+    /// Share a file again after `cwtch file stop`.
+    Restart(FileKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FileShareArgs {
+    /// The contact: an onion address or a conversation id.
+    pub(crate) contact: String,
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// Seconds to wait for the offer's acknowledgement (0: do not wait).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub(crate) wait: u64,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+    /// Network options, used only when no `cwtch run` is running.
+    #[command(flatten)]
+    pub(crate) acn: AcnArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FileListArgs {
+    /// Only this conversation (an onion address or a conversation id).
+    pub(crate) contact: Option<String>,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FileDownloadArgs {
+    /// The contact who offered it: an onion address or a conversation id.
+    pub(crate) contact: String,
+    /// The file key (`cwtch file list`, or the file message).
+    pub(crate) file_key: String,
+    /// The folder to download into (created if missing). Default: ~/Downloads.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) to: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+    /// Network options, used only when no `cwtch run` is running.
+    #[command(flatten)]
+    pub(crate) acn: AcnArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FileKeyArgs {
+    /// The file key of a file you share.
+    pub(crate) file_key: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod daemon;
 mod error;
+mod files;
 mod input;
 mod offline;
 mod output;
@@ -121,7 +122,7 @@ fn absolute(p: &Path) -> Result<PathBuf, CliError> {
     std::path::absolute(p).map_err(|e| CliError::io(&format!("bad path {}", p.display()), e))
 }
 
-fn extra_password(password_stdin: bool) -> Result<Option<Secret>, CliError> {
+pub(crate) fn extra_password(password_stdin: bool) -> Result<Option<Secret>, CliError> {
     if password_stdin {
         Ok(Some(input::password("profile password")?))
     } else {
@@ -130,7 +131,11 @@ fn extra_password(password_stdin: bool) -> Result<Option<Secret>, CliError> {
 }
 
 /// Run a request (daemon or direct) with no network and no extra password.
-async fn call(dir: &Path, req: Request, extra: Option<&Secret>) -> Result<(Reply, Via), CliError> {
+pub(crate) async fn call(
+    dir: &Path,
+    req: Request,
+    extra: Option<&Secret>,
+) -> Result<(Reply, Via), CliError> {
     client::execute(
         dir,
         req,
@@ -143,7 +148,7 @@ async fn call(dir: &Path, req: Request, extra: Option<&Secret>) -> Result<(Reply
     .await
 }
 
-fn unexpected(r: Reply) -> CliError {
+pub(crate) fn unexpected(r: Reply) -> CliError {
     CliError::Failed(format!("unexpected answer: {r:?}"))
 }
 
@@ -184,6 +189,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Contact(cmd) => contact_command(&dir, cmd, profile, json).await,
         Command::Server(cmd) => server_command(&dir, cmd, profile, json).await,
         Command::Group(cmd) => group_command(&dir, cmd, profile, json).await,
+        Command::File(cmd) => files::file_command(&dir, cmd, profile, json).await,
         Command::Send(args) => {
             args.acn.check().map_err(CliError::acn)?;
             check_target(&args.contact)?;

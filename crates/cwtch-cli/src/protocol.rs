@@ -217,6 +217,38 @@ pub(crate) enum Request {
         profile: Option<String>,
         group: String,
     },
+    /// Share a file with a contact; wait up to `wait_secs` for the offer's acknowledgement.
+    #[serde(rename = "file.share")]
+    FileShare {
+        profile: Option<String>,
+        contact: String,
+        path: String,
+        wait_secs: u64,
+    },
+    #[serde(rename = "file.list")]
+    FileList {
+        profile: Option<String>,
+        contact: Option<String>,
+    },
+    /// Download a file into `dir`; with `wait` (one-off commands), until it is complete.
+    #[serde(rename = "file.download")]
+    FileDownload {
+        profile: Option<String>,
+        contact: String,
+        file_key: String,
+        dir: String,
+        wait: bool,
+    },
+    #[serde(rename = "file.stop")]
+    FileStop {
+        profile: Option<String>,
+        file_key: String,
+    },
+    #[serde(rename = "file.restart")]
+    FileRestart {
+        profile: Option<String>,
+        file_key: String,
+    },
     /// Stream the library's events on this connection: after the `subscribed` answer, every
     /// line the daemon sends is an event line as `cwtch run` prints it (`{"event":…}`, and
     /// `{"event":"EventsLost","missed":N}` when the connection was too slow), until either
@@ -255,6 +287,11 @@ impl Request {
             Request::GroupList { .. } => "group.list",
             Request::GroupAccept { .. } => "group.accept",
             Request::GroupLeave { .. } => "group.leave",
+            Request::FileShare { .. } => "file.share",
+            Request::FileList { .. } => "file.list",
+            Request::FileDownload { .. } => "file.download",
+            Request::FileStop { .. } => "file.stop",
+            Request::FileRestart { .. } => "file.restart",
             Request::EventsSubscribe => "events.subscribe",
         }
     }
@@ -618,6 +655,25 @@ pub(crate) enum Reply {
     },
     /// `events.subscribe`: event lines follow.
     Subscribed,
+    /// `file.share`: the file key, and how the offer went.
+    FileShared {
+        file_key: String,
+        sent: SendRow,
+    },
+    Files {
+        files: Vec<cwtch::FileInfo>,
+    },
+    /// `file.download`: where the file is (or will be), and its state.
+    FileDownload {
+        file_key: String,
+        path: String,
+        state: String,
+    },
+    /// `file.stop`, `file.restart`: the new state.
+    FileState {
+        file_key: String,
+        state: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

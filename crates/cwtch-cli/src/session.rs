@@ -30,7 +30,7 @@ pub(crate) enum Mode {
 }
 
 pub(crate) struct Session {
-    app: Cwtch,
+    pub(crate) app: Cwtch,
     mode: Mode,
 }
 
@@ -44,7 +44,7 @@ impl Session {
         self.app.events()
     }
 
-    fn is_daemon(&self) -> bool {
+    pub(crate) fn is_daemon(&self) -> bool {
         matches!(self.mode, Mode::Daemon)
     }
 
@@ -296,6 +296,11 @@ impl Session {
             | Request::GroupList { .. }
             | Request::GroupAccept { .. }
             | Request::GroupLeave { .. }) => self.server_request(req).await,
+            req @ (Request::FileShare { .. }
+            | Request::FileList { .. }
+            | Request::FileDownload { .. }
+            | Request::FileStop { .. }
+            | Request::FileRestart { .. }) => self.file_request(req).await,
         }
     }
 
@@ -374,7 +379,7 @@ impl Session {
     }
 
     /// Wait up to `wait_secs` for a message to a contact to be acknowledged; what happened.
-    async fn await_acknowledgement(
+    pub(crate) async fn await_acknowledgement(
         &self,
         h: &ProfileHandle,
         mut events: broadcast::Receiver<Event>,
@@ -818,7 +823,7 @@ impl Session {
     }
 
     /// The loaded profile a profile-scoped request uses.
-    async fn handle(&self, selector: Option<&str>) -> Result<ProfileHandle, CliError> {
+    pub(crate) async fn handle(&self, selector: Option<&str>) -> Result<ProfileHandle, CliError> {
         match &self.mode {
             Mode::Daemon => {
                 let rows = self.running_rows().await;
@@ -1087,7 +1092,7 @@ pub(crate) fn parse_onion(s: &str) -> Result<Onion, CliError> {
     })
 }
 
-fn contact_error(e: cwtch::Error, contact: &str) -> CliError {
+pub(crate) fn contact_error(e: cwtch::Error, contact: &str) -> CliError {
     match e {
         cwtch::Error::ContactNotFound => CliError::NotFound(format!("no contact {contact}")),
         cwtch::Error::ContactBlocked => CliError::Failed(format!(

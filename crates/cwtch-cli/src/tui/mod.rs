@@ -9,7 +9,7 @@
 //!   carries out the actions.
 
 mod app;
-mod sanitize;
+pub(crate) mod sanitize;
 mod view;
 
 use std::io::Write;

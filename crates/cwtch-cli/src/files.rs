@@ -1,0 +1,309 @@
+//! `cwtch file …`: sharing and downloading files (the library's file sharing).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use cwtch::Event;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::cli::FileCommand;
+use crate::client::{self, Direct};
+use crate::error::CliError;
+use crate::output;
+use crate::protocol::{Reply, Request, Secret};
+use crate::session::{contact_error, parse_contact, Session};
+
+impl Session {
+    /// The `file.*` requests.
+    pub(crate) async fn file_request(&self, req: Request) -> Result<Reply, CliError> {
+        match req {
+            Request::FileShare {
+                profile,
+                contact,
+                path,
+                wait_secs,
+            } => {
+                let cid = parse_contact(&contact)?;
+                let h = self.handle(profile.as_deref()).await?;
+                // Subscribe before sharing: the acknowledgement can arrive at once.
+                let events = self.app.events();
+                let (file_key, sent) = h
+                    .share_file(cid.clone(), Path::new(&path))
+                    .await
+                    .map_err(|e| file_error(e, &contact))?;
+                let reply = self
+                    .await_acknowledgement(&h, events, cid, &contact, sent, wait_secs)
+                    .await?;
+                let Reply::Sent { sent } = reply else {
+                    return Ok(reply);
+                };
+                Ok(Reply::FileShared { file_key, sent })
+            }
+            Request::FileList { profile, contact } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let cid = contact.as_deref().map(parse_contact).transpose()?;
+                let files = h
+                    .files(cid)
+                    .await
+                    .map_err(|e| file_error(e, contact.as_deref().unwrap_or("")))?;
+                Ok(Reply::Files { files })
+            }
+            Request::FileDownload {
+                profile,
+                contact,
+                file_key,
+                dir,
+                wait,
+            } => {
+                let cid = parse_contact(&contact)?;
+                let h = self.handle(profile.as_deref()).await?;
+                let events = self.app.events();
+                let path = h
+                    .download_file(cid, &file_key, Path::new(&dir))
+                    .await
+                    .map_err(|e| file_error(e, &contact))?;
+                if !wait || self.is_daemon() {
+                    return Ok(Reply::FileDownload {
+                        file_key,
+                        path: path.display().to_string(),
+                        state: "downloading".into(),
+                    });
+                }
+                let me = h.onion().as_str().to_owned();
+                let path = follow_download(events, &me, &file_key).await?;
+                Ok(Reply::FileDownload {
+                    file_key,
+                    path,
+                    state: "downloaded".into(),
+                })
+            }
+            Request::FileStop { profile, file_key } => {
+                let h = self.handle(profile.as_deref()).await?;
+                h.stop_sharing(&file_key)
+                    .await
+                    .map_err(|e| file_error(e, ""))?;
+                Ok(Reply::FileState {
+                    file_key,
+                    state: "stopped".into(),
+                })
+            }
+            Request::FileRestart { profile, file_key } => {
+                let h = self.handle(profile.as_deref()).await?;
+                h.restart_sharing(&file_key)
+                    .await
+                    .map_err(|e| file_error(e, ""))?;
+                Ok(Reply::FileState {
+                    file_key,
+                    state: "sharing".into(),
+                })
+            }
+            r => Err(CliError::Failed(format!("not a file request: {}", r.op()))),
+        }
+    }
+}
+
+fn file_error(e: cwtch::Error, contact: &str) -> CliError {
+    match e {
+        cwtch::Error::FileNotFound => CliError::NotFound(
+            "no such file: not offered in this conversation, nor shared by you (see `cwtch file list`)"
+                .into(),
+        ),
+        cwtch::Error::Invalid { what: "file key" } => CliError::Usage(
+            "not a file key (128 hex digits, a dot, 48 hex digits: see `cwtch file list`)".into(),
+        ),
+        e @ (cwtch::Error::ContactNotFound | cwtch::Error::ContactBlocked) => {
+            contact_error(e, contact)
+        }
+        e => CliError::lib(e),
+    }
+}
+
+/// Show a download's progress until it completes (its path) or fails (an error): a bar on a
+/// terminal (stderr), JSON lines on stdout otherwise.
+async fn follow_download(
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    me: &str,
+    key: &str,
+) -> Result<String, CliError> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bytes:>10}/{total_bytes:10} {bar:40} {bytes_per_sec:>12} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    loop {
+        match events.recv().await {
+            Ok(Event::FileDownloadProgress {
+                profile,
+                file_key,
+                done,
+                total,
+                ..
+            }) if profile == me && file_key == key => match &bar {
+                Some(b) => {
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+                None => output::line(
+                    &serde_json::json!({"file_key": key, "done": done, "total": total}).to_string(),
+                ),
+            },
+            Ok(Event::FileDownloaded {
+                profile,
+                file_key,
+                path,
+                ..
+            }) if profile == me && file_key == key => {
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                return Ok(path);
+            }
+            Ok(Event::FileDownloadFailed {
+                profile,
+                file_key,
+                reason,
+                ..
+            }) if profile == me && file_key == key => {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(CliError::Failed(format!(
+                    "the download failed: {reason} (what was verified is kept; run the same command to resume)"
+                )));
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => {
+                return Err(CliError::Failed("the profile stopped".into()));
+            }
+        }
+    }
+}
+
+/// Where downloads go by default: ~/Downloads (the current folder without a home).
+fn default_download_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join("Downloads"))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Run a `cwtch file` command.
+pub(crate) async fn file_command(
+    dir: &Path,
+    cmd: FileCommand,
+    profile: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    match cmd {
+        FileCommand::Share(a) => {
+            a.acn.check().map_err(CliError::acn)?;
+            let extra = crate::extra_password(a.password.password_stdin)?;
+            let path = std::path::absolute(&a.path)
+                .map_err(|e| CliError::io(&format!("cannot use {}", a.path.display()), e))?;
+            let req = Request::FileShare {
+                profile,
+                contact: a.contact.clone(),
+                path: path.display().to_string(),
+                wait_secs: a.wait,
+            };
+            let direct = Direct {
+                extra: extra.as_ref().map(Secret::password),
+                acn: Some(&a.acn),
+                create_home: false,
+            };
+            match client::execute(dir, req, direct).await?.0 {
+                Reply::FileShared { file_key, sent } if json => {
+                    output::json(&serde_json::json!({"file_key": file_key, "sent": sent}));
+                }
+                Reply::FileShared { file_key, sent } => {
+                    output::line(&output::send_line(&sent));
+                    output::line(&file_key);
+                }
+                r => return Err(crate::unexpected(r)),
+            }
+        }
+        FileCommand::List(a) => {
+            let extra = crate::extra_password(a.password.password_stdin)?;
+            let req = Request::FileList {
+                profile,
+                contact: a.contact.clone(),
+            };
+            match crate::call(dir, req, extra.as_ref()).await?.0 {
+                Reply::Files { files } if json => output::json(&files),
+                Reply::Files { files } => {
+                    for f in &files {
+                        output::line(&format!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            f.conversation_id,
+                            f.file_key,
+                            if f.ours { "ours" } else { "theirs" },
+                            f.state,
+                            f.size,
+                            crate::tui::sanitize::inert(&f.name),
+                        ));
+                    }
+                }
+                r => return Err(crate::unexpected(r)),
+            }
+        }
+        FileCommand::Download(a) => {
+            a.acn.check().map_err(CliError::acn)?;
+            let extra = crate::extra_password(a.password.password_stdin)?;
+            let to = a.to.clone().unwrap_or_else(default_download_dir);
+            let to = std::path::absolute(&to)
+                .map_err(|e| CliError::io(&format!("cannot use {}", to.display()), e))?;
+            let req = Request::FileDownload {
+                profile,
+                contact: a.contact.clone(),
+                file_key: a.file_key.clone(),
+                dir: to.display().to_string(),
+                wait: true,
+            };
+            let direct = Direct {
+                extra: extra.as_ref().map(Secret::password),
+                acn: Some(&a.acn),
+                create_home: false,
+            };
+            match client::execute(dir, req, direct).await?.0 {
+                r @ Reply::FileDownload { .. } if json => output::json(&r),
+                Reply::FileDownload { path, state, .. } => {
+                    output::line(&format!("{state}: {path}"));
+                }
+                r => return Err(crate::unexpected(r)),
+            }
+        }
+        FileCommand::Stop(a) | FileCommand::Restart(a) if a.file_key.trim().is_empty() => {
+            return Err(CliError::Usage("no file key given".into()));
+        }
+        FileCommand::Stop(a) => {
+            let extra = crate::extra_password(a.password.password_stdin)?;
+            let req = Request::FileStop {
+                profile,
+                file_key: a.file_key.clone(),
+            };
+            state_reply(crate::call(dir, req, extra.as_ref()).await?.0, json)?;
+        }
+        FileCommand::Restart(a) => {
+            let extra = crate::extra_password(a.password.password_stdin)?;
+            let req = Request::FileRestart {
+                profile,
+                file_key: a.file_key.clone(),
+            };
+            state_reply(crate::call(dir, req, extra.as_ref()).await?.0, json)?;
+        }
+    }
+    Ok(())
+}
+
+fn state_reply(r: Reply, json: bool) -> Result<(), CliError> {
+    match r {
+        r @ Reply::FileState { .. } if json => output::json(&r),
+        Reply::FileState { file_key, state } => output::line(&format!("{state}: {file_key}")),
+        r => return Err(crate::unexpected(r)),
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! `cwtch file …` between real processes over the loopback network: a 100 MiB file arrives
+//! bit-identical although the downloader is SIGKILLed midway (it resumes from what is on disk,
+//! fetching only the rest) and the sharer restarts (sharing resumes); a download without a
+//! running `cwtch run` shows progress as JSON lines and prints the path; stop and restart.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const BIG: Duration = Duration::from_secs(600);
+
+struct World {
+    tmp: tempfile::TempDir,
+    net: PathBuf,
+    a_dir: PathBuf,
+    b_dir: PathBuf,
+    alice: String,
+    bob: String,
+}
+
+impl World {
+    async fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = tmp.path().join("net");
+        let a_dir = tmp.path().join("a");
+        let b_dir = tmp.path().join("b");
+        let alice = acreate(&a_dir, "alice").await;
+        let bob = acreate(&b_dir, "bob").await;
+        World {
+            tmp,
+            net,
+            a_dir,
+            b_dir,
+            alice,
+            bob,
+        }
+    }
+
+    fn net(&self) -> &str {
+        self.net.to_str().unwrap()
+    }
+
+    /// Alice adds Bob; Bob accepts.
+    async fn befriend(&self, b: &mut Daemon) {
+        ok(&acwtch(&self.a_dir, &["contact", "add", &self.bob]).await);
+        b.wait_for(STEP, |e| {
+            e["event"] == "ContactCreated" && e["contact"] == self.alice.as_str()
+        })
+        .await;
+        ok(&acwtch(&self.b_dir, &["contact", "accept", &self.alice]).await);
+    }
+
+    /// Alice shares `path` with Bob (through her daemon); Bob's daemon sees the offer.
+    async fn share(&self, b: &mut Daemon, path: &Path) -> String {
+        let o = acwtch(
+            &self.a_dir,
+            &["file", "share", &self.bob, path.to_str().unwrap()],
+        )
+        .await;
+        let key = last_line(&o);
+        assert_eq!(key.len(), 128 + 1 + 48, "{}", ok(&o));
+        let offer = b
+            .wait_for(STEP, |e| e["event"] == "NewMessage" && e["overlay"] == 200)
+            .await;
+        assert!(
+            offer["body"].as_str().unwrap().contains(&key[..128]),
+            "{offer}"
+        );
+        key
+    }
+}
+
+fn write_file(path: &Path, len: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = len;
+    while left > 0 {
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let n = left.min(buf.len());
+        f.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let na = fa.read(&mut ba).unwrap();
+        let mut nb = 0;
+        while nb < na {
+            let n = fb.read(&mut bb[nb..na]).unwrap();
+            if n == 0 {
+                return false;
+            }
+            nb += n;
+        }
+        if na == 0 {
+            return fb.read(&mut bb).unwrap() == 0;
+        }
+        if ba[..na] != bb[..na] {
+            return false;
+        }
+    }
+}
+
+fn progress(e: &Value, key: &str) -> Option<(u64, u64)> {
+    (e["event"] == "FileDownloadProgress" && e["file_key"] == key)
+        .then(|| (e["done"].as_u64().unwrap(), e["total"].as_u64().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_100_mib_file_arrives_despite_a_sigkilled_downloader_and_a_restarted_sharer() {
+    let w = World::new().await;
+    let a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("big.bin");
+    write_file(&src, 100 * 1024 * 1024);
+    let key = w.share(&mut b, &src).await;
+
+    let dest = w.tmp.path().join("downloads");
+    let o = acwtch(
+        &w.b_dir,
+        &[
+            "--json",
+            "file",
+            "download",
+            &w.alice,
+            &key,
+            "--to",
+            dest.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let started = json(&o);
+    assert_eq!(started["state"], "downloading", "{started}");
+    let target = PathBuf::from(started["path"].as_str().unwrap());
+    assert_eq!(target, dest.join("big.bin"));
+
+    // Some way in, the downloader is killed: no clean-up at all.
+    let (done_before, total) = {
+        let k = key.clone();
+        let e = b
+            .wait_for(BIG, move |e| {
+                progress(e, &k).is_some_and(|(d, t)| d >= 8 << 20 && d < t)
+            })
+            .await;
+        progress(&e, &key).unwrap()
+    };
+    assert_eq!(total, 100 * 1024 * 1024);
+    b.kill9().await;
+    assert!(
+        !target.exists(),
+        "the final name appears only when complete"
+    );
+    assert!(dest.join("big.bin.part").exists());
+
+    // The sharer restarts too: sharing survives it.
+    a.stop().await;
+    let _a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+
+    // Bob's next run resumes by itself, counting the verified part on disk as done.
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    let k = key.clone();
+    let first = b.wait_for(STEP, move |e| progress(e, &k).is_some()).await;
+    let (resumed, _) = progress(&first, &key).unwrap();
+    assert!(
+        resumed >= done_before,
+        "resumed at {resumed} bytes, had {done_before} before the kill"
+    );
+    let k = key.clone();
+    let done = b
+        .wait_for(BIG, move |e| {
+            (e["event"] == "FileDownloaded" || e["event"] == "FileDownloadFailed")
+                && e["file_key"] == k.as_str()
+        })
+        .await;
+    assert_eq!(done["event"], "FileDownloaded", "{done}");
+    assert_eq!(PathBuf::from(done["path"].as_str().unwrap()), target);
+    assert!(same_file(&src, &target), "the file arrived altered");
+    assert!(!dest.join("big.bin.part").exists());
+
+    let o = acwtch(&w.b_dir, &["--json", "file", "list"]).await;
+    let files = json(&o);
+    assert_eq!(files[0]["state"], "downloaded", "{files}");
+    assert_eq!(files[0]["ours"], false, "{files}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_without_a_daemon_shows_progress_and_stop_restart_work() {
+    let w = World::new().await;
+    let _a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("notes.txt");
+    write_file(&src, 3 * 1024 * 1024 + 17);
+    let key = w.share(&mut b, &src).await;
+    b.stop().await;
+
+    let o = acwtch(&w.a_dir, &["file", "stop", &key]).await;
+    assert_eq!(ok(&o).trim(), format!("stopped: {key}"));
+    let dest = w.tmp.path().join("dl");
+    let net = w.net().to_owned();
+    let args = [
+        "file",
+        "download",
+        &w.alice,
+        &key,
+        "--to",
+        dest.to_str().unwrap(),
+        "--network",
+        "loopback",
+        "--loopback-dir",
+        &net,
+    ];
+
+    // Shared again: the download runs in this process, with progress as JSON lines.
+    let o = acwtch(&w.a_dir, &["file", "restart", &key]).await;
+    assert_eq!(ok(&o).trim(), format!("sharing: {key}"));
+    let o = acwtch(&w.b_dir, &args).await;
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let last = lines.last().unwrap();
+    assert_eq!(
+        *last,
+        format!("downloaded: {}", dest.join("notes.txt").display())
+    );
+    let progress_lines: Vec<Value> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!progress_lines.is_empty(), "{out}");
+    assert!(progress_lines.iter().all(|p| p["file_key"] == key.as_str()));
+    assert_eq!(
+        progress_lines.last().unwrap()["done"],
+        progress_lines.last().unwrap()["total"]
+    );
+    assert!(same_file(&src, &dest.join("notes.txt")));
+
+    // A key nobody offered: exit code 3, a clear message.
+    let other = format!("{}.{}", "ab".repeat(64), "cd".repeat(24));
+    let o = acwtch(
+        &w.b_dir,
+        &[
+            "file",
+            "download",
+            &w.alice,
+            &other,
+            "--to",
+            dest.to_str().unwrap(),
+        ],
+    )
+    .await;
+    fails(&o, 3, "no such file");
+    let o = acwtch(&w.b_dir, &["file", "download", &w.alice, "nonsense"]).await;
+    fails(&o, 2, "not a file key");
+}
