@@ -5,7 +5,7 @@
 //! library or a running `cwtch run`, in the control protocol's [`Request`]s); rendering
 //! (`view.rs`) is a pure function of the state. Data flows one way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cwtch::{ConnectionState, Event, MessageState, ServerState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -164,6 +164,10 @@ pub(crate) struct Profile {
     pub(crate) block_unknown: bool,
     pub(crate) convs: Vec<Conv>,
     pub(crate) servers: Vec<ServerRow>,
+    /// The latest connection states the events told (an answer read before an event may
+    /// arrive after it: the event wins).
+    peer_states: BTreeMap<i64, ConnectionState>,
+    server_states: BTreeMap<String, ServerState>,
 }
 
 impl Profile {
@@ -176,6 +180,8 @@ impl Profile {
             block_unknown: false,
             convs: Vec::new(),
             servers: Vec::new(),
+            peer_states: BTreeMap::new(),
+            server_states: BTreeMap::new(),
         }
     }
 
@@ -183,6 +189,23 @@ impl Profile {
         // Requests first, then contacts, then groups; by name within each.
         self.convs
             .sort_by_key(|c| (section(c), c.label().to_lowercase(), c.id));
+    }
+
+    /// Apply the states the events told over what an answer said.
+    fn apply_states(&mut self) {
+        for c in self.convs.iter_mut() {
+            if let Some(st) = self.peer_states.get(&c.id) {
+                c.peer = *st;
+            }
+            if let Some(st) = c.server.as_ref().and_then(|s| self.server_states.get(s)) {
+                c.server_state = *st;
+            }
+        }
+        for srv in self.servers.iter_mut() {
+            if let Some(st) = self.server_states.get(&srv.onion) {
+                srv.state = *st;
+            }
+        }
     }
 
     fn conv_mut(&mut self, id: i64) -> Option<&mut Conv> {
@@ -1166,12 +1189,12 @@ impl App {
                 state,
                 ..
             } => {
-                if let Some(c) = p.conv_mut(conversation_id) {
-                    c.peer = state;
-                }
+                p.peer_states.insert(conversation_id, state);
+                p.apply_states();
                 Vec::new()
             }
             Event::ServerStateChanged { server, state, .. } => {
+                p.server_states.insert(server.clone(), state);
                 for c in p.convs.iter_mut() {
                     if c.server.as_deref() == Some(server.as_str()) {
                         c.server_state = state;
@@ -1341,6 +1364,7 @@ impl App {
                         convs.push(c);
                     }
                     p.convs = convs;
+                    p.apply_states();
                     p.sort();
                 }
                 self.try_pending_open()
@@ -1349,6 +1373,7 @@ impl App {
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
                     p.convs.retain(|c| c.kind != Kind::Group);
                     p.convs.extend(groups.iter().map(Conv::from_group));
+                    p.apply_states();
                     p.sort();
                 }
                 self.try_pending_open()
@@ -1356,6 +1381,7 @@ impl App {
             (What::Servers, Reply::Servers { servers }) => {
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
                     p.servers = servers;
+                    p.apply_states();
                 }
                 Vec::new()
             }

@@ -1112,3 +1112,50 @@ fn a_chosen_message_stays_in_view_and_pastes_land_where_typing_would() {
         "{a:?}"
     );
 }
+
+/// An answer read before a state change can arrive after its event: the event wins.
+#[test]
+fn states_from_events_outlive_stale_answers() {
+    let mut app = world();
+    app.handle_event(Event::ServerStateChanged {
+        profile: ALICE.into(),
+        conversation_id: 5,
+        server: SERVER.into(),
+        state: ServerState::Syncing,
+        tokens: 0,
+    });
+    app.handle_event(Event::PeerStateChanged {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        state: ConnectionState::Failed,
+    });
+    // Stale lists: bob authenticated, the group synced.
+    app.handle_reply(
+        ctx(ALICE, None, What::Contacts),
+        Ok(Reply::Contacts {
+            contacts: vec![contact(
+                1,
+                BOB,
+                Some("bob"),
+                true,
+                ConnectionState::Authenticated,
+            )],
+        }),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Groups),
+        Ok(Reply::Groups {
+            groups: vec![group(3, "book club", true, 0, 0)],
+        }),
+    );
+    let c = |id: i64| {
+        app.visible()
+            .into_iter()
+            .find(|c| c.id == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(c(1).peer, ConnectionState::Failed);
+    assert_eq!(c(3).server_state, ServerState::Syncing);
+}

@@ -295,7 +295,7 @@ fn body(m: &MessageRow) -> String {
         Content::Text { text } => text.clone(),
         Content::QuotedReply { body, .. } => body.clone(),
         Content::ContactSuggestion { onion } => format!("[suggests a contact: {onion}]"),
-        Content::GroupInvite { .. } => "[an invite to a group: J joins]".into(),
+        Content::GroupInvite { .. } => "[an invite to a group: see Requests]".into(),
         _ => format!("[not understood: {}]", m.body),
     }
 }
