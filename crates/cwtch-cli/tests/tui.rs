@@ -373,6 +373,20 @@ async fn tui_creates_a_profile_and_unlocks_a_password_one() {
         !ok(&o).contains(&carol),
         "carol needs her password to be listed"
     );
+    // Choose Dave with `p` (profiles are listed by name: Carol first) and delete him.
+    t.type_text("p");
+    t.wait_for_text("▸ dave");
+    t.type_text("X");
+    t.wait_for_text("Delete the profile dave");
+    t.type_text("y");
+    t.wait_for_text("Delete the profile: its password");
+    t.keys(&["Enter"]); // he has none
+    t.wait_for_text("profile deleted");
+    t.wait("dave gone", |s| {
+        !s.contains("dave online") && s.contains("▸ carol online")
+    });
+    let v = json(&acwtch(&dir, &["--json", "profile", "list"]).await);
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
     t.keys(&["C-c"]);
     t.wait_for_text("tui exited 0");
 }

@@ -252,15 +252,23 @@ pub(crate) enum Focus {
 pub(crate) enum Ask {
     Unlock,
     NewProfileName,
-    NewProfilePassword { name: String },
+    NewProfilePassword {
+        name: String,
+    },
     AddContact,
     JoinGroup,
     AddServer,
     GroupName,
-    GroupServer { name: String },
+    GroupServer {
+        name: String,
+    },
     InviteContact,
     SetName,
     SetStatus,
+    /// The password of a profile to delete (confirmed already).
+    DeleteProfile {
+        onion: String,
+    },
 }
 
 impl Ask {
@@ -279,6 +287,7 @@ impl Ask {
             Ask::InviteContact => "Invite to this group: the contact (onion or conversation id)",
             Ask::SetName => "Your public name",
             Ask::SetStatus => "Your status",
+            Ask::DeleteProfile { .. } => "Delete the profile: its password (empty: none)",
         }
     }
 
@@ -286,7 +295,10 @@ impl Ask {
     pub(crate) fn secret(&self) -> bool {
         matches!(
             self,
-            Ask::Unlock | Ask::NewProfilePassword { .. } | Ask::JoinGroup
+            Ask::Unlock
+                | Ask::NewProfilePassword { .. }
+                | Ask::JoinGroup
+                | Ask::DeleteProfile { .. }
         )
     }
 }
@@ -296,6 +308,8 @@ impl Ask {
 pub(crate) enum Confirm {
     /// Delete a contact (and the conversation) or leave a group.
     DeleteConv { id: i64, kind: Kind, label: String },
+    /// Delete a profile and everything in it.
+    DeleteProfile { onion: String, name: String },
 }
 
 /// What is drawn over the main screen.
@@ -694,6 +708,14 @@ impl App {
             KeyCode::Char('x') => return self.on_selected(Verb::Decline),
             KeyCode::Char('b') => return self.on_selected(Verb::Block),
             KeyCode::Char('u') => return self.on_selected(Verb::Unblock),
+            KeyCode::Char('X') => {
+                if let Some(p) = self.profile() {
+                    self.overlay = Overlay::Confirm(Confirm::DeleteProfile {
+                        onion: p.onion.clone(),
+                        name: p.name.clone(),
+                    });
+                }
+            }
             KeyCode::Char('D') => {
                 if let Some(c) = self.selected_conv() {
                     self.overlay = Overlay::Confirm(Confirm::DeleteConv {
@@ -721,13 +743,21 @@ impl App {
         let text = input.trim().to_owned();
         let needs_profile = !matches!(
             ask,
-            Ask::Unlock | Ask::NewProfileName | Ask::NewProfilePassword { .. }
+            Ask::Unlock
+                | Ask::NewProfileName
+                | Ask::NewProfilePassword { .. }
+                | Ask::DeleteProfile { .. }
         );
         if needs_profile && self.profiles.is_empty() {
             self.error("no profile yet: create one with `c`");
             return Vec::new();
         }
-        if text.is_empty() && !matches!(ask, Ask::NewProfilePassword { .. } | Ask::SetStatus) {
+        if text.is_empty()
+            && !matches!(
+                ask,
+                Ask::NewProfilePassword { .. } | Ask::SetStatus | Ask::DeleteProfile { .. }
+            )
+        {
             return Vec::new();
         }
         let p = Some(me.clone());
@@ -790,6 +820,15 @@ impl App {
             Ask::InviteContact => self.invite(&text),
             Ask::SetName => self.settings(Some(text), None, None),
             Ask::SetStatus => self.settings(None, Some(text), None),
+            Ask::DeleteProfile { onion } => vec![call(
+                Request::ProfileDelete {
+                    profile: Some(onion),
+                    password: (!input.is_empty()).then(|| Secret::new(input)),
+                },
+                "",
+                None,
+                What::Changed("profile deleted"),
+            )],
         }
     }
 
@@ -928,7 +967,13 @@ impl App {
     }
 
     fn confirmed(&mut self, c: Confirm) -> Vec<Action> {
-        let Confirm::DeleteConv { id, kind, .. } = c;
+        let (id, kind) = match c {
+            Confirm::DeleteConv { id, kind, .. } => (id, kind),
+            Confirm::DeleteProfile { onion, .. } => {
+                self.ask(Ask::DeleteProfile { onion });
+                return Vec::new();
+            }
+        };
         let me = self.active_onion();
         let p = Some(me.clone());
         if self.open == Some(id) {
@@ -1333,11 +1378,14 @@ impl App {
                     actions.extend(refresh_all(&row.onion));
                 }
                 self.profiles = next;
-                self.active = self
-                    .profiles
-                    .iter()
-                    .position(|p| p.onion == active)
-                    .unwrap_or(0);
+                match self.profiles.iter().position(|p| p.onion == active) {
+                    Some(i) => self.active = i,
+                    None => {
+                        // The active profile is gone (deleted): show the first.
+                        self.active = 0;
+                        self.close();
+                    }
+                }
                 if self.profiles.is_empty() && self.overlay == Overlay::None {
                     if self.locked > 0 {
                         self.ask(Ask::Unlock);

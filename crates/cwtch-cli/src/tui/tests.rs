@@ -1159,3 +1159,47 @@ fn states_from_events_outlive_stale_answers() {
     assert_eq!(c(1).peer, ConnectionState::Failed);
     assert_eq!(c(3).server_state, ServerState::Syncing);
 }
+
+#[test]
+fn deleting_asks_first() {
+    let mut app = world();
+    // A conversation: `D`, then anything but `y` keeps it.
+    app.selected = app.visible().iter().position(|c| c.id == 1).unwrap();
+    app.handle_key(ch('D'));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("Delete the contact bob and the whole conversation?"),
+        "{s}"
+    );
+    snapshot("confirm_delete_80x24", &s);
+    assert!(app.handle_key(ch('n')).is_empty());
+    app.handle_key(ch('D'));
+    let a = app.handle_key(ch('y'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactDelete { contact, .. }, .. }] if contact == "1"),
+        "{a:?}"
+    );
+    // The profile: `X`, `y`, then its password (never shown).
+    app.handle_key(ch('X'));
+    assert!(screen(&app, 80, 24).contains("Delete the profile alice"));
+    assert!(app.handle_key(ch('y')).is_empty());
+    typing(&mut app, "pw");
+    assert!(!screen(&app, 80, 24).contains("pw▏"));
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ProfileDelete { profile: Some(p), password: Some(pw) }, .. }] if p == ALICE && pw.0.as_str() == "pw"),
+        "{a:?}"
+    );
+    // Once it is gone, the list no longer has it, and nothing of it stays open.
+    open_with(&mut app, 1, bob_messages());
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(Reply::Pong {
+            version: 1,
+            pid: 1,
+            profiles: vec![],
+            acn: None,
+        }),
+    );
+    assert!(app.profiles.is_empty() && app.open.is_none() && app.messages.is_empty());
+}
