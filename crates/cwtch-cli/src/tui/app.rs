@@ -371,6 +371,9 @@ pub(crate) struct App {
     pub(crate) notice: Option<Notice>,
     /// Profiles whose onion service is up (the event may come before the profile is listed).
     pub(crate) online: BTreeSet<String>,
+    /// The text of the last send, until it is answered: a refused send (too long, a blocked
+    /// contact) puts it back on an empty compose line.
+    pub(crate) unsent: Option<String>,
     /// `--open`: the conversation to open once the lists are read.
     pub(crate) pending_open: Option<String>,
     pub(crate) quit: bool,
@@ -399,6 +402,7 @@ impl App {
             overlay: Overlay::None,
             notice: None,
             online: BTreeSet::new(),
+            unsent: None,
             pending_open: open,
             quit: false,
         }
@@ -589,7 +593,9 @@ impl App {
 
     fn compose_key(&mut self, key: KeyEvent, ctrl: bool) -> Vec<Action> {
         match key.code {
-            KeyCode::Esc if self.reply_to.take().is_none() => self.focus = Focus::List,
+            // Esc drops the reply being written, else goes back to the list.
+            KeyCode::Esc if self.reply_to.is_some() => self.reply_to = None,
+            KeyCode::Esc => self.focus = Focus::List,
             KeyCode::Tab => self.focus = Focus::List,
             KeyCode::Enter => {
                 let line = std::mem::take(&mut self.compose);
@@ -667,9 +673,8 @@ impl App {
             KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < n => self.selected += 1,
             KeyCode::Enter | KeyCode::Right => {
                 if let Some(c) = self.selected_conv() {
-                    let mut a = self.open(c.id);
                     self.focus = Focus::Compose;
-                    return std::mem::take(&mut a);
+                    return self.open(c.id);
                 }
             }
             KeyCode::Tab => self.focus = Focus::Compose,
@@ -1074,6 +1079,7 @@ impl App {
     fn send(&mut self, id: i64, text: String, reply_to: Option<String>) -> Vec<Action> {
         let me = self.active_onion();
         self.scroll = 0;
+        self.unsent = Some(text.clone());
         vec![call(
             Request::Send {
                 profile: Some(me.clone()),
@@ -1355,6 +1361,13 @@ impl App {
         let reply = match r {
             Ok(r) => r,
             Err(e) => {
+                if ctx.what == What::Sent {
+                    if let Some(text) = self.unsent.take() {
+                        if self.compose.is_empty() {
+                            self.compose = text;
+                        }
+                    }
+                }
                 self.error(e);
                 return Vec::new();
             }
@@ -1459,6 +1472,7 @@ impl App {
             }
             (What::Sent, Reply::Sent { .. } | Reply::GroupSent { .. }) => {
                 self.notice = None;
+                self.unsent = None;
                 self.reload_if_open(self.is_active(&ctx.profile), ctx.conv.unwrap_or(-1))
             }
             (What::Opened(what), reply) => {

@@ -1203,3 +1203,21 @@ fn deleting_asks_first() {
     );
     assert!(app.profiles.is_empty() && app.open.is_none() && app.messages.is_empty());
 }
+
+#[test]
+fn a_refused_message_goes_back_on_the_compose_line() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    typing(&mut app, "far too long");
+    let a = app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Call { ctx: c, .. }) = a.into_iter().next() else {
+        panic!("no send");
+    };
+    assert!(app.compose.is_empty());
+    app.handle_reply(c, Err("message too long".into()));
+    assert_eq!(app.compose, "far too long");
+    assert!(app
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.error && n.text == "message too long"));
+}
