@@ -21,7 +21,7 @@ use cwtch_model::tokenboard::{
     NewMessage, Payload, PostRequest, PostResult, ReplayRequest, ReplayResult,
 };
 use cwtch_model::Message;
-use privacypass::{SpentToken, SpentTokenStore, TokenServer};
+use privacypass::{SpentToken, TokenServer};
 use tapir::{Capability, Onion};
 use tapir_service::{Connection, Service};
 use tokio::sync::{mpsc, oneshot};
@@ -46,21 +46,6 @@ pub(crate) struct Board {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
     pub(crate) service: Service,
-}
-
-/// The MAC check of [`TokenServer::redeem`] alone: a store in which nothing is spent yet and
-/// every spend is accepted. The spend itself is recorded, and a second spend refused, by the
-/// group commit, in the same transaction as the message ([`crate::store::MessageStore::commit`]),
-/// so this store's answers decide nothing.
-struct MacOnly;
-
-impl SpentTokenStore for MacOnly {
-    fn is_spent(&self, _: &[u8; 32]) -> Result<bool, privacypass::StoreError> {
-        Ok(false)
-    }
-    fn mark_spent(&self, _: &[u8; 32]) -> Result<bool, privacypass::StoreError> {
-        Ok(true)
-    }
 }
 
 /// Why a connection is being closed.
@@ -239,8 +224,10 @@ impl Board {
         // The token is bound to exactly these bytes: the EGM as Go marshals it, and our onion.
         let mut bound = egm.to_bytes();
         bound.extend_from_slice(self.onion.as_str().as_bytes());
-        // One hash to the group and one scalar multiplication: short enough for this task.
-        if self.token_server.redeem(&token, &bound, &MacOnly).is_err() {
+        // The MAC only (one hash to the group and one scalar multiplication: short enough for
+        // this task). The spend is recorded, and a second spend refused, by the group commit,
+        // in the same transaction as the message.
+        if self.token_server.verify(&token, &bound).is_err() {
             inc(&self.metrics.posts_rejected);
             return self.reply(conn, false).await;
         }
@@ -255,8 +242,10 @@ impl Board {
                 inc(&self.metrics.tokens_spent);
                 inc(&self.metrics.posts_accepted);
                 self.reply(conn, true).await?;
-                let m = Message::from(Payload::NewMessage(NewMessage { egm }));
-                self.service.broadcast(&m.to_json(), SYNCED_CAPABILITY);
+                // Encoded once for every synced connection, and not at all if there is none.
+                self.service.broadcast_with(SYNCED_CAPABILITY, || {
+                    Message::from(Payload::NewMessage(NewMessage { egm })).to_json()
+                });
             }
             Outcome::Duplicate => {
                 // Already stored (and broadcast) before: acknowledge, don't repeat.

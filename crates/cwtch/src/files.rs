@@ -53,6 +53,50 @@ pub(crate) struct Share {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) json: Arc<Vec<u8>>,
     pub(crate) active: bool,
+    /// The file's size and modification time when it was hashed: a file that no longer has
+    /// them has changed and is not served.
+    pub(crate) stamp: Option<FileStamp>,
+}
+
+/// What tells a file changed on disk, cheaply: its length and modification time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FileStamp {
+    len: u64,
+    modified_ns: i128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        let modified = m.modified().ok()?;
+        let ns = match modified.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        Some(FileStamp {
+            len: m.len(),
+            modified_ns: ns,
+        })
+    }
+
+    fn to_attr(self) -> String {
+        format!("{}:{}", self.len, self.modified_ns)
+    }
+
+    fn from_attr(s: &str) -> Option<FileStamp> {
+        let (l, m) = s.split_once(':')?;
+        Some(FileStamp {
+            len: l.parse().ok()?,
+            modified_ns: m.parse().ok()?,
+        })
+    }
+}
+
+/// One chunk stream: what is left to send, and its stop switch.
+#[derive(Clone)]
+struct Serving {
+    pending: Arc<std::sync::Mutex<ChunkSpec>>,
+    cancel: CancellationToken,
 }
 
 /// A running download.
@@ -66,8 +110,9 @@ pub(crate) struct Running {
 pub(crate) struct Files {
     pub(crate) shares: HashMap<FileKey, Share>,
     downloads: HashMap<FileKey, Running>,
-    /// Chunk streams being served: one per contact and file (a new request replaces one).
-    serving: HashMap<(Onion, FileKey), CancellationToken>,
+    /// Chunk streams being served: one per contact and file. A new request adds its chunks
+    /// to the stream's pending set (a chunk asked for twice before it is sent goes once).
+    serving: HashMap<(Onion, FileKey), Serving>,
 }
 
 /// What a file we share or download looks like to a client.
@@ -139,9 +184,19 @@ impl Runtime {
         }
         let path = std::fs::canonicalize(path).map_err(io_err("open", path))?;
         let p = path.clone();
-        let manifest = tokio::task::spawn_blocking(move || build_manifest(&p))
-            .await
-            .map_err(|_| Error::Invalid { what: "file" })??;
+        let (manifest, stamp) = tokio::task::spawn_blocking(move || {
+            let before = FileStamp::of(&p);
+            let m = build_manifest(&p)?;
+            // Changed while being hashed: the manifest may describe no version of it.
+            if FileStamp::of(&p) != before {
+                return Err(Error::Invalid {
+                    what: "file to share (it changed while being read)",
+                });
+            }
+            Ok((m, before))
+        })
+        .await
+        .map_err(|_| Error::Invalid { what: "file" })??;
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let key = FileKey {
@@ -166,6 +221,10 @@ impl Runtime {
             ),
             (attr("local", &key, "ts"), now_rfc3339()),
             (attr("local", &key, "state"), "sharing".to_owned()),
+            (
+                attr("local", &key, "stamp"),
+                stamp.map(FileStamp::to_attr).unwrap_or_default(),
+            ),
         ];
         self.store
             .call(move |s| {
@@ -188,6 +247,7 @@ impl Runtime {
                 manifest: Arc::new(manifest),
                 json: Arc::new(json),
                 active: true,
+                stamp,
             },
         );
         info!(contact = %r.onion.redacted(), "sharing a file");
@@ -203,9 +263,9 @@ impl Runtime {
             share.active = active;
             let conv = share.conversation;
             if !active {
-                st.files.serving.retain(|(_, k), cancel| {
+                st.files.serving.retain(|(_, k), serving| {
                     if k == key {
-                        cancel.cancel();
+                        serving.cancel.cancel();
                     }
                     k != key
                 });
@@ -250,6 +310,9 @@ impl Runtime {
                             .to_vec();
                         match Manifest::parse(&json) {
                             Ok(m) => {
+                                let stamp = c
+                                    .attribute(&attr("local", &key, "stamp"))
+                                    .and_then(FileStamp::from_attr);
                                 self.state().files.shares.insert(
                                     key,
                                     Share {
@@ -258,6 +321,7 @@ impl Runtime {
                                         manifest: Arc::new(m),
                                         json: Arc::new(json),
                                         active: state == "sharing",
+                                        stamp,
                                     },
                                 );
                             }
@@ -456,17 +520,31 @@ impl Runtime {
                     debug!("ignoring an invalid chunk request");
                     return;
                 };
-                let cancel = self.cancel.child_token();
-                if let Some(old) = self
-                    .state()
-                    .files
-                    .serving
-                    .insert((remote.clone(), key), cancel.clone())
-                {
-                    old.cancel();
+                let new = {
+                    let mut st = self.state();
+                    match st.files.serving.get(&(remote.clone(), key)) {
+                        Some(serving) => {
+                            lock(&serving.pending).extend(&spec);
+                            None
+                        }
+                        None => {
+                            let serving = Serving {
+                                pending: Arc::new(std::sync::Mutex::new(spec)),
+                                cancel: self.cancel.child_token(),
+                            };
+                            st.files
+                                .serving
+                                .insert((remote.clone(), key), serving.clone());
+                            Some(serving)
+                        }
+                    }
+                };
+                if let Some(serving) = new {
+                    let (rt, pc, remote) = (self.clone(), pc.clone(), remote.clone());
+                    self.spawn(async move {
+                        rt.serve_chunks(share, key, &remote, serving, pc).await;
+                    });
                 }
-                let pc = pc.clone();
-                self.spawn(serve_chunks(share, key, spec, pc, cancel));
             }
             m @ (FileMessage::ManifestPart { .. } | FileMessage::Chunk { .. }) => {
                 let tx = {
@@ -723,53 +801,88 @@ fn open_partial(path: &Path, m: &Manifest) -> std::io::Result<(std::fs::File, Ve
     Ok((f, have))
 }
 
-/// Stream the chunks of `spec` to the contact, reading them in batches, and checking each
-/// against the manifest first (a file changed on disk is not served as if it were the one
-/// shared).
-async fn serve_chunks(
-    share: Share,
-    key: FileKey,
-    spec: ChunkSpec,
-    pc: Arc<PeerConn>,
-    cancel: CancellationToken,
-) {
-    let indices: Vec<u64> = spec.indices().collect();
-    for batch in indices.chunks(READ_BATCH as usize) {
-        if cancel.is_cancelled() {
-            return;
-        }
-        let (path, manifest, batch) = (share.path.clone(), share.manifest.clone(), batch.to_vec());
-        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<(u64, Vec<u8>)>> {
-            let mut f = std::fs::File::open(&path)?;
-            let mut out = Vec::with_capacity(batch.len());
-            for i in batch {
-                let Some((start, len)) = manifest.chunk_range(i) else {
-                    continue;
-                };
-                let mut buf = vec![0u8; len];
-                f.seek(SeekFrom::Start(start))?;
-                f.read_exact(&mut buf)?;
-                if !manifest.verify_chunk(i, &buf) {
-                    return Err(std::io::Error::other("the shared file changed on disk"));
-                }
-                out.push((i, buf));
+fn lock(m: &std::sync::Mutex<ChunkSpec>) -> std::sync::MutexGuard<'_, ChunkSpec> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Runtime {
+    /// Stream the pending chunks to the contact, lowest first, reading them in batches; a
+    /// file whose length or modification time changed since it was hashed is not served (the
+    /// downloader checks every chunk anyway). Ends when nothing is pending, the stream is
+    /// stopped, or the connection fails.
+    async fn serve_chunks(
+        &self,
+        share: Share,
+        key: FileKey,
+        remote: &Onion,
+        serving: Serving,
+        pc: Arc<PeerConn>,
+    ) {
+        let end = |rt: &Self| {
+            let mut st = rt.state();
+            let ours = st
+                .files
+                .serving
+                .get(&(remote.clone(), key))
+                .is_some_and(|s| Arc::ptr_eq(&s.pending, &serving.pending));
+            if ours {
+                st.files.serving.remove(&(remote.clone(), key));
             }
-            Ok(out)
-        })
-        .await;
-        let chunks = match read {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                warn!(error = %e, "cannot serve a shared file");
-                return;
-            }
-            Err(_) => return,
         };
-        for (index, data) in chunks {
-            let m = FileMessage::Chunk { key, index, data }.to_peer_message();
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = pc.send(&m) => if r.is_err() { return },
+        loop {
+            if serving.cancel.is_cancelled() {
+                return end(self);
+            }
+            let batch = {
+                // Under the state lock, so that a request arriving now either finds this
+                // stream (and is served by it) or finds it gone (and starts another).
+                let _st = self.state();
+                let batch = lock(&serving.pending).take_first(READ_BATCH as usize);
+                if batch.is_empty() {
+                    drop(_st);
+                    return end(self);
+                }
+                batch
+            };
+            let (path, manifest, stamp) = (share.path.clone(), share.manifest.clone(), share.stamp);
+            let read =
+                tokio::task::spawn_blocking(move || -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+                    let mut f = std::fs::File::open(&path)?;
+                    // Changed since it was hashed (length or time): its chunks are not the
+                    // manifest's; serve nothing rather than garbage.
+                    if stamp.is_some() && FileStamp::of(&path) != stamp {
+                        return Err(std::io::Error::other("the shared file changed on disk"));
+                    }
+                    let mut out = Vec::with_capacity(batch.len());
+                    for i in batch {
+                        let Some((start, len)) = manifest.chunk_range(i) else {
+                            continue;
+                        };
+                        let mut buf = vec![0u8; len];
+                        f.seek(SeekFrom::Start(start))?;
+                        f.read_exact(&mut buf)?;
+                        out.push((i, buf));
+                    }
+                    Ok(out)
+                })
+                .await;
+            let chunks = match read {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot serve a shared file");
+                    return end(self);
+                }
+                Err(_) => return end(self),
+            };
+            for (index, data) in chunks {
+                let m = FileMessage::Chunk { key, index, data }.to_peer_message();
+                let sent = tokio::select! {
+                    _ = serving.cancel.cancelled() => return end(self),
+                    r = pc.send(&m) => r,
+                };
+                if sent.is_err() {
+                    return end(self);
+                }
             }
         }
     }

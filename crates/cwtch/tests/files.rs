@@ -247,3 +247,31 @@ async fn a_file_no_longer_shared_fails_with_a_reason() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_changed_after_sharing_is_not_served() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "draft.txt", 50_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    // Rewritten after sharing: same length, other bytes, a later modification time.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&path, vec![b'x'; 50_000]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let a = alice.onion();
+    bob.profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "failed",
+        |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+    )
+    .await;
+    assert!(!dest.path().join("draft.txt").exists());
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

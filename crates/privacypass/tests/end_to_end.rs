@@ -103,6 +103,34 @@ fn wrong_data_is_invalid_mac_and_does_not_burn_the_token() {
 }
 
 #[test]
+fn verify_checks_the_mac_only() {
+    let mut rng = rng(8);
+    let server = TokenServer::generate(&mut rng);
+    let other = TokenServer::generate(&mut rng);
+    let token = issue(&server, 1, &mut rng).remove(0);
+    let spent = token.spend(b"post");
+    server.verify(&spent, b"post").unwrap();
+    // Remembers nothing: the caller records the spend (and refuses the second one).
+    server.verify(&spent, b"post").unwrap();
+    assert!(matches!(
+        server.verify(&spent, b"another post"),
+        Err(Error::InvalidMac)
+    ));
+    assert!(matches!(
+        other.verify(&spent, b"post"),
+        Err(Error::InvalidMac)
+    ));
+    let forged = SpentToken {
+        t: spent.t,
+        mac: [0u8; 64],
+    };
+    assert!(matches!(
+        server.verify(&forged, b"post"),
+        Err(Error::InvalidMac)
+    ));
+}
+
+#[test]
 fn token_from_another_server_is_invalid_mac() {
     let mut rng = rng(4);
     let a = TokenServer::generate(&mut rng);

@@ -295,19 +295,34 @@ impl Service {
     /// it was queued for. A connection whose queue is full is too slow to keep up and is
     /// closed (its peer can reconnect and catch up) rather than allowed to stall the others.
     pub fn broadcast(&self, payload: &[u8], capability: Capability) -> usize {
+        self.broadcast_with(capability, || payload.to_vec())
+    }
+
+    /// [`Service::broadcast`] of a payload made only if some connection holds `capability`
+    /// (nothing is encoded for nobody).
+    pub fn broadcast_with(
+        &self,
+        capability: Capability,
+        payload: impl FnOnce() -> Vec<u8>,
+    ) -> usize {
+        let mut make = Some(payload);
+        let mut bytes = Vec::new();
         let mut sent = 0;
-        for h in self.inner.registry.all() {
+        self.inner.registry.for_each_open(|h| {
             if !h.has_capability(capability) {
-                continue;
+                return;
             }
-            match h.try_send(payload.to_vec()) {
+            if let Some(make) = make.take() {
+                bytes = make();
+            }
+            match h.try_send(bytes.clone()) {
                 Ok(()) => sent += 1,
                 Err(_) => {
                     debug!(id = h.id().0, "closing a connection too slow for broadcast");
                     h.close();
                 }
             }
-        }
+        });
         sent
     }
 

@@ -78,6 +78,15 @@ impl Registry {
             .cloned()
     }
 
+    /// Call `f` on every open connection, under the registry's lock (so `f` must not wait):
+    /// no handle is cloned, which matters when a server broadcasts each post past thousands
+    /// of connections.
+    pub(crate) fn for_each_open(&self, mut f: impl FnMut(&ConnectionHandle)) {
+        for h in self.lock().values().filter(|h| !h.is_closed()) {
+            f(h);
+        }
+    }
+
     pub(crate) fn all(&self) -> Vec<ConnectionHandle> {
         self.lock()
             .values()

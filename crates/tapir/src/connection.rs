@@ -11,6 +11,7 @@ use std::sync::Arc;
 use privacypass::Transcript;
 use rand_core::CryptoRngCore;
 use torv3::{Identity, Onion};
+use zeroize::Zeroize;
 
 use crate::app::{AppContext, Application, ApplicationChain, Core, Step};
 use crate::capability::{Capabilities, Capability};
@@ -111,7 +112,7 @@ impl Connection {
         }
         self.reader.push(bytes);
         while let Some(packet) = self.reader.next_packet() {
-            let r = self.process(&packet);
+            let r = self.process(packet);
             self.fail_on_err(r)?;
         }
         Ok(())
@@ -196,10 +197,16 @@ impl Connection {
         r
     }
 
-    fn process(&mut self, packet: &[u8; PACKET_LEN]) -> Result<(), Error> {
+    fn process(&mut self, mut packet: Box<[u8; PACKET_LEN]>) -> Result<(), Error> {
         let payload = match &self.core.key {
-            None => packet::decode_plain(packet)?.to_vec(),
-            Some(key) => packet::open(key, packet)?,
+            None => packet::decode_plain(&packet)?.to_vec(),
+            Some(key) => {
+                // Decrypted where it lies; only the plaintext we copied out is left to scrub.
+                let plain = packet::open_in_place(key, &mut packet)?;
+                let payload = plain.to_vec();
+                plain.zeroize();
+                payload
+            }
         };
         match self.state {
             State::Established => {

@@ -11,8 +11,12 @@
 //! A payload that does not fit is an error, never a silent truncation (Go truncates).
 
 use crypto_secretbox::aead::{AeadInPlace, KeyInit};
-use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
-use zeroize::Zeroizing;
+use crypto_secretbox::{Nonce, XSalsa20Poly1305};
+use poly1305::Poly1305;
+use salsa20::cipher::{KeyIvInit, StreamCipher};
+use salsa20::XSalsa20;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::compat::{LengthPrefix, ENCRYPTED_LENGTH_PREFIX};
 
@@ -178,16 +182,47 @@ pub fn seal(
     Ok(packet)
 }
 
-/// Open an encrypted packet and return its payload.
+/// Open an encrypted packet and return its payload (a copy; see [`open_in_place`]).
 pub fn open(key: &SessionKey, packet: &[u8; PACKET_LEN]) -> Result<Vec<u8>, PacketError> {
-    let nonce = Nonce::from_slice(&packet[..NONCE_LEN]);
-    let tag = Tag::from_slice(&packet[NONCE_LEN..NONCE_LEN + TAG_LEN]);
-    let mut body = Zeroizing::new(packet[NONCE_LEN + TAG_LEN..].to_vec());
-    let cipher = XSalsa20Poly1305::new(key.as_bytes().into());
-    cipher
-        .decrypt_in_place_detached(nonce, b"", &mut body, tag)
-        .map_err(|_| PacketError::Decrypt)?;
-    Ok(frame_payload(&body, ENCRYPTED_LENGTH_PREFIX, MAX_ENCRYPTED_PAYLOAD)?.to_vec())
+    let mut copy = Box::new(*packet);
+    let payload = open_in_place(key, &mut copy)?;
+    let out = payload.to_vec();
+    payload.zeroize();
+    Ok(out)
+}
+
+/// Open an encrypted packet in place: authenticate it, then decrypt its length prefix and its
+/// payload, and return the payload (still inside `packet`; the caller zeroizes it when done).
+///
+/// The tag covers all [`SEALED_FRAME_LEN`] sealed bytes and is checked over all of them, as
+/// NaCl's `secretbox_open` does, before anything is decrypted. The padding after the payload
+/// is authenticated but never decrypted: nobody reads it (Go's reader ignores it too), and it
+/// is most of a packet that carries a short message. Same result as opening the whole frame
+/// with `crypto_secretbox` and reading its payload (tested below).
+pub fn open_in_place<'a>(
+    key: &SessionKey,
+    packet: &'a mut [u8; PACKET_LEN],
+) -> Result<&'a mut [u8], PacketError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&packet[..NONCE_LEN]);
+    let (head, body) = packet.split_at_mut(NONCE_LEN + TAG_LEN);
+    let tag = &head[NONCE_LEN..];
+    // As in `seal`: keystream bytes 0..32 are the Poly1305 key, the frame is XORed from 32 on.
+    let mut cipher = XSalsa20::new(key.as_bytes().into(), (&nonce).into());
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    cipher.apply_keystream(&mut mac_key[..]);
+    let expected = Poly1305::new((&*mac_key).into()).compute_unpadded(body);
+    if !bool::from(expected.as_slice().ct_eq(tag)) {
+        return Err(PacketError::Decrypt);
+    }
+    cipher.apply_keystream(&mut body[..LENGTH_PREFIX_LEN]);
+    let len = read_prefix(body, ENCRYPTED_LENGTH_PREFIX)?;
+    if len > MAX_ENCRYPTED_PAYLOAD {
+        return Err(PacketError::BadLength);
+    }
+    let payload = &mut body[LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + len];
+    cipher.apply_keystream(payload);
+    Ok(payload)
 }
 
 /// Splits a byte stream into whole packets. "Need more bytes" is `None`, not an error.
@@ -328,6 +363,50 @@ mod tests {
         fn sealed_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..=MAX_ENCRYPTED_PAYLOAD), nonce: [u8; 24]) {
             let p = seal(&key(), &nonce, &payload).unwrap();
             prop_assert_eq!(open(&key(), arr(&p)).unwrap(), payload);
+        }
+
+        /// A sealed packet is byte for byte NaCl's secretbox of the frame (`crypto_secretbox`).
+        #[test]
+        fn seal_matches_secretbox(payload in proptest::collection::vec(any::<u8>(), 0..=MAX_ENCRYPTED_PAYLOAD), nonce: [u8; 24]) {
+            let mut frame = vec![0u8; SEALED_FRAME_LEN];
+            fill_frame(&mut frame, &payload, ENCRYPTED_LENGTH_PREFIX).unwrap();
+            let tag = XSalsa20Poly1305::new(key().as_bytes().into())
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut frame)
+                .unwrap();
+            let reference = [&nonce[..], &tag[..], &frame[..]].concat();
+            prop_assert_eq!(seal(&key(), &nonce, &payload).unwrap(), reference);
+        }
+
+        /// Opening in place (padding left encrypted) gives what opening the whole frame with
+        /// `crypto_secretbox` gives, for any frame: any length prefix, any padding.
+        #[test]
+        fn open_in_place_matches_secretbox(frame in proptest::collection::vec(any::<u8>(), SEALED_FRAME_LEN), len in 0usize..SEALED_FRAME_LEN, nonce: [u8; 24], flip in proptest::option::of(0usize..PACKET_LEN)) {
+            let mut frame = frame;
+            write_prefix(&mut frame, len, ENCRYPTED_LENGTH_PREFIX);
+            let cipher = XSalsa20Poly1305::new(key().as_bytes().into());
+            let mut body = frame.clone();
+            let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut body).unwrap();
+            let mut packet = [0u8; PACKET_LEN];
+            packet[..NONCE_LEN].copy_from_slice(&nonce);
+            packet[NONCE_LEN..NONCE_LEN + TAG_LEN].copy_from_slice(&tag);
+            packet[NONCE_LEN + TAG_LEN..].copy_from_slice(&body);
+            if let Some(i) = flip {
+                packet[i] ^= 0x80;
+            }
+            let mut whole = packet[NONCE_LEN + TAG_LEN..].to_vec();
+            let reference = cipher
+                .decrypt_in_place_detached(
+                    Nonce::from_slice(&packet[..NONCE_LEN]),
+                    b"",
+                    &mut whole,
+                    crypto_secretbox::Tag::from_slice(&packet[NONCE_LEN..NONCE_LEN + TAG_LEN]),
+                )
+                .map_err(|_| PacketError::Decrypt)
+                .and_then(|()| frame_payload(&whole, ENCRYPTED_LENGTH_PREFIX, MAX_ENCRYPTED_PAYLOAD).map(<[u8]>::to_vec));
+            let mut p = packet;
+            let got = open_in_place(&key(), &mut p).map(|b| b.to_vec());
+            prop_assert_eq!(&got, &reference);
+            prop_assert_eq!(open(&key(), &packet), reference);
         }
 
         #[test]

@@ -94,6 +94,32 @@ impl ChunkSpec {
         ChunkSpec { ranges }
     }
 
+    /// Add every chunk of `other`.
+    pub fn extend(&mut self, other: &ChunkSpec) {
+        let mut ranges = std::mem::take(&mut self.ranges);
+        ranges.extend(other.ranges.iter().cloned());
+        *self = ChunkSpec::from_ranges(ranges);
+    }
+
+    /// Take the `n` lowest chunks out of the set.
+    pub fn take_first(&mut self, n: usize) -> Vec<u64> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        while out.len() < n {
+            let Some(first) = self.ranges.first_mut() else {
+                break;
+            };
+            let (start, end) = (*first.start(), *first.end());
+            let take = ((n - out.len()) as u64).min(end - start + 1);
+            out.extend(start..start + take);
+            if start + take > end {
+                self.ranges.remove(0);
+            } else {
+                *first = start + take..=end;
+            }
+        }
+        out
+    }
+
     /// Take chunk `i` out of the set.
     pub fn remove(&mut self, i: u64) {
         let Some(at) = self.ranges.iter().position(|r| r.contains(&i)) else {
@@ -207,6 +233,19 @@ mod tests {
         }
         let many = vec!["1"; MAX_CHUNK_SPEC_RANGES + 1].join(",");
         assert!(ChunkSpec::parse(&many, 10).is_err());
+    }
+
+    #[test]
+    fn taking_the_lowest() {
+        let mut s = ChunkSpec::parse("0:2,5,7:9", 10).unwrap();
+        assert_eq!(s.take_first(2), vec![0, 1]);
+        assert_eq!(s.to_string(), "2,5,7:9");
+        assert_eq!(s.take_first(3), vec![2, 5, 7]);
+        assert_eq!(s.take_first(9), vec![8, 9]);
+        assert!(s.is_empty() && s.take_first(1).is_empty());
+        let mut e = ChunkSpec::parse("1:3", 5).unwrap();
+        e.extend(&ChunkSpec::parse("0,4", 5).unwrap());
+        assert_eq!(e.to_string(), "0:4");
     }
 
     #[test]

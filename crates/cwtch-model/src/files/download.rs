@@ -167,6 +167,9 @@ struct Chunks {
     bad: BTreeMap<u64, u32>,
     /// Every chunk before this one is here.
     scan: usize,
+    /// The first chunk not yet asked for in this round (a round asks for every missing chunk
+    /// once; chunks that arrived bad are asked for again in the next).
+    next: usize,
 }
 
 /// One download. See the module docs.
@@ -315,6 +318,7 @@ impl Download {
             outstanding: ChunkSpec::default(),
             bad: BTreeMap::new(),
             scan: 0,
+            next: 0,
         }));
         let mut out = vec![DownloadOutput::Progress { done, total }];
         out.extend(self.request_more());
@@ -327,15 +331,24 @@ impl Download {
         let State::Chunks(c) = &mut self.state else {
             return Vec::new();
         };
-        if !c.outstanding.is_empty() {
+        // Keep the pipe full: ask for the next window once half of the last is answered.
+        if c.outstanding.count() > self.config.window / 2 {
             return Vec::new();
         }
-        let spec = window(c, self.config.window);
-        if spec.is_empty() {
-            self.state = State::Verifying;
-            return vec![DownloadOutput::VerifyFile];
+        let mut spec = window(c, self.config.window);
+        if spec.is_empty() && c.outstanding.is_empty() {
+            // A new round for the chunks that arrived bad, if any.
+            c.next = c.scan;
+            spec = window(c, self.config.window);
+            if spec.is_empty() {
+                self.state = State::Verifying;
+                return vec![DownloadOutput::VerifyFile];
+            }
         }
-        c.outstanding = spec.clone();
+        if spec.is_empty() {
+            return Vec::new();
+        }
+        c.outstanding.extend(&spec);
         vec![DownloadOutput::Send(FileMessage::RequestChunks {
             key: self.key,
             spec: spec.to_string(),
@@ -419,6 +432,7 @@ impl Download {
             }
             State::Chunks(c) => {
                 c.outstanding = ChunkSpec::default();
+                c.next = c.scan;
                 self.request_more()
             }
             _ => Vec::new(),
@@ -447,7 +461,7 @@ fn window(c: &mut Chunks, window: u64) -> ChunkSpec {
     }
     let mut ranges = Vec::new();
     let mut left = window;
-    let mut i = c.scan;
+    let mut i = c.scan.max(c.next);
     while i < c.have.len() && left > 0 {
         if c.have[i] {
             i += 1;
@@ -460,6 +474,7 @@ fn window(c: &mut Chunks, window: u64) -> ChunkSpec {
         }
         ranges.push(start as u64..=(i - 1) as u64);
     }
+    c.next = i;
     ChunkSpec::from_sorted_ranges(ranges)
 }
 

@@ -84,6 +84,11 @@ pub enum FileMessageError {
 impl FileMessage {
     /// Read a peer message in one of the file-sharing contexts.
     pub fn parse(m: &PeerMessage) -> Result<FileMessage, FileMessageError> {
+        FileMessage::from_peer_message(m.clone())
+    }
+
+    /// [`FileMessage::parse`], taking the message (its data is moved, not copied).
+    pub fn from_peer_message(m: PeerMessage) -> Result<FileMessage, FileMessageError> {
         let key = || FileKey::parse(&m.id).map_err(|_| FileMessageError::BadId);
         let indexed = || -> Result<(FileKey, u64), FileMessageError> {
             let (k, i) = m.id.rsplit_once('.').ok_or(FileMessageError::BadId)?;
@@ -103,19 +108,19 @@ impl FileMessage {
                 Ok(FileMessage::ManifestPart {
                     key,
                     index,
-                    data: m.data.clone(),
+                    data: m.data,
                 })
             }
             CONTEXT_REQUEST_CHUNK => Ok(FileMessage::RequestChunks {
                 key: key()?,
-                spec: String::from_utf8(m.data.clone()).map_err(|_| FileMessageError::BadSpec)?,
+                spec: String::from_utf8(m.data).map_err(|_| FileMessageError::BadSpec)?,
             }),
             CONTEXT_SEND_CHUNK => {
                 let (key, index) = indexed()?;
                 Ok(FileMessage::Chunk {
                     key,
                     index,
-                    data: m.data.clone(),
+                    data: m.data,
                 })
             }
             _ => Err(FileMessageError::NotFileSharing),

@@ -289,7 +289,7 @@ impl PeerSession {
                     Output::Chat(m)
                 }
             }
-            _ => match FileMessage::parse(&m) {
+            _ => match FileMessage::from_peer_message(m) {
                 Ok(f) => Output::File(f),
                 Err(_) => Output::Ignored(Ignored::MalformedFileMessage),
             },

@@ -1,0 +1,271 @@
+//! Downloads from a hostile sharer (a hand-rolled peer on the loopback network): wrong chunks,
+//! oversized chunks, a manifest that lies, an endless stream and a hostile file name cost only
+//! that download, which fails with a reason; nothing appears under the final name and nothing
+//! is written outside the download folder.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use cwtch::wire::{PeerMessage, CONTEXT_RAW};
+use cwtch::{Event, Identity};
+use cwtch_model::files::{FileKey, FileMessage, FileShare, Manifest, ManifestBuilder};
+use cwtch_model::gojson::GoJson;
+use tapir::ApplicationChain;
+use tapir_service::{Service, ServiceConfig};
+
+const VERSION_V1: &[u8] = br#"{"ID":"im.cwtch.version","Context":"im.cwtch.getVal","Data":"Ag=="}"#;
+
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn manifest_of(data: &[u8], name: &str) -> Manifest {
+    let mut b = ManifestBuilder::new();
+    b.update(data).unwrap();
+    b.finish(name)
+}
+
+/// How the sharer answers a request: the messages it sends back.
+type Behaviour = Box<dyn Fn(&FileMessage) -> Vec<FileMessage> + Send + Sync>;
+
+/// Mallory (a raw peer, a contact of Bob's) offers a file (`offered` manifest, name `name`)
+/// and answers Bob's requests with `behaviour`. Returns the file key.
+async fn mallory_offers(
+    w: &World,
+    bob: &mut Peer,
+    manifest: Manifest,
+    name: &str,
+    behaviour: impl Fn(&FileKey, &Manifest, &FileMessage) -> Vec<FileMessage> + Send + Sync + 'static,
+) -> (FileKey, Service) {
+    let id = Arc::new(Identity::from_seed(&[0x66; 32]));
+    let mallory = id.onion();
+    let service = Service::new(id, w.acn(), ServiceConfig::default());
+    bob.profile.add_contact(mallory.as_str()).await.unwrap();
+    let mut conn = service
+        .connect(&onion(&bob.onion()), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    conn.send(VERSION_V1.to_vec()).await.unwrap();
+    let key = FileKey {
+        root_hash: manifest.root_hash,
+        nonce: [3; 24],
+    };
+    let offer = FileShare::for_key(name, &key, manifest.file_size).to_go_json();
+    let body = format!(
+        r#"{{"o":200,"d":{}}}"#,
+        serde_json::to_string(&String::from_utf8(offer).unwrap()).unwrap()
+    );
+    conn.send(PeerMessage::new("offer-1", CONTEXT_RAW, body.into_bytes()).encode_v1())
+        .await
+        .unwrap();
+    bob.expect("the offer", |e| {
+        matches!(
+            e,
+            Event::NewMessage {
+                overlay: Some(200),
+                ..
+            }
+        )
+    })
+    .await;
+    let behaviour: Behaviour = Box::new(move |m| behaviour(&key, &manifest, m));
+    tokio::spawn(async move {
+        while let Some(p) = conn.recv().await {
+            let Ok((m, _)) = PeerMessage::decode(&p) else {
+                continue;
+            };
+            let Ok(f) = FileMessage::parse(&m) else {
+                continue;
+            };
+            for answer in behaviour(&f) {
+                if conn
+                    .send(answer.to_peer_message().encode_v1())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    (key, service)
+}
+
+/// The honest answer to `m` for a file of `data` described by `manifest`.
+fn honest(key: &FileKey, manifest: &Manifest, data: &[u8], m: &FileMessage) -> Vec<FileMessage> {
+    match m {
+        FileMessage::RequestManifest { .. } => {
+            let json = manifest.to_go_json();
+            cwtch_model::files::manifest_parts(&json)
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| FileMessage::ManifestPart {
+                    key: *key,
+                    index: i as u64,
+                    data: p.to_vec(),
+                })
+                .collect()
+        }
+        FileMessage::RequestChunks { spec, .. } => {
+            let spec = cwtch_model::files::ChunkSpec::parse(spec, manifest.chunk_count()).unwrap();
+            spec.indices()
+                .map(|i| {
+                    let (s, l) = manifest.chunk_range(i).unwrap();
+                    FileMessage::Chunk {
+                        key: *key,
+                        index: i,
+                        data: data[s as usize..s as usize + l].to_vec(),
+                    }
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+async fn download_fails(bob: &mut Peer, key: &FileKey, dest: &std::path::Path) -> String {
+    let mallory = bob.profile.contacts().await.unwrap()[0].onion.clone();
+    bob.profile
+        .download_file(&mallory, &key.to_string(), dest)
+        .await
+        .unwrap();
+    let k = key.to_string();
+    let failed = bob
+        .expect("the download fails", |e| {
+            matches!(e, Event::FileDownloadFailed { file_key, .. } | Event::FileDownloaded { file_key, .. } if *file_key == k)
+        })
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        panic!("a hostile sharer's file was accepted: {failed:?}")
+    };
+    // Nothing under a final name: only the partial file, if anything.
+    for e in std::fs::read_dir(dest).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".part"), "{name}");
+    }
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_and_oversized_chunks_fail_the_download_after_three_tries() {
+    for oversized in [false, true] {
+        let w = World::new();
+        let mut bob = peer(&w, "bob", fast_config()).await;
+        let data = content(30_000, 1);
+        let m = manifest_of(&data, "f.bin");
+        let (key, _svc) = mallory_offers(&w, &mut bob, m, "f.bin", move |k, m, req| {
+            honest(k, m, &data, req)
+                .into_iter()
+                .map(|a| match a {
+                    FileMessage::Chunk {
+                        key,
+                        index: 2,
+                        mut data,
+                    } => {
+                        if oversized {
+                            data.extend_from_slice(&[0; 100]);
+                        } else {
+                            data[7] ^= 1;
+                        }
+                        FileMessage::Chunk {
+                            key,
+                            index: 2,
+                            data,
+                        }
+                    }
+                    a => a,
+                })
+                .collect()
+        })
+        .await;
+        let dest = tempfile::tempdir().unwrap();
+        let reason = download_fails(&mut bob, &key, dest.path()).await;
+        assert!(reason.contains("chunk 2 arrived wrong 3 times"), "{reason}");
+        bob.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manifest_that_lies_fails_at_the_end() {
+    let w = World::new();
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let real = content(20_000, 1);
+    let other = content(20_000, 2);
+    // The chunk hashes are of `other`; the root hash (the key) is `real`'s.
+    let lie = Manifest {
+        root_hash: manifest_of(&real, "f").root_hash,
+        ..manifest_of(&other, "f")
+    };
+    let (key, _svc) = mallory_offers(&w, &mut bob, lie, "f.bin", move |k, m, req| {
+        honest(k, m, &other, req)
+    })
+    .await;
+    let dest = tempfile::tempdir().unwrap();
+    let reason = download_fails(&mut bob, &key, dest.path()).await;
+    assert!(reason.contains("manifest lies"), "{reason}");
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endless_stream_fails_the_download() {
+    let w = World::new();
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let data = content(20_000, 1);
+    let m = manifest_of(&data, "f.bin");
+    let (key, _svc) = mallory_offers(&w, &mut bob, m, "f.bin", move |k, m, req| {
+        let mut out = honest(k, m, &data, req);
+        if matches!(req, FileMessage::RequestChunks { .. }) {
+            // Chunk 0 again and again: nobody asked for it twice.
+            let first = out[0].clone();
+            out = vec![first; 5000];
+        }
+        out
+    })
+    .await;
+    let dest = tempfile::tempdir().unwrap();
+    let reason = download_fails(&mut bob, &key, dest.path()).await;
+    assert!(reason.contains("not asked for"), "{reason}");
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hostile_name_is_only_a_suggestion() {
+    let w = World::new();
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let data = content(10_000, 1);
+    let name = "../../.bashrc\u{202e}txt.exe";
+    let m = manifest_of(&data, name);
+    let d2 = data.clone();
+    let (key, _svc) = mallory_offers(&w, &mut bob, m, name, move |k, m, req| {
+        honest(k, m, &d2, req)
+    })
+    .await;
+    let root = tempfile::tempdir().unwrap();
+    let dest = root.path().join("downloads");
+    let mallory = bob.profile.contacts().await.unwrap()[0].onion.clone();
+    let target = bob
+        .profile
+        .download_file(&mallory, &key.to_string(), &dest)
+        .await
+        .unwrap();
+    assert_eq!(target, dest.join("bashrctxt.exe"));
+    let k = key.to_string();
+    bob.expect(
+        "downloaded",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == k),
+    )
+    .await;
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    // Nothing outside the download folder.
+    let outside: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, vec![std::ffi::OsString::from("downloads")]);
+    bob.shutdown().await;
+}
