@@ -830,7 +830,7 @@ fn hostile_text_is_drawn_inert() {
         "\u{9b}2J",
         "abc\u{202e}txt.exe",
     ];
-    let ms = hostile
+    let ms: Vec<MessageRow> = hostile
         .iter()
         .enumerate()
         .map(|(i, t)| {
@@ -845,8 +845,26 @@ fn hostile_text_is_drawn_inert() {
             )
         })
         .collect();
+    let mut ms: Vec<MessageRow> = ms;
+    ms.push(msg(
+        1,
+        99,
+        BOB,
+        false,
+        MessageState::Received,
+        "12:01",
+        Content::FileShare {
+            name: "cat\u{202e}gpj.exe\x1b[8m".into(),
+            file_key: "00.11".into(),
+            size: 1234,
+        },
+    ));
     open_with(&mut app, 1, ms);
     let s = screen(&app, 100, 30);
+    assert!(
+        s.contains("[shares a file: cat<U+202E>gpj.exe␛[8m") && s.contains("(1234 bytes)"),
+        "{s}"
+    );
     assert!(s.contains("␛[31mred␛[0m"), "{s}");
     assert!(s.contains("␛]8;;https://evil.example/␇link␛]8;;␇"), "{s}");
     assert!(s.contains("␛]52;c;cm0gLXJm␇"), "{s}");

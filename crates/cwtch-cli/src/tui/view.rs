@@ -299,7 +299,15 @@ fn body(m: &MessageRow) -> String {
         Content::QuotedReply { body, .. } => body.clone(),
         Content::ContactSuggestion { onion } => format!("[suggests a contact: {onion}]"),
         Content::GroupInvite { .. } => "[an invite to a group: see Requests]".into(),
-        _ => format!("[not understood: {}]", m.body),
+        Content::FileShare { name, size, .. } => {
+            format!("[shares a file: {name} ({size} bytes); the TUI cannot download it yet]")
+        }
+        Content::Malformed { .. } => format!("[not understood: {}]", m.body),
+        // Overlays added later: their text if they have one.
+        other => match other.display_text() {
+            Some(t) => t.to_owned(),
+            None => format!("[not understood: {}]", m.body),
+        },
     }
 }
 
