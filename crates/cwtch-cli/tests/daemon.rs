@@ -295,3 +295,51 @@ async fn password_profiles_are_unlocked_and_managed_through_the_daemon() {
     }
     assert!(d.stop().await.success());
 }
+
+/// `events.subscribe`: the answer, then the daemon's events as lines on the same connection,
+/// until the client closes it; `ping` reports the network's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_stream_on_a_subscribed_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let onion = acreate(&dir, "alice").await;
+    let d = Daemon::loopback(&dir, &tmp.path().join("net"), &onion).await;
+
+    let v = raw(&dir, r#"{"v":1,"op":"ping"}"#).await;
+    assert_eq!(v["result"]["acn"]["progress"], 100, "{v}");
+
+    let s = UnixStream::connect(dir.join("cwtch.sock")).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(b"{\"v\":1,\"op\":\"events.subscribe\"}\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(r).lines();
+    let answer: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(answer["result"]["kind"], "subscribed", "{answer}");
+    // A change made through another connection arrives as an event line.
+    let bob = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
+    ok(&acwtch(&dir, &["contact", "add", bob]).await);
+    let event = tokio::time::timeout(STEP, async {
+        loop {
+            let l = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the stream stays open");
+            let e: Value = serde_json::from_str(&l).unwrap();
+            if e["event"] == "ContactCreated" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the event arrived");
+    assert_eq!(event["contact"], bob, "{event}");
+    assert_eq!(event["profile"], onion.as_str(), "{event}");
+    // Closing our side ends the subscription; the daemon keeps serving.
+    drop(w);
+    drop(lines);
+    let v = raw(&dir, r#"{"v":1,"op":"ping"}"#).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(d.stop().await.code(), Some(0));
+}

@@ -227,7 +227,8 @@ async fn tui_over_loopback_request_messages_hostile_text_and_groups() {
     .await);
     ok(&acwtch(&b_dir, &["group", "invite", "book club", &alice]).await);
     t.wait_for_text("book club invite");
-    t.keys(&["Escape"]); // the list
+    // Tab to the list (not Escape: an Escape just before `/` reads as Alt-/).
+    t.keys(&["Tab"]);
     t.type_text("/book");
     t.keys(&["Enter", "Enter"]); // end the filter; open the group
     t.wait_for_text("invite: A accepts");
@@ -372,6 +373,20 @@ async fn tui_creates_a_profile_and_unlocks_a_password_one() {
         !ok(&o).contains(&carol),
         "carol needs her password to be listed"
     );
+    // Choose Dave with `p` (profiles are listed by name: Carol first) and delete him.
+    t.type_text("p");
+    t.wait_for_text("▸ dave");
+    t.type_text("X");
+    t.wait_for_text("Delete the profile dave");
+    t.type_text("y");
+    t.wait_for_text("Delete the profile: its password");
+    t.keys(&["Enter"]); // he has none
+    t.wait_for_text("profile deleted");
+    t.wait("dave gone", |s| {
+        !s.contains("dave online") && s.contains("▸ carol online")
+    });
+    let v = json(&acwtch(&dir, &["--json", "profile", "list"]).await);
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
     t.keys(&["C-c"]);
     t.wait_for_text("tui exited 0");
 }

@@ -5,7 +5,7 @@
 //! library or a running `cwtch run`, in the control protocol's [`Request`]s); rendering
 //! (`view.rs`) is a pure function of the state. Data flows one way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cwtch::{ConnectionState, Event, MessageState, ServerState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -164,6 +164,10 @@ pub(crate) struct Profile {
     pub(crate) block_unknown: bool,
     pub(crate) convs: Vec<Conv>,
     pub(crate) servers: Vec<ServerRow>,
+    /// The latest connection states the events told (an answer read before an event may
+    /// arrive after it: the event wins).
+    peer_states: BTreeMap<i64, ConnectionState>,
+    server_states: BTreeMap<String, ServerState>,
 }
 
 impl Profile {
@@ -176,6 +180,8 @@ impl Profile {
             block_unknown: false,
             convs: Vec::new(),
             servers: Vec::new(),
+            peer_states: BTreeMap::new(),
+            server_states: BTreeMap::new(),
         }
     }
 
@@ -183,6 +189,23 @@ impl Profile {
         // Requests first, then contacts, then groups; by name within each.
         self.convs
             .sort_by_key(|c| (section(c), c.label().to_lowercase(), c.id));
+    }
+
+    /// Apply the states the events told over what an answer said.
+    fn apply_states(&mut self) {
+        for c in self.convs.iter_mut() {
+            if let Some(st) = self.peer_states.get(&c.id) {
+                c.peer = *st;
+            }
+            if let Some(st) = c.server.as_ref().and_then(|s| self.server_states.get(s)) {
+                c.server_state = *st;
+            }
+        }
+        for srv in self.servers.iter_mut() {
+            if let Some(st) = self.server_states.get(&srv.onion) {
+                srv.state = *st;
+            }
+        }
     }
 
     fn conv_mut(&mut self, id: i64) -> Option<&mut Conv> {
@@ -229,15 +252,23 @@ pub(crate) enum Focus {
 pub(crate) enum Ask {
     Unlock,
     NewProfileName,
-    NewProfilePassword { name: String },
+    NewProfilePassword {
+        name: String,
+    },
     AddContact,
     JoinGroup,
     AddServer,
     GroupName,
-    GroupServer { name: String },
+    GroupServer {
+        name: String,
+    },
     InviteContact,
     SetName,
     SetStatus,
+    /// The password of a profile to delete (confirmed already).
+    DeleteProfile {
+        onion: String,
+    },
 }
 
 impl Ask {
@@ -256,6 +287,7 @@ impl Ask {
             Ask::InviteContact => "Invite to this group: the contact (onion or conversation id)",
             Ask::SetName => "Your public name",
             Ask::SetStatus => "Your status",
+            Ask::DeleteProfile { .. } => "Delete the profile: its password (empty: none)",
         }
     }
 
@@ -263,7 +295,10 @@ impl Ask {
     pub(crate) fn secret(&self) -> bool {
         matches!(
             self,
-            Ask::Unlock | Ask::NewProfilePassword { .. } | Ask::JoinGroup
+            Ask::Unlock
+                | Ask::NewProfilePassword { .. }
+                | Ask::JoinGroup
+                | Ask::DeleteProfile { .. }
         )
     }
 }
@@ -273,6 +308,8 @@ impl Ask {
 pub(crate) enum Confirm {
     /// Delete a contact (and the conversation) or leave a group.
     DeleteConv { id: i64, kind: Kind, label: String },
+    /// Delete a profile and everything in it.
+    DeleteProfile { onion: String, name: String },
 }
 
 /// What is drawn over the main screen.
@@ -334,6 +371,9 @@ pub(crate) struct App {
     pub(crate) notice: Option<Notice>,
     /// Profiles whose onion service is up (the event may come before the profile is listed).
     pub(crate) online: BTreeSet<String>,
+    /// The text of the last send, until it is answered: a refused send (too long, a blocked
+    /// contact) puts it back on an empty compose line.
+    pub(crate) unsent: Option<String>,
     /// `--open`: the conversation to open once the lists are read.
     pub(crate) pending_open: Option<String>,
     pub(crate) quit: bool,
@@ -362,6 +402,7 @@ impl App {
             overlay: Overlay::None,
             notice: None,
             online: BTreeSet::new(),
+            unsent: None,
             pending_open: open,
             quit: false,
         }
@@ -552,7 +593,9 @@ impl App {
 
     fn compose_key(&mut self, key: KeyEvent, ctrl: bool) -> Vec<Action> {
         match key.code {
-            KeyCode::Esc if self.reply_to.take().is_none() => self.focus = Focus::List,
+            // Esc drops the reply being written, else goes back to the list.
+            KeyCode::Esc if self.reply_to.is_some() => self.reply_to = None,
+            KeyCode::Esc => self.focus = Focus::List,
             KeyCode::Tab => self.focus = Focus::List,
             KeyCode::Enter => {
                 let line = std::mem::take(&mut self.compose);
@@ -630,9 +673,8 @@ impl App {
             KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < n => self.selected += 1,
             KeyCode::Enter | KeyCode::Right => {
                 if let Some(c) = self.selected_conv() {
-                    let mut a = self.open(c.id);
                     self.focus = Focus::Compose;
-                    return std::mem::take(&mut a);
+                    return self.open(c.id);
                 }
             }
             KeyCode::Tab => self.focus = Focus::Compose,
@@ -671,6 +713,14 @@ impl App {
             KeyCode::Char('x') => return self.on_selected(Verb::Decline),
             KeyCode::Char('b') => return self.on_selected(Verb::Block),
             KeyCode::Char('u') => return self.on_selected(Verb::Unblock),
+            KeyCode::Char('X') => {
+                if let Some(p) = self.profile() {
+                    self.overlay = Overlay::Confirm(Confirm::DeleteProfile {
+                        onion: p.onion.clone(),
+                        name: p.name.clone(),
+                    });
+                }
+            }
             KeyCode::Char('D') => {
                 if let Some(c) = self.selected_conv() {
                     self.overlay = Overlay::Confirm(Confirm::DeleteConv {
@@ -698,13 +748,21 @@ impl App {
         let text = input.trim().to_owned();
         let needs_profile = !matches!(
             ask,
-            Ask::Unlock | Ask::NewProfileName | Ask::NewProfilePassword { .. }
+            Ask::Unlock
+                | Ask::NewProfileName
+                | Ask::NewProfilePassword { .. }
+                | Ask::DeleteProfile { .. }
         );
         if needs_profile && self.profiles.is_empty() {
             self.error("no profile yet: create one with `c`");
             return Vec::new();
         }
-        if text.is_empty() && !matches!(ask, Ask::NewProfilePassword { .. } | Ask::SetStatus) {
+        if text.is_empty()
+            && !matches!(
+                ask,
+                Ask::NewProfilePassword { .. } | Ask::SetStatus | Ask::DeleteProfile { .. }
+            )
+        {
             return Vec::new();
         }
         let p = Some(me.clone());
@@ -767,6 +825,15 @@ impl App {
             Ask::InviteContact => self.invite(&text),
             Ask::SetName => self.settings(Some(text), None, None),
             Ask::SetStatus => self.settings(None, Some(text), None),
+            Ask::DeleteProfile { onion } => vec![call(
+                Request::ProfileDelete {
+                    profile: Some(onion),
+                    password: (!input.is_empty()).then(|| Secret::new(input)),
+                },
+                "",
+                None,
+                What::Changed("profile deleted"),
+            )],
         }
     }
 
@@ -905,7 +972,13 @@ impl App {
     }
 
     fn confirmed(&mut self, c: Confirm) -> Vec<Action> {
-        let Confirm::DeleteConv { id, kind, .. } = c;
+        let (id, kind) = match c {
+            Confirm::DeleteConv { id, kind, .. } => (id, kind),
+            Confirm::DeleteProfile { onion, .. } => {
+                self.ask(Ask::DeleteProfile { onion });
+                return Vec::new();
+            }
+        };
         let me = self.active_onion();
         let p = Some(me.clone());
         if self.open == Some(id) {
@@ -1006,6 +1079,7 @@ impl App {
     fn send(&mut self, id: i64, text: String, reply_to: Option<String>) -> Vec<Action> {
         let me = self.active_onion();
         self.scroll = 0;
+        self.unsent = Some(text.clone());
         vec![call(
             Request::Send {
                 profile: Some(me.clone()),
@@ -1166,12 +1240,12 @@ impl App {
                 state,
                 ..
             } => {
-                if let Some(c) = p.conv_mut(conversation_id) {
-                    c.peer = state;
-                }
+                p.peer_states.insert(conversation_id, state);
+                p.apply_states();
                 Vec::new()
             }
             Event::ServerStateChanged { server, state, .. } => {
+                p.server_states.insert(server.clone(), state);
                 for c in p.convs.iter_mut() {
                     if c.server.as_deref() == Some(server.as_str()) {
                         c.server_state = state;
@@ -1287,6 +1361,13 @@ impl App {
         let reply = match r {
             Ok(r) => r,
             Err(e) => {
+                if ctx.what == What::Sent {
+                    if let Some(text) = self.unsent.take() {
+                        if self.compose.is_empty() {
+                            self.compose = text;
+                        }
+                    }
+                }
                 self.error(e);
                 return Vec::new();
             }
@@ -1310,11 +1391,14 @@ impl App {
                     actions.extend(refresh_all(&row.onion));
                 }
                 self.profiles = next;
-                self.active = self
-                    .profiles
-                    .iter()
-                    .position(|p| p.onion == active)
-                    .unwrap_or(0);
+                match self.profiles.iter().position(|p| p.onion == active) {
+                    Some(i) => self.active = i,
+                    None => {
+                        // The active profile is gone (deleted): show the first.
+                        self.active = 0;
+                        self.close();
+                    }
+                }
                 if self.profiles.is_empty() && self.overlay == Overlay::None {
                     if self.locked > 0 {
                         self.ask(Ask::Unlock);
@@ -1341,6 +1425,7 @@ impl App {
                         convs.push(c);
                     }
                     p.convs = convs;
+                    p.apply_states();
                     p.sort();
                 }
                 self.try_pending_open()
@@ -1349,6 +1434,7 @@ impl App {
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
                     p.convs.retain(|c| c.kind != Kind::Group);
                     p.convs.extend(groups.iter().map(Conv::from_group));
+                    p.apply_states();
                     p.sort();
                 }
                 self.try_pending_open()
@@ -1356,6 +1442,7 @@ impl App {
             (What::Servers, Reply::Servers { servers }) => {
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
                     p.servers = servers;
+                    p.apply_states();
                 }
                 Vec::new()
             }
@@ -1385,6 +1472,7 @@ impl App {
             }
             (What::Sent, Reply::Sent { .. } | Reply::GroupSent { .. }) => {
                 self.notice = None;
+                self.unsent = None;
                 self.reload_if_open(self.is_active(&ctx.profile), ctx.conv.unwrap_or(-1))
             }
             (What::Opened(what), reply) => {

@@ -312,7 +312,7 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
             app.acn = Some((s.progress, s.summary.clone()));
         }
         let r = async {
-            let opened = load_default_profiles(&lib, plan.profile.as_deref()).await?;
+            let opened = load_default_profiles(&lib).await?;
             app.locked = profile_dirs(dir).saturating_sub(opened);
             let session = Arc::new(Session::new(lib.clone(), Mode::Daemon));
             let (stop_serving, serving) = tokio::sync::oneshot::channel::<()>();
@@ -347,17 +347,15 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
     result
 }
 
-/// Run the profiles that open without a password (all, or the one `--profile` names);
-/// how many opened.
-async fn load_default_profiles(lib: &Cwtch, only: Option<&str>) -> Result<usize, CliError> {
+/// Run the profiles that open without a password (all of them: `--profile` only chooses the
+/// one shown first); how many opened.
+async fn load_default_profiles(lib: &Cwtch) -> Result<usize, CliError> {
     let listed = lib
         .list_profiles(&Password::Default)
         .await
         .map_err(CliError::lib)?;
     let n = listed.len();
     for info in listed {
-        // `--profile` chooses the one shown first; all are run.
-        let _ = only;
         lib.load_profile(info.profile_id.as_str(), &Password::Default)
             .await
             .map_err(CliError::lib)?;

@@ -830,7 +830,7 @@ fn hostile_text_is_drawn_inert() {
         "\u{9b}2J",
         "abc\u{202e}txt.exe",
     ];
-    let ms = hostile
+    let ms: Vec<MessageRow> = hostile
         .iter()
         .enumerate()
         .map(|(i, t)| {
@@ -845,8 +845,26 @@ fn hostile_text_is_drawn_inert() {
             )
         })
         .collect();
+    let mut ms: Vec<MessageRow> = ms;
+    ms.push(msg(
+        1,
+        99,
+        BOB,
+        false,
+        MessageState::Received,
+        "12:01",
+        Content::FileShare {
+            name: "cat\u{202e}gpj.exe\x1b[8m".into(),
+            file_key: "00.11".into(),
+            size: 1234,
+        },
+    ));
     open_with(&mut app, 1, ms);
     let s = screen(&app, 100, 30);
+    assert!(
+        s.contains("[shares a file: cat<U+202E>gpj.exe␛[8m") && s.contains("(1234 bytes)"),
+        "{s}"
+    );
     assert!(s.contains("␛[31mred␛[0m"), "{s}");
     assert!(s.contains("␛]8;;https://evil.example/␇link␛]8;;␇"), "{s}");
     assert!(s.contains("␛]52;c;cm0gLXJm␇"), "{s}");
@@ -1111,4 +1129,113 @@ fn a_chosen_message_stays_in_view_and_pastes_land_where_typing_would() {
         matches!(&a[..], [Action::Call { req: Request::ContactAdd { contact, .. }, .. }] if contact == BOB),
         "{a:?}"
     );
+}
+
+/// An answer read before a state change can arrive after its event: the event wins.
+#[test]
+fn states_from_events_outlive_stale_answers() {
+    let mut app = world();
+    app.handle_event(Event::ServerStateChanged {
+        profile: ALICE.into(),
+        conversation_id: 5,
+        server: SERVER.into(),
+        state: ServerState::Syncing,
+        tokens: 0,
+    });
+    app.handle_event(Event::PeerStateChanged {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        state: ConnectionState::Failed,
+    });
+    // Stale lists: bob authenticated, the group synced.
+    app.handle_reply(
+        ctx(ALICE, None, What::Contacts),
+        Ok(Reply::Contacts {
+            contacts: vec![contact(
+                1,
+                BOB,
+                Some("bob"),
+                true,
+                ConnectionState::Authenticated,
+            )],
+        }),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Groups),
+        Ok(Reply::Groups {
+            groups: vec![group(3, "book club", true, 0, 0)],
+        }),
+    );
+    let c = |id: i64| {
+        app.visible()
+            .into_iter()
+            .find(|c| c.id == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(c(1).peer, ConnectionState::Failed);
+    assert_eq!(c(3).server_state, ServerState::Syncing);
+}
+
+#[test]
+fn deleting_asks_first() {
+    let mut app = world();
+    // A conversation: `D`, then anything but `y` keeps it.
+    app.selected = app.visible().iter().position(|c| c.id == 1).unwrap();
+    app.handle_key(ch('D'));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("Delete the contact bob and the whole conversation?"),
+        "{s}"
+    );
+    snapshot("confirm_delete_80x24", &s);
+    assert!(app.handle_key(ch('n')).is_empty());
+    app.handle_key(ch('D'));
+    let a = app.handle_key(ch('y'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactDelete { contact, .. }, .. }] if contact == "1"),
+        "{a:?}"
+    );
+    // The profile: `X`, `y`, then its password (never shown).
+    app.handle_key(ch('X'));
+    assert!(screen(&app, 80, 24).contains("Delete the profile alice"));
+    assert!(app.handle_key(ch('y')).is_empty());
+    typing(&mut app, "pw");
+    assert!(!screen(&app, 80, 24).contains("pw▏"));
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ProfileDelete { profile: Some(p), password: Some(pw) }, .. }] if p == ALICE && pw.0.as_str() == "pw"),
+        "{a:?}"
+    );
+    // Once it is gone, the list no longer has it, and nothing of it stays open.
+    open_with(&mut app, 1, bob_messages());
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(Reply::Pong {
+            version: 1,
+            pid: 1,
+            profiles: vec![],
+            acn: None,
+        }),
+    );
+    assert!(app.profiles.is_empty() && app.open.is_none() && app.messages.is_empty());
+}
+
+#[test]
+fn a_refused_message_goes_back_on_the_compose_line() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    typing(&mut app, "far too long");
+    let a = app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Call { ctx: c, .. }) = a.into_iter().next() else {
+        panic!("no send");
+    };
+    assert!(app.compose.is_empty());
+    app.handle_reply(c, Err("message too long".into()));
+    assert_eq!(app.compose, "far too long");
+    assert!(app
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.error && n.text == "message too long"));
 }

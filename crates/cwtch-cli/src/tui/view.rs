@@ -45,7 +45,10 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
         "change name, status; toggle blocking unknown peers",
     ),
     ("y", "show your address and copy it"),
-    ("c U p", "create a profile, unlock profiles, next profile"),
+    (
+        "c U p X",
+        "create, unlock profiles; next profile; delete this one",
+    ),
 ];
 
 /// The compose line's commands.
@@ -295,8 +298,16 @@ fn body(m: &MessageRow) -> String {
         Content::Text { text } => text.clone(),
         Content::QuotedReply { body, .. } => body.clone(),
         Content::ContactSuggestion { onion } => format!("[suggests a contact: {onion}]"),
-        Content::GroupInvite { .. } => "[an invite to a group: J joins]".into(),
-        _ => format!("[not understood: {}]", m.body),
+        Content::GroupInvite { .. } => "[an invite to a group: see Requests]".into(),
+        Content::FileShare { name, size, .. } => {
+            format!("[shares a file: {name} ({size} bytes); the TUI cannot download it yet]")
+        }
+        Content::Malformed { .. } => format!("[not understood: {}]", m.body),
+        // Overlays added later: their text if they have one.
+        other => match other.display_text() {
+            Some(t) => t.to_owned(),
+            None => format!("[not understood: {}]", m.body),
+        },
     }
 }
 
@@ -716,14 +727,27 @@ fn prompt(f: &mut Frame<'_>, area: Rect, ask: &Ask, input: &str) {
 }
 
 fn confirm(f: &mut Frame<'_>, area: Rect, c: &Confirm) {
-    let Confirm::DeleteConv { kind, label, .. } = c;
-    let q = match kind {
-        Kind::Contact => format!(
+    let q = match c {
+        Confirm::DeleteConv {
+            kind: Kind::Contact,
+            label,
+            ..
+        } => format!(
             "Delete the contact {} and the whole conversation?",
             inert(label)
         ),
-        Kind::Group => format!("Leave the group {} and delete its messages?", inert(label)),
+        Confirm::DeleteConv {
+            kind: Kind::Group,
+            label,
+            ..
+        } => format!("Leave the group {} and delete its messages?", inert(label)),
+        Confirm::DeleteProfile { name, onion } => format!(
+            "Delete the profile {} ({}), its contacts and all its messages?",
+            inert(name),
+            short(onion)
+        ),
     };
+
     let lines = vec![
         Line::raw(q),
         Line::raw("This cannot be undone."),
