@@ -655,10 +655,74 @@ impl App {
                     None => self.error("only a failed message of ours can be retried"),
                 }
             }
+            KeyCode::Char('d') => {
+                let file = self
+                    .cursor
+                    .and_then(|i| self.messages.get(i))
+                    .filter(|m| !m.outgoing)
+                    .and_then(|m| match &m.content {
+                        cwtch::Content::FileShare { file_key, .. } => Some(file_key.clone()),
+                        _ => None,
+                    });
+                match file {
+                    Some(key) => return self.download(&key),
+                    None => self.error("only a file shared with you can be downloaded"),
+                }
+            }
             KeyCode::Char('?') => self.overlay = Overlay::Help,
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Share the file at `path` with the open contact.
+    fn share(&mut self, path: &str) -> Vec<Action> {
+        let me = self.active_onion();
+        let Some(c) = self
+            .open_conv()
+            .filter(|c| c.kind == Kind::Contact)
+            .cloned()
+        else {
+            self.error("open a contact's conversation first, then /share PATH");
+            return Vec::new();
+        };
+        let path = expand_home(path);
+        vec![call(
+            Request::FileShare {
+                profile: Some(me.clone()),
+                contact: c.id.to_string(),
+                path: path.display().to_string(),
+                wait_secs: 0,
+            },
+            &me,
+            Some(c.id),
+            What::Changed("file shared"),
+        )]
+    }
+
+    /// Download a file the open contact shared, into ~/Downloads.
+    fn download(&mut self, file_key: &str) -> Vec<Action> {
+        let me = self.active_onion();
+        let Some(c) = self
+            .open_conv()
+            .filter(|c| c.kind == Kind::Contact)
+            .cloned()
+        else {
+            self.error("open the conversation the file was shared in first");
+            return Vec::new();
+        };
+        vec![call(
+            Request::FileDownload {
+                profile: Some(me.clone()),
+                contact: c.id.to_string(),
+                file_key: file_key.to_owned(),
+                dir: expand_home("~/Downloads").display().to_string(),
+                wait: false,
+            },
+            &me,
+            Some(c.id),
+            What::Changed("downloading to ~/Downloads (progress below)"),
+        )]
     }
 
     fn list_key(&mut self, key: KeyEvent) -> Vec<Action> {
@@ -1180,9 +1244,11 @@ impl App {
                     What::Opened("group created"),
                 )]
             }
+            "share" if !arg.is_empty() => self.share(arg),
+            "download" if !arg.is_empty() => self.download(arg),
             "name" if !arg.is_empty() => self.settings(Some(arg.to_owned()), None, None),
             "status" => self.settings(None, Some(arg.to_owned()), None),
-            "add" | "join" | "invite" | "server" | "group" | "name" => {
+            "add" | "join" | "invite" | "server" | "group" | "name" | "share" | "download" => {
                 self.error(format!("/{name} needs an argument (/help lists them)"));
                 Vec::new()
             }
@@ -1294,6 +1360,19 @@ impl App {
             | Event::GroupMessageSeen {
                 conversation_id, ..
             } => self.reload_if_open(active, conversation_id),
+            Event::FileDownloadProgress { done, total, .. } => {
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                self.note(format!("downloading: {pct}% of {total} bytes"));
+                Vec::new()
+            }
+            Event::FileDownloaded { path, .. } => {
+                self.note(format!("downloaded: {}", path));
+                Vec::new()
+            }
+            Event::FileDownloadFailed { reason, .. } => {
+                self.error(format!("download failed: {}", reason));
+                Vec::new()
+            }
             Event::MissingMessages {
                 conversation_id,
                 message_id,
@@ -1604,4 +1683,12 @@ fn refresh_all(onion: &str) -> Vec<Action> {
         What::Settings,
     ));
     a
+}
+
+/// `~/x` as `$HOME/x`; anything else as given.
+fn expand_home(p: &str) -> std::path::PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => std::path::PathBuf::from(p),
+    }
 }

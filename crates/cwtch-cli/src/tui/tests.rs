@@ -1239,3 +1239,66 @@ fn a_refused_message_goes_back_on_the_compose_line() {
         .as_ref()
         .is_some_and(|n| n.error && n.text == "message too long"));
 }
+
+#[test]
+fn files_are_shared_with_a_command_and_downloaded_with_a_key() {
+    let mut app = world();
+    let key_str = format!("{}.{}", "ab".repeat(64), "cd".repeat(24));
+    let ms = vec![
+        msg(
+            1,
+            1,
+            BOB,
+            false,
+            MessageState::Received,
+            "08:00",
+            Content::text("hi"),
+        ),
+        msg(
+            1,
+            2,
+            BOB,
+            false,
+            MessageState::Received,
+            "08:01",
+            Content::FileShare {
+                name: "cat.jpg".into(),
+                file_key: key_str.clone(),
+                size: 10,
+            },
+        ),
+    ];
+    open_with(&mut app, 1, ms);
+    typing(&mut app, "/share /tmp/report.pdf");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::FileShare { contact, path, .. }, .. }] if contact == "1" && path == "/tmp/report.pdf"),
+        "{a:?}"
+    );
+    // Choose the file message (the newest) and press d.
+    app.handle_key(key(KeyCode::Up));
+    assert_eq!(app.cursor, Some(1));
+    let a = app.handle_key(ch('d'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::FileDownload { contact, file_key, wait: false, .. }, .. }] if contact == "1" && *file_key == key_str),
+        "{a:?}"
+    );
+    // A text message is not a file.
+    app.handle_key(key(KeyCode::Up));
+    assert!(app.handle_key(ch('d')).is_empty());
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
+    // Progress and completion show in the status line.
+    app.handle_event(Event::FileDownloadProgress {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        file_key: key_str.clone(),
+        done: 5,
+        total: 10,
+    });
+    assert!(app.notice.as_ref().is_some_and(|n| n.text.contains("50%")));
+    // /share and /download need their argument.
+    app.handle_key(key(KeyCode::Esc));
+    typing(&mut app, "/share");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}

@@ -27,7 +27,7 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ),
     (
         "↑ (empty line)",
-        "choose a message: r replies quoting it, R retries it",
+        "choose a message: r quote it, R retry, d download",
     ),
     ("a", "add a contact (paste their address)"),
     (
@@ -56,7 +56,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "/add ONION  /accept  /decline  /block  /unblock",
     "/join INVITE  /invite CONTACT  /group NAME SERVER-ONION",
     "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
-    "(text then Enter sends it; //text sends /text)",
+    "/share PATH  /download KEY  (Enter sends text; //x sends /x)",
 ];
 
 const ACCENT: Color = Color::Cyan;
@@ -300,7 +300,7 @@ fn body(m: &MessageRow) -> String {
         Content::ContactSuggestion { onion } => format!("[suggests a contact: {onion}]"),
         Content::GroupInvite { .. } => "[an invite to a group: see Requests]".into(),
         Content::FileShare { name, size, .. } => {
-            format!("[shares a file: {name} ({size} bytes); the TUI cannot download it yet]")
+            format!("[shares a file: {name} ({size} bytes); choose it and press d to download]")
         }
         Content::Malformed { .. } => format!("[not understood: {}]", m.body),
         // Overlays added later: their text if they have one.
