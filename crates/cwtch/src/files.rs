@@ -610,7 +610,7 @@ impl Runtime {
                         }
                     }
                     DownloadOutput::ManifestReady(m) => {
-                        let (p, mf) = (part.clone(), (*m).clone());
+                        let (p, mf) = (part.clone(), m.clone());
                         let opened = tokio::task::spawn_blocking(move || open_partial(&p, &mf))
                             .await
                             .map_err(|_| std::io::Error::other("task failed"))

@@ -10,6 +10,7 @@
 //! bounded number of times, then the download fails with a reason.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::messages::FileMessage;
 use super::{ChunkSpec, FileKey, Manifest, MANIFEST_PART_SIZE, MAX_CHUNKS};
@@ -90,7 +91,7 @@ pub enum DownloadOutput {
     Send(FileMessage),
     /// The manifest arrived and is the key's: check what a partial file already holds and
     /// call [`Download::manifest_accepted`].
-    ManifestReady(Box<Manifest>),
+    ManifestReady(Arc<Manifest>),
     /// Write `data` at `offset` of the temporary file.
     Write {
         /// Which chunk.
@@ -147,7 +148,7 @@ enum State {
     },
     /// The manifest is ready; waiting for the driver to say what is on disk.
     Checking {
-        manifest: Box<Manifest>,
+        manifest: Arc<Manifest>,
     },
     /// Fetching chunks.
     Chunks(Box<Chunks>),
@@ -159,7 +160,7 @@ enum State {
 
 #[derive(Debug)]
 struct Chunks {
-    manifest: Manifest,
+    manifest: Arc<Manifest>,
     have: Vec<bool>,
     done: u64,
     /// The chunks asked for and not yet answered.
@@ -265,26 +266,33 @@ impl Download {
             .next_back()
             .is_some_and(|p| p.len() < MANIFEST_PART_SIZE);
         if contiguous && short_last {
-            self.try_manifest()
+            self.try_manifest(true)
         } else {
             Vec::new()
         }
     }
 
-    /// Parse the collected parts; on success, hand the manifest to the driver.
-    fn try_manifest(&mut self) -> Vec<DownloadOutput> {
-        let State::Manifest { parts, .. } = &self.state else {
+    /// Parse the collected parts; on success, hand the manifest to the driver. On failure:
+    /// fail the download (`fail_on_error`), or keep collecting (nothing returned).
+    fn try_manifest(&mut self, fail_on_error: bool) -> Vec<DownloadOutput> {
+        let State::Manifest { parts, .. } = &mut self.state else {
             return Vec::new();
         };
-        let m = match Manifest::from_parts(parts.values().map(Vec::as_slice), &self.key) {
+        let mut json = Vec::with_capacity(parts.values().map(Vec::len).sum());
+        for p in parts.values() {
+            json.extend_from_slice(p);
+        }
+        let m = match Manifest::from_parts([json.as_slice()], &self.key) {
             Ok(m) => m,
+            Err(_) if !fail_on_error => return Vec::new(),
             Err(e) => return self.fail(DownloadError::BadManifest(e.to_string())),
         };
+        drop(json);
         if m.file_size > self.config.max_file_size {
             let (size, limit) = (m.file_size, self.config.max_file_size);
             return self.fail(DownloadError::TooLarge { size, limit });
         }
-        let manifest = Box::new(m);
+        let manifest = Arc::new(m);
         self.state = State::Checking {
             manifest: manifest.clone(),
         };
@@ -312,7 +320,7 @@ impl Download {
             .sum();
         let total = manifest.file_size;
         self.state = State::Chunks(Box::new(Chunks {
-            manifest: *manifest,
+            manifest,
             have,
             done,
             outstanding: ChunkSpec::default(),
@@ -413,7 +421,9 @@ impl Download {
             State::Manifest { parts, .. } => {
                 let contiguous = parts.keys().enumerate().all(|(i, k)| i as u64 == *k);
                 if !parts.is_empty() && contiguous {
-                    let out = self.try_manifest();
+                    // Perhaps complete (a last part exactly full), perhaps not: if it does not
+                    // parse, ask for it all again rather than fail.
+                    let out = self.try_manifest(false);
                     if !out.is_empty() {
                         return out;
                     }
@@ -797,6 +807,20 @@ mod tests {
         });
         assert!(out.is_empty());
         assert!(matches!(d.tick()[..], [DownloadOutput::ManifestReady(_)]));
+        // A first full part of a longer manifest, then silence: asked for again, not failed.
+        let big = Sharer::new(data(1_000_000));
+        let (mut d, _) = Download::start(big.key, DownloadConfig::default());
+        let json = big.manifest.to_go_json();
+        d.receive(FileMessage::ManifestPart {
+            key: big.key,
+            index: 0,
+            data: json[..MANIFEST_PART_SIZE].to_vec(),
+        });
+        assert!(matches!(
+            d.tick()[..],
+            [DownloadOutput::Send(FileMessage::RequestManifest { .. })]
+        ));
+        assert!(!d.is_finished());
     }
 
     proptest! {

@@ -57,14 +57,11 @@ impl Manifest {
         if raw.chunks.len() as u64 != raw.file_size.div_ceil(raw.chunk_size) {
             return Err(bad("the number of chunks does not fit the file size"));
         }
-        let chunks = raw
-            .chunks
-            .iter()
-            .map(|c| <[u8; CHUNK_HASH_LEN]>::try_from(c.as_slice()).ok())
-            .collect::<Option<Vec<_>>>()
-            .ok_or(bad("a chunk hash is not 32 bytes"))?;
+        if raw.bad_chunk {
+            return Err(bad("a chunk hash is not 32 bytes"));
+        }
         Ok(Manifest {
-            chunks,
+            chunks: raw.chunks,
             file_name: raw.file_name,
             root_hash,
             file_size: raw.file_size,
@@ -148,7 +145,9 @@ impl GoJson for ChunkList<'_> {
 /// The manifest as decoded, before its checks.
 #[derive(Default)]
 struct RawManifest {
-    chunks: Vec<Vec<u8>>,
+    chunks: Vec<[u8; CHUNK_HASH_LEN]>,
+    /// A chunk hash was not 32 bytes.
+    bad_chunk: bool,
     file_name: String,
     root_hash: Option<Vec<u8>>,
     file_size: u64,
@@ -165,12 +164,25 @@ impl GoDecode for RawManifest {
             "ChunkSizeInBytes",
         ];
         d.fields(FIELDS, |d, i| match i {
-            0 => d.slice_with(&mut self.chunks, MAX_CHUNKS as usize, Vec::new, |d, c| {
-                let mut b = None;
-                d.bytes(&mut b)?;
-                *c = b.unwrap_or_default();
-                Ok(())
-            }),
+            0 => {
+                let mut bad = false;
+                let r = d.slice_with(
+                    &mut self.chunks,
+                    MAX_CHUNKS as usize,
+                    || [0u8; CHUNK_HASH_LEN],
+                    |d, c| {
+                        let mut b = None;
+                        d.bytes(&mut b)?;
+                        match b.as_deref().map(<[u8; CHUNK_HASH_LEN]>::try_from) {
+                            Some(Ok(h)) => *c = h,
+                            _ => bad = true,
+                        }
+                        Ok(())
+                    },
+                );
+                self.bad_chunk |= bad;
+                r
+            }
             1 => d.string(&mut self.file_name),
             2 => d.bytes(&mut self.root_hash),
             3 => d.u64(&mut self.file_size),
