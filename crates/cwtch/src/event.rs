@@ -545,6 +545,23 @@ mod tests {
         );
         let back: Event = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(back, e);
+        let e = Event::ImagePreview {
+            profile: "p".into(),
+            conversation_id: 1,
+            contact: "c".into(),
+            file_key: "k".into(),
+            profile_image: true,
+            format: "png".into(),
+            width: 3,
+            height: 2,
+            bytes: 99,
+            path: "/i/k.img".into(),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"ImagePreview","profile":"p","conversation_id":1,"contact":"c","file_key":"k","profile_image":true,"format":"png","width":3,"height":2,"bytes":99,"path":"/i/k.img"}"#
+        );
+        assert_eq!(e.profile(), Some("p"));
         assert_eq!(
             serde_json::to_string(&MessageState::Failed { error: "x".into() }).unwrap(),
             r#"{"state":"failed","error":"x"}"#

@@ -48,6 +48,8 @@ use crate::types::{ContactId, SentMessage};
 use crate::util::now_rfc3339;
 use std::sync::atomic::Ordering;
 
+/// The name our profile picture has in its manifest (with its format as extension).
+const PROFILE_IMAGE_NAME: &str = "profile-image";
 /// How many chunks a sharer reads from disk at a time.
 const READ_BATCH: u64 = 64;
 /// Queue of file messages from the connection to one download.
@@ -374,12 +376,20 @@ impl Runtime {
                 let Some(key) = state_key(k) else { continue };
                 let path = c.attribute(&attr("local", &key, "path")).map(PathBuf::from);
                 let kind = DownloadKind::from_attr(c.attribute(&attr("local", &key, "kind")));
-                // Automatic downloads resume only while image previews are on.
-                let wanted = !kind.is_image() || self.image_previews.load(Ordering::Relaxed);
-                if let ("downloading", Some(path), true) = (state.as_str(), path, wanted) {
-                    if let Ok(onion) = Onion::parse(&c.handle) {
-                        self.start_download(onion, c.id, key, path, kind);
-                    }
+                let (Ok(onion), "downloading", Some(path)) =
+                    (Onion::parse(&c.handle), state.as_str(), path)
+                else {
+                    continue;
+                };
+                // Automatic downloads resume only while image previews are on, and from
+                // contacts still accepted and unblocked.
+                let wanted = !kind.is_image()
+                    || (self.image_previews.load(Ordering::Relaxed)
+                        && self
+                            .lookup(&onion)
+                            .is_some_and(|r| r.accepted && !r.blocked));
+                if wanted {
+                    self.start_download(onion, c.id, key, path, kind);
                 }
             }
         }
@@ -940,10 +950,8 @@ impl Runtime {
             let info = check_image(&data)?;
             let mut b = ManifestBuilder::new();
             b.update(&data).map_err(Error::Bundle)?;
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            // Every contact gets the manifest: it names the format, not the user's file.
+            let name = format!("{PROFILE_IMAGE_NAME}.{}", info.format);
             if FileStamp::of(&p) != before {
                 return Err(Error::Invalid {
                     what: "image (it changed while being read)",

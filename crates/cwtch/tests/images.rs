@@ -200,6 +200,7 @@ async fn profile_pictures_arrive_only_with_previews_on() {
     assert_eq!(bob.profile.profile_image(onion(&a)).await.unwrap(), None);
 
     // Alice restarts: her picture is still shared (restored from her profile).
+    bob.events.clear();
     let alice_home = alice.home.clone();
     alice.shutdown().await;
     let mut alice = reopen(&w, &alice_home, config()).await;
