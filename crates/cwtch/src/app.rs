@@ -378,6 +378,10 @@ impl Cwtch {
             );
         }
         let (online, _) = watch::channel(false);
+        let images_dir = match &self.inner.home {
+            Home::Disk(h) => Some(h.profile_dir(&profile_id).join(IMAGES_DIR)),
+            Home::Memory(_) => None,
+        };
         Arc::new(Runtime {
             profile_id,
             onion,
@@ -395,6 +399,8 @@ impl Cwtch {
             state: Mutex::new(state),
             contact_ops: tokio::sync::Mutex::new(()),
             block_unknown: AtomicBool::new(snapshot.block_unknown),
+            image_previews: AtomicBool::new(snapshot.image_previews),
+            images_dir,
             online,
             password: Mutex::new(PasswordCheck::new(password)),
             shutdown_done: tokio::sync::Mutex::new(false),
@@ -622,10 +628,15 @@ fn list_disk_profile(h: &CwtchHome, id: &ProfileId, password: &Password) -> Resu
     }
 }
 
+/// The folder, in a profile's folder, where images downloaded automatically go (contacts'
+/// profile pictures, previews). Removed with the profile.
+pub const IMAGES_DIR: &str = "images";
+
 /// What the engine needs from storage to start.
 struct Snapshot {
     identity: Identity,
     block_unknown: bool,
+    image_previews: bool,
     contacts: Vec<(Onion, Conversation)>,
     outbox: Vec<(Onion, MessageId, Outgoing)>,
     groups: crate::groups::Loaded,
@@ -645,6 +656,10 @@ fn open_for_engine(
     let identity = store.identity()?;
     let me = identity.onion();
     let block_unknown = store.attribute(BLOCK_UNKNOWN_ATTRIBUTE)?.as_deref() == Some(keys::TRUE);
+    let image_previews = store
+        .attribute(crate::images::IMAGE_PREVIEWS_ATTRIBUTE)?
+        .as_deref()
+        == Some(keys::TRUE);
     let mut contacts = Vec::new();
     let mut outbox = Vec::new();
     let conversations = store.conversations()?;
@@ -699,6 +714,7 @@ fn open_for_engine(
         Snapshot {
             identity,
             block_unknown,
+            image_previews,
             contacts,
             outbox,
             groups,

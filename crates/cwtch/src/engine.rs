@@ -468,8 +468,15 @@ async fn on_get_val(
             .store
             .call(move |s| {
                 if key.starts_with("conversation.") {
-                    Ok(s.conversation(conv)?
-                        .and_then(|c| c.attribute(&key).map(str::to_owned)))
+                    let theirs = s
+                        .conversation(conv)?
+                        .and_then(|c| c.attribute(&key).map(str::to_owned));
+                    // A share with every contact (our profile picture) keeps its manifest
+                    // in the profile's attributes.
+                    match theirs {
+                        None if key.starts_with("conversation.filesharing.") => s.attribute(&key),
+                        v => Ok(v),
+                    }
                 } else {
                     s.attribute(&key)
                 }
@@ -517,11 +524,19 @@ async fn on_ret_val(
             profile: rt.profile(),
             conversation_id: conv.0,
             contact: onion.as_str().to_owned(),
-            key,
-            value,
+            key: key.clone(),
+            value: value.clone(),
         }),
         Ok(false) => {}
-        Err(e) => debug!(error = %e, "could not store a contact attribute"),
+        Err(e) => {
+            debug!(error = %e, "could not store a contact attribute");
+            return;
+        }
+    }
+    // Changed or not: a profile picture not fetched yet (previews turned on since, or the
+    // last attempt failed) is fetched now.
+    if key == crate::images::PROFILE_IMAGE_ATTRIBUTE {
+        rt.on_profile_image_attribute(onion, &value).await;
     }
 }
 
@@ -615,6 +630,17 @@ async fn on_chat(
             let _ = rt.on_group_invite(onion, invite).await;
         }
     }
+    let offered = match (&id, &content) {
+        (
+            Some(_),
+            Content::FileShare {
+                name,
+                file_key,
+                size,
+            },
+        ) => Some((name.clone(), file_key.clone(), *size)),
+        _ => None,
+    };
     if let Some(id) = id {
         rt.emit(Event::NewMessage {
             profile: rt.profile(),
@@ -630,5 +656,9 @@ async fn on_chat(
             content_hash: hash,
             timestamp,
         });
+    }
+    // An image offered by an accepted contact is previewed (if previews are on).
+    if let Some((name, file_key, size)) = offered {
+        rt.on_file_offered(onion, &name, &file_key, size).await;
     }
 }

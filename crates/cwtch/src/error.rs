@@ -141,6 +141,9 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// Not an image we accept (see [`crate::images::check_image`]).
+    #[error("not an acceptable image: {0}")]
+    InvalidImage(#[from] crate::images::ImageError),
     /// A download of this file is already running.
     #[error("this file is already being downloaded")]
     DownloadRunning,

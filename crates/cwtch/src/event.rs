@@ -433,6 +433,33 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// An image downloaded automatically (image previews on) was decoded and checked: a
+    /// client may show it. Follows its [`Event::FileDownloaded`]. An image that does not
+    /// decode never gets this event: its download fails (`FileDownloadFailed`, with the
+    /// reason) and the file is deleted.
+    ImagePreview {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation it came from.
+        conversation_id: i64,
+        /// The contact who shared it.
+        contact: String,
+        /// The file key.
+        file_key: String,
+        /// The contact's profile picture (else the preview of a file offered in the
+        /// conversation).
+        profile_image: bool,
+        /// `png`, `jpeg`, `gif` or `webp` (what the bytes are).
+        format: String,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Its size in bytes.
+        bytes: u64,
+        /// Where it is.
+        path: String,
+    },
 }
 
 impl Event {
@@ -467,7 +494,8 @@ impl Event {
             | Event::MissingMessages { profile, .. }
             | Event::FileDownloadProgress { profile, .. }
             | Event::FileDownloaded { profile, .. }
-            | Event::FileDownloadFailed { profile, .. } => Some(profile),
+            | Event::FileDownloadFailed { profile, .. }
+            | Event::ImagePreview { profile, .. } => Some(profile),
         }
     }
 
@@ -517,6 +545,23 @@ mod tests {
         );
         let back: Event = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(back, e);
+        let e = Event::ImagePreview {
+            profile: "p".into(),
+            conversation_id: 1,
+            contact: "c".into(),
+            file_key: "k".into(),
+            profile_image: true,
+            format: "png".into(),
+            width: 3,
+            height: 2,
+            bytes: 99,
+            path: "/i/k.img".into(),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"ImagePreview","profile":"p","conversation_id":1,"contact":"c","file_key":"k","profile_image":true,"format":"png","width":3,"height":2,"bytes":99,"path":"/i/k.img"}"#
+        );
+        assert_eq!(e.profile(), Some("p"));
         assert_eq!(
             serde_json::to_string(&MessageState::Failed { error: "x".into() }).unwrap(),
             r#"{"state":"failed","error":"x"}"#

@@ -8,19 +8,27 @@
 //! `conversation.filesharing.<key>.manifest` (the manifest JSON) and `….manifest.size` (its
 //! parts), `local.filesharing.<key>.path` (the shared file, or where a download goes),
 //! `local.filesharing.<key>.ts`; ours: `local.filesharing.<key>.state` (`sharing`, `stopped`,
-//! `downloading`, `downloaded`, `failed`).
+//! `downloading`, `downloaded`, `failed: <reason>`, and for automatic image downloads
+//! `refused: <reason>`), `local.filesharing.<key>.kind` (`profile-image`, `preview`; absent for
+//! files the user asked for) and `local.filesharing.<key>.image` (the checked image's
+//! [`ImageInfo`] as JSON).
+//!
+//! A share not tied to a conversation (our profile picture: [`Share::conversation`] is
+//! `None`) keeps the same keys as profile attributes, and is served to every accepted contact
+//! (the key, with its random nonce, is what a contact needs to know).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cwtch_model::files::{
     manifest_parts, numbered_file_name, safe_file_name, ChunkSpec, Download, DownloadConfig,
-    DownloadOutput, FileKey, FileMessage, Manifest, ManifestBuilder, MAX_FILE_SIZE, NONCE_LEN,
+    DownloadError, DownloadOutput, FileKey, FileMessage, Manifest, ManifestBuilder, MAX_FILE_SIZE,
+    NONCE_LEN,
 };
 use cwtch_model::gojson::GoJson;
-use cwtch_storage::ConversationId;
+use cwtch_storage::{ConversationId, KeyType};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha512};
 use tokio::sync::mpsc;
@@ -31,11 +39,17 @@ use tracing::{debug, info, warn};
 use crate::engine::PeerConn;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::images::{
+    check_image, is_image_name, ImageError, ImageInfo, MAX_IMAGE_SIZE, PROFILE_IMAGE_ATTRIBUTE,
+};
 use crate::overlay::Content;
 use crate::runtime::Runtime;
 use crate::types::{ContactId, SentMessage};
 use crate::util::now_rfc3339;
+use std::sync::atomic::Ordering;
 
+/// The name our profile picture has in its manifest (with its format as extension).
+const PROFILE_IMAGE_NAME: &str = "profile-image";
 /// How many chunks a sharer reads from disk at a time.
 const READ_BATCH: u64 = 64;
 /// Queue of file messages from the connection to one download.
@@ -45,11 +59,45 @@ fn attr(scope: &str, key: &FileKey, what: &str) -> String {
     format!("{scope}.filesharing.{key}.{what}")
 }
 
+/// Why a download runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum DownloadKind {
+    /// The user asked for it.
+    File,
+    /// A contact's profile picture (automatic, with image previews on).
+    ProfileImage,
+    /// An image file offered in a conversation (automatic, with image previews on).
+    Preview,
+}
+
+impl DownloadKind {
+    fn is_image(self) -> bool {
+        self != DownloadKind::File
+    }
+
+    fn to_attr(self) -> &'static str {
+        match self {
+            DownloadKind::File => "file",
+            DownloadKind::ProfileImage => "profile-image",
+            DownloadKind::Preview => "preview",
+        }
+    }
+
+    fn from_attr(s: Option<&str>) -> DownloadKind {
+        match s {
+            Some("profile-image") => DownloadKind::ProfileImage,
+            Some("preview") => DownloadKind::Preview,
+            _ => DownloadKind::File,
+        }
+    }
+}
+
 /// A file we share.
 #[derive(Clone)]
 pub(crate) struct Share {
     pub(crate) path: PathBuf,
-    pub(crate) conversation: ConversationId,
+    /// The conversation it was shared in; `None`: every accepted contact (a profile picture).
+    pub(crate) conversation: Option<ConversationId>,
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) json: Arc<Vec<u8>>,
     pub(crate) active: bool,
@@ -103,6 +151,8 @@ struct Serving {
 pub(crate) struct Running {
     contact: Onion,
     tx: mpsc::Sender<FileMessage>,
+    kind: DownloadKind,
+    cancel: CancellationToken,
 }
 
 /// The profile's shares and downloads.
@@ -110,6 +160,8 @@ pub(crate) struct Running {
 pub(crate) struct Files {
     pub(crate) shares: HashMap<FileKey, Share>,
     downloads: HashMap<FileKey, Running>,
+    /// Automatic image downloads being set up (not yet in `downloads`).
+    starting: HashSet<FileKey>,
     /// Chunk streams being served: one per contact and file. A new request adds its chunks
     /// to the stream's pending set (a chunk asked for twice before it is sent goes once).
     serving: HashMap<(Onion, FileKey), Serving>,
@@ -243,7 +295,7 @@ impl Runtime {
             key,
             Share {
                 path,
-                conversation: conv,
+                conversation: Some(conv),
                 manifest: Arc::new(manifest),
                 json: Arc::new(json),
                 active: true,
@@ -272,69 +324,108 @@ impl Runtime {
             }
             conv
         };
-        let (k, v) = (
-            attr("local", key, "state"),
-            if active { "sharing" } else { "stopped" },
-        );
+        let state = if active { "sharing" } else { "stopped" };
+        self.set_file_attrs(conv, vec![(attr("local", key, "state"), state.to_owned())])
+            .await
+    }
+
+    /// Store attributes of a share or a download: on its conversation, or (`None`) on the
+    /// profile.
+    async fn set_file_attrs(
+        &self,
+        owner: Option<ConversationId>,
+        values: Vec<(String, String)>,
+    ) -> Result<()> {
         self.store
-            .call(move |s| s.set_conversation_attribute(conv, &k, v))
-            .await?;
-        Ok(())
+            .call(move |s| {
+                for (k, v) in &values {
+                    match owner {
+                        Some(c) => s.set_conversation_attribute(c, k, v)?,
+                        None => s.set_attribute(k, v)?,
+                    }
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Load the profile's shares, and resume its unfinished downloads (at profile start).
     pub(crate) async fn restore_files(self: &Arc<Self>) {
-        let convs = match self.store.call(|s| s.conversations()).await {
-            Ok(c) => c,
+        let read = self
+            .store
+            .call(|s| {
+                let profile: BTreeMap<String, String> = s
+                    .values(&KeyType::ATTRIBUTE)?
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                    .collect();
+                Ok((profile, s.conversations()?))
+            })
+            .await;
+        let (profile, convs) = match read {
+            Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "could not read file shares");
                 return;
             }
         };
+        self.restore_shares(None, &profile);
         for c in convs {
+            self.restore_shares(Some(c.id), &c.attributes);
             for (k, state) in &c.attributes {
-                let Some(key) = k
-                    .strip_prefix("local.filesharing.")
-                    .and_then(|rest| rest.strip_suffix(".state"))
-                    .and_then(|key| FileKey::parse(key).ok())
+                let Some(key) = state_key(k) else { continue };
+                let path = c.attribute(&attr("local", &key, "path")).map(PathBuf::from);
+                let kind = DownloadKind::from_attr(c.attribute(&attr("local", &key, "kind")));
+                let (Ok(onion), "downloading", Some(path)) =
+                    (Onion::parse(&c.handle), state.as_str(), path)
                 else {
                     continue;
                 };
-                let path = c.attribute(&attr("local", &key, "path")).map(PathBuf::from);
-                match (state.as_str(), path) {
-                    ("sharing" | "stopped", Some(path)) => {
-                        let json = c
-                            .attribute(&attr("conversation", &key, "manifest"))
-                            .unwrap_or_default()
-                            .as_bytes()
-                            .to_vec();
-                        match Manifest::parse(&json) {
-                            Ok(m) => {
-                                let stamp = c
-                                    .attribute(&attr("local", &key, "stamp"))
-                                    .and_then(FileStamp::from_attr);
-                                self.state().files.shares.insert(
-                                    key,
-                                    Share {
-                                        path,
-                                        conversation: c.id,
-                                        manifest: Arc::new(m),
-                                        json: Arc::new(json),
-                                        active: state == "sharing",
-                                        stamp,
-                                    },
-                                );
-                            }
-                            Err(e) => warn!(error = %e, "a stored manifest does not parse"),
-                        }
-                    }
-                    ("downloading", Some(path)) => {
-                        if let Ok(onion) = Onion::parse(&c.handle) {
-                            self.start_download(onion, c.id, key, path);
-                        }
-                    }
-                    _ => {}
+                // Automatic downloads resume only while image previews are on, and from
+                // contacts still accepted and unblocked.
+                let wanted = !kind.is_image()
+                    || (self.image_previews.load(Ordering::Relaxed)
+                        && self
+                            .lookup(&onion)
+                            .is_some_and(|r| r.accepted && !r.blocked));
+                if wanted {
+                    self.start_download(onion, c.id, key, path, kind);
                 }
+            }
+        }
+    }
+
+    /// The shares stored in one set of attributes (a conversation's, or the profile's).
+    fn restore_shares(&self, owner: Option<ConversationId>, attrs: &BTreeMap<String, String>) {
+        let get = |k: String| attrs.get(&k).map(String::as_str);
+        for (k, state) in attrs {
+            let Some(key) = state_key(k) else { continue };
+            if !matches!(state.as_str(), "sharing" | "stopped") {
+                continue;
+            }
+            let Some(path) = get(attr("local", &key, "path")).map(PathBuf::from) else {
+                continue;
+            };
+            let json = get(attr("conversation", &key, "manifest"))
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec();
+            match Manifest::parse(&json) {
+                Ok(m) => {
+                    let stamp = get(attr("local", &key, "stamp")).and_then(FileStamp::from_attr);
+                    self.state().files.shares.insert(
+                        key,
+                        Share {
+                            path,
+                            conversation: owner,
+                            manifest: Arc::new(m),
+                            json: Arc::new(json),
+                            active: state == "sharing",
+                            stamp,
+                        },
+                    );
+                }
+                Err(e) => warn!(error = %e, "a stored manifest does not parse"),
             }
         }
     }
@@ -414,31 +505,51 @@ impl Runtime {
                 Ok(())
             })
             .await?;
-        self.start_download(r.onion, conv, *key, path.clone());
+        if !self.start_download(r.onion, conv, *key, path.clone(), DownloadKind::File) {
+            return Err(Error::DownloadRunning);
+        }
         Ok(path)
     }
 
+    /// Start a download task; false if one of this file runs already.
     fn start_download(
         self: &Arc<Self>,
         contact: Onion,
         conv: ConversationId,
         key: FileKey,
         path: PathBuf,
-    ) {
+        kind: DownloadKind,
+    ) -> bool {
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         let cancel = self.cancel.child_token();
-        self.state().files.downloads.insert(
-            key,
-            Running {
-                contact: contact.clone(),
-                tx,
-            },
-        );
+        {
+            let mut st = self.state();
+            if st.files.downloads.contains_key(&key) {
+                return false;
+            }
+            st.files.downloads.insert(
+                key,
+                Running {
+                    contact: contact.clone(),
+                    tx,
+                    kind,
+                    cancel: cancel.clone(),
+                },
+            );
+        }
         let rt = self.clone();
         self.spawn(async move {
-            rt.run_download(contact, conv, key, path, rx, cancel).await;
+            let d = DownloadTask {
+                contact,
+                conv,
+                key,
+                path,
+                kind,
+            };
+            rt.run_download(&d, rx, cancel).await;
             rt.state().files.downloads.remove(&key);
         });
+        true
     }
 
     /// The files shared with us and by us in a conversation (all conversations: `None`).
@@ -573,26 +684,30 @@ impl Runtime {
         st.files
             .shares
             .get(key)
-            .filter(|s| accepted && s.active && s.conversation == conv)
+            .filter(|s| accepted && s.active && s.conversation.is_none_or(|c| c == conv))
             .cloned()
     }
 
     /// Drive one download until it completes, fails, or the profile stops.
     async fn run_download(
         self: &Arc<Self>,
-        contact: Onion,
-        conv: ConversationId,
-        key: FileKey,
-        path: PathBuf,
+        task: &DownloadTask,
         mut rx: mpsc::Receiver<FileMessage>,
         cancel: CancellationToken,
     ) {
+        let (contact, conv, key, path, kind) =
+            (&task.contact, task.conv, task.key, &task.path, task.kind);
+        let max_file_size = if kind.is_image() {
+            MAX_IMAGE_SIZE.min(self.config.max_download_size)
+        } else {
+            self.config.max_download_size
+        };
         let config = DownloadConfig {
-            max_file_size: self.config.max_download_size,
+            max_file_size,
             ..DownloadConfig::default()
         };
         let (mut d, mut outputs) = Download::start(key, config);
-        let part = partial_path(&path);
+        let part = partial_path(path);
         let mut file: Option<std::fs::File> = None;
         let mut last_progress = 0u64;
         loop {
@@ -602,7 +717,7 @@ impl Runtime {
                         let conn = self
                             .state()
                             .contacts
-                            .get(&contact)
+                            .get(contact)
                             .and_then(|e| e.ready_conn());
                         // Not connected: the next tick asks again.
                         if let Some(pc) = conn {
@@ -621,7 +736,7 @@ impl Runtime {
                                 outputs.extend(d.manifest_accepted(Some(have)));
                             }
                             Err(e) => {
-                                return self.download_failed(conv, &key, e.to_string()).await;
+                                return self.download_failed(task, e.to_string(), false).await;
                             }
                         }
                     }
@@ -633,7 +748,7 @@ impl Runtime {
                         if let Err(e) = written {
                             // Disk full and the like: fail cleanly, keep what is verified.
                             return self
-                                .download_failed(conv, &key, format!("writing the file: {e}"))
+                                .download_failed(task, format!("writing the file: {e}"), false)
                                 .await;
                         }
                     }
@@ -669,10 +784,13 @@ impl Runtime {
                         outputs.extend(d.file_verified(ok));
                     }
                     DownloadOutput::Complete => {
-                        return self.download_complete(conv, &key, &path).await;
+                        return self.download_complete(task).await;
                     }
                     DownloadOutput::Failed(e) => {
-                        return self.download_failed(conv, &key, e.to_string()).await;
+                        // An automatic image download that the sharer could not make
+                        // acceptable (too large, lying, corrupt) is not tried again.
+                        let refused = kind.is_image() && !matches!(e, DownloadError::Stalled);
+                        return self.download_failed(task, e.to_string(), refused).await;
                     }
                     _ => {}
                 }
@@ -694,8 +812,27 @@ impl Runtime {
         }
     }
 
-    async fn download_complete(&self, conv: ConversationId, key: &FileKey, path: &Path) {
+    async fn download_complete(&self, task: &DownloadTask) {
+        let (conv, key, path) = (task.conv, &task.key, task.path.as_path());
         let part = partial_path(path);
+        // An image is decoded before it gets its final name: one that does not decode is
+        // deleted and never reported as an image.
+        let mut image = None;
+        if task.kind.is_image() {
+            let p = part.clone();
+            let checked = tokio::task::spawn_blocking(move || read_image(&p))
+                .await
+                .unwrap_or(Err(ImageError::NotAnImage));
+            match checked {
+                Ok(info) => image = Some(info),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return self
+                        .download_failed(task, format!("not a valid image: {e}"), true)
+                        .await;
+                }
+            }
+        }
         // Never overwrite: if a file of that name appeared meanwhile, take another name.
         let final_path = if path.exists() {
             let dir = path.parent().unwrap_or(Path::new("."));
@@ -709,41 +846,54 @@ impl Runtime {
         };
         if let Err(e) = std::fs::rename(&part, &final_path) {
             return self
-                .download_failed(conv, key, format!("renaming the file: {e}"))
+                .download_failed(task, format!("renaming the file: {e}"), false)
                 .await;
         }
-        let values = vec![
+        let mut values = vec![
             (
                 attr("local", key, "path"),
                 final_path.to_string_lossy().into_owned(),
             ),
             (attr("local", key, "state"), "downloaded".to_owned()),
         ];
-        let _ = self
-            .store
-            .call(move |s| {
-                for (k, v) in &values {
-                    s.set_conversation_attribute(conv, k, v)?;
-                }
-                Ok(())
-            })
-            .await;
+        if let Some(info) = &image {
+            values.push((
+                attr("local", key, "image"),
+                serde_json::to_string(info).unwrap_or_default(),
+            ));
+        }
+        let _ = self.set_file_attrs(Some(conv), values).await;
         info!("download complete");
+        let path = final_path.to_string_lossy().into_owned();
         self.emit(Event::FileDownloaded {
             profile: self.profile(),
             conversation_id: conv.0,
             file_key: key.to_string(),
-            path: final_path.to_string_lossy().into_owned(),
+            path: path.clone(),
         });
+        if let Some(info) = image {
+            self.emit(Event::ImagePreview {
+                profile: self.profile(),
+                conversation_id: conv.0,
+                contact: task.contact.as_str().to_owned(),
+                file_key: key.to_string(),
+                profile_image: task.kind == DownloadKind::ProfileImage,
+                format: info.format,
+                width: info.width,
+                height: info.height,
+                bytes: info.bytes,
+                path,
+            });
+        }
     }
 
-    async fn download_failed(&self, conv: ConversationId, key: &FileKey, reason: String) {
+    /// A download failed; `refused`: it is not tried again automatically (state `refused`).
+    async fn download_failed(&self, task: &DownloadTask, reason: String, refused: bool) {
         warn!(reason = %reason, "download failed");
-        let (k, v) = (attr("local", key, "state"), format!("failed: {reason}"));
-        let _ = self
-            .store
-            .call(move |s| s.set_conversation_attribute(conv, &k, &v))
-            .await;
+        let (conv, key) = (task.conv, &task.key);
+        let state = if refused { "refused" } else { "failed" };
+        let (k, v) = (attr("local", key, "state"), format!("{state}: {reason}"));
+        let _ = self.set_file_attrs(Some(conv), vec![(k, v)]).await;
         self.emit(Event::FileDownloadFailed {
             profile: self.profile(),
             conversation_id: conv.0,
@@ -751,6 +901,387 @@ impl Runtime {
             reason,
         });
     }
+}
+
+/// A checked image we downloaded, for a client to show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Image {
+    /// The conversation it came from.
+    pub conversation_id: i64,
+    /// Its file key.
+    pub file_key: String,
+    /// Where it is.
+    pub path: String,
+    /// What it is (checked by decoding it).
+    pub info: ImageInfo,
+}
+
+impl Runtime {
+    // ---- images (previews and profile pictures) ----
+
+    /// Share the image at `path` as our profile picture: check it (decode it, at most
+    /// [`MAX_IMAGE_SIZE`]), share it with every accepted contact, and publish its key as
+    /// [`PROFILE_IMAGE_ATTRIBUTE`]. The previous profile picture is no longer served.
+    pub(crate) async fn set_profile_image(
+        self: &Arc<Self>,
+        path: &Path,
+    ) -> Result<(FileKey, ImageInfo)> {
+        self.check_running()?;
+        let path = std::fs::canonicalize(path).map_err(io_err("open", path))?;
+        let p = path.clone();
+        let (manifest, stamp, info) = tokio::task::spawn_blocking(move || {
+            let before = FileStamp::of(&p);
+            let meta = std::fs::metadata(&p).map_err(io_err("read", &p))?;
+            if !meta.is_file() {
+                return Err(Error::Invalid {
+                    what: "image (not a regular file)",
+                });
+            }
+            if meta.len() > MAX_IMAGE_SIZE {
+                return Err(Error::FileTooLarge {
+                    size: meta.len(),
+                    limit: MAX_IMAGE_SIZE,
+                });
+            }
+            let mut data = Vec::new();
+            std::fs::File::open(&p)
+                .and_then(|f| f.take(MAX_IMAGE_SIZE + 1).read_to_end(&mut data))
+                .map_err(io_err("read", &p))?;
+            let info = check_image(&data)?;
+            let mut b = ManifestBuilder::new();
+            b.update(&data).map_err(Error::Bundle)?;
+            // Every contact gets the manifest: it names the format, not the user's file.
+            let name = format!("{PROFILE_IMAGE_NAME}.{}", info.format);
+            if FileStamp::of(&p) != before {
+                return Err(Error::Invalid {
+                    what: "image (it changed while being read)",
+                });
+            }
+            Ok((b.finish(name), before, info))
+        })
+        .await
+        .map_err(|_| Error::Invalid { what: "image" })??;
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let key = FileKey {
+            root_hash: manifest.root_hash,
+            nonce,
+        };
+        let json = manifest.to_go_json();
+        let parts = manifest_parts(&json).len();
+        let values = vec![
+            (
+                attr("conversation", &key, "manifest"),
+                String::from_utf8_lossy(&json).into_owned(),
+            ),
+            (
+                attr("conversation", &key, "manifest.size"),
+                parts.to_string(),
+            ),
+            (
+                attr("local", &key, "path"),
+                path.to_string_lossy().into_owned(),
+            ),
+            (attr("local", &key, "ts"), now_rfc3339()),
+            (attr("local", &key, "state"), "sharing".to_owned()),
+            (
+                attr("local", &key, "stamp"),
+                stamp.map(FileStamp::to_attr).unwrap_or_default(),
+            ),
+        ];
+        self.set_file_attrs(None, values).await?;
+        self.state().files.shares.insert(
+            key,
+            Share {
+                path,
+                conversation: None,
+                manifest: Arc::new(manifest),
+                json: Arc::new(json),
+                active: true,
+                stamp,
+            },
+        );
+        let value = key.to_string();
+        let previous = self
+            .store
+            .call(move |s| {
+                let previous = s.attribute(PROFILE_IMAGE_ATTRIBUTE)?;
+                s.set_attribute(PROFILE_IMAGE_ATTRIBUTE, &value)?;
+                Ok(previous)
+            })
+            .await?;
+        // The old picture is no longer ours to show: stop serving it.
+        if let Some(old) = previous.as_deref().and_then(|k| FileKey::parse(k).ok()) {
+            let ours = self
+                .state()
+                .files
+                .shares
+                .get(&old)
+                .is_some_and(|s| s.conversation.is_none());
+            if ours && old != key {
+                self.set_sharing(&old, false).await?;
+            }
+        }
+        info!("profile image set");
+        Ok((key, info))
+    }
+
+    /// Turn image previews on or off. On: fetch the profile pictures accepted contacts
+    /// have published. Off: stop the automatic downloads running.
+    pub(crate) async fn set_image_previews(self: &Arc<Self>, on: bool) -> Result<()> {
+        let v = if on {
+            cwtch_storage::keys::TRUE
+        } else {
+            cwtch_storage::keys::FALSE
+        };
+        self.store
+            .call(move |s| s.set_attribute(crate::images::IMAGE_PREVIEWS_ATTRIBUTE, v))
+            .await?;
+        self.image_previews.store(on, Ordering::Relaxed);
+        if !on {
+            let st = self.state();
+            for d in st.files.downloads.values().filter(|d| d.kind.is_image()) {
+                d.cancel.cancel();
+            }
+            return Ok(());
+        }
+        let contacts: Vec<(Onion, ConversationId)> = {
+            let st = self.state();
+            st.contacts
+                .iter()
+                .filter(|(_, e)| e.accepted && !e.blocked)
+                .map(|(o, e)| (o.clone(), e.conversation))
+                .collect()
+        };
+        for (onion, conv) in contacts {
+            let value = self
+                .store
+                .call(move |s| {
+                    Ok(s.conversation(conv)?
+                        .and_then(|c| c.attribute(PROFILE_IMAGE_ATTRIBUTE).map(str::to_owned)))
+                })
+                .await?;
+            if let Some(v) = value {
+                self.on_profile_image_attribute(&onion, &v).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A contact's published profile picture key arrived (a retVal of
+    /// `profile.custom-profile-image`, stored as [`PROFILE_IMAGE_ATTRIBUTE`]): fetch it if
+    /// image previews are on and the contact is accepted.
+    pub(crate) async fn on_profile_image_attribute(self: &Arc<Self>, contact: &Onion, value: &str) {
+        let Ok(key) = FileKey::parse(value) else {
+            if !value.is_empty() {
+                debug!("a contact's profile image is not a file key");
+            }
+            return;
+        };
+        // No offer names it: the name is ours (the format is known only once decoded).
+        let name = format!("{}.img", &hex_prefix(&key));
+        self.auto_download_image(contact, key, DownloadKind::ProfileImage, &name, None)
+            .await;
+    }
+
+    /// A contact offered a file in a conversation (overlay 200): if it is an image within
+    /// the limits, preview it (when image previews are on and the contact is accepted).
+    pub(crate) async fn on_file_offered(
+        self: &Arc<Self>,
+        contact: &Onion,
+        name: &str,
+        file_key: &str,
+        size: u64,
+    ) {
+        if !is_image_name(name) || size > MAX_IMAGE_SIZE {
+            return;
+        }
+        let Ok(key) = FileKey::parse(file_key) else {
+            return;
+        };
+        self.auto_download_image(
+            contact,
+            key,
+            DownloadKind::Preview,
+            &safe_file_name(name),
+            Some(size),
+        )
+        .await;
+    }
+
+    /// Download an image into the profile's images folder, unless image previews are off,
+    /// the contact is not accepted (or blocked), the profile has no folder (in memory), it
+    /// is too large, or it was downloaded (or refused) before. A download that failed (the
+    /// contact went away) is tried again; one that was interrupted resumes.
+    async fn auto_download_image(
+        self: &Arc<Self>,
+        contact: &Onion,
+        key: FileKey,
+        kind: DownloadKind,
+        name: &str,
+        size: Option<u64>,
+    ) {
+        if !self.image_previews.load(Ordering::Relaxed) || self.cancel.is_cancelled() {
+            return;
+        }
+        let Some(r) = self.lookup(contact).filter(|r| r.accepted && !r.blocked) else {
+            return;
+        };
+        let Some(dir) = self.images_dir.clone() else {
+            debug!("no images folder (an in-memory profile): no previews");
+            return;
+        };
+        if size.is_some_and(|s| s > MAX_IMAGE_SIZE) {
+            return;
+        }
+        {
+            let mut st = self.state();
+            if st.files.downloads.contains_key(&key) || !st.files.starting.insert(key) {
+                return;
+            }
+        }
+        let started = self
+            .start_image_download(&r.onion, r.conversation, key, kind, name, &dir)
+            .await;
+        self.state().files.starting.remove(&key);
+        if let Err(e) = started {
+            warn!(error = %e, "could not start an image download");
+        }
+    }
+
+    async fn start_image_download(
+        self: &Arc<Self>,
+        contact: &Onion,
+        conv: ConversationId,
+        key: FileKey,
+        kind: DownloadKind,
+        name: &str,
+        dir: &Path,
+    ) -> Result<()> {
+        let (state_k, path_k) = (attr("local", &key, "state"), attr("local", &key, "path"));
+        let (state, path) = self
+            .store
+            .call(move |s| {
+                let c = s.conversation(conv)?;
+                let get = |k: &str| c.as_ref().and_then(|c| c.attribute(k)).map(str::to_owned);
+                Ok((get(&state_k), get(&path_k)))
+            })
+            .await?;
+        let path = match (state.as_deref(), path) {
+            (None, _) => None,
+            // Interrupted, or the contact went away: resume into the same file.
+            (Some(s), Some(p)) if s == "downloading" || s.starts_with("failed") => {
+                Some(PathBuf::from(p))
+            }
+            // Downloaded, refused, or ours.
+            _ => return Ok(()),
+        };
+        let path = match path {
+            Some(p) => p,
+            None => {
+                create_private_dir(&dir.to_path_buf())?;
+                let path = unused_path(dir, name);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(partial_path(&path))
+                    .map_err(io_err("create", &path))?;
+                path
+            }
+        };
+        let values = vec![
+            (
+                attr("local", &key, "path"),
+                path.to_string_lossy().into_owned(),
+            ),
+            (attr("local", &key, "ts"), now_rfc3339()),
+            (attr("local", &key, "state"), "downloading".to_owned()),
+            (attr("local", &key, "kind"), kind.to_attr().to_owned()),
+        ];
+        self.set_file_attrs(Some(conv), values).await?;
+        debug!(?kind, "downloading an image automatically");
+        self.start_download(contact.clone(), conv, key, path, kind);
+        Ok(())
+    }
+
+    /// A checked image we downloaded from a conversation, if it is still there.
+    pub(crate) async fn image(&self, conv: ConversationId, key: FileKey) -> Result<Option<Image>> {
+        let c = self.store.call(move |s| s.conversation(conv)).await?;
+        let Some(c) = c else { return Ok(None) };
+        if c.attribute(&attr("local", &key, "state")) != Some("downloaded") {
+            return Ok(None);
+        }
+        let info = c
+            .attribute(&attr("local", &key, "image"))
+            .and_then(|j| serde_json::from_str::<ImageInfo>(j).ok());
+        let path = c.attribute(&attr("local", &key, "path"));
+        Ok(match (info, path) {
+            (Some(info), Some(path)) if Path::new(path).is_file() => Some(Image {
+                conversation_id: conv.0,
+                file_key: key.to_string(),
+                path: path.to_owned(),
+                info,
+            }),
+            _ => None,
+        })
+    }
+
+    /// A contact's profile picture, if it was downloaded and checked.
+    pub(crate) async fn profile_image(&self, conv: ConversationId) -> Result<Option<Image>> {
+        let value = self
+            .store
+            .call(move |s| {
+                Ok(s.conversation(conv)?
+                    .and_then(|c| c.attribute(PROFILE_IMAGE_ATTRIBUTE).map(str::to_owned)))
+            })
+            .await?;
+        match value.as_deref().map(FileKey::parse) {
+            Some(Ok(key)) => self.image(conv, key).await,
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The first 16 hex digits of a file's root hash (a name for it that says little).
+fn hex_prefix(key: &FileKey) -> String {
+    key.to_string().chars().take(16).collect()
+}
+
+/// Create a folder (and its parents) readable by us only.
+fn create_private_dir(dir: &PathBuf) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(io_err("create", dir))
+}
+
+/// What a download task works on.
+pub(crate) struct DownloadTask {
+    contact: Onion,
+    conv: ConversationId,
+    key: FileKey,
+    /// Its final name (it is written to `<path>.part` until verified).
+    path: PathBuf,
+    kind: DownloadKind,
+}
+
+/// Read (at most [`MAX_IMAGE_SIZE`] bytes) and check an image file (blocking).
+fn read_image(path: &Path) -> std::result::Result<ImageInfo, ImageError> {
+    let f = std::fs::File::open(path).map_err(|_| ImageError::NotAnImage)?;
+    let mut data = Vec::new();
+    f.take(MAX_IMAGE_SIZE + 1)
+        .read_to_end(&mut data)
+        .map_err(|_| ImageError::NotAnImage)?;
+    check_image(&data)
+}
+
+/// The file key of a `local.filesharing.<key>.state` attribute.
+fn state_key(k: &str) -> Option<FileKey> {
+    k.strip_prefix("local.filesharing.")
+        .and_then(|rest| rest.strip_suffix(".state"))
+        .and_then(|key| FileKey::parse(key).ok())
 }
 
 /// Where a download is written until it is verified: `<final name>.part`.

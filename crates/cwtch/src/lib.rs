@@ -11,6 +11,7 @@ pub mod event;
 mod fault;
 mod files;
 mod groups;
+pub mod images;
 mod lock;
 pub mod overlay;
 mod profile;
@@ -23,15 +24,16 @@ mod util;
 /// protocol lives.
 pub use cwtch_model::peer as wire;
 
-pub use app::Cwtch;
+pub use app::{Cwtch, IMAGES_DIR};
 pub use config::{
     Config, ServiceConfig, DEFAULT_DIAL_BACKOFF_INITIAL, DEFAULT_DIAL_BACKOFF_MAX,
     DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_VERSION_WAIT,
 };
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
-pub use files::FileInfo;
+pub use files::{FileInfo, Image};
 pub use groups::GroupRef;
+pub use images::{ImageError, ImageInfo};
 pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
 pub use profile::{ProfileHandle, PUBLIC_PROFILE_STATUS};

@@ -139,6 +139,66 @@ impl ProfileHandle {
         Ok(())
     }
 
+    /// Whether image previews and profile pictures are on (off by default).
+    pub fn image_previews(&self) -> bool {
+        self.rt.image_previews.load(Ordering::Relaxed)
+    }
+
+    /// Turn image previews and profile pictures on or off (stored in the profile as
+    /// [`IMAGE_PREVIEWS_ATTRIBUTE`](crate::images::IMAGE_PREVIEWS_ATTRIBUTE); off by default,
+    /// as in Go, where it is an experiment with a warning).
+    ///
+    /// **What turning it on exposes.** Images are then downloaded *automatically*, without
+    /// you asking for each: the profile pictures your accepted contacts publish, and image
+    /// files (by name: png, jpg, jpeg, gif, webp; at most 20 MiB) they offer in a
+    /// conversation. A contact sees each download: it learns that you are online and
+    /// fetching, and when, without you having opened its message. And each image is parsed
+    /// by image decoders, which then handle hostile input from anyone you accepted (the
+    /// decoders are memory-safe Rust with limits on dimensions and memory, but a decoder bug
+    /// is still attack surface). Only accepted, unblocked contacts' images are fetched, only
+    /// up to 20 MiB, into the profile's [`IMAGES_DIR`](crate::IMAGES_DIR) folder, and only
+    /// images that decode are reported ([`Event::ImagePreview`]).
+    ///
+    /// Turning it on fetches the profile pictures contacts have published already; turning
+    /// it off stops the automatic downloads running (they resume when it is on again).
+    pub async fn set_image_previews(&self, on: bool) -> Result<()> {
+        self.rt.set_image_previews(on).await
+    }
+
+    /// Use the image at `path` as our profile picture: it is checked (it must decode as
+    /// PNG, JPEG, GIF or WebP within 8192×8192 pixels, and be at most 20 MiB), shared with
+    /// every accepted contact (also after restarts), and its file key is published as the
+    /// public attribute `profile.custom-profile-image`
+    /// ([`PROFILE_IMAGE_ATTRIBUTE`](crate::images::PROFILE_IMAGE_ATTRIBUTE)), which contacts
+    /// fetch when they next connect. The previous picture is no longer served. The file is
+    /// served from where it is: moving or changing it stops it being served. Returns the
+    /// file key and what the image is.
+    pub async fn set_profile_image(&self, path: &Path) -> Result<(String, crate::ImageInfo)> {
+        let (key, info) = self.rt.set_profile_image(path).await?;
+        Ok((key.to_string(), info))
+    }
+
+    /// A contact's profile picture, if image previews fetched it and it decoded.
+    pub async fn profile_image(
+        &self,
+        contact: impl Into<ContactId>,
+    ) -> Result<Option<crate::Image>> {
+        let r = self.rt.resolve(&contact.into())?;
+        self.rt.profile_image(r.conversation).await
+    }
+
+    /// An image downloaded from a conversation (a preview or a profile picture), if it was
+    /// checked and is still there.
+    pub async fn image(
+        &self,
+        contact: impl Into<ContactId>,
+        file_key: &str,
+    ) -> Result<Option<crate::Image>> {
+        let key = parse_file_key(file_key)?;
+        let r = self.rt.resolve(&contact.into())?;
+        self.rt.image(r.conversation, key).await
+    }
+
     /// Change the profile's password (re-encrypts the database, crash-safely).
     pub async fn change_password(&self, old: &Password, new: &Password) -> Result<()> {
         let (o, n) = (old.clone(), new.clone());

@@ -136,6 +136,12 @@ pub(crate) struct Runtime {
     /// Serialises contact creation, acceptance, blocking and deletion.
     pub(crate) contact_ops: tokio::sync::Mutex<()>,
     pub(crate) block_unknown: AtomicBool,
+    /// Image previews and profile pictures: off unless the user turns them on
+    /// ([`crate::images::IMAGE_PREVIEWS_ATTRIBUTE`]).
+    pub(crate) image_previews: AtomicBool,
+    /// Where automatically downloaded images go: `<profile folder>/images` (`None` for an
+    /// in-memory profile: no automatic downloads).
+    pub(crate) images_dir: Option<std::path::PathBuf>,
     pub(crate) online: watch::Sender<bool>,
     pub(crate) password: Mutex<PasswordCheck>,
     /// Held by the one caller performing shutdown; `true` once done.
