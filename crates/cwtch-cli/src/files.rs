@@ -11,7 +11,7 @@ use crate::client::{self, Direct};
 use crate::error::CliError;
 use crate::output;
 use crate::protocol::{Reply, Request, Secret};
-use crate::session::{contact_error, parse_contact, Session};
+use crate::session::{contact_error, group_error, resolve_target, Session, Target};
 
 impl Session {
     /// The `file.*` requests.
@@ -23,29 +23,49 @@ impl Session {
                 path,
                 wait_secs,
             } => {
-                let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
                 // Subscribe before sharing: the acknowledgement can arrive at once.
                 let events = self.app.events();
-                let (file_key, sent) = h
-                    .share_file(cid.clone(), Path::new(&path))
-                    .await
-                    .map_err(|e| file_error(e, &contact))?;
-                let reply = self
-                    .await_acknowledgement(&h, events, cid, &contact, sent, wait_secs)
-                    .await?;
-                let Reply::Sent { sent } = reply else {
-                    return Ok(reply);
-                };
-                Ok(Reply::FileShared { file_key, sent })
+                match resolve_target(&h, &contact).await? {
+                    Target::Contact(cid) => {
+                        let (file_key, sent) = h
+                            .share_file(cid.clone(), Path::new(&path))
+                            .await
+                            .map_err(|e| file_error(e, &contact))?;
+                        let reply = self
+                            .await_acknowledgement(&h, events, cid, &contact, sent, wait_secs)
+                            .await?;
+                        let Reply::Sent { sent } = reply else {
+                            return Ok(reply);
+                        };
+                        Ok(Reply::FileShared { file_key, sent })
+                    }
+                    Target::Group(g) => {
+                        let (file_key, sent) = h
+                            .share_file_in_group(g, Path::new(&path))
+                            .await
+                            .map_err(|e| file_error(e, &contact))?;
+                        let reply = self
+                            .await_group_post(&h, events, sent, &contact, wait_secs)
+                            .await?;
+                        let Reply::GroupSent { sent } = reply else {
+                            return Ok(reply);
+                        };
+                        Ok(Reply::GroupFileShared { file_key, sent })
+                    }
+                }
             }
             Request::FileList { profile, contact } => {
                 let h = self.handle(profile.as_deref()).await?;
-                let cid = contact.as_deref().map(parse_contact).transpose()?;
-                let files = h
-                    .files(cid)
-                    .await
-                    .map_err(|e| file_error(e, contact.as_deref().unwrap_or("")))?;
+                let name = contact.as_deref().unwrap_or("");
+                let files = match contact.as_deref() {
+                    None => h.files(None).await,
+                    Some(c) => match resolve_target(&h, c).await? {
+                        Target::Contact(cid) => h.files(Some(cid)).await,
+                        Target::Group(g) => h.group_files(g).await,
+                    },
+                }
+                .map_err(|e| file_error(e, name))?;
                 Ok(Reply::Files { files })
             }
             Request::FileDownload {
@@ -55,13 +75,13 @@ impl Session {
                 dir,
                 wait,
             } => {
-                let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
                 let events = self.app.events();
-                let path = h
-                    .download_file(cid, &file_key, Path::new(&dir))
-                    .await
-                    .map_err(|e| file_error(e, &contact))?;
+                let path = match resolve_target(&h, &contact).await? {
+                    Target::Contact(cid) => h.download_file(cid, &file_key, Path::new(&dir)).await,
+                    Target::Group(g) => h.download_group_file(g, &file_key, Path::new(&dir)).await,
+                }
+                .map_err(|e| file_error(e, &contact))?;
                 if !wait || self.is_daemon() {
                     return Ok(Reply::FileDownload {
                         file_key,
@@ -114,6 +134,14 @@ fn file_error(e: cwtch::Error, contact: &str) -> CliError {
         e @ (cwtch::Error::ContactNotFound | cwtch::Error::ContactBlocked) => {
             contact_error(e, contact)
         }
+        cwtch::Error::SharerNotContact(onion) => CliError::Failed(format!(
+            "the file was shared by {onion}, who is not your contact: files in a group come \
+             from their sharer over a direct connection; add them first (`cwtch contact add \
+             {onion}`)"
+        )),
+        e @ (cwtch::Error::GroupNotFound
+        | cwtch::Error::GroupNotAccepted
+        | cwtch::Error::AmbiguousGroup(_)) => group_error(e, contact),
         e => CliError::lib(e),
     }
 }
@@ -221,6 +249,13 @@ pub(crate) async fn file_command(
                 }
                 Reply::FileShared { file_key, sent } => {
                     output::line(&output::send_line(&sent));
+                    output::line(&file_key);
+                }
+                Reply::GroupFileShared { file_key, sent } if json => {
+                    output::json(&serde_json::json!({"file_key": file_key, "sent": sent}));
+                }
+                Reply::GroupFileShared { file_key, sent } => {
+                    output::line(&output::group_send_line(&sent));
                     output::line(&file_key);
                 }
                 r => return Err(crate::unexpected(r)),

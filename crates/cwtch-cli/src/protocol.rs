@@ -660,6 +660,11 @@ pub(crate) enum Reply {
         file_key: String,
         sent: SendRow,
     },
+    /// `file.share` in a group: the file key, and how the post went.
+    GroupFileShared {
+        file_key: String,
+        sent: GroupSendRow,
+    },
     Files {
         files: Vec<cwtch::FileInfo>,
     },

@@ -471,7 +471,7 @@ impl Session {
             }
         }
         // Subscribe before posting: the server can accept it at once.
-        let mut events = self.app.events();
+        let events = self.app.events();
         let sent = match reply_to {
             Some(hash) => {
                 let content = Content::QuotedReply {
@@ -483,6 +483,20 @@ impl Session {
             None => h.send_group_text(g, text).await,
         }
         .map_err(|e| group_error(e, name))?;
+        self.await_group_post(h, events, sent, name, wait_secs)
+            .await
+    }
+
+    /// Wait up to `wait_secs` for the server to accept our post `sent` (subscribe to
+    /// `events` before posting); its delivery state.
+    pub(crate) async fn await_group_post(
+        &self,
+        h: &ProfileHandle,
+        mut events: broadcast::Receiver<Event>,
+        sent: SentMessage,
+        name: &str,
+        wait_secs: u64,
+    ) -> Result<Reply, CliError> {
         let (conv, mid) = (sent.conversation_id, sent.message_id);
         let started = Instant::now();
         let deadline = started + Duration::from_secs(wait_secs);
@@ -896,7 +910,7 @@ async fn stored_state(
 }
 
 /// What `send` and `messages` talk to.
-enum Target {
+pub(crate) enum Target {
     Contact(ContactId),
     Group(GroupRef),
 }
@@ -921,7 +935,7 @@ async fn contact_exists(h: &ProfileHandle, c: &ContactId) -> Result<bool, CliErr
 
 /// Decide by what resolves: a conversation id is a contact's or a group's; an onion is a
 /// contact (unless only a group has that name); anything else is a group id or name.
-async fn resolve_target(h: &ProfileHandle, s: &str) -> Result<Target, CliError> {
+pub(crate) async fn resolve_target(h: &ProfileHandle, s: &str) -> Result<Target, CliError> {
     let t = s.trim();
     if t.is_empty() {
         return Err(CliError::Usage(
@@ -984,7 +998,7 @@ fn parse_group(s: &str) -> GroupRef {
     }
 }
 
-fn group_error(e: cwtch::Error, group: &str) -> CliError {
+pub(crate) fn group_error(e: cwtch::Error, group: &str) -> CliError {
     match e {
         cwtch::Error::GroupNotFound => CliError::NotFound(format!(
             "no group {group:?} (groups are named by conversation id, group id or name: `cwtch \

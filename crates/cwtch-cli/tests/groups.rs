@@ -607,3 +607,117 @@ async fn group_and_server_errors_are_clear() {
         }
     }
 }
+
+/// `cwtch file share GROUP PATH` posts the offer to the group; a member who is the sharer's
+/// contact downloads it with `cwtch file download GROUP KEY` (from the sharer, over P2P);
+/// a member who is not is told to add the sharer first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_shared_in_a_group_is_downloaded_by_a_member() {
+    let w = World::new();
+    let server = start_server(&w.dir("server"), &w.net).await;
+    let bundle = server.bundle();
+    let server_onion = server.onion().as_str().to_owned();
+    let (a_dir, b_dir, c_dir) = (w.dir("a"), w.dir("b"), w.dir("c"));
+    let alice = acreate(&a_dir, "alice").await;
+    let bob = acreate(&b_dir, "bob").await;
+    let carol = acreate(&c_dir, "carol").await;
+    let mut a = Daemon::loopback(&a_dir, &w.net, &alice).await;
+    let mut b = Daemon::loopback(&b_dir, &w.net, &bob).await;
+    let mut c = Daemon::loopback(&c_dir, &w.net, &carol).await;
+    ok(&acwtch(&a_dir, &["server", "add", &bundle]).await);
+    let o = acwtch(
+        &a_dir,
+        &["group", "create", "papers", "--server", &server_onion],
+    )
+    .await;
+    let invite = last_line(&o);
+    befriend(&mut a, &alice, &mut b, &bob).await;
+    ok(&acwtch(&a_dir, &["group", "invite", "papers", &bob]).await);
+    b.wait_for(STEP, |e| {
+        e["event"] == "GroupInvite" && e["from"] == alice.as_str()
+    })
+    .await;
+    ok(&acwtch(&b_dir, &["group", "accept", "papers"]).await);
+    // Carol joins from the pasted invite; she and Alice are not contacts.
+    ok(&acwtch(&c_dir, &["group", "join", &invite]).await);
+
+    let src = w.dir("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let path = src.join("minutes.txt");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let o = acwtch(
+        &a_dir,
+        &[
+            "file",
+            "share",
+            "papers",
+            path.to_str().unwrap(),
+            "--wait",
+            "60",
+        ],
+    )
+    .await;
+    let out = ok(&o);
+    assert!(out.starts_with("sent:"), "{out}");
+    let key = last_line(&o);
+    assert_eq!(key.len(), 128 + 1 + 48, "{out}");
+    for d in [&mut b, &mut c] {
+        d.wait_for(STEP, |e| {
+            e["event"] == "GroupMessage" && e["author"] == alice.as_str() && e["overlay"] == 200
+        })
+        .await;
+    }
+    // The offer is listed in the group's files.
+    let v = json(&acwtch(&b_dir, &["--json", "file", "list", "papers"]).await);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["file_key"], key.as_str(), "{v}");
+    assert_eq!(v[0]["state"], "offered", "{v}");
+
+    // Bob downloads it through his daemon.
+    let to = w.dir("downloads");
+    let v = json(
+        &acwtch(
+            &b_dir,
+            &[
+                "--json",
+                "file",
+                "download",
+                "papers",
+                &key,
+                "--to",
+                to.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(v["state"], "downloading", "{v}");
+    let done = b
+        .wait_for(STEP, |e| {
+            e["event"] == "FileDownloaded" && e["file_key"] == key.as_str()
+        })
+        .await;
+    let got = PathBuf::from(done["path"].as_str().unwrap());
+    assert_eq!(got, to.join("minutes.txt"));
+    assert_eq!(std::fs::read(&got).unwrap(), data);
+
+    // Carol is told what to do.
+    fails(
+        &acwtch(
+            &c_dir,
+            &[
+                "file",
+                "download",
+                "papers",
+                &key,
+                "--to",
+                to.to_str().unwrap(),
+            ],
+        )
+        .await,
+        1,
+        &format!("cwtch contact add {alice}"),
+    );
+    drop((a, b, c));
+    server.shutdown().await;
+}

@@ -461,6 +461,15 @@ async fn on_get_val(
     key: Option<String>,
 ) {
     let mut value = None;
+    // A file shared in a group is asked for by members who may not be our contacts: its
+    // manifest size goes to whoever knows its key (as its chunks do).
+    let key = match key {
+        Some(k) if !accepted => {
+            value = rt.group_share_attribute(&k);
+            None
+        }
+        k => k,
+    };
     if let (true, Some(key)) = (accepted, key) {
         // Conversation-scoped attributes (a shared file's manifest size) are the requester's
         // conversation's; the rest are the profile's.

@@ -144,6 +144,12 @@ pub enum Error {
     /// Not an image we accept (see [`crate::images::check_image`]).
     #[error("not an acceptable image: {0}")]
     InvalidImage(#[from] crate::images::ImageError),
+    /// A file offered in a group is downloaded from its sharer over P2P, who must be an
+    /// accepted contact.
+    #[error(
+        "the file's sharer {0} is not an accepted contact: add them as a contact to download it"
+    )]
+    SharerNotContact(String),
     /// A download of this file is already running.
     #[error("this file is already being downloaded")]
     DownloadRunning,

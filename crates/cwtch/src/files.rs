@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 use crate::engine::PeerConn;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::groups::GroupRef;
 use crate::images::{
     check_image, is_image_name, ImageError, ImageInfo, MAX_IMAGE_SIZE, PROFILE_IMAGE_ATTRIBUTE,
 };
@@ -234,6 +235,42 @@ impl Runtime {
         if r.blocked {
             return Err(Error::ContactBlocked);
         }
+        let (key, content) = self.register_share(r.conversation, path).await?;
+        info!(contact = %r.onion.redacted(), "sharing a file");
+        let sent = self.send_body(c, content.to_body()?).await?;
+        Ok((key, sent))
+    }
+
+    /// Share the file at `path` in a group: the offer is posted to the group, and any
+    /// member who asks for its key (which only the group's messages carry) may download it
+    /// from us over P2P, as from a contact.
+    pub(crate) async fn share_file_in_group(
+        self: &Arc<Self>,
+        g: &GroupRef,
+        path: &Path,
+    ) -> Result<(FileKey, SentMessage)> {
+        self.check_running()?;
+        let conv = self.resolve_group(g)?;
+        {
+            let st = self.state();
+            let e = st.groups.groups.get(&conv).ok_or(Error::GroupNotFound)?;
+            if !e.accepted {
+                return Err(Error::GroupNotAccepted);
+            }
+        }
+        let (key, content) = self.register_share(conv, path).await?;
+        info!("sharing a file in a group");
+        let sent = self.send_group_body(g, content.to_body()?).await?;
+        Ok((key, sent))
+    }
+
+    /// Hash the file at `path`, store its share in conversation `conv`'s attributes and
+    /// serve it from now on. Returns its key and the offer to send.
+    async fn register_share(
+        &self,
+        conv: ConversationId,
+        path: &Path,
+    ) -> Result<(FileKey, Content)> {
         let path = std::fs::canonicalize(path).map_err(io_err("open", path))?;
         let p = path.clone();
         let (manifest, stamp) = tokio::task::spawn_blocking(move || {
@@ -257,7 +294,6 @@ impl Runtime {
         };
         let json = manifest.to_go_json();
         let parts = manifest_parts(&json).len();
-        let conv = r.conversation;
         let values = vec![
             (
                 attr("conversation", &key, "manifest"),
@@ -302,9 +338,7 @@ impl Runtime {
                 stamp,
             },
         );
-        info!(contact = %r.onion.redacted(), "sharing a file");
-        let sent = self.send_body(c, content.to_body()?).await?;
-        Ok((key, sent))
+        Ok((key, content))
     }
 
     /// Stop or restart serving a file we share.
@@ -376,8 +410,12 @@ impl Runtime {
                 let Some(key) = state_key(k) else { continue };
                 let path = c.attribute(&attr("local", &key, "path")).map(PathBuf::from);
                 let kind = DownloadKind::from_attr(c.attribute(&attr("local", &key, "kind")));
-                let (Ok(onion), "downloading", Some(path)) =
-                    (Onion::parse(&c.handle), state.as_str(), path)
+                // A contact's conversation, or a group's (the sharer is stored).
+                let sharer = Onion::parse(&c.handle).ok().or_else(|| {
+                    c.attribute(&attr("local", &key, "sharer"))
+                        .and_then(|o| Onion::parse(o).ok())
+                });
+                let (Some(onion), "downloading", Some(path)) = (sharer, state.as_str(), path)
                 else {
                     continue;
                 };
@@ -442,10 +480,35 @@ impl Runtime {
         if r.blocked {
             return Err(Error::ContactBlocked);
         }
+        self.download_in(r.conversation, Some(r.onion), key, dir)
+            .await
+    }
+
+    /// Download a file offered in a group, from the member who shared it (over P2P: they
+    /// must be an accepted contact of ours), into `dir`. Returns where it will be.
+    pub(crate) async fn download_group_file(
+        self: &Arc<Self>,
+        g: &GroupRef,
+        key: &FileKey,
+        dir: &Path,
+    ) -> Result<PathBuf> {
+        self.check_running()?;
+        let conv = self.resolve_group(g)?;
+        self.download_in(conv, None, key, dir).await
+    }
+
+    /// Download the file `key` offered in conversation `conv` by `contact` (a contact's
+    /// conversation) or by its author (a group's: `None`).
+    async fn download_in(
+        self: &Arc<Self>,
+        conv: ConversationId,
+        contact: Option<Onion>,
+        key: &FileKey,
+        dir: &Path,
+    ) -> Result<PathBuf> {
         if self.state().files.downloads.contains_key(key) {
             return Err(Error::DownloadRunning);
         }
-        let conv = r.conversation;
         let wanted = key.to_string();
         let me = self.onion.as_str().to_owned();
         // The offer: a file message from the contact with this key.
@@ -465,7 +528,11 @@ impl Runtime {
                     ) = (theirs, Content::parse(&m.body))
                     {
                         if file_key == wanted {
-                            found = Some((name, size));
+                            let author = m
+                                .attributes
+                                .get(cwtch_storage::keys::MESSAGE_AUTHOR)
+                                .cloned();
+                            found = Some((name, size, author));
                             break;
                         }
                     }
@@ -473,7 +540,19 @@ impl Runtime {
                 Ok(found)
             })
             .await?;
-        let (name, size) = offer.ok_or(Error::FileNotFound)?;
+        let (name, size, author) = offer.ok_or(Error::FileNotFound)?;
+        let sharer = match contact {
+            Some(onion) => onion,
+            None => {
+                let onion = author
+                    .and_then(|a| Onion::parse(&a).ok())
+                    .ok_or(Error::FileNotFound)?;
+                match self.lookup(&onion) {
+                    Some(r) if r.accepted && !r.blocked => onion,
+                    _ => return Err(Error::SharerNotContact(onion.as_str().to_owned())),
+                }
+            }
+        };
         if size > self.config.max_download_size {
             return Err(Error::FileTooLarge {
                 size,
@@ -496,6 +575,7 @@ impl Runtime {
             ),
             (attr("local", key, "ts"), now_rfc3339()),
             (attr("local", key, "state"), "downloading".to_owned()),
+            (attr("local", key, "sharer"), sharer.as_str().to_owned()),
         ];
         self.store
             .call(move |s| {
@@ -505,7 +585,7 @@ impl Runtime {
                 Ok(())
             })
             .await?;
-        if !self.start_download(r.onion, conv, *key, path.clone(), DownloadKind::File) {
+        if !self.start_download(sharer, conv, *key, path.clone(), DownloadKind::File) {
             return Err(Error::DownloadRunning);
         }
         Ok(path)
@@ -678,13 +758,40 @@ impl Runtime {
         }
     }
 
-    /// The share `key`, if it may be served in `conv` now.
+    /// The value of `conversation.filesharing.<key>.manifest.size` for a file we share in
+    /// a group and serve now (for a peer that is not an accepted contact); `None` otherwise.
+    pub(crate) fn group_share_attribute(&self, attribute: &str) -> Option<String> {
+        let key = attribute
+            .strip_prefix("conversation.filesharing.")?
+            .strip_suffix(".manifest.size")?;
+        let key = FileKey::parse(key).ok()?;
+        let st = self.state();
+        let share = st.files.shares.get(&key).filter(|s| {
+            s.active
+                && s.conversation
+                    .is_some_and(|c| st.groups.groups.contains_key(&c))
+        })?;
+        Some(manifest_parts(&share.json).len().to_string())
+    }
+
+    /// The share `key`, if it may be served now to the peer whose conversation is `conv`:
+    /// shared with that contact (accepted), or with every accepted contact (our profile
+    /// picture), or in a group. A group's share goes to whoever asks for its key, accepted
+    /// or not (blocked peers never get this far): the key, with its random nonce, was only
+    /// ever in the group's messages, and the members are who we would serve.
     fn servable(&self, key: &FileKey, conv: ConversationId, accepted: bool) -> Option<Share> {
         let st = self.state();
         st.files
             .shares
             .get(key)
-            .filter(|s| accepted && s.active && s.conversation.is_none_or(|c| c == conv))
+            .filter(|s| {
+                s.active
+                    && match s.conversation {
+                        None => accepted,
+                        Some(c) if st.groups.groups.contains_key(&c) => true,
+                        Some(c) => accepted && c == conv,
+                    }
+            })
             .cloned()
     }
 

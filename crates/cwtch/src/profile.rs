@@ -549,6 +549,18 @@ impl ProfileHandle {
         Ok((key.to_string(), sent))
     }
 
+    /// Share the file at `path` in a group: the offer is posted to the group, and members
+    /// download it from us over P2P while we share it (any member who asks for its key,
+    /// whether or not they are our contacts). Returns the file key.
+    pub async fn share_file_in_group(
+        &self,
+        group: impl Into<GroupRef>,
+        path: &Path,
+    ) -> Result<(String, SentMessage)> {
+        let (key, sent) = self.rt.share_file_in_group(&group.into(), path).await?;
+        Ok((key.to_string(), sent))
+    }
+
     /// Stop serving a file we share (downloads of it stop too).
     pub async fn stop_sharing(&self, file_key: &str) -> Result<()> {
         let key = parse_file_key(file_key)?;
@@ -573,6 +585,24 @@ impl ProfileHandle {
     ) -> Result<PathBuf> {
         let key = parse_file_key(file_key)?;
         self.rt.download_file(&contact.into(), &key, dir).await
+    }
+
+    /// Download a file offered in a group, from the member who shared it (who must be an
+    /// accepted contact: [`Error::SharerNotContact`] otherwise), as [`Self::download_file`].
+    pub async fn download_group_file(
+        &self,
+        group: impl Into<GroupRef>,
+        file_key: &str,
+        dir: &Path,
+    ) -> Result<PathBuf> {
+        let key = parse_file_key(file_key)?;
+        self.rt.download_group_file(&group.into(), &key, dir).await
+    }
+
+    /// Files offered to us and by us in a group.
+    pub async fn group_files(&self, group: impl Into<GroupRef>) -> Result<Vec<crate::FileInfo>> {
+        let conv = self.rt.resolve_group(&group.into())?;
+        self.rt.files(Some(conv)).await
     }
 
     /// Files offered to us and by us, in one conversation or in all.

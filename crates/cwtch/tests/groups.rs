@@ -401,3 +401,142 @@ async fn servers_and_groups_survive_a_restart_and_leave_removes() {
     alice.shutdown().await;
     server.shutdown().await;
 }
+
+/// The file key of the file message `author` posted in a group, once `p` has it.
+async fn group_file_offer(p: &mut Peer, author: &str) -> String {
+    p.expect(
+        "the file offer in the group",
+        |e| matches!(e, Event::GroupMessage { author: a, overlay: Some(200), .. } if a == author),
+    )
+    .await;
+    let id = p.profile.groups().await.unwrap()[0].conversation_id;
+    let msgs = p.profile.group_messages(id, 0, 100).await.unwrap();
+    let offers: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match &m.content {
+            cwtch::Content::FileShare { file_key, .. } if m.author == author => {
+                Some(file_key.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers.len(), 1, "{msgs:?}");
+    offers[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_shared_in_a_group_is_downloaded_from_its_sharer() {
+    let w = World::new();
+    let server = start_server(&w, "server").await;
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let mut carol = peer(&w, "carol", fast_config()).await;
+    alice.profile.add_server(&server.bundle()).await.unwrap();
+    let g = alice
+        .profile
+        .create_group("files", server.onion().as_str())
+        .await
+        .unwrap();
+    // Bob is Alice's contact and is invited over P2P; Carol joins from the pasted invite
+    // and knows Alice only as a member of the group.
+    befriend(&mut alice, &mut bob).await;
+    let (a, b) = (alice.onion(), bob.onion());
+    alice
+        .profile
+        .invite_to_group(g.conversation_id, common::onion(&b))
+        .await
+        .unwrap();
+    let bg = cwtch::ConversationId(accept_invite(&mut bob, &a).await);
+    carol.profile.add_server(&server.bundle()).await.unwrap();
+    let cg = carol.profile.join_group(&g.invite).await.unwrap();
+    carol
+        .profile
+        .accept_group(cg.conversation_id)
+        .await
+        .unwrap();
+
+    let src = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let path = src.path().join("notes.bin");
+    std::fs::write(&path, &data).unwrap();
+    let (key, _) = alice
+        .profile
+        .share_file_in_group(g.conversation_id, &path)
+        .await
+        .unwrap();
+    assert_eq!(group_file_offer(&mut bob, &a).await, key);
+    assert_eq!(group_file_offer(&mut carol, &a).await, key);
+
+    // Bob downloads it from Alice, over their P2P connection.
+    let dest = tempfile::tempdir().unwrap();
+    let target = bob
+        .profile
+        .download_group_file(bg, &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "downloaded",
+        |e| matches!(e, Event::FileDownloaded { file_key, conversation_id, .. } if *file_key == key && *conversation_id == bg.0),
+    )
+    .await;
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    let files = bob.profile.group_files(bg).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].ours, files[0].state.as_str()),
+        (false, "downloaded")
+    );
+
+    // Carol is not Alice's contact: she is told to add her first, and nothing starts.
+    let dest = tempfile::tempdir().unwrap();
+    let refused = carol
+        .profile
+        .download_group_file(cg.conversation_id, &key, dest.path())
+        .await;
+    assert!(
+        matches!(&refused, Err(cwtch::Error::SharerNotContact(o)) if *o == a),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    // Once she adds Alice, she downloads it, though Alice has not accepted her.
+    carol.profile.add_contact(&a).await.unwrap();
+    let target = carol
+        .profile
+        .download_group_file(cg.conversation_id, &key, dest.path())
+        .await
+        .unwrap();
+    carol
+        .expect(
+            "downloaded",
+            |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+        )
+        .await;
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    let c = carol.onion();
+    let stranger = alice.profile.contact(common::onion(&c)).await.unwrap();
+    assert!(
+        !stranger.accepted,
+        "Alice served a member she never accepted"
+    );
+
+    // A file Alice shared with Bob alone was never offered in the group: Carol cannot ask.
+    let private = src.path().join("private.bin");
+    std::fs::write(&private, b"for bob only").unwrap();
+    let (pkey, _) = alice
+        .profile
+        .share_file(common::onion(&b), &private)
+        .await
+        .unwrap();
+    assert!(matches!(
+        carol
+            .profile
+            .download_group_file(cg.conversation_id, &pkey, dest.path())
+            .await,
+        Err(cwtch::Error::FileNotFound)
+    ));
+
+    for p in [alice, bob, carol] {
+        p.shutdown().await;
+    }
+    server.shutdown().await;
+}

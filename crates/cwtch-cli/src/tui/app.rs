@@ -675,15 +675,15 @@ impl App {
         Vec::new()
     }
 
-    /// Share the file at `path` with the open contact.
+    /// Share the file at `path` with the open contact or group.
     fn share(&mut self, path: &str) -> Vec<Action> {
         let me = self.active_onion();
         let Some(c) = self
             .open_conv()
-            .filter(|c| c.kind == Kind::Contact)
+            .filter(|c| matches!(c.kind, Kind::Contact | Kind::Group))
             .cloned()
         else {
-            self.error("open a contact's conversation first, then /share PATH");
+            self.error("open a contact's or a group's conversation first, then /share PATH");
             return Vec::new();
         };
         let path = expand_home(path);
@@ -700,12 +700,13 @@ impl App {
         )]
     }
 
-    /// Download a file the open contact shared, into ~/Downloads.
+    /// Download a file offered in the open conversation (by the contact, or by a group's
+    /// member), into ~/Downloads.
     fn download(&mut self, file_key: &str) -> Vec<Action> {
         let me = self.active_onion();
         let Some(c) = self
             .open_conv()
-            .filter(|c| c.kind == Kind::Contact)
+            .filter(|c| matches!(c.kind, Kind::Contact | Kind::Group))
             .cloned()
         else {
             self.error("open the conversation the file was shared in first");
