@@ -366,7 +366,7 @@ pub(crate) struct CreateArgs {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).multiple(true)
-    .args(["name", "status", "block_unknown"])))]
+    .args(["name", "status", "block_unknown", "image_previews", "image"])))]
 pub(crate) struct SetArgs {
     /// The profile's name (shown to contacts).
     #[arg(long)]
@@ -377,6 +377,15 @@ pub(crate) struct SetArgs {
     /// Refuse connections from peers that are not contacts.
     #[arg(long, value_name = "on|off")]
     pub(crate) block_unknown: Option<OnOff>,
+    /// Image previews and profile pictures (off by default): with it on, accepted contacts'
+    /// profile pictures and the images they offer (up to 20 MiB) are downloaded without
+    /// asking, so they learn when you are online, and image decoders read what they send.
+    #[arg(long, value_name = "on|off")]
+    pub(crate) image_previews: Option<OnOff>,
+    /// Use this image (PNG, JPEG, GIF or WebP, up to 20 MiB) as the profile picture: it is
+    /// checked, then offered to every accepted contact.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) image: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
 }

@@ -336,6 +336,8 @@ async fn profile_command(
                 name: None,
                 status: None,
                 block_unknown: None,
+                image_previews: None,
+                image: None,
             };
             print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
         }
@@ -346,6 +348,13 @@ async fn profile_command(
                 name: args.name,
                 status: args.status,
                 block_unknown: args.block_unknown.map(cli::OnOff::is_on),
+                image_previews: args.image_previews.map(cli::OnOff::is_on),
+                image: args
+                    .image
+                    .as_deref()
+                    .map(absolute)
+                    .transpose()?
+                    .map(|p| p.display().to_string()),
             };
             print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
         }

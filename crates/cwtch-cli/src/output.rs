@@ -35,14 +35,18 @@ pub(crate) fn profile_line(p: &ProfileRow) -> String {
     format!("{}\t{}", escape(&p.name), p.onion)
 }
 
-/// `key<TAB>value` lines: name, onion, status, block-unknown (on|off).
+/// `key<TAB>value` lines: name, onion, status, block-unknown (on|off), image-previews
+/// (on|off), image (our profile picture's file key, or `none`).
 pub(crate) fn settings_text(s: &SettingsRow) -> String {
+    let on_off = |b: bool| if b { "on" } else { "off" };
     format!(
-        "name\t{}\nonion\t{}\nstatus\t{}\nblock-unknown\t{}",
+        "name\t{}\nonion\t{}\nstatus\t{}\nblock-unknown\t{}\nimage-previews\t{}\nimage\t{}",
         escape(&s.name),
         s.onion,
         escape(&s.status),
-        if s.block_unknown { "on" } else { "off" }
+        on_off(s.block_unknown),
+        on_off(s.image_previews),
+        s.image.as_deref().unwrap_or("none"),
     )
 }
 

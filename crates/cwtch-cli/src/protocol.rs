@@ -119,6 +119,11 @@ pub(crate) enum Request {
         status: Option<String>,
         #[serde(default)]
         block_unknown: Option<bool>,
+        #[serde(default)]
+        image_previews: Option<bool>,
+        /// An absolute path.
+        #[serde(default)]
+        image: Option<String>,
     },
     #[serde(rename = "contact.add")]
     ContactAdd {
@@ -367,6 +372,11 @@ pub(crate) struct SettingsRow {
     pub(crate) name: String,
     pub(crate) status: String,
     pub(crate) block_unknown: bool,
+    #[serde(default)]
+    pub(crate) image_previews: bool,
+    /// Our profile picture's file key, if we set one.
+    #[serde(default)]
+    pub(crate) image: Option<String>,
 }
 
 /// A contact.

@@ -181,6 +181,8 @@ impl Session {
                 name,
                 status,
                 block_unknown,
+                image_previews,
+                image,
             } => {
                 if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
                     return Err(CliError::Usage("the profile name must not be empty".into()));
@@ -195,6 +197,21 @@ impl Session {
                 if let Some(on) = block_unknown {
                     h.set_block_unknown(on).await.map_err(CliError::lib)?;
                 }
+                if let Some(path) = &image {
+                    h.set_profile_image(std::path::Path::new(path))
+                        .await
+                        .map_err(|e| match e {
+                            e @ (cwtch::Error::InvalidImage(_)
+                            | cwtch::Error::FileTooLarge { .. }
+                            | cwtch::Error::Io { .. }) => CliError::Usage(format!(
+                                "cannot use {path} as the profile picture: {e}"
+                            )),
+                            e => CliError::lib(e),
+                        })?;
+                }
+                if let Some(on) = image_previews {
+                    h.set_image_previews(on).await.map_err(CliError::lib)?;
+                }
                 Ok(Reply::Settings {
                     settings: SettingsRow {
                         profile_id: h.profile_id().as_str().to_owned(),
@@ -206,6 +223,11 @@ impl Session {
                             .map_err(CliError::lib)?
                             .unwrap_or_default(),
                         block_unknown: h.block_unknown(),
+                        image_previews: h.image_previews(),
+                        image: h
+                            .attribute(cwtch::images::PROFILE_IMAGE_ATTRIBUTE)
+                            .await
+                            .map_err(CliError::lib)?,
                     },
                 })
             }

@@ -645,7 +645,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     // Defaults.
     assert_eq!(
         ok(&with(&["profile", "show"])),
-        format!("name\tdora\nonion\t{onion}\nstatus\t\nblock-unknown\toff\n")
+        format!("name\tdora\nonion\t{onion}\nstatus\t\nblock-unknown\toff\nimage-previews\toff\nimage\tnone\n")
     );
     // Change all three; the result is printed and stored.
     let o = with(&[
@@ -660,7 +660,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     ]);
     assert_eq!(
         ok(&o),
-        format!("name\tDora\\tthe explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\n")
+        format!("name\tDora\\tthe explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\nimage-previews\toff\nimage\tnone\n")
     );
     let v = json(&cwtch(
         &home,
@@ -730,6 +730,52 @@ fn settings_and_contact_deletion_without_a_daemon() {
     let o = with(&["profile", "set", "--block-unknown", "maybe"]);
     assert_eq!(o.status.code(), Some(2));
 
+    // Image previews: off by default, on when asked, and stored.
+    let v = json(&cwtch(
+        &home,
+        &[
+            "--profile",
+            &onion,
+            "--json",
+            "profile",
+            "set",
+            "--image-previews",
+            "on",
+        ],
+    ));
+    assert_eq!(v["image_previews"], true, "{v}");
+    assert!(ok(&with(&["profile", "show"])).contains("\nimage-previews\ton\n"));
+    // A profile picture must be a real image: garbage is refused, and nothing is set.
+    let junk = tmp.path().join("junk.png");
+    std::fs::write(&junk, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    fails(
+        &with(&["profile", "set", "--image", junk.to_str().unwrap()]),
+        2,
+        "cannot use",
+    );
+    assert!(ok(&with(&["profile", "show"])).ends_with("\nimage\tnone\n"));
+    let pic = tmp.path().join("me.png");
+    let img = image::RgbaImage::from_fn(4, 3, |x, y| image::Rgba([x as u8, y as u8, 9, 255]));
+    image::DynamicImage::ImageRgba8(img)
+        .save_with_format(&pic, image::ImageFormat::Png)
+        .unwrap();
+    let v = json(&cwtch(
+        &home,
+        &[
+            "--profile",
+            &onion,
+            "--json",
+            "profile",
+            "set",
+            "--image",
+            pic.to_str().unwrap(),
+        ],
+    ));
+    let key = v["image"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 128 + 1 + 48, "{v}");
+    // It stays (shared from the profile, restored when it loads).
+    assert!(ok(&with(&["profile", "show"])).ends_with(&format!("\nimage\t{key}\n")));
+
     // Contact deletion: confirmation required, then the conversation is gone.
     let peer = create(&tmp.path().join("other"), "peer");
     ok(&with(&["contact", "add", &peer]));
@@ -793,7 +839,14 @@ fn help_of_every_subcommand_mentions_its_flags() {
         (&["profile", "show"], &["--password-stdin", "--json"]),
         (
             &["profile", "set"],
-            &["--name", "--status", "--block-unknown", "--password-stdin"],
+            &[
+                "--name",
+                "--status",
+                "--block-unknown",
+                "--image-previews",
+                "--image",
+                "--password-stdin",
+            ],
         ),
         (
             &["profile", "create"],

@@ -364,6 +364,9 @@ pub(crate) struct App {
     pub(crate) missing: BTreeSet<(String, i64, i64)>,
     /// Our group posts the server accepted (the library stores no such state).
     pub(crate) accepted: BTreeSet<(String, i64, i64)>,
+    /// Images that arrived and decoded (with image previews on), by file key: a
+    /// description (format, dimensions, size), shown with their file message.
+    pub(crate) images: BTreeMap<String, String>,
     pub(crate) focus: Focus,
     pub(crate) compose: String,
     pub(crate) filter: String,
@@ -396,6 +399,7 @@ impl App {
             reply_to: None,
             missing: BTreeSet::new(),
             accepted: BTreeSet::new(),
+            images: BTreeMap::new(),
             focus: Focus::List,
             compose: String::new(),
             filter: String::new(),
@@ -918,6 +922,8 @@ impl App {
                 name,
                 status,
                 block_unknown,
+                image_previews: None,
+                image: None,
             },
             &me,
             None,
@@ -1374,6 +1380,29 @@ impl App {
                 self.error(format!("download failed: {}", reason));
                 Vec::new()
             }
+            Event::ImagePreview {
+                conversation_id,
+                file_key,
+                profile_image,
+                format,
+                width,
+                height,
+                bytes,
+                ..
+            } => {
+                let what = image_description(&format, width, height, bytes);
+                let whose = p
+                    .conv_mut(conversation_id)
+                    .map(|c| c.label())
+                    .unwrap_or_default();
+                if profile_image {
+                    self.note(format!("{whose}'s profile picture: {what}"));
+                } else {
+                    self.note(format!("image from {whose}: {what}"));
+                }
+                self.images.insert(file_key, what);
+                self.reload_if_open(active, conversation_id)
+            }
             Event::MissingMessages {
                 conversation_id,
                 message_id,
@@ -1678,6 +1707,8 @@ fn refresh_all(onion: &str) -> Vec<Action> {
             name: None,
             status: None,
             block_unknown: None,
+            image_previews: None,
+            image: None,
         },
         onion,
         None,
@@ -1692,4 +1723,16 @@ fn expand_home(p: &str) -> std::path::PathBuf {
         (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
         _ => std::path::PathBuf::from(p),
     }
+}
+
+/// How an image is described (the TUI shows no pixels): `PNG image, 640×480, 12.3 KiB`.
+pub(crate) fn image_description(format: &str, width: u32, height: u32, bytes: u64) -> String {
+    let size = if bytes < 1024 {
+        format!("{bytes} bytes")
+    } else if bytes < 1024 * 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    };
+    format!("{} image, {width}×{height}, {size}", format.to_uppercase())
 }

@@ -984,6 +984,8 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
                 name: "alice".into(),
                 status: "reading".into(),
                 block_unknown: true,
+                image_previews: false,
+                image: None,
             },
         }),
     );
@@ -1301,4 +1303,50 @@ fn files_are_shared_with_a_command_and_downloaded_with_a_key() {
     typing(&mut app, "/share");
     assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
     assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}
+
+#[test]
+fn an_image_that_arrived_is_described_not_shown() {
+    let mut app = world();
+    let key_str = format!("{}.{}", "ef".repeat(64), "01".repeat(24));
+    let ms = vec![msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "08:00",
+        Content::FileShare {
+            name: "cat.jpg".into(),
+            file_key: key_str.clone(),
+            size: 12_288,
+        },
+    )];
+    open_with(&mut app, 1, ms);
+    assert!(screen(&app, 100, 24).contains("[shares a file: cat.jpg (12288 bytes)"));
+    app.handle_event(Event::ImagePreview {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        file_key: key_str.clone(),
+        profile_image: false,
+        format: "jpeg".into(),
+        width: 640,
+        height: 480,
+        bytes: 12_288,
+        path: "/tmp/x/cat.jpg".into(),
+    });
+    let s = screen(&app, 100, 24);
+    assert!(
+        s.contains("[image: cat.jpg, JPEG image, 640×480, 12.0 KiB]"),
+        "{s}"
+    );
+    assert!(app
+        .notice
+        .as_ref()
+        .is_some_and(|n| !n.error && n.text.contains("image from") && n.text.contains("640×480")));
+    assert_eq!(
+        crate::tui::app::image_description("png", 1, 1, 5 * 1024 * 1024),
+        "PNG image, 1×1, 5.0 MiB"
+    );
 }

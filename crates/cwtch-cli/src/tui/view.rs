@@ -292,6 +292,17 @@ fn author(app: &App, m: &MessageRow) -> String {
     }
 }
 
+/// The text of a message's body, as shown (with an image's description once it arrived).
+fn body_in(app: &App, m: &MessageRow) -> String {
+    match &m.content {
+        Content::FileShare { file_key, name, .. } => match app.images.get(file_key) {
+            Some(what) => format!("[image: {name}, {what}]"),
+            None => body(m),
+        },
+        _ => body(m),
+    }
+}
+
 /// The text of a message's body, as shown.
 fn body(m: &MessageRow) -> String {
     match &m.content {
@@ -415,7 +426,7 @@ fn message_lines(app: &App, width: usize) -> (Vec<Line<'static>>, Option<(usize,
         } else {
             Style::default().fg(Color::Magenta)
         };
-        let text_lines = inert_lines(&body(m));
+        let text_lines = inert_lines(&body_in(app, m));
         let mut rows: Vec<(String, bool)> = Vec::new();
         for (k, l) in text_lines.iter().enumerate() {
             let l = if k == 0 {
