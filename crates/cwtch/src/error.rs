@@ -150,6 +150,14 @@ pub enum Error {
         "the file's sharer {0} is not an accepted contact: add them as a contact to download it"
     )]
     SharerNotContact(String),
+    /// The download folder's disk has no room for the file.
+    #[error("not enough space on the disk: the file needs {needed} more bytes, {available} are free")]
+    NotEnoughSpace {
+        /// Bytes still to write.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
     /// A download of this file is already running.
     #[error("this file is already being downloaded")]
     DownloadRunning,

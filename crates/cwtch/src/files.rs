@@ -150,6 +150,8 @@ struct Serving {
 
 /// A running download.
 pub(crate) struct Running {
+    /// Which attempt (a retry of the same file is another).
+    id: u64,
     contact: Onion,
     tx: mpsc::Sender<FileMessage>,
     kind: DownloadKind,
@@ -510,6 +512,7 @@ impl Runtime {
             return Err(Error::DownloadRunning);
         }
         let wanted = key.to_string();
+        let path_attr = attr("local", key, "path");
         let me = self.onion.as_str().to_owned();
         // The offer: a file message from the contact with this key.
         let offer = self
@@ -537,10 +540,14 @@ impl Runtime {
                         }
                     }
                 }
-                Ok(found)
+                // An earlier attempt's target (to resume what it verified).
+                let before = s
+                    .conversation(conv)?
+                    .and_then(|c| c.attribute(&path_attr).map(PathBuf::from));
+                Ok(found.map(|f| (f, before)))
             })
             .await?;
-        let (name, size, author) = offer.ok_or(Error::FileNotFound)?;
+        let ((name, size, author), before) = offer.ok_or(Error::FileNotFound)?;
         let sharer = match contact {
             Some(onion) => onion,
             None => {
@@ -560,7 +567,20 @@ impl Runtime {
             });
         }
         std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        let path = unused_path(dir, &safe_file_name(&name));
+        // The same download into the same folder again (after a failure): resume its
+        // partial file, whose verified chunks are kept.
+        let resumed = before.filter(|p| {
+            p.parent() == Some(dir) && !p.exists() && partial_path(p).is_file()
+        });
+        let path = resumed.unwrap_or_else(|| unused_path(dir, &safe_file_name(&name)));
+        // Refuse what cannot fit (the partial file's blocks are already ours).
+        let have = std::fs::metadata(partial_path(&path))
+            .map(|m| std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512))
+            .unwrap_or(0);
+        let needed = size.saturating_sub(have);
+        if let Some(available) = free_space(dir).filter(|a| *a < needed) {
+            return Err(Error::NotEnoughSpace { needed, available });
+        }
         // Reserve the name: an empty partial file.
         std::fs::OpenOptions::new()
             .write(true)
@@ -600,6 +620,8 @@ impl Runtime {
         path: PathBuf,
         kind: DownloadKind,
     ) -> bool {
+        static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         let cancel = self.cancel.child_token();
         {
@@ -610,6 +632,7 @@ impl Runtime {
             st.files.downloads.insert(
                 key,
                 Running {
+                    id,
                     contact: contact.clone(),
                     tx,
                     kind,
@@ -620,6 +643,7 @@ impl Runtime {
         let rt = self.clone();
         self.spawn(async move {
             let d = DownloadTask {
+                id,
                 contact,
                 conv,
                 key,
@@ -627,7 +651,7 @@ impl Runtime {
                 kind,
             };
             rt.run_download(&d, rx, cancel).await;
-            rt.state().files.downloads.remove(&key);
+            rt.download_ended(&d);
         });
         true
     }
@@ -970,6 +994,7 @@ impl Runtime {
             ));
         }
         let _ = self.set_file_attrs(Some(conv), values).await;
+        self.download_ended(task);
         info!("download complete");
         let path = final_path.to_string_lossy().into_owned();
         self.emit(Event::FileDownloaded {
@@ -995,12 +1020,22 @@ impl Runtime {
     }
 
     /// A download failed; `refused`: it is not tried again automatically (state `refused`).
+    /// The attempt `task` is over: forget it (not a later attempt at the same file).
+    fn download_ended(&self, task: &DownloadTask) {
+        let mut st = self.state();
+        if st.files.downloads.get(&task.key).is_some_and(|r| r.id == task.id) {
+            st.files.downloads.remove(&task.key);
+        }
+    }
+
     async fn download_failed(&self, task: &DownloadTask, reason: String, refused: bool) {
         warn!(reason = %reason, "download failed");
         let (conv, key) = (task.conv, &task.key);
         let state = if refused { "refused" } else { "failed" };
         let (k, v) = (attr("local", key, "state"), format!("{state}: {reason}"));
         let _ = self.set_file_attrs(Some(conv), vec![(k, v)]).await;
+        // Before the event: whoever hears it may try again at once.
+        self.download_ended(task);
         self.emit(Event::FileDownloadFailed {
             profile: self.profile(),
             conversation_id: conv.0,
@@ -1366,6 +1401,8 @@ fn create_private_dir(dir: &PathBuf) -> Result<()> {
 
 /// What a download task works on.
 pub(crate) struct DownloadTask {
+    /// Its [`Running::id`].
+    id: u64,
     contact: Onion,
     conv: ConversationId,
     key: FileKey,
@@ -1389,6 +1426,12 @@ fn state_key(k: &str) -> Option<FileKey> {
     k.strip_prefix("local.filesharing.")
         .and_then(|rest| rest.strip_suffix(".state"))
         .and_then(|key| FileKey::parse(key).ok())
+}
+
+/// Bytes available to us on the file system of `dir` (`None` if it cannot be told).
+fn free_space(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// Where a download is written until it is verified: `<final name>.part`.

@@ -275,3 +275,95 @@ async fn a_file_changed_after_sharing_is_not_served() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// A small tmpfs of `size` for the full-disk test, unmounted on drop. `None` if this process
+/// may not mount one (not root): the caller says so loudly.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(at.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_refuses_or_fails_the_download_cleanly_and_it_resumes() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "big.bin", 3 * 1024 * 1024);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let a = alice.onion();
+
+    let at = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&at.path().join("disk"), "4m") else {
+        // Root is needed to mount a small disk; CI runs as root.
+        eprintln!("!!! NOT TESTED: a full disk (cannot mount a tmpfs: not root?) !!!");
+        return;
+    };
+    let dest = disk.0.clone();
+    // Too little room to begin with: refused before anything is created.
+    std::fs::write(dest.join("filler"), vec![0u8; 2 * 1024 * 1024]).unwrap();
+    let r = bob.profile.download_file(onion(&a), &key, &dest).await;
+    assert!(
+        matches!(r, Err(cwtch::Error::NotEnoughSpace { needed, available }) if needed == 3 * 1024 * 1024 && available < needed),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+
+    // Room at the start, none midway: the download fails with the reason, keeps what it
+    // verified and never shows the final name.
+    std::fs::remove_file(dest.join("filler")).unwrap();
+    let target = bob
+        .profile
+        .download_file(onion(&a), &key, &dest)
+        .await
+        .unwrap();
+    std::fs::write(dest.join("filler"), vec![0u8; 2 * 1024 * 1024]).unwrap();
+    let failed = bob
+        .expect(
+            "failed",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(reason.contains("No space left"), "{reason}");
+    assert!(!target.exists());
+    let part = dest.join("big.bin.part");
+    assert!(part.exists());
+
+    // Room again: the same download resumes into the same partial file, and completes.
+    std::fs::remove_file(dest.join("filler")).unwrap();
+    let again = bob
+        .profile
+        .download_file(onion(&a), &key, &dest)
+        .await
+        .unwrap();
+    assert_eq!(again, target);
+    bob.expect(
+        "downloaded",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+    )
+    .await;
+    assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&path).unwrap());
+    assert!(!part.exists());
+    alice.shutdown().await;
+    bob.shutdown().await;
+    drop(disk);
+}
