@@ -151,7 +151,9 @@ pub enum Error {
     )]
     SharerNotContact(String),
     /// The download folder's disk has no room for the file.
-    #[error("not enough space on the disk: the file needs {needed} more bytes, {available} are free")]
+    #[error(
+        "not enough space on the disk: the file needs {needed} more bytes, {available} are free"
+    )]
     NotEnoughSpace {
         /// Bytes still to write.
         needed: u64,

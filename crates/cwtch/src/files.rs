@@ -569,9 +569,8 @@ impl Runtime {
         std::fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         // The same download into the same folder again (after a failure): resume its
         // partial file, whose verified chunks are kept.
-        let resumed = before.filter(|p| {
-            p.parent() == Some(dir) && !p.exists() && partial_path(p).is_file()
-        });
+        let resumed =
+            before.filter(|p| p.parent() == Some(dir) && !p.exists() && partial_path(p).is_file());
         let path = resumed.unwrap_or_else(|| unused_path(dir, &safe_file_name(&name)));
         // Refuse what cannot fit (the partial file's blocks are already ours).
         let have = std::fs::metadata(partial_path(&path))
@@ -1023,7 +1022,12 @@ impl Runtime {
     /// The attempt `task` is over: forget it (not a later attempt at the same file).
     fn download_ended(&self, task: &DownloadTask) {
         let mut st = self.state();
-        if st.files.downloads.get(&task.key).is_some_and(|r| r.id == task.id) {
+        if st
+            .files
+            .downloads
+            .get(&task.key)
+            .is_some_and(|r| r.id == task.id)
+        {
             st.files.downloads.remove(&task.key);
         }
     }

@@ -361,7 +361,10 @@ async fn a_full_disk_refuses_or_fails_the_download_cleanly_and_it_resumes() {
         |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
     )
     .await;
-    assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&path).unwrap());
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
     assert!(!part.exists());
     alice.shutdown().await;
     bob.shutdown().await;
