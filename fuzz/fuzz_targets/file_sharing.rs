@@ -73,7 +73,7 @@ fn download(data: &[u8]) {
     for (n, step) in data.split(|&b| b == 0xfe).enumerate() {
         let (&op, rest) = step.split_first().unwrap_or((&0, &[]));
         let index = u64::from(rest.first().copied().unwrap_or(0) % 4);
-        let msg = match op % 5 {
+        let msg = match op % 6 {
             // The real manifest, or a part of garbage.
             0 => FileMessage::ManifestPart {
                 key,
@@ -95,6 +95,13 @@ fn download(data: &[u8]) {
                 index,
                 data: rest.to_vec(),
             },
+            // A new connection to the sharer.
+            3 => {
+                for o in d.reconnected() {
+                    check(&o, &manifest, &mut written, &mut verified);
+                }
+                continue;
+            }
             _ => {
                 for o in d.tick() {
                     check(&o, &manifest, &mut written, &mut verified);

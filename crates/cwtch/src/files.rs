@@ -153,9 +153,18 @@ pub(crate) struct Running {
     /// Which attempt (a retry of the same file is another).
     id: u64,
     contact: Onion,
-    tx: mpsc::Sender<FileMessage>,
+    tx: mpsc::Sender<DownloadInput>,
     kind: DownloadKind,
     cancel: CancellationToken,
+}
+
+/// What a running download hears from the rest of the profile.
+#[derive(Debug)]
+enum DownloadInput {
+    /// A file message from the sharer.
+    Message(FileMessage),
+    /// A connection to the sharer is ready (what was asked before may have been lost).
+    Connected,
 }
 
 /// The profile's shares and downloads.
@@ -773,7 +782,7 @@ impl Runtime {
                     // Waiting here holds this connection's reader: the sharer slows down
                     // to the pace of our disk.
                     Some(tx) => {
-                        let _ = tx.send(m).await;
+                        let _ = tx.send(DownloadInput::Message(m)).await;
                     }
                     None => debug!("a file part for no download of ours"),
                 }
@@ -822,7 +831,7 @@ impl Runtime {
     async fn run_download(
         self: &Arc<Self>,
         task: &DownloadTask,
-        mut rx: mpsc::Receiver<FileMessage>,
+        mut rx: mpsc::Receiver<DownloadInput>,
         cancel: CancellationToken,
     ) {
         let (contact, conv, key, path, kind) =
@@ -934,7 +943,8 @@ impl Runtime {
             outputs = tokio::select! {
                 _ = cancel.cancelled() => return,
                 m = rx.recv() => match m {
-                    Some(m) => d.receive(m),
+                    Some(DownloadInput::Message(m)) => d.receive(m),
+                    Some(DownloadInput::Connected) => d.reconnected(),
                     None => return,
                 },
                 _ = tokio::time::sleep(self.config.download_stall) => d.tick(),
@@ -1019,6 +1029,21 @@ impl Runtime {
     }
 
     /// A download failed; `refused`: it is not tried again automatically (state `refused`).
+    /// A connection to `contact` is ready: its downloads ask again for what they wait for
+    /// (a request made while it was coming up went nowhere).
+    pub(crate) fn downloads_connected(&self, contact: &Onion) {
+        let st = self.state();
+        for d in st
+            .files
+            .downloads
+            .values()
+            .filter(|d| &d.contact == contact)
+        {
+            // A full queue means data is flowing: nothing to ask again.
+            let _ = d.tx.try_send(DownloadInput::Connected);
+        }
+    }
+
     /// The attempt `task` is over: forget it (not a later attempt at the same file).
     fn download_ended(&self, task: &DownloadTask) {
         let mut st = self.state();

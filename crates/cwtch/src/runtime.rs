@@ -235,6 +235,7 @@ impl Runtime {
         if let Some(ev) = event {
             self.emit(ev);
         }
+        self.downloads_connected(onion);
         true
     }
 

@@ -370,3 +370,49 @@ async fn a_full_disk_refuses_or_fails_the_download_cleanly_and_it_resumes() {
     bob.shutdown().await;
     drop(disk);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_asked_for_while_the_sharer_is_away_starts_when_it_connects() {
+    let w = World::new();
+    // The stall timer at its default (30 s): only the new connection can start it sooner.
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "later.bin", 500_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let alice_home = alice.home.clone();
+    let a = onion(&alice.onion());
+    alice.shutdown().await;
+    bob.expect("Alice gone", |e| {
+        matches!(
+            e,
+            Event::PeerStateChanged {
+                state: cwtch::ConnectionState::Disconnected,
+                ..
+            }
+        )
+    })
+    .await;
+    // Asked for while she is away: the request goes nowhere.
+    let dest = tempfile::tempdir().unwrap();
+    let target = bob
+        .profile
+        .download_file(a, &key, dest.path())
+        .await
+        .unwrap();
+    let alice = reopen(&w, &alice_home, fast_config()).await;
+    bob.events
+        .expect_within(
+            Duration::from_secs(20),
+            "downloaded once Alice is back (before the 30 s timer)",
+            |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+        )
+        .await;
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

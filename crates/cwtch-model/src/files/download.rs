@@ -449,6 +449,27 @@ impl Download {
         }
     }
 
+    /// The driver has a new connection to the sharer: what was asked for may have been lost
+    /// with the old one (or sent while there was none), so ask again now, without counting
+    /// a stall and without waiting for the timer.
+    pub fn reconnected(&mut self) -> Vec<DownloadOutput> {
+        match &mut self.state {
+            State::Manifest { parts, bytes } => {
+                parts.clear();
+                *bytes = 0;
+                vec![DownloadOutput::Send(FileMessage::RequestManifest {
+                    key: self.key,
+                })]
+            }
+            State::Chunks(c) => {
+                c.outstanding = ChunkSpec::default();
+                c.next = c.scan;
+                self.request_more()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The driver hashed the whole file: `matches` is whether its SHA-512 is the root hash.
     pub fn file_verified(&mut self, matches: bool) -> Vec<DownloadOutput> {
         if !matches!(self.state, State::Verifying) {
@@ -791,6 +812,49 @@ mod tests {
             .filter(|o| matches!(o, DownloadOutput::Send(FileMessage::RequestChunks { .. })))
             .count();
         assert!(asks > 1, "{asks}");
+    }
+
+    #[test]
+    fn a_new_connection_asks_again_at_once_and_is_no_stall() {
+        let s = Sharer::new(data(100_000));
+        let config = DownloadConfig::default();
+        let (mut d, first) = Download::start(s.key, config.clone());
+        assert!(matches!(
+            first[..],
+            [DownloadOutput::Send(FileMessage::RequestManifest { .. })]
+        ));
+        // The first request went nowhere; connections come and go more often than the
+        // stall limit: each asks again, and the download does not fail.
+        for _ in 0..config.max_stalls + 3 {
+            assert!(matches!(
+                d.reconnected()[..],
+                [DownloadOutput::Send(FileMessage::RequestManifest { .. })]
+            ));
+        }
+        assert!(!d.is_finished());
+        // Once chunks are asked for, a new connection asks for the same ones again.
+        let mut asked = Vec::new();
+        for m in s.answer(&FileMessage::RequestManifest { key: s.key }) {
+            for o in d.receive(m) {
+                if let DownloadOutput::ManifestReady(_) = o {
+                    for o in d.manifest_accepted(None) {
+                        if let DownloadOutput::Send(r @ FileMessage::RequestChunks { .. }) = o {
+                            asked.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(!asked.is_empty());
+        let again: Vec<_> = d
+            .reconnected()
+            .into_iter()
+            .filter_map(|o| match o {
+                DownloadOutput::Send(r @ FileMessage::RequestChunks { .. }) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(again, asked);
     }
 
     #[test]
