@@ -249,9 +249,7 @@ async fn start_app(g: &'static Global, dir: PathBuf, tor_path: &str) -> CallResu
     if dir.as_os_str().is_empty() {
         return Err("empty app directory".into());
     }
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| format!("cannot create the app directory: {e}"))?;
+    private_dir(&dir).await?;
     let settings = load_settings(&dir).await;
     let acn = build_acn(&dir, tor_path).await?;
     let app = match Cwtch::open(&dir, acn.clone()).await {
@@ -276,6 +274,36 @@ async fn start_app(g: &'static Global, dir: PathBuf, tor_path: &str) -> CallResu
         .spawn(events::forward(rx, Arc::downgrade(&running), g.bus.clone()));
     *running.forwarder.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     Ok(running)
+}
+
+/// Create the app directory (0700), or tighten an existing one to 0700: the Cwtch home
+/// refuses a directory other users can read, and Go's clients (e.g. libcwtch's echobot)
+/// create it with the default 0755. Go itself does not check (see docs/COMPATIBILITY.md).
+async fn private_dir(dir: &Path) -> CallResult<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&d)
+            .map_err(|e| format!("cannot create the app directory: {e}"))?;
+        let mode = std::fs::metadata(&d)
+            .map_err(|e| format!("app directory: {e}"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            warn!(
+                "the app directory was accessible by other users (mode {:o}); now 0700",
+                mode & 0o777
+            );
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot make the app directory private: {e}"))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("app directory: {e}"))?
 }
 
 async fn load_settings(dir: &Path) -> GlobalSettings {

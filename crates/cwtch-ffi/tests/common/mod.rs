@@ -4,14 +4,14 @@
 
 use std::path::PathBuf;
 
-/// `target/<profile>/libCwtch.so`, next to this test's `deps/` directory.
+/// The `libCwtch.so` cargo built for this test run: `target/<profile>/deps/libCwtch.so`, next
+/// to this test's executable (`cargo test` does not copy it up to `target/<profile>/`).
 pub fn library_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
+    let so = exe
         .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>");
-    let so = profile_dir.join("libCwtch.so");
+        .expect("target/<profile>/deps")
+        .join("libCwtch.so");
     assert!(so.exists(), "{} was not built", so.display());
     so
 }

@@ -1,0 +1,627 @@
+//! `libCwtch.so` driven through its C ABI (loaded with `libloading`, called the way the
+//! `libcwtch` bindings call it), against a peer made with the `cwtch` library over the
+//! loopback network: bad input and calls before start, start, profiles, a contact request,
+//! messages both ways with acknowledgement, attributes, settings, reconnect, not-yet
+//! functions, shutdown.
+//!
+//! One test function: the library has one global state per process.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cwtch::{Cwtch, Event, LoopbackAcn, MemoryHome, Password};
+use serde_json::Value;
+
+/// A deadlock guard, not a timing assertion: every wait below has a readiness signal.
+const GUARD: Duration = Duration::from_secs(120);
+const DEFAULT_PASSWORD: &str = "be gay do crime";
+
+type Str = *mut c_char;
+
+struct Lib {
+    lib: libloading::Library,
+}
+
+/// A Go-style string argument, kept alive by the caller (like libcwtch's `c_str_wrap`).
+fn s(v: &str) -> (Str, c_int) {
+    (v.as_ptr() as Str, v.len() as c_int)
+}
+
+impl Lib {
+    fn load() -> Lib {
+        // SAFETY: our own library; loading it runs no initialisers of ours.
+        let lib = unsafe { libloading::Library::new(common::library_path()) }.expect("dlopen");
+        Lib { lib }
+    }
+
+    fn sym<T: Copy>(&self, name: &str) -> T {
+        // SAFETY: each call site names the type of the header's declaration of `name`
+        // (tests/abi.rs checks the declarations against the header).
+        *unsafe { self.lib.get::<T>(name.as_bytes()) }.expect(name)
+    }
+
+    /// Take a returned string: copy it, then free it with `c_FreePointer`.
+    fn take(&self, p: Str) -> String {
+        assert!(!p.is_null(), "libCwtch returned a null string");
+        // SAFETY: `p` is a NUL-terminated string returned by the library and not yet freed.
+        let out = unsafe { CStr::from_ptr(p) }
+            .to_str()
+            .expect("UTF-8")
+            .to_owned();
+        let free: unsafe extern "C" fn(Str) = self.sym("c_FreePointer");
+        // SAFETY: `p` was returned by the library and is freed once.
+        unsafe { free(p) };
+        out
+    }
+
+    fn started(&self) -> c_int {
+        let f: unsafe extern "C" fn() -> c_int = self.sym("c_Started");
+        // SAFETY: no arguments.
+        unsafe { f() }
+    }
+
+    fn start(&self, dir: &str, tor: &str) -> c_int {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> c_int = self.sym("c_StartCwtch");
+        let (d, t) = (s(dir), s(tor));
+        // SAFETY: both pairs describe live strings.
+        unsafe { f(d.0, d.1, t.0, t.1) }
+    }
+
+    /// A `void f(char*, int)` call.
+    fn void1(&self, name: &str, a: &str) {
+        let f: unsafe extern "C" fn(Str, c_int) = self.sym(name);
+        let a = s(a);
+        // SAFETY: the pair describes a live string.
+        unsafe { f(a.0, a.1) }
+    }
+
+    /// A `void f(char*, int, int conversation)` call.
+    fn void_conv(&self, name: &str, profile: &str, conversation: c_int) {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) = self.sym(name);
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        unsafe { f(p.0, p.1, conversation) }
+    }
+
+    /// A `void f()` call.
+    fn void0(&self, name: &str) {
+        let f: unsafe extern "C" fn() = self.sym(name);
+        // SAFETY: no arguments.
+        unsafe { f() }
+    }
+
+    /// A `char* f(char*, int, char*, int)` call.
+    fn string2(&self, name: &str, a: &str, b: &str) -> String {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> Str = self.sym(name);
+        let (a, b) = (s(a), s(b));
+        // SAFETY: both pairs describe live strings.
+        let p = unsafe { f(a.0, a.1, b.0, b.1) };
+        self.take(p)
+    }
+
+    /// `c_GetProfileAttribute` with raw arguments (for bad input).
+    fn get_profile_attribute_raw(&self, p: (Str, c_int), k: (Str, c_int)) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> Str =
+            self.sym("c_GetProfileAttribute");
+        // SAFETY: the callers pass pairs describing live bytes, or a null pointer.
+        let r = unsafe { f(p.0, p.1, k.0, k.1) };
+        json(&self.take(r))
+    }
+
+    fn create_profile(&self, name: &str, password: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int, c_char) = self.sym("c_CreateProfile");
+        let (n, p) = (s(name), s(password));
+        // SAFETY: both pairs describe live strings.
+        unsafe { f(n.0, n.1, p.0, p.1, 1) }
+    }
+
+    fn set_profile_attribute(&self, profile: &str, key: &str, value: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int, Str, c_int) =
+            self.sym("c_SetProfileAttribute");
+        let (p, k, v) = (s(profile), s(key), s(value));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, k.0, k.1, v.0, v.1) }
+    }
+
+    fn set_conversation_attribute(&self, profile: &str, c: c_int, key: &str, value: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int, Str, c_int) =
+            self.sym("c_SetConversationAttribute");
+        let (p, k, v) = (s(profile), s(key), s(value));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, c, k.0, k.1, v.0, v.1) }
+    }
+
+    fn get_conversation_attribute(&self, profile: &str, c: c_int, key: &str) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str =
+            self.sym("c_GetConversationAttribute");
+        let (p, k) = (s(profile), s(key));
+        // SAFETY: the pairs describe live strings.
+        let r = unsafe { f(p.0, p.1, c, k.0, k.1) };
+        json(&self.take(r))
+    }
+
+    fn send_message(&self, profile: &str, c: c_int, msg: &str) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str =
+            self.sym("c_SendMessage");
+        let (p, m) = (s(profile), s(msg));
+        // SAFETY: the pairs describe live strings.
+        let r = unsafe { f(p.0, p.1, c, m.0, m.1) };
+        json(&self.take(r))
+    }
+
+    fn get_messages(&self, profile: &str, c: c_int, index: c_int, count: c_uint) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int, c_uint) -> Str =
+            self.sym("c_GetMessages");
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        let r = unsafe { f(p.0, p.1, c, index, count) };
+        json(&self.take(r))
+    }
+
+    fn get_message_by_id(&self, profile: &str, c: c_int, id: c_int) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int) -> Str = self.sym("c_GetMessageById");
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        let r = unsafe { f(p.0, p.1, c, id) };
+        json(&self.take(r))
+    }
+
+    fn get_message_by_hash(&self, profile: &str, c: c_int, hash: &str) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str =
+            self.sym("c_GetMessageByContentHash");
+        let (p, h) = (s(profile), s(hash));
+        // SAFETY: the pairs describe live strings.
+        let r = unsafe { f(p.0, p.1, c, h.0, h.1) };
+        json(&self.take(r))
+    }
+
+    /// A reader thread: `c_GetAppBusEvent` in a loop, as libcwtch's bots do, each event sent
+    /// to the returned channel.
+    fn events(self: &Arc<Self>) -> Events {
+        let (tx, rx) = mpsc::channel();
+        let lib = self.clone();
+        std::thread::spawn(move || loop {
+            let f: unsafe extern "C" fn() -> Str = lib.sym("c_GetAppBusEvent");
+            // SAFETY: no arguments; the result is taken (and freed) at once.
+            let e = lib.take(unsafe { f() });
+            if tx.send(e).is_err() {
+                return;
+            }
+        });
+        Events {
+            rx,
+            seen: Vec::new(),
+            pending: Default::default(),
+        }
+    }
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s:?}"))
+}
+
+/// Go's event: name and string fields (as `libcwtch::structs::CwtchEvent`).
+#[derive(Debug, Clone)]
+struct GoEvent {
+    name: String,
+    data: BTreeMap<String, String>,
+}
+
+impl GoEvent {
+    fn get(&self, k: &str) -> &str {
+        self.data
+            .get(k)
+            .unwrap_or_else(|| panic!("{} has no {k}: {:?}", self.name, self.data))
+    }
+}
+
+struct Events {
+    rx: mpsc::Receiver<String>,
+    /// Every event received, raw (for failure messages).
+    seen: Vec<String>,
+    /// Received and not yet matched by a `wait`, in arrival order.
+    pending: std::collections::VecDeque<GoEvent>,
+}
+
+impl Events {
+    /// The first event (already received or not) named `name` for which `pred` holds; it is
+    /// consumed, the others stay for later waits.
+    fn wait(&mut self, name: &str, pred: impl Fn(&GoEvent) -> bool) -> GoEvent {
+        if let Some(i) = self.pending.iter().position(|e| e.name == name && pred(e)) {
+            return self.pending.remove(i).expect("present");
+        }
+        loop {
+            let raw = self
+                .rx
+                .recv_timeout(GUARD)
+                .unwrap_or_else(|_| panic!("no {name} event; seen: {:#?}", self.seen));
+            let v = json(&raw);
+            // The envelope libcwtch parses: EventType, EventID, Data of strings only.
+            let data: BTreeMap<String, String> = serde_json::from_value(v["Data"].clone())
+                .unwrap_or_else(|e| panic!("Data is not a map of strings ({e}): {raw}"));
+            assert!(
+                v["EventID"].as_str().is_some_and(|id| !id.is_empty()),
+                "{raw}"
+            );
+            let e = GoEvent {
+                name: v["EventType"].as_str().expect("EventType").to_owned(),
+                data,
+            };
+            self.seen.push(raw);
+            if e.name == name && pred(&e) {
+                return e;
+            }
+            self.pending.push_back(e);
+        }
+    }
+}
+
+/// The keys `libcwtch` 0.8.0's `event.rs` reads with `data["…"]` (a missing one panics the
+/// client), per event.
+fn required_keys(name: &str) -> &'static [&'static str] {
+    match name {
+        "NewPeer" => &[
+            "Identity",
+            "tag",
+            "Created",
+            "name",
+            "defaultPicture",
+            "picture",
+            "Online",
+            "ContactsJson",
+            "ServerList",
+        ],
+        "NewMessageFromPeer" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "RemotePeer",
+            "Nick",
+            "TimestampReceived",
+            "Data",
+            "notification",
+            "picture",
+        ],
+        "ContactCreated" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "RemotePeer",
+            "unread",
+            "picture",
+            "defaultPicture",
+            "numMessages",
+            "nick",
+            "accepted",
+            "status",
+            "accessControlList",
+            "blocked",
+            "loading",
+            "lastMsgTime",
+        ],
+        "PeerStateChange" => &["ProfileOnion", "RemotePeer", "ConnectionState"],
+        "IndexedAcknowledgement" => &["ProfileOnion", "ConversationID", "Index"],
+        "UpdateGlobalSettings" => &["Data"],
+        "ACNStatus" => &["Progress", "Status"],
+        "NetworkError" => &["ProfileOnion", "Error", "Status"],
+        _ => &[],
+    }
+}
+
+fn assert_parsable(e: &GoEvent) {
+    for k in required_keys(&e.name) {
+        assert!(
+            e.data.contains_key(*k),
+            "{} lacks {k}: {:?}",
+            e.name,
+            e.data
+        );
+    }
+}
+
+/// The fields `libcwtch::structs::Settings` requires.
+const SETTINGS_KEYS: [&str; 13] = [
+    "Locale",
+    "Theme",
+    "ThemeMode",
+    "PreviousPid",
+    "ExperimentsEnabled",
+    "Experiments",
+    "BlockUnknownConnections",
+    "StreamerMode",
+    "StateRootPane",
+    "FirstTime",
+    "UIColumnModePortrait",
+    "UIColumnModeLandscape",
+    "DownloadPath",
+];
+
+#[test]
+fn the_c_abi_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let net = tmp.path().join("net");
+    let app_dir = tmp.path().join("bot");
+    let lib = Arc::new(Lib::load());
+    let mut events = lib.events();
+
+    // ---- before c_StartCwtch: error values, no crash ----
+    assert_eq!(lib.started(), 0);
+    let a = lib.get_profile_attribute_raw(s("x"), s("profile.name"));
+    assert_eq!(a["Exists"], false);
+    assert!(
+        a["Error"].as_str().expect("Error").contains("not started"),
+        "{a}"
+    );
+    let m = lib.send_message("x", 1, r#"{"o":1,"d":"hi"}"#);
+    assert!(
+        m["error"].as_str().expect("error").contains("not started"),
+        "{m}"
+    );
+    let b = lib.string2("c_ImportBundle", "x", "y");
+    assert!(
+        b.starts_with("importBundle.") && b.contains("not started"),
+        "{b}"
+    );
+    // Null pointer with a length, negative length, invalid UTF-8.
+    let a = lib.get_profile_attribute_raw((std::ptr::null_mut(), 5), s("k"));
+    assert!(
+        a["Error"].as_str().expect("Error").contains("null pointer"),
+        "{a}"
+    );
+    let a = lib.get_profile_attribute_raw(s("p"), (b"k".as_ptr() as Str, -3));
+    assert!(
+        a["Error"]
+            .as_str()
+            .expect("Error")
+            .contains("negative length"),
+        "{a}"
+    );
+    let bad = b"\xff\xfe";
+    let a = lib.get_profile_attribute_raw(s("p"), (bad.as_ptr() as Str, 2));
+    assert!(a["Error"].as_str().expect("Error").contains("UTF-8"), "{a}");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> c_int = lib.sym("c_StartCwtch");
+        // SAFETY: a null pointer with a length: refused before any read.
+        let r = unsafe { f(std::ptr::null_mut(), 4, std::ptr::null_mut(), 0) };
+        assert_eq!(r, -1);
+    }
+    assert_eq!(lib.started(), 0, "a refused start does not start");
+    // c_FreePointer: null and foreign pointers are ignored.
+    let free: unsafe extern "C" fn(Str) = lib.sym("c_FreePointer");
+    let mut foreign = *b"not ours\0";
+    // SAFETY: the library must ignore both (it frees only pointers it handed out).
+    unsafe {
+        free(std::ptr::null_mut());
+    }
+    // SAFETY: as above.
+    unsafe { free(foreign.as_mut_ptr().cast()) };
+    // A void call before start reports an AppError on the bus.
+    lib.void1("c_LoadProfiles", DEFAULT_PASSWORD);
+    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_LoadProfiles"));
+    assert!(e.get("Error").contains("not started"), "{e:?}");
+
+    // ---- start on the loopback network ----
+    std::env::set_var("CWTCH_NETWORK", "loopback");
+    std::env::set_var("CWTCH_LOOPBACK_DIR", &net);
+    assert_eq!(lib.start(app_dir.to_str().expect("utf-8 path"), ""), 0);
+    let settings = events.wait("UpdateGlobalSettings", |_| true);
+    let sv = json(settings.get("Data"));
+    for k in SETTINGS_KEYS {
+        assert!(sv.get(k).is_some(), "settings lack {k}: {sv}");
+    }
+    events.wait("CwtchStarted", |_| true);
+    assert_eq!(lib.started(), 1);
+    assert_eq!(
+        lib.start(app_dir.to_str().expect("utf-8 path"), ""),
+        1,
+        "already started"
+    );
+
+    // No profile yet: Go's "Loaded 0 profiles" (cwtch-imp creates its profile on it).
+    lib.void1("c_LoadProfiles", DEFAULT_PASSWORD);
+    events.wait("AppError", |e| e.get("Error") == "Loaded 0 profiles");
+
+    lib.create_profile("echobot", DEFAULT_PASSWORD);
+    let peer = events.wait("NewPeer", |_| true);
+    assert_parsable(&peer);
+    assert_eq!(peer.get("Created"), "true");
+    assert_eq!(peer.get("name"), "echobot");
+    assert_eq!(peer.get("tag"), "v1-defaultPassword");
+    assert_eq!(json(peer.get("ContactsJson")), serde_json::json!([]));
+    let bot = peer.get("Identity").to_owned();
+    assert_eq!(bot.len(), 56, "an onion: {bot}");
+    events.wait("NetworkError", |e| {
+        e.get("ProfileOnion") == bot && e.get("Status") == "Success"
+    });
+
+    // ---- a peer made with the cwtch library sends a contact request and a message ----
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let acn = Arc::new(LoopbackAcn::new(&net).expect("loopback"));
+    let alice_app = rt.block_on(Cwtch::in_memory(MemoryHome::new(), acn));
+    let mut alice_events = alice_app.events();
+    let alice = rt.block_on(async {
+        let info = alice_app
+            .create_profile("alice", &Password::Default)
+            .await
+            .expect("create");
+        alice_app
+            .load_profile(info.profile_id.as_str(), &Password::Default)
+            .await
+            .expect("load")
+    });
+    let alice_onion = alice.onion().as_str().to_owned();
+    let contact = rt
+        .block_on(alice.add_contact(&bot))
+        .expect("alice adds the bot");
+    rt.block_on(alice.send_text(&contact, "hello bot"))
+        .expect("send");
+
+    let created = events.wait("ContactCreated", |e| e.get("RemotePeer") == alice_onion);
+    assert_parsable(&created);
+    assert_eq!(created.get("ProfileOnion"), bot);
+    assert_eq!(created.get("accepted"), "false", "a contact request");
+    let acl = json(created.get("accessControlList"));
+    assert_eq!(acl[&alice_onion]["Blocked"], false, "{acl}");
+    let cid: c_int = created.get("ConversationID").parse().expect("number");
+    let msg = events.wait("NewMessageFromPeer", |e| e.get("RemotePeer") == alice_onion);
+    assert_parsable(&msg);
+    assert_eq!(msg.get("ConversationID"), cid.to_string());
+    assert_eq!(
+        json(msg.get("Data")),
+        serde_json::json!({"o": 1, "d": "hello bot"})
+    );
+    assert!(msg.get("TimestampReceived").ends_with('Z'), "{msg:?}");
+
+    // ---- the bot accepts and answers; the answer arrives and is acknowledged ----
+    lib.void_conv("c_AcceptConversation", &bot, cid);
+    let sent = lib.send_message(&bot, cid, r#"{"o":1,"d":"echo: hello bot"}"#);
+    assert_eq!(
+        sent["Message"], r#"{"o":1,"d":"echo: hello bot"}"#,
+        "{sent}"
+    );
+    assert_eq!(sent["PeerID"], bot.as_str());
+    let sent_id = sent["ID"].as_i64().expect("ID");
+    rt.block_on(async {
+        loop {
+            let e = tokio::time::timeout(GUARD, alice_events.recv())
+                .await
+                .expect("alice gets the echo")
+                .expect("event stream");
+            if let Event::NewMessage { text: Some(t), .. } = e {
+                assert_eq!(t, "echo: hello bot");
+                break;
+            }
+        }
+    });
+    let ack = events.wait("IndexedAcknowledgement", |e| e.get("ProfileOnion") == bot);
+    assert_parsable(&ack);
+    assert_eq!(ack.get("ConversationID"), cid.to_string());
+    assert_eq!(ack.get("Index"), sent_id.to_string());
+    let state = events.wait("PeerStateChange", |e| {
+        e.get("RemotePeer") == alice_onion && e.get("ConnectionState") == "Authenticated"
+    });
+    assert_parsable(&state);
+
+    // ---- messages read back ----
+    let list = lib.get_messages(&bot, cid, 0, 10);
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["ID"].as_i64(), Some(sent_id), "newest first");
+    assert_eq!(list[0]["Acknowledged"], true);
+    assert_eq!(list[1]["PeerID"], alice_onion.as_str());
+    assert_eq!(list[1]["Message"], r#"{"o":1,"d":"hello bot"}"#);
+    let by_id = lib.get_message_by_id(&bot, cid, sent_id as c_int);
+    assert_eq!(by_id["ContentHash"], list[0]["ContentHash"]);
+    let hash = list[1]["ContentHash"].as_str().expect("hash").to_owned();
+    let by_hash = lib.get_message_by_hash(&bot, cid, &hash);
+    assert_eq!(by_hash["ID"], list[1]["ID"]);
+    let missing = lib.get_message_by_id(&bot, cid, 999);
+    assert!(missing["error"].is_string(), "{missing}");
+    let older = lib.get_messages(&bot, cid, 1, 10);
+    assert_eq!(
+        older.as_array().map(Vec::len),
+        Some(1),
+        "index skips the newest"
+    );
+    let bad_conv = lib.send_message(&bot, 4242, r#"{"o":1,"d":"x"}"#);
+    assert!(bad_conv["error"].is_string(), "{bad_conv}");
+    let not_overlay = lib.send_message(&bot, cid, "plain text");
+    assert!(not_overlay["error"]
+        .as_str()
+        .expect("error")
+        .contains("overlay"));
+
+    // ---- attributes ----
+    lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
+    let a = lib.get_profile_attribute_raw(s(&bot), s("profile.name"));
+    assert_eq!(
+        (a["Exists"].clone(), a["Value"].clone()),
+        (true.into(), "Echo Bot".into())
+    );
+    let a = lib.get_profile_attribute_raw(s(&bot), s("profile.nothing-here"));
+    assert_eq!(a["Exists"], false);
+    assert!(a.get("Error").is_none(), "absent is not an error: {a}");
+    lib.set_conversation_attribute(&bot, cid, "profile.name", "Alice A.");
+    let a = lib.get_conversation_attribute(&bot, cid, "local.profile.name");
+    assert_eq!(a["Value"], "Alice A.", "{a}");
+
+    // ---- settings, then reconnect: NewPeer again with the accepted contact ----
+    let mut new_settings = sv.clone();
+    new_settings["BlockUnknownConnections"] = true.into();
+    new_settings["CustomField"] = "kept".into();
+    lib.void1("c_UpdateSettings", &new_settings.to_string());
+    let updated = events.wait("UpdateGlobalSettings", |_| true);
+    let uv = json(updated.get("Data"));
+    assert_eq!(uv["BlockUnknownConnections"], true);
+    assert_eq!(uv["CustomField"], "kept");
+    lib.void1("c_UpdateSettings", "{not json");
+    events.wait("AppError", |e| {
+        e.get("Error").starts_with("c_UpdateSettings")
+    });
+    lib.void0("c_ReconnectCwtchForeground");
+    let again = events.wait("NewPeer", |e| e.data.contains_key("Reload"));
+    assert_parsable(&again);
+    assert_eq!(again.get("Created"), "false");
+    let contacts = json(again.get("ContactsJson"));
+    let c = contacts
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["onion"] == alice_onion.as_str()))
+        .unwrap_or_else(|| panic!("alice among {contacts}"));
+    assert_eq!(c["identifier"].as_i64(), Some(i64::from(cid)));
+    assert_eq!(c["accepted"], true);
+    assert_eq!(c["isGroup"], false);
+    assert!(c["accessControlList"][&alice_onion]["Read"] == true, "{c}");
+
+    // ---- bundles, block, not-yet functions ----
+    let other = rt.block_on(async {
+        let info = alice_app
+            .create_profile("carol", &Password::Default)
+            .await
+            .expect("create");
+        info.onion.as_str().to_owned()
+    });
+    assert_eq!(
+        lib.string2("c_ImportBundle", &bot, &other),
+        "importBundle.success"
+    );
+    let created = events.wait("ContactCreated", |e| e.get("RemotePeer") == other);
+    assert_eq!(created.get("accepted"), "true");
+    let garbage = lib.string2("c_ImportBundle", &bot, "garbage");
+    assert!(garbage.starts_with("importBundle.") && garbage != "importBundle.success");
+    lib.void_conv("c_BlockConversation", &bot, cid);
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str =
+            lib.sym("c_GetConversationAccessControlList");
+        let p = s(&bot);
+        // SAFETY: the pair describes a live string.
+        let acl = json(&lib.take(unsafe { f(p.0, p.1, cid) }));
+        assert_eq!(acl[&alice_onion]["Blocked"], true, "{acl}");
+        // SAFETY: as above.
+        let none = json(&lib.take(unsafe { f(p.0, p.1, 4242) }));
+        assert!(none["error"].is_string(), "no conversation 4242: {none}");
+    }
+    lib.void0("c_ResetTor");
+    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+    assert!(e.get("Error").contains("not yet"), "{e:?}");
+    let shared = lib.string2("c_SearchConversations", &bot, "x");
+    assert_eq!(shared, "", "not yet: empty, as documented");
+    let debug = json(&{
+        let f: unsafe extern "C" fn() -> Str = lib.sym("c_GetDebugInfo");
+        // SAFETY: no arguments.
+        lib.take(unsafe { f() })
+    });
+    assert_eq!(debug["LoadedProfiles"], 1);
+
+    // ---- shutdown ----
+    lib.void0("c_ShutdownCwtch");
+    assert_eq!(lib.started(), 0);
+    let m = lib.send_message(&bot, cid, r#"{"o":1,"d":"after"}"#);
+    assert!(
+        m["error"].as_str().expect("error").contains("not started"),
+        "{m}"
+    );
+    rt.block_on(alice_app.shutdown());
+}
