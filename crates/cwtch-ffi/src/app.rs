@@ -319,8 +319,11 @@ async fn load_settings(dir: &Path) -> GlobalSettings {
 
 impl Running {
     /// Save settings and apply what this library acts on (`BlockUnknownConnections`, to every
-    /// loaded profile); `UpdateGlobalSettings` follows.
-    pub(crate) async fn update_settings(&self, settings: GlobalSettings) -> CallResult<()> {
+    /// loaded profile). Returns whether they changed (nothing is done if not).
+    pub(crate) async fn update_settings(&self, settings: GlobalSettings) -> CallResult<bool> {
+        if settings == self.settings() {
+            return Ok(false);
+        }
         let json = to_json(&settings);
         tokio::fs::write(self.dir.join(SETTINGS_FILE), json)
             .await
@@ -334,7 +337,7 @@ impl Running {
                     .map_err(|e| e.to_string())?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Apply the settings to a profile just loaded.

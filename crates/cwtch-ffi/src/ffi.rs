@@ -320,8 +320,8 @@ pub unsafe extern "C" fn c_ResetTor() {
     not_yet_void("c_ResetTor")
 }
 
-/// Save the settings (Go's `GlobalSettings` JSON); `UpdateGlobalSettings` follows.
-/// `BlockUnknownConnections` applies to every profile.
+/// Save the settings (Go's `GlobalSettings` JSON); `UpdateGlobalSettings` follows if they
+/// changed. `BlockUnknownConnections` applies to every profile.
 ///
 /// # Safety
 /// See the module docs.

@@ -423,8 +423,11 @@ pub(crate) async fn delete_server_info(r: &Running, onion: &str, server: &str) -
 pub(crate) async fn update_settings(g: &Global, r: &Running, json: &str) -> CallResult<()> {
     let s: GlobalSettings = serde_json::from_str(json)
         .map_err(|e| format!("settings are not GlobalSettings JSON: {e}"))?;
-    r.update_settings(s).await?;
-    g.emit(events::update_global_settings(&r.settings()));
+    // Only a change is announced: cwtch-imp saves the settings every time it receives
+    // `UpdateGlobalSettings`, so announcing every save would loop forever.
+    if r.update_settings(s).await? {
+        g.emit(events::update_global_settings(&r.settings()));
+    }
     Ok(())
 }
 

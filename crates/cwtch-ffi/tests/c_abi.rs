@@ -310,6 +310,11 @@ fn the_c_abi_end_to_end() {
     let uv = json(updated.get("Data"));
     assert_eq!(uv["BlockUnknownConnections"], true);
     assert_eq!(uv["CustomField"], "kept");
+    // Saving the same settings again announces nothing (cwtch-imp saves on every
+    // UpdateGlobalSettings: an announcement would loop forever).
+    lib.void1("c_UpdateSettings", &new_settings.to_string());
+    events.barrier(&lib);
+    assert_eq!(events.pending("UpdateGlobalSettings"), 0);
     lib.void1("c_UpdateSettings", "{not json");
     events.wait("AppError", |e| {
         e.get("Error").starts_with("c_UpdateSettings")

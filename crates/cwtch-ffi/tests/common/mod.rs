@@ -334,8 +334,7 @@ impl Events {
     /// queued in call order, so `c_ResetTor`'s (a not-yet function, always an error) marks
     /// the end of those made before it.
     pub fn app_errors_so_far(&mut self, lib: &Lib) -> Vec<String> {
-        lib.void0("c_ResetTor");
-        self.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+        self.barrier(lib);
         let mut errors = Vec::new();
         self.pending.retain(|e| {
             if e.name == "AppError" {
@@ -346,5 +345,17 @@ impl Events {
             }
         });
         errors
+    }
+
+    /// Wait until the events of every call made before this one are received (see
+    /// [`Events::app_errors_so_far`]).
+    pub fn barrier(&mut self, lib: &Lib) {
+        lib.void0("c_ResetTor");
+        self.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+    }
+
+    /// How many events named `name` were received and not yet waited for.
+    pub fn pending(&self, name: &str) -> usize {
+        self.pending.iter().filter(|e| e.name == name).count()
     }
 }
