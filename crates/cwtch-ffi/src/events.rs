@@ -20,6 +20,8 @@
 //! | `GroupCreated` (accepted) | `GroupCreated {ProfileOnion, ConversationID, GroupID, GroupServer, GroupName, picture, accessControlList}` |
 //! | `GroupInvite` | `NewGroup {ProfileOnion, ConversationID, GroupServer, GroupName, GroupInvite}` |
 //! | `GroupMessage` | `NewMessageFromGroup {ProfileOnion, ConversationID, TimestampSent, RemotePeer, Index, Data, ContentHash, Signature, picture, notification}` |
+//! | `FileDownloadProgress` | `FileDownloadProgressUpdate {ProfileOnion, FileKey, Progress, FileSizeInChunks, NameSuggestion}` (chunks of 4096 bytes) |
+//! | `FileDownloaded` | `FileDownloaded {ProfileOnion, FileKey, FilePath, TempFile}` |
 //!
 //! Other library events have no Go counterpart a client parses and are not forwarded (logged
 //! at debug level).
@@ -41,6 +43,10 @@ use crate::json::{
 /// Go's notification policy value for new messages (`notification` field;
 /// `libcwtch::event::MessageNotification`): this library has no per-conversation policy.
 const NOTIFICATION: &str = "ContactInfo";
+
+/// Go's file-sharing chunk size (cwtch-model `files::CHUNK_SIZE`): progress is counted in
+/// chunks.
+const CHUNK_SIZE: u64 = 4096;
 
 /// Forward the library's events to the bus until the stream ends or the app is gone.
 pub(crate) async fn forward(
@@ -488,6 +494,36 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
                 ("Signature", signature),
                 ("picture", String::new()),
                 ("notification", NOTIFICATION.into()),
+            ],
+        )),
+        Event::FileDownloadProgress {
+            profile,
+            file_key,
+            done,
+            total,
+            ..
+        } => one(GoEvent::new(
+            "FileDownloadProgressUpdate",
+            [
+                ("ProfileOnion", profile),
+                ("FileKey", file_key),
+                ("Progress", done.div_ceil(CHUNK_SIZE).to_string()),
+                ("FileSizeInChunks", total.div_ceil(CHUNK_SIZE).to_string()),
+                ("NameSuggestion", String::new()),
+            ],
+        )),
+        Event::FileDownloaded {
+            profile,
+            file_key,
+            path,
+            ..
+        } => one(GoEvent::new(
+            "FileDownloaded",
+            [
+                ("ProfileOnion", profile),
+                ("FileKey", file_key),
+                ("FilePath", path.clone()),
+                ("TempFile", path),
             ],
         )),
         other => {

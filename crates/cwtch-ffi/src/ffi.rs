@@ -933,51 +933,76 @@ pub unsafe extern "C" fn c_DeleteServerInfo(
     })
 }
 
-/// Not yet.
+/// Download a file a contact offered (`filekey`) into the directory of `filepath`, under the
+/// name it was offered with (this library names downloads itself; `manifest` is not used);
+/// `FileDownloadProgressUpdate` and `FileDownloaded` follow.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_DownloadFileDefaultLimit(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _filepath24_ptr: *mut c_char,
-    _filepath24_len: c_int,
-    _manifest25_ptr: *mut c_char,
-    _manifest25_len: c_int,
-    _filekey26_ptr: *mut c_char,
-    _filekey26_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    filepath24_ptr: *mut c_char,
+    filepath24_len: c_int,
+    manifest25_ptr: *mut c_char,
+    manifest25_len: c_int,
+    filekey26_ptr: *mut c_char,
+    filekey26_len: c_int,
 ) {
-    not_yet_void("c_DownloadFileDefaultLimit")
+    void_call("c_DownloadFileDefaultLimit", |g| {
+        let (p, path, _manifest, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filepath", filepath24_ptr, filepath24_len),
+            arg!("manifest", manifest25_ptr, manifest25_len),
+            arg!("filekey", filekey26_ptr, filekey26_len),
+        );
+        let r = g.running()?;
+        g.call(ops::download(&r, &p, conversation, &path, &key))
+    })
 }
 
-/// Not yet.
+/// Serve a file we share again.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_RestartFileShare(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _filekey27_ptr: *mut c_char,
-    _filekey27_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    filekey27_ptr: *mut c_char,
+    filekey27_len: c_int,
 ) {
-    not_yet_void("c_RestartFileShare")
+    void_call("c_RestartFileShare", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey27_ptr, filekey27_len),
+        );
+        let r = g.running()?;
+        g.call(ops::set_sharing(&r, &p, &key, true))
+    })
 }
 
-/// Not yet.
+/// Stop serving a file we share.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_StopFileShare(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _filekey28_ptr: *mut c_char,
-    _filekey28_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    filekey28_ptr: *mut c_char,
+    filekey28_len: c_int,
 ) {
-    not_yet_void("c_StopFileShare")
+    void_call("c_StopFileShare", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey28_ptr, filekey28_len),
+        );
+        let r = g.running()?;
+        g.call(ops::set_sharing(&r, &p, &key, false))
+    })
 }
 
 /// Not yet.
@@ -1009,32 +1034,50 @@ pub unsafe extern "C" fn c_VerifyOrResumeDownloadDefaultLimit(
     not_yet_void("c_VerifyOrResumeDownloadDefaultLimit")
 }
 
-/// Not yet: returns an error JSON.
+/// Share a file with a contact: returns the file message sent (`EnhancedMessage` JSON), or an
+/// error JSON. Conversation -1 (a profile image, in Go) is not yet supported.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_ShareFile(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _filepath31_ptr: *mut c_char,
-    _filepath31_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    filepath31_ptr: *mut c_char,
+    filepath31_len: c_int,
 ) -> *mut c_char {
-    not_yet_string("c_ShareFile", error_json)
+    string_call("c_ShareFile", error_json, |g| {
+        let (p, path) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filepath", filepath31_ptr, filepath31_len),
+        );
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::share_file(
+            &r,
+            &p,
+            conversation,
+            &path,
+        ))?))
+    })
 }
 
-/// Not yet: returns an error JSON.
+/// Our shares in a conversation: a JSON array of `{FileKey, Path, DateShared, Active,
+/// Expired}` (`DateShared` empty, `Expired` false), or an error JSON.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_GetSharedFiles(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
 ) -> *mut c_char {
-    not_yet_string("c_GetSharedFiles", error_json)
+    string_call("c_GetSharedFiles", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::shared_files(&r, &p, conversation))?))
+    })
 }
 
 /// Not yet.

@@ -183,6 +183,18 @@ pub(crate) struct EnhancedMessage {
     pub(crate) Attributes: BTreeMap<String, String>,
 }
 
+/// One share of `c_GetSharedFiles` (Go's `filesharing.SharedFile`,
+/// `libcwtch::structs::SharedFile`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(non_snake_case)]
+pub(crate) struct SharedFile {
+    pub(crate) FileKey: String,
+    pub(crate) Path: String,
+    pub(crate) DateShared: String,
+    pub(crate) Active: bool,
+    pub(crate) Expired: bool,
+}
+
 /// A JSON error answer for functions whose Go version returns JSON: `{"error": "..."}`
 /// (ours: Go returns an empty or zero value; clients that parse the Go shape fail to parse
 /// this, which is the point: it is not a value).

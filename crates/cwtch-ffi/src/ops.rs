@@ -14,6 +14,7 @@ use crate::app::{password, CallResult, Global, Running};
 use crate::events;
 use crate::json::{
     to_json, AccessControl, AccessControlList, Attribute, EnhancedMessage, GlobalSettings, GoEvent,
+    SharedFile,
 };
 
 /// Go's answer to `AppErrLoaded0` (cwtch `event.AppErrLoaded0`); cwtch-imp creates its
@@ -403,6 +404,73 @@ pub(crate) async fn messages(
     }
     .map_err(err)?;
     Ok(list.iter().map(enhanced).collect())
+}
+
+/// Share a file with a contact; returns the file message sent (overlay 200).
+pub(crate) async fn share_file(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    path: &str,
+) -> CallResult<EnhancedMessage> {
+    if c < 0 {
+        return Err("sharing with no conversation (a profile image): not yet implemented".into());
+    }
+    let p = r.profile(onion)?;
+    let (_key, sent) = p.share_file(conv(c), Path::new(path)).await.map_err(err)?;
+    let m = p
+        .message(conv(c), sent.message_id)
+        .await
+        .map_err(err)?
+        .ok_or("the message sent is not stored")?;
+    Ok(enhanced(&m))
+}
+
+/// Our shares in a conversation.
+pub(crate) async fn shared_files(r: &Running, onion: &str, c: i32) -> CallResult<Vec<SharedFile>> {
+    let p = r.profile(onion)?;
+    Ok(p.files(Some(conv(c)))
+        .await
+        .map_err(err)?
+        .into_iter()
+        .filter(|f| f.ours)
+        .map(|f| SharedFile {
+            Active: f.state == "sharing",
+            FileKey: f.file_key,
+            Path: f.path.unwrap_or_default(),
+            DateShared: String::new(),
+            Expired: false,
+        })
+        .collect())
+}
+
+pub(crate) async fn set_sharing(r: &Running, onion: &str, key: &str, on: bool) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    if on {
+        p.restart_sharing(key).await.map_err(err)
+    } else {
+        p.stop_sharing(key).await.map_err(err)
+    }
+}
+
+/// Download a file a contact offered into the directory of `file_path` (under the offered
+/// name: this library names downloads itself; `manifest_path` is not used).
+pub(crate) async fn download(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    file_path: &str,
+    key: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let dir = Path::new(file_path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or("the download path has no directory")?;
+    p.download_file(conv(c), key, dir)
+        .await
+        .map(|_| ())
+        .map_err(err)
 }
 
 pub(crate) async fn start_group(

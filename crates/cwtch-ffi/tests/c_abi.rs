@@ -287,6 +287,103 @@ fn the_c_abi_end_to_end() {
         .expect("error")
         .contains("overlay"));
 
+    // ---- files, both ways ----
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    let from_bot = files.join("from-bot.txt");
+    std::fs::write(&from_bot, b"a file the bot shares\n".repeat(500)).expect("write");
+    let share = {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str = lib.sym("c_ShareFile");
+        let (p, path) = (s(&bot), s(from_bot.to_str().expect("utf-8")));
+        // SAFETY: the pairs describe live strings.
+        json(&lib.take(unsafe { f(p.0, p.1, cid, path.0, path.1) }))
+    };
+    let overlay = json(share["Message"].as_str().expect("Message"));
+    assert_eq!(overlay["o"], 200, "a file message: {share}");
+    let shared = |lib: &Lib| {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str = lib.sym("c_GetSharedFiles");
+        let p = s(&bot);
+        // SAFETY: the pair describes a live string.
+        json(&lib.take(unsafe { f(p.0, p.1, cid) }))
+    };
+    let list = shared(&lib);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["Active"], true);
+    assert_eq!(list[0]["Path"], from_bot.to_str().expect("utf-8"));
+    let key = list[0]["FileKey"].as_str().expect("FileKey").to_owned();
+    lib.void2("c_StopFileShare", &bot, &key);
+    assert_eq!(shared(&lib)[0]["Active"], false);
+    lib.void2("c_RestartFileShare", &bot, &key);
+    assert_eq!(shared(&lib)[0]["Active"], true);
+    // Alice downloads it with the library.
+    let alice_dl = tmp.path().join("alice-downloads");
+    std::fs::create_dir_all(&alice_dl).expect("mkdir");
+    rt.block_on(async {
+        alice
+            .download_file(&contact, &key, &alice_dl)
+            .await
+            .expect("download starts");
+        loop {
+            let e = tokio::time::timeout(GUARD, alice_events.recv())
+                .await
+                .expect("download finishes")
+                .expect("event stream");
+            match e {
+                Event::FileDownloaded { path, .. } => {
+                    assert_eq!(
+                        std::fs::read(path).expect("read"),
+                        std::fs::read(&from_bot).expect("read")
+                    );
+                    break;
+                }
+                Event::FileDownloadFailed { reason, .. } => panic!("download failed: {reason}"),
+                _ => {}
+            }
+        }
+    });
+    // Alice shares one; the bot downloads it through the C ABI.
+    let from_alice = files.join("from-alice.bin");
+    std::fs::write(&from_alice, vec![7u8; 10_000]).expect("write");
+    let (alice_key, _) = rt
+        .block_on(alice.share_file(&contact, &from_alice))
+        .expect("alice shares");
+    let offer = events.wait("NewMessageFromPeer", |e| {
+        e.get("RemotePeer") == alice_onion && json(e.get("Data"))["o"] == 200
+    });
+    assert_eq!(offer.get("ConversationID"), cid.to_string());
+    let bot_dl = tmp.path().join("bot-downloads");
+    std::fs::create_dir_all(&bot_dl).expect("mkdir");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int, Str, c_int, Str, c_int) =
+            lib.sym("c_DownloadFileDefaultLimit");
+        let target = bot_dl.join("from-alice.bin");
+        let (p, path, manifest, k) = (
+            s(&bot),
+            s(target.to_str().expect("utf-8")),
+            s(""),
+            s(&alice_key),
+        );
+        // SAFETY: the pairs describe live strings.
+        unsafe {
+            f(
+                p.0, p.1, cid, path.0, path.1, manifest.0, manifest.1, k.0, k.1,
+            )
+        };
+    }
+    let done = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
+    assert_eq!(
+        std::fs::read(done.get("FilePath")).expect("read"),
+        vec![7u8; 10_000]
+    );
+    let progress = events.wait("FileDownloadProgressUpdate", |e| {
+        e.get("FileKey") == alice_key
+    });
+    assert_eq!(
+        progress.get("FileSizeInChunks"),
+        "3",
+        "10000 bytes in 4096-byte chunks"
+    );
+
     // ---- attributes ----
     lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
     let a = lib.get_profile_attribute_raw(s(&bot), s("profile.name"));
