@@ -809,18 +809,28 @@ pub unsafe extern "C" fn c_GetMessages(
     })
 }
 
-/// Not yet: returns an error JSON.
+/// Invite contact `conversation` to the group `target`, or suggest the contact `target` to
+/// it; returns the message sent (`EnhancedMessage` JSON) or an error JSON.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_SendInviteMessage(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _target: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    target: c_int,
 ) -> *mut c_char {
-    not_yet_string("c_SendInviteMessage", error_json)
+    string_call("c_SendInviteMessage", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::send_invite(
+            &r,
+            &p,
+            conversation,
+            target,
+        ))?))
+    })
 }
 
 /// Not yet.
@@ -1005,33 +1015,49 @@ pub unsafe extern "C" fn c_StopFileShare(
     })
 }
 
-/// Not yet.
+/// Announce a completed download again (`FileDownloaded`); nothing while it runs (progress
+/// comes as `FileDownloadProgressUpdate`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_CheckDownloadStatus(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _filekey29_ptr: *mut c_char,
-    _filekey29_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    filekey29_ptr: *mut c_char,
+    filekey29_len: c_int,
 ) {
-    not_yet_void("c_CheckDownloadStatus")
+    void_call("c_CheckDownloadStatus", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey29_ptr, filekey29_len),
+        );
+        let r = g.running()?;
+        g.call(ops::check_download(g, &r, &p, &key))
+    })
 }
 
-/// Not yet.
+/// A completed download is announced again (`FileDownloaded`; its chunks were verified when
+/// written); an unfinished one is resumed.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_VerifyOrResumeDownloadDefaultLimit(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _filekey30_ptr: *mut c_char,
-    _filekey30_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    filekey30_ptr: *mut c_char,
+    filekey30_len: c_int,
 ) {
-    not_yet_void("c_VerifyOrResumeDownloadDefaultLimit")
+    void_call("c_VerifyOrResumeDownloadDefaultLimit", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey30_ptr, filekey30_len),
+        );
+        let r = g.running()?;
+        g.call(ops::verify_or_resume(g, &r, &p, conversation, &key))
+    })
 }
 
 /// Share a file with a contact: returns the file message sent (`EnhancedMessage` JSON), or an

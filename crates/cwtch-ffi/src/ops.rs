@@ -473,6 +473,95 @@ pub(crate) async fn download(
         .map_err(err)
 }
 
+/// `c_CheckDownloadStatus`: a completed download is announced again (`FileDownloaded`);
+/// otherwise nothing (progress comes as events).
+pub(crate) async fn check_download(
+    g: &Global,
+    r: &Running,
+    onion: &str,
+    key: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let f = p
+        .files(None)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|f| !f.ours && f.file_key == key)
+        .ok_or("no download with that file key")?;
+    if f.state == "downloaded" {
+        let path = f.path.unwrap_or_default();
+        g.emit(GoEvent::new(
+            "FileDownloaded",
+            [
+                ("ProfileOnion", onion),
+                ("FileKey", key),
+                ("FilePath", path.as_str()),
+                ("TempFile", path.as_str()),
+            ],
+        ));
+    }
+    Ok(())
+}
+
+/// `c_VerifyOrResumeDownloadDefaultLimit`: a completed download (verified chunk by chunk
+/// when it was written) is announced again; an unfinished one is resumed where it was going.
+pub(crate) async fn verify_or_resume(
+    g: &Global,
+    r: &Running,
+    onion: &str,
+    c: i32,
+    key: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let f = p
+        .files(Some(conv(c)))
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|f| !f.ours && f.file_key == key)
+        .ok_or("no file with that key offered in that conversation")?;
+    if f.state == "downloaded" {
+        return check_download(g, r, onion, key).await;
+    }
+    let dir = f
+        .path
+        .as_deref()
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+        .ok_or("not downloaded yet: start with c_DownloadFileDefaultLimit")?;
+    p.download_file(conv(c), key, &dir)
+        .await
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// `c_SendInviteMessage`: invite the contact `c` to the group `target`, or suggest the
+/// contact `target` to it. Returns the message sent.
+pub(crate) async fn send_invite(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    target: i32,
+) -> CallResult<EnhancedMessage> {
+    let p = r.profile(onion)?;
+    let sent = if is_group(&p, target).await {
+        p.invite_to_group(ConversationId(i64::from(target)), conv(c))
+            .await
+            .map_err(err)?
+    } else {
+        let suggested = p.contact(conv(target)).await.map_err(err)?.onion;
+        p.send_contact_suggestion(conv(c), &suggested)
+            .await
+            .map_err(err)?
+    };
+    let m = p
+        .message(conv(c), sent.message_id)
+        .await
+        .map_err(err)?
+        .ok_or("the message sent is not stored")?;
+    Ok(enhanced(&m))
+}
+
 pub(crate) async fn start_group(
     r: &Running,
     onion: &str,

@@ -142,6 +142,8 @@ fn the_c_abi_end_to_end() {
         assert_eq!(r, -1);
     }
     assert_eq!(lib.started(), 0, "a refused start does not start");
+    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_StartCwtch:"));
+    assert!(e.get("Error").contains("null pointer"), "{e:?}");
     // c_FreePointer: null and foreign pointers are ignored.
     let free: unsafe extern "C" fn(Str) = lib.sym("c_FreePointer");
     let mut foreign = *b"not ours\0";
@@ -319,6 +321,19 @@ fn the_c_abi_end_to_end() {
     let alice_dl = tmp.path().join("alice-downloads");
     std::fs::create_dir_all(&alice_dl).expect("mkdir");
     rt.block_on(async {
+        // Once the offer (the file message) has arrived.
+        loop {
+            let e = tokio::time::timeout(GUARD, alice_events.recv())
+                .await
+                .expect("the offer arrives")
+                .expect("event stream");
+            if let Event::NewMessage {
+                overlay: Some(200), ..
+            } = e
+            {
+                break;
+            }
+        }
         alice
             .download_file(&contact, &key, &alice_dl)
             .await
@@ -383,6 +398,40 @@ fn the_c_abi_end_to_end() {
         "3",
         "10000 bytes in 4096-byte chunks"
     );
+
+    // The download is announced again on request.
+    lib.void2("c_CheckDownloadStatus", &bot, &alice_key);
+    let again = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
+    assert_eq!(again.get("FilePath"), done.get("FilePath"));
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) =
+            lib.sym("c_VerifyOrResumeDownloadDefaultLimit");
+        let (p, k) = (s(&bot), s(&alice_key));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, cid, k.0, k.1) };
+    }
+    events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
+    lib.void2("c_CheckDownloadStatus", &bot, "nokey");
+    let errors = events.app_errors_so_far(&lib);
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("c_CheckDownloadStatus:"),
+        "{errors:?}"
+    );
+
+    // ---- a contact suggestion (the bot suggests alice to alice: target = cid) ----
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int) -> Str =
+            lib.sym("c_SendInviteMessage");
+        let p = s(&bot);
+        // SAFETY: the pair describes a live string.
+        let m = json(&lib.take(unsafe { f(p.0, p.1, cid, cid) }));
+        let overlay = json(m["Message"].as_str().expect("Message"));
+        assert_eq!(overlay["o"], 100, "a contact suggestion: {m}");
+        assert_eq!(overlay["d"], alice_onion.as_str());
+        // SAFETY: as above.
+        let none = json(&lib.take(unsafe { f(p.0, p.1, cid, 4242) }));
+        assert!(none["error"].is_string(), "{none}");
+    }
 
     // ---- attributes ----
     lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
