@@ -188,23 +188,7 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
             });
         }
     }
-    let servers: Vec<ServerJson> = p
-        .servers()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| ServerJson {
-            onion: s.onion.as_str().to_owned(),
-            identifier: s.conversation_id.0,
-            status: server_state_name(s.state).to_owned(),
-            description: String::new(),
-            sync_progress: if s.state == ServerState::Synced {
-                1.0
-            } else {
-                0.0
-            },
-        })
-        .collect();
+    let servers = server_list(p).await;
     let mut fields = BTreeMap::from([
         ("Identity", onion),
         ("name", name),
@@ -221,6 +205,26 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
         fields.insert("Reload", bool_str(true));
     }
     GoEvent::new("NewPeer", fields)
+}
+
+/// The profile's servers, as `ServerList` (in `NewPeer` and `UpdateServerInfo`).
+pub(crate) async fn server_list(p: &ProfileHandle) -> Vec<ServerJson> {
+    p.servers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| ServerJson {
+            onion: s.onion.as_str().to_owned(),
+            identifier: s.conversation_id.0,
+            status: server_state_name(s.state).to_owned(),
+            description: String::new(),
+            sync_progress: if s.state == ServerState::Synced {
+                1.0
+            } else {
+                0.0
+            },
+        })
+        .collect()
 }
 
 async fn contact_name(r: &Running, profile: &str, conversation_id: i64) -> Option<String> {

@@ -913,13 +913,17 @@ pub unsafe extern "C" fn c_PublishServerUpdate(_onion_ptr: *mut c_char, _onion_l
     not_yet_void("c_PublishServerUpdate")
 }
 
-/// Not yet.
+/// Send the profile's servers: `UpdateServerInfo {ProfileOnion, ServerList}`.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_GetServerInfoList(_onion_ptr: *mut c_char, _onion_len: c_int) {
-    not_yet_void("c_GetServerInfoList")
+pub unsafe extern "C" fn c_GetServerInfoList(onion_ptr: *mut c_char, onion_len: c_int) {
+    void_call("c_GetServerInfoList", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::server_info(g, &r, &p))
+    })
 }
 
 /// Remove an imported server.

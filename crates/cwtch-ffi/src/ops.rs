@@ -562,6 +562,20 @@ pub(crate) async fn send_invite(
     Ok(enhanced(&m))
 }
 
+/// `c_GetServerInfoList`: `UpdateServerInfo {ProfileOnion, ServerList}`.
+pub(crate) async fn server_info(g: &Global, r: &Running, onion: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let list = events::server_list(&p).await;
+    g.emit(GoEvent::new(
+        "UpdateServerInfo",
+        [
+            ("ProfileOnion", onion.to_owned()),
+            ("ServerList", to_json(&list)),
+        ],
+    ));
+    Ok(())
+}
+
 pub(crate) async fn start_group(
     r: &Running,
     onion: &str,

@@ -433,6 +433,11 @@ fn the_c_abi_end_to_end() {
         assert!(none["error"].is_string(), "{none}");
     }
 
+    // No server imported: an empty list.
+    lib.void1("c_GetServerInfoList", &bot);
+    let info = events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == bot);
+    assert_eq!(json(info.get("ServerList")), serde_json::json!([]));
+
     // ---- attributes ----
     lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
     let a = lib.get_profile_attribute_raw(s(&bot), s("profile.name"));
