@@ -1,0 +1,1210 @@
+//! The exported C functions, one per declaration of `include/libCwtch.h` (autobindings
+//! v0.0.12), in the header's order, with the header's signatures.
+//!
+//! Strings are Go-style `(char* ptr, int len)` pairs: `len` bytes at `ptr`, no terminating
+//! NUL needed; `(NULL, 0)` is the empty string. A null pointer with a non-zero length, a
+//! negative length or bytes that are not UTF-8 make the call fail cleanly. Every `char*`
+//! returned is ours, never null, and must be freed with [`c_FreePointer`].
+//!
+//! Errors: a function that returns JSON returns an error JSON (`{"error": "..."}`, or for
+//! attributes `{"Exists":false,"Value":"","Error":"..."}`); one that returns another string
+//! returns the empty string (or Go's error answer, see each); a `void` function reports the
+//! error as an `AppError` event on the app bus (`Error`: `"c_Name: <reason>"`) and in the log.
+//! Functions marked *not yet* in `docs/specs/libcwtch.md` fail that way with
+//! [`NOT_YET`]. No panic crosses into C.
+//!
+//! # Safety (every function)
+//!
+//! Each `(ptr, len)` pair must have `len <= 0`, or a null `ptr`, or `ptr` pointing to at
+//! least `len` readable bytes that stay unchanged during the call; a pointer passed to
+//! [`c_FreePointer`] must be one this library returned (others are ignored, but passing
+//! freed memory that has since been reused by the host is still the host's bug).
+
+use std::ffi::{c_char, c_int, c_uint};
+
+use tracing::warn;
+
+use crate::app::{global, CallResult, Global};
+use crate::cabi::{bool_arg, free_string, give_string, guard};
+use crate::json::{error_json, to_json, Attribute, GoEvent};
+use crate::ops;
+
+/// The error of the functions not implemented yet.
+pub const NOT_YET: &str = "not yet implemented in this libCwtch (cwtch-rs)";
+
+/// Read a `(ptr, len)` string argument inside a call body returning `CallResult`.
+macro_rules! arg {
+    ($name:literal, $ptr:expr, $len:expr) => {
+        // SAFETY: the caller of the exported function promises that this (pointer, length)
+        // pair is null or describes readable, unchanging bytes (module docs, "Safety").
+        unsafe { crate::cabi::str_arg($name, $ptr, $len) }.map_err(|e| e.to_string())?
+    };
+}
+
+fn report(g: &Global, name: &str, e: &str) {
+    warn!(function = name, "{e}");
+    g.emit(GoEvent::app_error(&format!("{name}: {e}"), ""));
+}
+
+/// A `void` function: errors become an `AppError` event.
+fn void_call(name: &'static str, f: impl FnOnce(&'static Global) -> CallResult<()>) {
+    guard(
+        name,
+        || (),
+        || {
+            let Some(g) = global() else { return };
+            if let Err(e) = f(g) {
+                report(g, name, &e);
+            }
+        },
+    )
+}
+
+/// A function returning a string: `on_error` makes the error value.
+fn string_call(
+    name: &'static str,
+    on_error: fn(&str) -> String,
+    f: impl FnOnce(&'static Global) -> CallResult<String>,
+) -> *mut c_char {
+    guard(
+        name,
+        || give_string(on_error("internal error (panic)")),
+        || {
+            let Some(g) = global() else {
+                return give_string(on_error("libCwtch could not start its runtime"));
+            };
+            match f(g) {
+                Ok(s) => give_string(s),
+                Err(e) => {
+                    warn!(function = name, "{e}");
+                    give_string(on_error(&format!("{name}: {e}")))
+                }
+            }
+        },
+    )
+}
+
+fn empty(_: &str) -> String {
+    String::new()
+}
+
+fn attribute_error(e: &str) -> String {
+    to_json(&Attribute {
+        Exists: false,
+        Value: String::new(),
+        Error: Some(e.to_owned()),
+    })
+}
+
+fn not_yet_void(name: &'static str) {
+    void_call(name, |_| Err(NOT_YET.to_owned()))
+}
+
+fn not_yet_string(name: &'static str, on_error: fn(&str) -> String) -> *mut c_char {
+    string_call(name, on_error, |_| Err(NOT_YET.to_owned()))
+}
+
+/// Free a string this library returned. Null, foreign and already-freed pointers are
+/// ignored (and logged).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_FreePointer(ptr: *mut c_char) {
+    guard(
+        "c_FreePointer",
+        || (),
+        || {
+            free_string(ptr);
+        },
+    )
+}
+
+/// 1 if Cwtch is started (after `CwtchStarted`), 0 if not.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_Started() -> c_int {
+    guard(
+        "c_Started",
+        || 0,
+        || global().map(|g| c_int::from(g.started())).unwrap_or(0),
+    )
+}
+
+/// Start Cwtch with its files in `dir` and tor at `tor` (empty: `tor` on PATH), in the
+/// background: `ACNStatus`, `UpdateGlobalSettings`, then `CwtchStarted` (or
+/// `CwtchStartError`) follow on the app bus. `CWTCH_NETWORK=loopback` (with
+/// `CWTCH_LOOPBACK_DIR`) selects the loopback network instead: NO ANONYMITY, tests only.
+/// Returns 0 when starting, 1 when already started, -1 on invalid arguments (ours).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_StartCwtch(
+    dir_c: *mut c_char,
+    len: c_int,
+    tor_c: *mut c_char,
+    torLen: c_int,
+) -> c_int {
+    guard(
+        "c_StartCwtch",
+        || -1,
+        || {
+            let args = || -> CallResult<(String, String)> {
+                Ok((arg!("dir", dir_c, len), arg!("tor", tor_c, torLen)))
+            };
+            let Some(g) = global() else { return -1 };
+            match args() {
+                Ok((dir, tor)) => g.start(dir, tor),
+                Err(e) => {
+                    report(g, "c_StartCwtch", &e);
+                    -1
+                }
+            }
+        },
+    )
+}
+
+/// The next event of the app bus (JSON `{"EventType","EventID","Data"}`), blocking until
+/// there is one (before `c_StartCwtch` too, as Go's). Free it with [`c_FreePointer`].
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetAppBusEvent() -> *mut c_char {
+    string_call(
+        "c_GetAppBusEvent",
+        |e| to_json(&GoEvent::app_error(e, "")),
+        |g| Ok(g.bus.pop_blocking()),
+    )
+}
+
+/// Send the state again (a `NewPeer` per loaded profile with `Reload`, the settings, the
+/// network status), for a client that lost its own.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ReconnectCwtchForeground() {
+    void_call("c_ReconnectCwtchForeground", |g| {
+        let r = g.running()?;
+        g.call(ops::reconnect(g, &r));
+        Ok(())
+    })
+}
+
+/// Stop every profile and the network (synchronous). `c_StartCwtch` may be called again.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ShutdownCwtch() {
+    void_call("c_ShutdownCwtch", |g| {
+        g.shutdown();
+        Ok(())
+    })
+}
+
+/// Set a profile attribute. A key without a scope is `public.` (Go: "only public.profile
+/// for now"); `profile.name` renames the profile.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_SetProfileAttribute(
+    profile_ptr: *mut c_char,
+    profile_len: c_int,
+    key_ptr: *mut c_char,
+    key_len: c_int,
+    val_ptr: *mut c_char,
+    val_len: c_int,
+) {
+    void_call("c_SetProfileAttribute", |g| {
+        let (p, k, v) = (
+            arg!("profile", profile_ptr, profile_len),
+            arg!("key", key_ptr, key_len),
+            arg!("value", val_ptr, val_len),
+        );
+        let r = g.running()?;
+        g.call(ops::set_profile_attribute(&r, &p, &k, &v))
+    })
+}
+
+/// A profile attribute: `{"Exists": bool, "Value": string}`.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetProfileAttribute(
+    profile_ptr: *mut c_char,
+    profile_len: c_int,
+    key_ptr: *mut c_char,
+    key_len: c_int,
+) -> *mut c_char {
+    string_call("c_GetProfileAttribute", attribute_error, |g| {
+        let (p, k) = (
+            arg!("profile", profile_ptr, profile_len),
+            arg!("key", key_ptr, key_len),
+        );
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::get_profile_attribute(&r, &p, &k))))
+    })
+}
+
+/// Set a conversation attribute (a key without a scope is `local.`).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_SetConversationAttribute(
+    profile_ptr: *mut c_char,
+    profile_len: c_int,
+    conversation_id: c_int,
+    key_ptr: *mut c_char,
+    key_len: c_int,
+    val_ptr: *mut c_char,
+    val_len: c_int,
+) {
+    void_call("c_SetConversationAttribute", |g| {
+        let (p, k, v) = (
+            arg!("profile", profile_ptr, profile_len),
+            arg!("key", key_ptr, key_len),
+            arg!("value", val_ptr, val_len),
+        );
+        let r = g.running()?;
+        g.call(ops::set_conversation_attribute(
+            &r,
+            &p,
+            conversation_id,
+            &k,
+            &v,
+        ))
+    })
+}
+
+/// A conversation attribute: `{"Exists": bool, "Value": string}`.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetConversationAttribute(
+    profile_ptr: *mut c_char,
+    profile_len: c_int,
+    conversation_id: c_int,
+    key_ptr: *mut c_char,
+    key_len: c_int,
+) -> *mut c_char {
+    string_call("c_GetConversationAttribute", attribute_error, |g| {
+        let (p, k) = (
+            arg!("profile", profile_ptr, profile_len),
+            arg!("key", key_ptr, key_len),
+        );
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::get_conversation_attribute(
+            &r,
+            &p,
+            conversation_id,
+            &k,
+        ))))
+    })
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ResetTor() {
+    not_yet_void("c_ResetTor")
+}
+
+/// Save the settings (Go's `GlobalSettings` JSON); `UpdateGlobalSettings` follows if they
+/// changed. `BlockUnknownConnections` applies to every profile.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_UpdateSettings(json_ptr: *mut c_char, json_len: c_int) {
+    void_call("c_UpdateSettings", |g| {
+        let json = arg!("json", json_ptr, json_len);
+        let r = g.running()?;
+        g.call(ops::update_settings(g, &r, &json))
+    })
+}
+
+/// Ours: `{"Implementation","Version","Started","LoadedProfiles"}` (Go's: Go runtime
+/// statistics).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetDebugInfo() -> *mut c_char {
+    string_call("c_GetDebugInfo", error_json, |g| Ok(ops::debug_info(g)))
+}
+
+/// A loaded profile's engine always runs in this library: succeeds for a loaded profile.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ActivatePeerEngine(onion_ptr: *mut c_char, onion_len: c_int) {
+    void_call("c_ActivatePeerEngine", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        g.running()?.profile(&p).map(|_| ())
+    })
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DeactivatePeerEngine(_onion_ptr: *mut c_char, _onion_len: c_int) {
+    not_yet_void("c_DeactivatePeerEngine")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ConfigureConnections(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _listen1: c_char,
+    _peers2: c_char,
+    _servers3: c_char,
+) {
+    not_yet_void("c_ConfigureConnections")
+}
+
+/// Create a profile and load it: `NewPeer` (`Created: "true"`) follows. `autostart` is
+/// ignored (the profile always starts).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_CreateProfile(
+    name_ptr: *mut c_char,
+    name_len: c_int,
+    password_ptr: *mut c_char,
+    password_len: c_int,
+    autostart4: c_char,
+) {
+    void_call("c_CreateProfile", |g| {
+        let (name, pass) = (
+            arg!("name", name_ptr, name_len),
+            arg!("password", password_ptr, password_len),
+        );
+        let r = g.running()?;
+        g.call(ops::create_profile(&r, &name, &pass, bool_arg(autostart4)))
+    })
+}
+
+/// Load every profile this password opens: a `NewPeer` each, or `AppError` `Loaded 0
+/// profiles` when none was loaded.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_LoadProfiles(password_ptr: *mut c_char, password_len: c_int) {
+    void_call("c_LoadProfiles", |g| {
+        let pass = arg!("password", password_ptr, password_len);
+        let r = g.running()?;
+        if g.call(ops::load_profiles(&r, &pass))? == 0 {
+            g.emit(GoEvent::app_error(ops::LOADED_0_PROFILES, ""));
+        }
+        Ok(())
+    })
+}
+
+/// Delete a profile (the password must open it): `PeerDeleted` follows.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DeleteProfile(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    password_ptr: *mut c_char,
+    password_len: c_int,
+) {
+    void_call("c_DeleteProfile", |g| {
+        let (p, pass) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("password", password_ptr, password_len),
+        );
+        let r = g.running()?;
+        g.call(ops::delete_profile(g, &r, &p, &pass))
+    })
+}
+
+/// Import an exported profile and load it (`NewPeer` follows). Returns the empty string on
+/// success, the error otherwise (UNCONFIRMED Go answer).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ImportProfile(
+    file5_ptr: *mut c_char,
+    file5_len: c_int,
+    password_ptr: *mut c_char,
+    password_len: c_int,
+) -> *mut c_char {
+    string_call("c_ImportProfile", str::to_owned, |g| {
+        let (file, pass) = (
+            arg!("file", file5_ptr, file5_len),
+            arg!("password", password_ptr, password_len),
+        );
+        let r = g.running()?;
+        g.call(ops::import_profile(&r, &file, &pass))?;
+        Ok(String::new())
+    })
+}
+
+/// Change a loaded profile's password (`newPassword` and `newPasswordAgain` must match).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ChangePassword(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    current6_ptr: *mut c_char,
+    current6_len: c_int,
+    newPassword7_ptr: *mut c_char,
+    newPassword7_len: c_int,
+    newPasswordAgain8_ptr: *mut c_char,
+    newPasswordAgain8_len: c_int,
+) {
+    void_call("c_ChangePassword", |g| {
+        let (p, cur, new, again) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("current", current6_ptr, current6_len),
+            arg!("newPassword", newPassword7_ptr, newPassword7_len),
+            arg!(
+                "newPasswordAgain",
+                newPasswordAgain8_ptr,
+                newPasswordAgain8_len
+            ),
+        );
+        let r = g.running()?;
+        g.call(ops::change_password(&r, &p, &cur, &new, &again))
+    })
+}
+
+/// Export a loaded profile to a new file (Go's archive format).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ExportProfile(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    file9_ptr: *mut c_char,
+    file9_len: c_int,
+) {
+    void_call("c_ExportProfile", |g| {
+        let (p, file) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("file", file9_ptr, file9_len),
+        );
+        let r = g.running()?;
+        g.call(ops::export_profile(&r, &p, &file))
+    })
+}
+
+/// Import a bundle: a peer's onion (adds the contact, accepted), a `server:` bundle, or a
+/// group invite (`tofubundle:`/`torv3`). Returns `importBundle.success`, or
+/// `importBundle.` followed by the error (UNCONFIRMED wording).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ImportBundle(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    bundle10_ptr: *mut c_char,
+    bundle10_len: c_int,
+) -> *mut c_char {
+    string_call(
+        "c_ImportBundle",
+        |e| format!("importBundle.{e}"),
+        |g| {
+            let (p, bundle) = (
+                arg!("profile", onion_ptr, onion_len),
+                arg!("bundle", bundle10_ptr, bundle10_len),
+            );
+            let r = g.running()?;
+            g.call(ops::import_bundle(&r, &p, &bundle))?;
+            Ok("importBundle.success".to_owned())
+        },
+    )
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ArchiveConversation(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _conversation: c_int,
+) {
+    not_yet_void("c_ArchiveConversation")
+}
+
+/// Accept a contact request (or a group invite).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_AcceptConversation(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+) {
+    void_call("c_AcceptConversation", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::accept(&r, &p, conversation))
+    })
+}
+
+/// Block a contact.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_BlockConversation(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+) {
+    void_call("c_BlockConversation", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::block(&r, &p, conversation, true))
+    })
+}
+
+/// Unblock a contact.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_UnblockConversation(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+) {
+    void_call("c_UnblockConversation", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::block(&r, &p, conversation, false))
+    })
+}
+
+/// Delete a contact and its messages, or leave a group.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DeleteConversation(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+) {
+    void_call("c_DeleteConversation", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::delete_conversation(&r, &p, conversation))
+    })
+}
+
+/// Not yet (accepted contacts are dialled automatically).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_PeerWithOnion(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _handle11_ptr: *mut c_char,
+    _handle11_len: c_int,
+) {
+    not_yet_void("c_PeerWithOnion")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DisconnectFromPeer(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _handle12_ptr: *mut c_char,
+    _handle12_len: c_int,
+) {
+    not_yet_void("c_DisconnectFromPeer")
+}
+
+/// A contact's access control list, `{"<onion>": {"Blocked", "Read", "Append",
+/// "AutoConnect", "ExchangeAttributes", "ShareFiles", "RenderImages"}}`, derived from its
+/// accepted/blocked state.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetConversationAccessControlList(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+) -> *mut c_char {
+    string_call("c_GetConversationAccessControlList", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::access_control_list(
+            &r,
+            &p,
+            conversation,
+        ))?))
+    })
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_UpdateConversationAccessControlList(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _conversation: c_int,
+    _json13_ptr: *mut c_char,
+    _json13_len: c_int,
+) {
+    not_yet_void("c_UpdateConversationAccessControlList")
+}
+
+/// Not yet: returns the empty string (Go: a search id).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_SearchConversations(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _pattern14_ptr: *mut c_char,
+    _pattern14_len: c_int,
+) -> *mut c_char {
+    not_yet_string("c_SearchConversations", empty)
+}
+
+/// Send an overlay message (`{"o": 1, "d": "hi"}`) to a contact or a group: stored, then sent
+/// when connected. Returns the stored message (`EnhancedMessage` JSON) or an error JSON.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_SendMessage(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    msg15_ptr: *mut c_char,
+    msg15_len: c_int,
+) -> *mut c_char {
+    string_call("c_SendMessage", error_json, |g| {
+        let (p, msg) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("message", msg15_ptr, msg15_len),
+        );
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::send_message(
+            &r,
+            &p,
+            conversation,
+            &msg,
+        ))?))
+    })
+}
+
+/// One message of a contact conversation by id (`EnhancedMessage` JSON), or an error JSON.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetMessageById(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    message_id: c_int,
+) -> *mut c_char {
+    string_call("c_GetMessageById", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::message_by_id(
+            &r,
+            &p,
+            conversation,
+            message_id,
+        ))?))
+    })
+}
+
+/// The newest message with this content hash (`EnhancedMessage` JSON), or an error JSON.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetMessageByContentHash(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    contentHash16_ptr: *mut c_char,
+    contentHash16_len: c_int,
+) -> *mut c_char {
+    string_call("c_GetMessageByContentHash", error_json, |g| {
+        let (p, hash) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("contentHash", contentHash16_ptr, contentHash16_len),
+        );
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::message_by_hash(
+            &r,
+            &p,
+            conversation,
+            &hash,
+        ))?))
+    })
+}
+
+/// `count` messages, newest first, after skipping the `index` newest: a JSON array of
+/// `EnhancedMessage`, or an error JSON.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetMessages(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    index: c_int,
+    count: c_uint,
+) -> *mut c_char {
+    string_call("c_GetMessages", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::messages(
+            &r,
+            &p,
+            conversation,
+            index,
+            count,
+        ))?))
+    })
+}
+
+/// Invite contact `conversation` to the group `target`, or suggest the contact `target` to
+/// it; returns the message sent (`EnhancedMessage` JSON) or an error JSON.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_SendInviteMessage(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    target: c_int,
+) -> *mut c_char {
+    string_call("c_SendInviteMessage", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::send_invite(
+            &r,
+            &p,
+            conversation,
+            target,
+        ))?))
+    })
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_UpdateMessageAttribute(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _conversation: c_int,
+    _channel_id: c_int,
+    _message_id: c_int,
+    _attributeKey17_ptr: *mut c_char,
+    _attributeKey17_len: c_int,
+    _attributeValue18_ptr: *mut c_char,
+    _attributeValue18_len: c_int,
+) {
+    not_yet_void("c_UpdateMessageAttribute")
+}
+
+/// Create a group on an imported server (`GroupCreated` follows).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_StartGroup(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    name19_ptr: *mut c_char,
+    name19_len: c_int,
+    server20_ptr: *mut c_char,
+    server20_len: c_int,
+) {
+    void_call("c_StartGroup", |g| {
+        let (p, name, server) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("name", name19_ptr, name19_len),
+            arg!("server", server20_ptr, server20_len),
+        );
+        let r = g.running()?;
+        g.call(ops::start_group(&r, &p, &name, &server))
+    })
+}
+
+/// Not yet (servers of accepted groups are joined automatically).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_QueueJoinServer(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _handle21_ptr: *mut c_char,
+    _handle21_len: c_int,
+) {
+    not_yet_void("c_QueueJoinServer")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DisconnectFromServer(
+    _onion_ptr: *mut c_char,
+    _onion_len: c_int,
+    _handle22_ptr: *mut c_char,
+    _handle22_len: c_int,
+) {
+    not_yet_void("c_DisconnectFromServer")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_PublishServerUpdate(_onion_ptr: *mut c_char, _onion_len: c_int) {
+    not_yet_void("c_PublishServerUpdate")
+}
+
+/// Send the profile's servers: `UpdateServerInfo {ProfileOnion, ServerList}`.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetServerInfoList(onion_ptr: *mut c_char, onion_len: c_int) {
+    void_call("c_GetServerInfoList", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::server_info(g, &r, &p))
+    })
+}
+
+/// Remove an imported server.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DeleteServerInfo(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    serverOnion23_ptr: *mut c_char,
+    serverOnion23_len: c_int,
+) {
+    void_call("c_DeleteServerInfo", |g| {
+        let (p, server) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("server", serverOnion23_ptr, serverOnion23_len),
+        );
+        let r = g.running()?;
+        g.call(ops::delete_server_info(&r, &p, &server))
+    })
+}
+
+/// Download a file a contact offered (`filekey`) into the directory of `filepath`, under the
+/// name it was offered with (this library names downloads itself; `manifest` is not used);
+/// `FileDownloadProgressUpdate` and `FileDownloaded` follow.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DownloadFileDefaultLimit(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    filepath24_ptr: *mut c_char,
+    filepath24_len: c_int,
+    manifest25_ptr: *mut c_char,
+    manifest25_len: c_int,
+    filekey26_ptr: *mut c_char,
+    filekey26_len: c_int,
+) {
+    void_call("c_DownloadFileDefaultLimit", |g| {
+        let (p, path, _manifest, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filepath", filepath24_ptr, filepath24_len),
+            arg!("manifest", manifest25_ptr, manifest25_len),
+            arg!("filekey", filekey26_ptr, filekey26_len),
+        );
+        let r = g.running()?;
+        g.call(ops::download(&r, &p, conversation, &path, &key))
+    })
+}
+
+/// Serve a file we share again.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_RestartFileShare(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    filekey27_ptr: *mut c_char,
+    filekey27_len: c_int,
+) {
+    void_call("c_RestartFileShare", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey27_ptr, filekey27_len),
+        );
+        let r = g.running()?;
+        g.call(ops::set_sharing(&r, &p, &key, true))
+    })
+}
+
+/// Stop serving a file we share.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_StopFileShare(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    filekey28_ptr: *mut c_char,
+    filekey28_len: c_int,
+) {
+    void_call("c_StopFileShare", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey28_ptr, filekey28_len),
+        );
+        let r = g.running()?;
+        g.call(ops::set_sharing(&r, &p, &key, false))
+    })
+}
+
+/// Announce a completed download again (`FileDownloaded`); nothing while it runs (progress
+/// comes as `FileDownloadProgressUpdate`).
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_CheckDownloadStatus(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    filekey29_ptr: *mut c_char,
+    filekey29_len: c_int,
+) {
+    void_call("c_CheckDownloadStatus", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey29_ptr, filekey29_len),
+        );
+        let r = g.running()?;
+        g.call(ops::check_download(g, &r, &p, &key))
+    })
+}
+
+/// A completed download is announced again (`FileDownloaded`; its chunks were verified when
+/// written); an unfinished one is resumed.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_VerifyOrResumeDownloadDefaultLimit(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    filekey30_ptr: *mut c_char,
+    filekey30_len: c_int,
+) {
+    void_call("c_VerifyOrResumeDownloadDefaultLimit", |g| {
+        let (p, key) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filekey", filekey30_ptr, filekey30_len),
+        );
+        let r = g.running()?;
+        g.call(ops::verify_or_resume(g, &r, &p, conversation, &key))
+    })
+}
+
+/// Share a file with a contact: returns the file message sent (`EnhancedMessage` JSON), or an
+/// error JSON. Conversation -1 (a profile image, in Go) is not yet supported.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_ShareFile(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    filepath31_ptr: *mut c_char,
+    filepath31_len: c_int,
+) -> *mut c_char {
+    string_call("c_ShareFile", error_json, |g| {
+        let (p, path) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("filepath", filepath31_ptr, filepath31_len),
+        );
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::share_file(
+            &r,
+            &p,
+            conversation,
+            &path,
+        ))?))
+    })
+}
+
+/// Our shares in a conversation: a JSON array of `{FileKey, Path, DateShared, Active,
+/// Expired}` (`DateShared` empty, `Expired` false), or an error JSON.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_GetSharedFiles(
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+) -> *mut c_char {
+    string_call("c_GetSharedFiles", error_json, |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        Ok(to_json(&g.call(ops::shared_files(&r, &p, conversation))?))
+    })
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_CreateServer(
+    _password_ptr: *mut c_char,
+    _password_len: c_int,
+    _description32_ptr: *mut c_char,
+    _description32_len: c_int,
+    _autostart33: c_char,
+) {
+    not_yet_void("c_CreateServer")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_SetServerAttribute(
+    _handle34_ptr: *mut c_char,
+    _handle34_len: c_int,
+    _key35_ptr: *mut c_char,
+    _key35_len: c_int,
+    _val36_ptr: *mut c_char,
+    _val36_len: c_int,
+) {
+    not_yet_void("c_SetServerAttribute")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_LoadServers(_password_ptr: *mut c_char, _password_len: c_int) {
+    not_yet_void("c_LoadServers")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_LaunchServers() {
+    not_yet_void("c_LaunchServers")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_LaunchServer(_handle37_ptr: *mut c_char, _handle37_len: c_int) {
+    not_yet_void("c_LaunchServer")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_StopServer(_handle38_ptr: *mut c_char, _handle38_len: c_int) {
+    not_yet_void("c_StopServer")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_StopServers() {
+    not_yet_void("c_StopServers")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DestroyServers() {
+    not_yet_void("c_DestroyServers")
+}
+
+/// Not yet.
+///
+/// # Safety
+/// See the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn c_DeleteServer(
+    _handle39_ptr: *mut c_char,
+    _handle39_len: c_int,
+    _password_ptr: *mut c_char,
+    _password_len: c_int,
+) {
+    not_yet_void("c_DeleteServer")
+}

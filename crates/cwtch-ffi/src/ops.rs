@@ -1,0 +1,641 @@
+//! What the exported functions do, in safe async Rust: arguments already converted, results
+//! as Rust values; `crate::ffi` turns them into C values and JSON.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use cwtch::{
+    ContactId, Content, ConversationId, MessageId, MessageInfo, MessageState, ProfileHandle,
+    ProfileId,
+};
+
+use crate::app::{password, CallResult, Global, Running};
+use crate::events;
+use crate::json::{
+    to_json, AccessControl, AccessControlList, Attribute, EnhancedMessage, GlobalSettings, GoEvent,
+    SharedFile,
+};
+
+/// Go's answer to `AppErrLoaded0` (cwtch `event.AppErrLoaded0`); cwtch-imp creates its
+/// profile when it sees exactly this text.
+pub(crate) const LOADED_0_PROFILES: &str = "Loaded 0 profiles";
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn conv(c: i32) -> ContactId {
+    ContactId::Conversation(ConversationId(i64::from(c)))
+}
+
+/// Whether a conversation id names one of the profile's groups.
+async fn is_group(p: &ProfileHandle, c: i32) -> bool {
+    p.group(ConversationId(i64::from(c))).await.is_ok()
+}
+
+/// A key without a scope gets `default_scope` (Go: `attr.ParseZone` then a scope).
+fn scoped(key: &str, default_scope: &str) -> String {
+    const SCOPES: [&str; 4] = ["public.", "local.", "peer.", "conversation."];
+    if SCOPES.iter().any(|s| key.starts_with(s)) {
+        key.to_owned()
+    } else {
+        format!("{default_scope}.{key}")
+    }
+}
+
+pub(crate) async fn create_profile(
+    r: &Running,
+    name: &str,
+    pass: &str,
+    _autostart: bool,
+) -> CallResult<()> {
+    let pw = password(pass);
+    let info = r.app.create_profile(name, &pw).await.map_err(err)?;
+    r.created
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(info.profile_id.as_str().to_owned());
+    if let Err(e) = r.app.load_profile(info.profile_id.as_str(), &pw).await {
+        r.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(info.profile_id.as_str());
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// Load every profile `pass` opens that is not loaded yet; returns how many were loaded.
+pub(crate) async fn load_profiles(r: &Running, pass: &str) -> CallResult<usize> {
+    let pw = password(pass);
+    let list = r.app.list_profiles(&pw).await.map_err(err)?;
+    let mut loaded = 0;
+    for info in list.into_iter().filter(|i| !i.loaded) {
+        match r.app.load_profile(info.profile_id.as_str(), &pw).await {
+            Ok(_) => loaded += 1,
+            Err(e) => tracing::warn!("c_LoadProfiles: a profile did not load: {e}"),
+        }
+    }
+    Ok(loaded)
+}
+
+async fn profile_id(r: &Running, onion: &str, pass: &str) -> CallResult<ProfileId> {
+    if let Ok(p) = r.profile(onion) {
+        return Ok(p.profile_id().clone());
+    }
+    r.app
+        .list_profiles(&password(pass))
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|i| i.onion.as_str() == onion)
+        .map(|i| i.profile_id)
+        .ok_or_else(|| "no profile with that onion opens with that password".to_owned())
+}
+
+pub(crate) async fn delete_profile(
+    g: &Global,
+    r: &Running,
+    onion: &str,
+    pass: &str,
+) -> CallResult<()> {
+    let id = profile_id(r, onion, pass).await?;
+    r.app
+        .delete_profile(&id, &password(pass))
+        .await
+        .map_err(err)?;
+    g.emit(GoEvent::new("PeerDeleted", [("Identity", onion)]));
+    Ok(())
+}
+
+pub(crate) async fn change_password(
+    r: &Running,
+    onion: &str,
+    current: &str,
+    new: &str,
+    again: &str,
+) -> CallResult<()> {
+    if new != again {
+        return Err("the new passwords differ".into());
+    }
+    let p = r.profile(onion)?;
+    p.change_password(&password(current), &password(new))
+        .await
+        .map_err(err)
+}
+
+pub(crate) async fn export_profile(r: &Running, onion: &str, file: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.export(Path::new(file)).await.map_err(err)
+}
+
+/// Import an exported profile and load it (`NewPeer` follows).
+pub(crate) async fn import_profile(r: &Running, file: &str, pass: &str) -> CallResult<()> {
+    let pw = password(pass);
+    let info = r
+        .app
+        .import_profile(Path::new(file), &pw)
+        .await
+        .map_err(err)?;
+    r.app
+        .load_profile(info.profile_id.as_str(), &pw)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// `c_ImportBundle`: a peer's onion adds a contact (accepted); `server:` imports a server;
+/// `tofubundle:` / `torv3` joins a group. Go's answers: `importBundle.success`, or
+/// `importBundle.` and the error (UNCONFIRMED wording of the errors).
+pub(crate) async fn import_bundle(r: &Running, onion: &str, bundle: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let b = bundle.trim();
+    if b.starts_with("server:") {
+        p.add_server(b).await.map(|_| ()).map_err(err)
+    } else if b.starts_with("tofubundle:") || b.starts_with("torv3") {
+        p.join_group(b).await.map(|_| ()).map_err(err)
+    } else {
+        p.add_contact(b).await.map(|_| ()).map_err(err)
+    }
+}
+
+pub(crate) async fn accept(r: &Running, onion: &str, c: i32) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    if is_group(&p, c).await {
+        p.accept_group(ConversationId(i64::from(c)))
+            .await
+            .map_err(err)
+    } else {
+        p.accept(conv(c)).await.map_err(err)
+    }
+}
+
+pub(crate) async fn block(r: &Running, onion: &str, c: i32, blocked: bool) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    if blocked {
+        p.block(conv(c)).await.map_err(err)
+    } else {
+        p.unblock(conv(c)).await.map_err(err)
+    }
+}
+
+pub(crate) async fn delete_conversation(r: &Running, onion: &str, c: i32) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    if is_group(&p, c).await {
+        p.leave_group(ConversationId(i64::from(c)))
+            .await
+            .map_err(err)
+    } else {
+        p.delete_contact(conv(c)).await.map_err(err)
+    }
+}
+
+pub(crate) async fn set_profile_attribute(
+    r: &Running,
+    onion: &str,
+    key: &str,
+    value: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let key = scoped(key, "public");
+    if key == "public.profile.name" {
+        p.set_name(value).await.map_err(err)
+    } else {
+        p.set_attribute(&key, value).await.map_err(err)
+    }
+}
+
+pub(crate) async fn get_profile_attribute(r: &Running, onion: &str, key: &str) -> Attribute {
+    let found = match r.profile(onion) {
+        Ok(p) => p.attribute(&scoped(key, "public")).await.map_err(err),
+        Err(e) => Err(e),
+    };
+    attribute(found)
+}
+
+fn attribute(found: CallResult<Option<String>>) -> Attribute {
+    match found {
+        Ok(Some(v)) => Attribute {
+            Exists: true,
+            Value: v,
+            Error: None,
+        },
+        Ok(None) => Attribute {
+            Exists: false,
+            Value: String::new(),
+            Error: None,
+        },
+        Err(e) => Attribute {
+            Exists: false,
+            Value: String::new(),
+            Error: Some(e),
+        },
+    }
+}
+
+pub(crate) async fn set_conversation_attribute(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    key: &str,
+    value: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.set_contact_attribute(conv(c), &scoped(key, "local"), value)
+        .await
+        .map_err(err)
+}
+
+pub(crate) async fn get_conversation_attribute(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    key: &str,
+) -> Attribute {
+    let found = async {
+        let p = r.profile(onion)?;
+        let contact = p.contact(conv(c)).await.map_err(err)?;
+        Ok(contact.attributes.get(&scoped(key, "local")).cloned())
+    }
+    .await;
+    attribute(found)
+}
+
+pub(crate) async fn access_control_list(
+    r: &Running,
+    onion: &str,
+    c: i32,
+) -> CallResult<AccessControlList> {
+    let p = r.profile(onion)?;
+    let contact = p.contact(conv(c)).await.map_err(err)?;
+    let mut acl = AccessControlList::new();
+    acl.insert(
+        contact.onion.as_str().to_owned(),
+        AccessControl::for_contact(contact.accepted, contact.blocked),
+    );
+    Ok(acl)
+}
+
+/// Go's `EnhancedMessage` for a stored message.
+pub(crate) fn enhanced(m: &MessageInfo) -> EnhancedMessage {
+    let (acknowledged, error) = match &m.state {
+        MessageState::Acknowledged => (true, String::new()),
+        MessageState::Failed { error } => (false, error.clone()),
+        _ => (false, String::new()),
+    };
+    let ts = m.timestamp.clone().unwrap_or_default();
+    let mut attributes = BTreeMap::from([
+        ("author".to_owned(), m.author.clone()),
+        ("ack".to_owned(), acknowledged.to_string()),
+    ]);
+    if !ts.is_empty() {
+        attributes.insert("sent".to_owned(), ts.clone());
+    }
+    if !error.is_empty() {
+        attributes.insert("error".to_owned(), error.clone());
+    }
+    EnhancedMessage {
+        ID: m.message_id.0,
+        LocalIndex: m.message_id.0,
+        Timestamp: ts.clone(),
+        Received: ts,
+        PeerID: m.author.clone(),
+        Message: m.body.clone(),
+        Signature: base64::engine::general_purpose::STANDARD.encode(m.signature.as_bytes()),
+        PreviousMessageSig: None,
+        ReceivedByServer: false,
+        Acknowledged: acknowledged,
+        Error: error,
+        Flags: 0,
+        ContentHash: m.content_hash.clone(),
+        ContactImage: String::new(),
+        Attributes: attributes,
+    }
+}
+
+/// The overlay wrapper `{"o": <int>, "d": <string>}` a client sends.
+#[derive(serde::Deserialize)]
+struct Wrapper {
+    o: i64,
+    d: String,
+}
+
+pub(crate) async fn send_message(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    msg: &str,
+) -> CallResult<EnhancedMessage> {
+    let p = r.profile(onion)?;
+    let w: Wrapper = serde_json::from_str(msg)
+        .map_err(|e| format!("the message is not an overlay {{\"o\":…,\"d\":…}}: {e}"))?;
+    if is_group(&p, c).await {
+        let group = ConversationId(i64::from(c));
+        let sent = p
+            .send_group_content(group, &Content::parse(msg))
+            .await
+            .map_err(err)?;
+        let m = p
+            .group_messages(group, 0, 50)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .find(|m| m.message_id == sent.message_id)
+            .ok_or("the message sent is not stored")?;
+        return Ok(enhanced(&m));
+    }
+    let sent = p.send_overlay(conv(c), w.o, &w.d).await.map_err(err)?;
+    let m = p
+        .message(conv(c), sent.message_id)
+        .await
+        .map_err(err)?
+        .ok_or("the message sent is not stored")?;
+    Ok(enhanced(&m))
+}
+
+pub(crate) async fn message_by_id(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    id: i32,
+) -> CallResult<EnhancedMessage> {
+    let p = r.profile(onion)?;
+    if is_group(&p, c).await {
+        return Err("messages of groups by id: not yet implemented".into());
+    }
+    p.message(conv(c), MessageId(i64::from(id)))
+        .await
+        .map_err(err)?
+        .map(|m| enhanced(&m))
+        .ok_or_else(|| "no such message".to_owned())
+}
+
+pub(crate) async fn message_by_hash(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    hash: &str,
+) -> CallResult<EnhancedMessage> {
+    let p = r.profile(onion)?;
+    p.message_by_content_hash(conv(c), hash)
+        .await
+        .map_err(err)?
+        .map(|m| enhanced(&m))
+        .ok_or_else(|| "no such message".to_owned())
+}
+
+/// `count` messages, newest first, skipping the `index` newest (Go's
+/// `GetMostRecentMessages`).
+pub(crate) async fn messages(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    index: i32,
+    count: u32,
+) -> CallResult<Vec<EnhancedMessage>> {
+    let p = r.profile(onion)?;
+    let offset = u64::try_from(index).map_err(|_| "negative index".to_owned())?;
+    let list = if is_group(&p, c).await {
+        p.group_messages(ConversationId(i64::from(c)), offset, count)
+            .await
+    } else {
+        p.messages(conv(c), offset, count).await
+    }
+    .map_err(err)?;
+    Ok(list.iter().map(enhanced).collect())
+}
+
+/// Share a file with a contact; returns the file message sent (overlay 200).
+pub(crate) async fn share_file(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    path: &str,
+) -> CallResult<EnhancedMessage> {
+    if c < 0 {
+        return Err("sharing with no conversation (a profile image): not yet implemented".into());
+    }
+    let p = r.profile(onion)?;
+    let (_key, sent) = p.share_file(conv(c), Path::new(path)).await.map_err(err)?;
+    let m = p
+        .message(conv(c), sent.message_id)
+        .await
+        .map_err(err)?
+        .ok_or("the message sent is not stored")?;
+    Ok(enhanced(&m))
+}
+
+/// Our shares in a conversation.
+pub(crate) async fn shared_files(r: &Running, onion: &str, c: i32) -> CallResult<Vec<SharedFile>> {
+    let p = r.profile(onion)?;
+    Ok(p.files(Some(conv(c)))
+        .await
+        .map_err(err)?
+        .into_iter()
+        .filter(|f| f.ours)
+        .map(|f| SharedFile {
+            Active: f.state == "sharing",
+            FileKey: f.file_key,
+            Path: f.path.unwrap_or_default(),
+            DateShared: String::new(),
+            Expired: false,
+        })
+        .collect())
+}
+
+pub(crate) async fn set_sharing(r: &Running, onion: &str, key: &str, on: bool) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    if on {
+        p.restart_sharing(key).await.map_err(err)
+    } else {
+        p.stop_sharing(key).await.map_err(err)
+    }
+}
+
+/// Download a file a contact offered into the directory of `file_path` (under the offered
+/// name: this library names downloads itself; `manifest_path` is not used).
+pub(crate) async fn download(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    file_path: &str,
+    key: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let dir = Path::new(file_path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or("the download path has no directory")?;
+    p.download_file(conv(c), key, dir)
+        .await
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// `c_CheckDownloadStatus`: a completed download is announced again (`FileDownloaded`);
+/// otherwise nothing (progress comes as events).
+pub(crate) async fn check_download(
+    g: &Global,
+    r: &Running,
+    onion: &str,
+    key: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let f = p
+        .files(None)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|f| !f.ours && f.file_key == key)
+        .ok_or("no download with that file key")?;
+    if f.state == "downloaded" {
+        let path = f.path.unwrap_or_default();
+        g.emit(GoEvent::new(
+            "FileDownloaded",
+            [
+                ("ProfileOnion", onion),
+                ("FileKey", key),
+                ("FilePath", path.as_str()),
+                ("TempFile", path.as_str()),
+            ],
+        ));
+    }
+    Ok(())
+}
+
+/// `c_VerifyOrResumeDownloadDefaultLimit`: a completed download (verified chunk by chunk
+/// when it was written) is announced again; an unfinished one is resumed where it was going.
+pub(crate) async fn verify_or_resume(
+    g: &Global,
+    r: &Running,
+    onion: &str,
+    c: i32,
+    key: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let f = p
+        .files(Some(conv(c)))
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|f| !f.ours && f.file_key == key)
+        .ok_or("no file with that key offered in that conversation")?;
+    if f.state == "downloaded" {
+        return check_download(g, r, onion, key).await;
+    }
+    let dir = f
+        .path
+        .as_deref()
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+        .ok_or("not downloaded yet: start with c_DownloadFileDefaultLimit")?;
+    p.download_file(conv(c), key, &dir)
+        .await
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// `c_SendInviteMessage`: invite the contact `c` to the group `target`, or suggest the
+/// contact `target` to it. Returns the message sent.
+pub(crate) async fn send_invite(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    target: i32,
+) -> CallResult<EnhancedMessage> {
+    let p = r.profile(onion)?;
+    let sent = if is_group(&p, target).await {
+        p.invite_to_group(ConversationId(i64::from(target)), conv(c))
+            .await
+            .map_err(err)?
+    } else {
+        let suggested = p.contact(conv(target)).await.map_err(err)?.onion;
+        p.send_contact_suggestion(conv(c), &suggested)
+            .await
+            .map_err(err)?
+    };
+    let m = p
+        .message(conv(c), sent.message_id)
+        .await
+        .map_err(err)?
+        .ok_or("the message sent is not stored")?;
+    Ok(enhanced(&m))
+}
+
+/// `c_GetServerInfoList`: `UpdateServerInfo {ProfileOnion, ServerList}`.
+pub(crate) async fn server_info(g: &Global, r: &Running, onion: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let list = events::server_list(&p).await;
+    g.emit(GoEvent::new(
+        "UpdateServerInfo",
+        [
+            ("ProfileOnion", onion.to_owned()),
+            ("ServerList", to_json(&list)),
+        ],
+    ));
+    Ok(())
+}
+
+pub(crate) async fn start_group(
+    r: &Running,
+    onion: &str,
+    name: &str,
+    server: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.create_group(name, server).await.map(|_| ()).map_err(err)
+}
+
+pub(crate) async fn delete_server_info(r: &Running, onion: &str, server: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.remove_server(server).await.map_err(err)
+}
+
+pub(crate) async fn update_settings(g: &Global, r: &Running, json: &str) -> CallResult<()> {
+    let s: GlobalSettings = serde_json::from_str(json)
+        .map_err(|e| format!("settings are not GlobalSettings JSON: {e}"))?;
+    // Only a change is announced: cwtch-imp saves the settings every time it receives
+    // `UpdateGlobalSettings`, so announcing every save would loop forever.
+    if r.update_settings(s).await? {
+        g.emit(events::update_global_settings(&r.settings()));
+    }
+    Ok(())
+}
+
+/// `c_ReconnectCwtchForeground`: the state a client that lost its own is sent again:
+/// `NewPeer` (with `Reload: "true"`) for every loaded profile, the settings, the network
+/// status.
+pub(crate) async fn reconnect(g: &Global, r: &Running) {
+    for p in r.app.loaded_profiles() {
+        g.emit(events::new_peer(&p, false, true).await);
+    }
+    g.emit(events::update_global_settings(&r.settings()));
+    let s = r.app.acn_status();
+    g.emit(GoEvent::new(
+        "ACNStatus",
+        [("Progress", s.progress.to_string()), ("Status", s.summary)],
+    ));
+}
+
+/// Ours (Go's is memory statistics of the Go runtime).
+pub(crate) fn debug_info(g: &Global) -> String {
+    let profiles = g.running().map(|r| r.app.loaded_profiles().len()).ok();
+    to_json(&serde_json::json!({
+        "Implementation": "cwtch-rs libCwtch",
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Started": g.started(),
+        "LoadedProfiles": profiles.unwrap_or(0),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_without_scope_get_the_default_one() {
+        assert_eq!(scoped("profile.name", "public"), "public.profile.name");
+        assert_eq!(scoped("local.profile.name", "public"), "local.profile.name");
+        assert_eq!(scoped("profile.name", "local"), "local.profile.name");
+    }
+}

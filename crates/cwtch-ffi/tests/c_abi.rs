@@ -1,0 +1,536 @@
+//! `libCwtch.so` driven through its C ABI (loaded with `libloading`, called the way the
+//! `libcwtch` bindings call it), against a peer made with the `cwtch` library over the
+//! loopback network: bad input and calls before start, start, profiles, a contact request,
+//! messages both ways with acknowledgement, attributes, settings, reconnect, not-yet
+//! functions, shutdown.
+//!
+//! One test function: the library has one global state per process.
+
+mod common;
+
+use std::ffi::c_int;
+use std::sync::Arc;
+
+use common::*;
+use cwtch::{Cwtch, Event, LoopbackAcn, MemoryHome, Password};
+
+/// The keys `libcwtch` 0.8.0's `event.rs` reads with `data["…"]` (a missing one panics the
+/// client), per event.
+fn required_keys(name: &str) -> &'static [&'static str] {
+    match name {
+        "NewPeer" => &[
+            "Identity",
+            "tag",
+            "Created",
+            "name",
+            "defaultPicture",
+            "picture",
+            "Online",
+            "ContactsJson",
+            "ServerList",
+        ],
+        "NewMessageFromPeer" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "RemotePeer",
+            "Nick",
+            "TimestampReceived",
+            "Data",
+            "notification",
+            "picture",
+        ],
+        "ContactCreated" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "RemotePeer",
+            "unread",
+            "picture",
+            "defaultPicture",
+            "numMessages",
+            "nick",
+            "accepted",
+            "status",
+            "accessControlList",
+            "blocked",
+            "loading",
+            "lastMsgTime",
+        ],
+        "PeerStateChange" => &["ProfileOnion", "RemotePeer", "ConnectionState"],
+        "IndexedAcknowledgement" => &["ProfileOnion", "ConversationID", "Index"],
+        "UpdateGlobalSettings" => &["Data"],
+        "ACNStatus" => &["Progress", "Status"],
+        "NetworkError" => &["ProfileOnion", "Error", "Status"],
+        _ => &[],
+    }
+}
+
+fn assert_parsable(e: &GoEvent) {
+    for k in required_keys(&e.name) {
+        assert!(
+            e.data.contains_key(*k),
+            "{} lacks {k}: {:?}",
+            e.name,
+            e.data
+        );
+    }
+}
+
+/// The fields `libcwtch::structs::Settings` requires.
+const SETTINGS_KEYS: [&str; 13] = [
+    "Locale",
+    "Theme",
+    "ThemeMode",
+    "PreviousPid",
+    "ExperimentsEnabled",
+    "Experiments",
+    "BlockUnknownConnections",
+    "StreamerMode",
+    "StateRootPane",
+    "FirstTime",
+    "UIColumnModePortrait",
+    "UIColumnModeLandscape",
+    "DownloadPath",
+];
+
+#[test]
+fn the_c_abi_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let net = tmp.path().join("net");
+    let app_dir = tmp.path().join("bot");
+    let lib = Arc::new(Lib::load());
+    let mut events = lib.events();
+
+    // ---- before c_StartCwtch: error values, no crash ----
+    assert_eq!(lib.started(), 0);
+    let a = lib.get_profile_attribute_raw(s("x"), s("profile.name"));
+    assert_eq!(a["Exists"], false);
+    assert!(
+        a["Error"].as_str().expect("Error").contains("not started"),
+        "{a}"
+    );
+    let m = lib.send_message("x", 1, r#"{"o":1,"d":"hi"}"#);
+    assert!(
+        m["error"].as_str().expect("error").contains("not started"),
+        "{m}"
+    );
+    let b = lib.string2("c_ImportBundle", "x", "y");
+    assert!(
+        b.starts_with("importBundle.") && b.contains("not started"),
+        "{b}"
+    );
+    // Null pointer with a length, negative length, invalid UTF-8.
+    let a = lib.get_profile_attribute_raw((std::ptr::null_mut(), 5), s("k"));
+    assert!(
+        a["Error"].as_str().expect("Error").contains("null pointer"),
+        "{a}"
+    );
+    let a = lib.get_profile_attribute_raw(s("p"), (b"k".as_ptr() as Str, -3));
+    assert!(
+        a["Error"]
+            .as_str()
+            .expect("Error")
+            .contains("negative length"),
+        "{a}"
+    );
+    let bad = b"\xff\xfe";
+    let a = lib.get_profile_attribute_raw(s("p"), (bad.as_ptr() as Str, 2));
+    assert!(a["Error"].as_str().expect("Error").contains("UTF-8"), "{a}");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> c_int = lib.sym("c_StartCwtch");
+        // SAFETY: a null pointer with a length: refused before any read.
+        let r = unsafe { f(std::ptr::null_mut(), 4, std::ptr::null_mut(), 0) };
+        assert_eq!(r, -1);
+    }
+    assert_eq!(lib.started(), 0, "a refused start does not start");
+    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_StartCwtch:"));
+    assert!(e.get("Error").contains("null pointer"), "{e:?}");
+    // c_FreePointer: null and foreign pointers are ignored.
+    let free: unsafe extern "C" fn(Str) = lib.sym("c_FreePointer");
+    let mut foreign = *b"not ours\0";
+    // SAFETY: the library must ignore both (it frees only pointers it handed out).
+    unsafe {
+        free(std::ptr::null_mut());
+    }
+    // SAFETY: as above.
+    unsafe { free(foreign.as_mut_ptr().cast()) };
+    // A void call before start reports an AppError on the bus.
+    lib.void1("c_LoadProfiles", DEFAULT_PASSWORD);
+    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_LoadProfiles"));
+    assert!(e.get("Error").contains("not started"), "{e:?}");
+
+    // ---- start on the loopback network ----
+    std::env::set_var("CWTCH_NETWORK", "loopback");
+    std::env::set_var("CWTCH_LOOPBACK_DIR", &net);
+    assert_eq!(lib.start(app_dir.to_str().expect("utf-8 path"), ""), 0);
+    let settings = events.wait("UpdateGlobalSettings", |_| true);
+    let sv = json(settings.get("Data"));
+    for k in SETTINGS_KEYS {
+        assert!(sv.get(k).is_some(), "settings lack {k}: {sv}");
+    }
+    events.wait("CwtchStarted", |_| true);
+    assert_eq!(lib.started(), 1);
+    assert_eq!(
+        lib.start(app_dir.to_str().expect("utf-8 path"), ""),
+        1,
+        "already started"
+    );
+
+    // No profile yet: Go's "Loaded 0 profiles" (cwtch-imp creates its profile on it).
+    lib.void1("c_LoadProfiles", DEFAULT_PASSWORD);
+    events.wait("AppError", |e| e.get("Error") == "Loaded 0 profiles");
+
+    lib.create_profile("echobot", DEFAULT_PASSWORD);
+    let peer = events.wait("NewPeer", |_| true);
+    assert_parsable(&peer);
+    assert_eq!(peer.get("Created"), "true");
+    assert_eq!(peer.get("name"), "echobot");
+    assert_eq!(peer.get("tag"), "v1-defaultPassword");
+    assert_eq!(json(peer.get("ContactsJson")), serde_json::json!([]));
+    let bot = peer.get("Identity").to_owned();
+    assert_eq!(bot.len(), 56, "an onion: {bot}");
+    events.wait("NetworkError", |e| {
+        e.get("ProfileOnion") == bot && e.get("Status") == "Success"
+    });
+
+    // ---- a peer made with the cwtch library sends a contact request and a message ----
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let acn = Arc::new(LoopbackAcn::new(&net).expect("loopback"));
+    let alice_app = rt.block_on(Cwtch::in_memory(MemoryHome::new(), acn));
+    let mut alice_events = alice_app.events();
+    let alice = rt.block_on(async {
+        let info = alice_app
+            .create_profile("alice", &Password::Default)
+            .await
+            .expect("create");
+        alice_app
+            .load_profile(info.profile_id.as_str(), &Password::Default)
+            .await
+            .expect("load")
+    });
+    let alice_onion = alice.onion().as_str().to_owned();
+    let contact = rt
+        .block_on(alice.add_contact(&bot))
+        .expect("alice adds the bot");
+    rt.block_on(alice.send_text(&contact, "hello bot"))
+        .expect("send");
+
+    let created = events.wait("ContactCreated", |e| e.get("RemotePeer") == alice_onion);
+    assert_parsable(&created);
+    assert_eq!(created.get("ProfileOnion"), bot);
+    assert_eq!(created.get("accepted"), "false", "a contact request");
+    let acl = json(created.get("accessControlList"));
+    assert_eq!(acl[&alice_onion]["Blocked"], false, "{acl}");
+    let cid: c_int = created.get("ConversationID").parse().expect("number");
+    let msg = events.wait("NewMessageFromPeer", |e| e.get("RemotePeer") == alice_onion);
+    assert_parsable(&msg);
+    assert_eq!(msg.get("ConversationID"), cid.to_string());
+    assert_eq!(
+        json(msg.get("Data")),
+        serde_json::json!({"o": 1, "d": "hello bot"})
+    );
+    assert!(msg.get("TimestampReceived").ends_with('Z'), "{msg:?}");
+
+    // ---- the bot accepts and answers; the answer arrives and is acknowledged ----
+    lib.void_conv("c_AcceptConversation", &bot, cid);
+    let sent = lib.send_message(&bot, cid, r#"{"o":1,"d":"echo: hello bot"}"#);
+    assert_eq!(
+        sent["Message"], r#"{"o":1,"d":"echo: hello bot"}"#,
+        "{sent}"
+    );
+    assert_eq!(sent["PeerID"], bot.as_str());
+    let sent_id = sent["ID"].as_i64().expect("ID");
+    rt.block_on(async {
+        loop {
+            let e = tokio::time::timeout(GUARD, alice_events.recv())
+                .await
+                .expect("alice gets the echo")
+                .expect("event stream");
+            if let Event::NewMessage { text: Some(t), .. } = e {
+                assert_eq!(t, "echo: hello bot");
+                break;
+            }
+        }
+    });
+    let ack = events.wait("IndexedAcknowledgement", |e| e.get("ProfileOnion") == bot);
+    assert_parsable(&ack);
+    assert_eq!(ack.get("ConversationID"), cid.to_string());
+    assert_eq!(ack.get("Index"), sent_id.to_string());
+    let state = events.wait("PeerStateChange", |e| {
+        e.get("RemotePeer") == alice_onion && e.get("ConnectionState") == "Authenticated"
+    });
+    assert_parsable(&state);
+
+    // ---- messages read back ----
+    let list = lib.get_messages(&bot, cid, 0, 10);
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["ID"].as_i64(), Some(sent_id), "newest first");
+    assert_eq!(list[0]["Acknowledged"], true);
+    assert_eq!(list[1]["PeerID"], alice_onion.as_str());
+    assert_eq!(list[1]["Message"], r#"{"o":1,"d":"hello bot"}"#);
+    let by_id = lib.get_message_by_id(&bot, cid, sent_id as c_int);
+    assert_eq!(by_id["ContentHash"], list[0]["ContentHash"]);
+    let hash = list[1]["ContentHash"].as_str().expect("hash").to_owned();
+    let by_hash = lib.get_message_by_hash(&bot, cid, &hash);
+    assert_eq!(by_hash["ID"], list[1]["ID"]);
+    let missing = lib.get_message_by_id(&bot, cid, 999);
+    assert!(missing["error"].is_string(), "{missing}");
+    let older = lib.get_messages(&bot, cid, 1, 10);
+    assert_eq!(
+        older.as_array().map(Vec::len),
+        Some(1),
+        "index skips the newest"
+    );
+    let bad_conv = lib.send_message(&bot, 4242, r#"{"o":1,"d":"x"}"#);
+    assert!(bad_conv["error"].is_string(), "{bad_conv}");
+    let not_overlay = lib.send_message(&bot, cid, "plain text");
+    assert!(not_overlay["error"]
+        .as_str()
+        .expect("error")
+        .contains("overlay"));
+
+    // ---- files, both ways ----
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    let from_bot = files.join("from-bot.txt");
+    std::fs::write(&from_bot, b"a file the bot shares\n".repeat(500)).expect("write");
+    let share = {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str = lib.sym("c_ShareFile");
+        let (p, path) = (s(&bot), s(from_bot.to_str().expect("utf-8")));
+        // SAFETY: the pairs describe live strings.
+        json(&lib.take(unsafe { f(p.0, p.1, cid, path.0, path.1) }))
+    };
+    let overlay = json(share["Message"].as_str().expect("Message"));
+    assert_eq!(overlay["o"], 200, "a file message: {share}");
+    let shared = |lib: &Lib| {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str = lib.sym("c_GetSharedFiles");
+        let p = s(&bot);
+        // SAFETY: the pair describes a live string.
+        json(&lib.take(unsafe { f(p.0, p.1, cid) }))
+    };
+    let list = shared(&lib);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["Active"], true);
+    assert_eq!(list[0]["Path"], from_bot.to_str().expect("utf-8"));
+    let key = list[0]["FileKey"].as_str().expect("FileKey").to_owned();
+    lib.void2("c_StopFileShare", &bot, &key);
+    assert_eq!(shared(&lib)[0]["Active"], false);
+    lib.void2("c_RestartFileShare", &bot, &key);
+    assert_eq!(shared(&lib)[0]["Active"], true);
+    // Alice downloads it with the library.
+    let alice_dl = tmp.path().join("alice-downloads");
+    std::fs::create_dir_all(&alice_dl).expect("mkdir");
+    rt.block_on(async {
+        // Once the offer (the file message) has arrived.
+        loop {
+            let e = tokio::time::timeout(GUARD, alice_events.recv())
+                .await
+                .expect("the offer arrives")
+                .expect("event stream");
+            if let Event::NewMessage {
+                overlay: Some(200), ..
+            } = e
+            {
+                break;
+            }
+        }
+        alice
+            .download_file(&contact, &key, &alice_dl)
+            .await
+            .expect("download starts");
+        loop {
+            let e = tokio::time::timeout(GUARD, alice_events.recv())
+                .await
+                .expect("download finishes")
+                .expect("event stream");
+            match e {
+                Event::FileDownloaded { path, .. } => {
+                    assert_eq!(
+                        std::fs::read(path).expect("read"),
+                        std::fs::read(&from_bot).expect("read")
+                    );
+                    break;
+                }
+                Event::FileDownloadFailed { reason, .. } => panic!("download failed: {reason}"),
+                _ => {}
+            }
+        }
+    });
+    // Alice shares one; the bot downloads it through the C ABI.
+    let from_alice = files.join("from-alice.bin");
+    std::fs::write(&from_alice, vec![7u8; 10_000]).expect("write");
+    let (alice_key, _) = rt
+        .block_on(alice.share_file(&contact, &from_alice))
+        .expect("alice shares");
+    let offer = events.wait("NewMessageFromPeer", |e| {
+        e.get("RemotePeer") == alice_onion && json(e.get("Data"))["o"] == 200
+    });
+    assert_eq!(offer.get("ConversationID"), cid.to_string());
+    let bot_dl = tmp.path().join("bot-downloads");
+    std::fs::create_dir_all(&bot_dl).expect("mkdir");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int, Str, c_int, Str, c_int) =
+            lib.sym("c_DownloadFileDefaultLimit");
+        let target = bot_dl.join("from-alice.bin");
+        let (p, path, manifest, k) = (
+            s(&bot),
+            s(target.to_str().expect("utf-8")),
+            s(""),
+            s(&alice_key),
+        );
+        // SAFETY: the pairs describe live strings.
+        unsafe {
+            f(
+                p.0, p.1, cid, path.0, path.1, manifest.0, manifest.1, k.0, k.1,
+            )
+        };
+    }
+    let done = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
+    assert_eq!(
+        std::fs::read(done.get("FilePath")).expect("read"),
+        vec![7u8; 10_000]
+    );
+    let progress = events.wait("FileDownloadProgressUpdate", |e| {
+        e.get("FileKey") == alice_key
+    });
+    assert_eq!(
+        progress.get("FileSizeInChunks"),
+        "3",
+        "10000 bytes in 4096-byte chunks"
+    );
+
+    // The download is announced again on request.
+    lib.void2("c_CheckDownloadStatus", &bot, &alice_key);
+    let again = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
+    assert_eq!(again.get("FilePath"), done.get("FilePath"));
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) =
+            lib.sym("c_VerifyOrResumeDownloadDefaultLimit");
+        let (p, k) = (s(&bot), s(&alice_key));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, cid, k.0, k.1) };
+    }
+    events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
+    lib.void2("c_CheckDownloadStatus", &bot, "nokey");
+    let errors = events.app_errors_so_far(&lib);
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("c_CheckDownloadStatus:"),
+        "{errors:?}"
+    );
+
+    // ---- a contact suggestion (the bot suggests alice to alice: target = cid) ----
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int) -> Str =
+            lib.sym("c_SendInviteMessage");
+        let p = s(&bot);
+        // SAFETY: the pair describes a live string.
+        let m = json(&lib.take(unsafe { f(p.0, p.1, cid, cid) }));
+        let overlay = json(m["Message"].as_str().expect("Message"));
+        assert_eq!(overlay["o"], 100, "a contact suggestion: {m}");
+        assert_eq!(overlay["d"], alice_onion.as_str());
+        // SAFETY: as above.
+        let none = json(&lib.take(unsafe { f(p.0, p.1, cid, 4242) }));
+        assert!(none["error"].is_string(), "{none}");
+    }
+
+    // No server imported: an empty list.
+    lib.void1("c_GetServerInfoList", &bot);
+    let info = events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == bot);
+    assert_eq!(json(info.get("ServerList")), serde_json::json!([]));
+
+    // ---- attributes ----
+    lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
+    let a = lib.get_profile_attribute_raw(s(&bot), s("profile.name"));
+    assert_eq!(
+        (a["Exists"].clone(), a["Value"].clone()),
+        (true.into(), "Echo Bot".into())
+    );
+    let a = lib.get_profile_attribute_raw(s(&bot), s("profile.nothing-here"));
+    assert_eq!(a["Exists"], false);
+    assert!(a.get("Error").is_none(), "absent is not an error: {a}");
+    lib.set_conversation_attribute(&bot, cid, "profile.name", "Alice A.");
+    let a = lib.get_conversation_attribute(&bot, cid, "local.profile.name");
+    assert_eq!(a["Value"], "Alice A.", "{a}");
+
+    // ---- settings, then reconnect: NewPeer again with the accepted contact ----
+    let mut new_settings = sv.clone();
+    new_settings["BlockUnknownConnections"] = true.into();
+    new_settings["CustomField"] = "kept".into();
+    lib.void1("c_UpdateSettings", &new_settings.to_string());
+    let updated = events.wait("UpdateGlobalSettings", |_| true);
+    let uv = json(updated.get("Data"));
+    assert_eq!(uv["BlockUnknownConnections"], true);
+    assert_eq!(uv["CustomField"], "kept");
+    // Saving the same settings again announces nothing (cwtch-imp saves on every
+    // UpdateGlobalSettings: an announcement would loop forever).
+    lib.void1("c_UpdateSettings", &new_settings.to_string());
+    events.barrier(&lib);
+    assert_eq!(events.pending("UpdateGlobalSettings"), 0);
+    lib.void1("c_UpdateSettings", "{not json");
+    events.wait("AppError", |e| {
+        e.get("Error").starts_with("c_UpdateSettings")
+    });
+    lib.void0("c_ReconnectCwtchForeground");
+    let again = events.wait("NewPeer", |e| e.data.contains_key("Reload"));
+    assert_parsable(&again);
+    assert_eq!(again.get("Created"), "false");
+    let contacts = json(again.get("ContactsJson"));
+    let c = contacts
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["onion"] == alice_onion.as_str()))
+        .unwrap_or_else(|| panic!("alice among {contacts}"));
+    assert_eq!(c["identifier"].as_i64(), Some(i64::from(cid)));
+    assert_eq!(c["accepted"], true);
+    assert_eq!(c["isGroup"], false);
+    assert!(c["accessControlList"][&alice_onion]["Read"] == true, "{c}");
+
+    // ---- bundles, block, not-yet functions ----
+    let other = rt.block_on(async {
+        let info = alice_app
+            .create_profile("carol", &Password::Default)
+            .await
+            .expect("create");
+        info.onion.as_str().to_owned()
+    });
+    assert_eq!(
+        lib.string2("c_ImportBundle", &bot, &other),
+        "importBundle.success"
+    );
+    let created = events.wait("ContactCreated", |e| e.get("RemotePeer") == other);
+    assert_eq!(created.get("accepted"), "true");
+    let garbage = lib.string2("c_ImportBundle", &bot, "garbage");
+    assert!(garbage.starts_with("importBundle.") && garbage != "importBundle.success");
+    lib.void_conv("c_BlockConversation", &bot, cid);
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str =
+            lib.sym("c_GetConversationAccessControlList");
+        let p = s(&bot);
+        // SAFETY: the pair describes a live string.
+        let acl = json(&lib.take(unsafe { f(p.0, p.1, cid) }));
+        assert_eq!(acl[&alice_onion]["Blocked"], true, "{acl}");
+        // SAFETY: as above.
+        let none = json(&lib.take(unsafe { f(p.0, p.1, 4242) }));
+        assert!(none["error"].is_string(), "no conversation 4242: {none}");
+    }
+    lib.void0("c_ResetTor");
+    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+    assert!(e.get("Error").contains("not yet"), "{e:?}");
+    let shared = lib.string2("c_SearchConversations", &bot, "x");
+    assert_eq!(shared, "", "not yet: empty, as documented");
+    let debug = json(&{
+        let f: unsafe extern "C" fn() -> Str = lib.sym("c_GetDebugInfo");
+        // SAFETY: no arguments.
+        lib.take(unsafe { f() })
+    });
+    assert_eq!(debug["LoadedProfiles"], 1);
+
+    // ---- shutdown ----
+    lib.void0("c_ShutdownCwtch");
+    assert_eq!(lib.started(), 0);
+    let m = lib.send_message(&bot, cid, r#"{"o":1,"d":"after"}"#);
+    assert!(
+        m["error"].as_str().expect("error").contains("not started"),
+        "{m}"
+    );
+    rt.block_on(alice_app.shutdown());
+}

@@ -1,0 +1,361 @@
+//! Loading the built `libCwtch.so` (the one cargo built for this test run) and calling it the
+//! way the `libcwtch` bindings do.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The `libCwtch.so` cargo built for this test run: `target/<profile>/deps/libCwtch.so`, next
+/// to this test's executable (`cargo test` does not copy it up to `target/<profile>/`).
+pub fn library_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let so = exe
+        .parent()
+        .expect("target/<profile>/deps")
+        .join("libCwtch.so");
+    assert!(so.exists(), "{} was not built", so.display());
+    so
+}
+
+/// The header's declarations: (return type, name, parameter types), in C spelling.
+pub fn header_functions() -> Vec<(String, String, Vec<String>)> {
+    let header = include_str!("../../include/libCwtch.h");
+    let mut out = Vec::new();
+    for line in header.lines() {
+        let Some(decl) = line.strip_prefix("extern ") else {
+            continue;
+        };
+        let Some(decl) = decl.strip_suffix(");") else {
+            continue; // `extern "C" {`
+        };
+        let (head, params) = decl.split_once('(').expect("a declaration");
+        let (ret, name) = head.rsplit_once(' ').expect("return type and name");
+        let params = params
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (ty, _name) = p.rsplit_once(' ').expect("type and name");
+                ty.trim().to_owned()
+            })
+            .collect();
+        out.push((ret.trim().to_owned(), name.to_owned(), params));
+    }
+    out
+}
+
+/// A deadlock guard, not a timing assertion: every wait below has a readiness signal.
+pub const GUARD: Duration = Duration::from_secs(120);
+pub const DEFAULT_PASSWORD: &str = "be gay do crime";
+
+pub type Str = *mut c_char;
+
+pub struct Lib {
+    lib: libloading::Library,
+}
+
+/// A Go-style string argument, kept alive by the caller (like libcwtch's `c_str_wrap`).
+pub fn s(v: &str) -> (Str, c_int) {
+    (v.as_ptr() as Str, v.len() as c_int)
+}
+
+impl Lib {
+    pub fn load() -> Lib {
+        // SAFETY: our own library; loading it runs no initialisers of ours.
+        let lib = unsafe { libloading::Library::new(library_path()) }.expect("dlopen");
+        Lib { lib }
+    }
+
+    pub fn sym<T: Copy>(&self, name: &str) -> T {
+        // SAFETY: each call site names the type of the header's declaration of `name`
+        // (tests/abi.rs checks the declarations against the header).
+        *unsafe { self.lib.get::<T>(name.as_bytes()) }.expect(name)
+    }
+
+    /// Take a returned string: copy it, then free it with `c_FreePointer`.
+    pub fn take(&self, p: Str) -> String {
+        assert!(!p.is_null(), "libCwtch returned a null string");
+        // SAFETY: `p` is a NUL-terminated string returned by the library and not yet freed.
+        let out = unsafe { CStr::from_ptr(p) }
+            .to_str()
+            .expect("UTF-8")
+            .to_owned();
+        let free: unsafe extern "C" fn(Str) = self.sym("c_FreePointer");
+        // SAFETY: `p` was returned by the library and is freed once.
+        unsafe { free(p) };
+        out
+    }
+
+    pub fn started(&self) -> c_int {
+        let f: unsafe extern "C" fn() -> c_int = self.sym("c_Started");
+        // SAFETY: no arguments.
+        unsafe { f() }
+    }
+
+    pub fn start(&self, dir: &str, tor: &str) -> c_int {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> c_int = self.sym("c_StartCwtch");
+        let (d, t) = (s(dir), s(tor));
+        // SAFETY: both pairs describe live strings.
+        unsafe { f(d.0, d.1, t.0, t.1) }
+    }
+
+    /// A `void f(char*, int)` call.
+    pub fn void1(&self, name: &str, a: &str) {
+        let f: unsafe extern "C" fn(Str, c_int) = self.sym(name);
+        let a = s(a);
+        // SAFETY: the pair describes a live string.
+        unsafe { f(a.0, a.1) }
+    }
+
+    /// A `void f(char*, int, char*, int)` call.
+    pub fn void2(&self, name: &str, a: &str, b: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) = self.sym(name);
+        let (a, b) = (s(a), s(b));
+        // SAFETY: both pairs describe live strings.
+        unsafe { f(a.0, a.1, b.0, b.1) }
+    }
+
+    /// A `void f(char*, int, char*, int, char*, int)` call.
+    pub fn void3(&self, name: &str, a: &str, b: &str, c: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int, Str, c_int) = self.sym(name);
+        let (a, b, c) = (s(a), s(b), s(c));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(a.0, a.1, b.0, b.1, c.0, c.1) }
+    }
+
+    /// A `void f(char*, int)` ×4 call (`c_ChangePassword`).
+    pub fn void4(&self, name: &str, a: &str, b: &str, c: &str, d: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int, Str, c_int, Str, c_int) =
+            self.sym(name);
+        let (a, b, c, d) = (s(a), s(b), s(c), s(d));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(a.0, a.1, b.0, b.1, c.0, c.1, d.0, d.1) }
+    }
+
+    /// `c_GetConversationAccessControlList`.
+    pub fn acl(&self, profile: &str, c: c_int) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str =
+            self.sym("c_GetConversationAccessControlList");
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        json(&self.take(unsafe { f(p.0, p.1, c) }))
+    }
+
+    /// A `void f(char*, int, int conversation)` call.
+    pub fn void_conv(&self, name: &str, profile: &str, conversation: c_int) {
+        let f: unsafe extern "C" fn(Str, c_int, c_int) = self.sym(name);
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        unsafe { f(p.0, p.1, conversation) }
+    }
+
+    /// A `void f()` call.
+    pub fn void0(&self, name: &str) {
+        let f: unsafe extern "C" fn() = self.sym(name);
+        // SAFETY: no arguments.
+        unsafe { f() }
+    }
+
+    /// A `char* f(char*, int, char*, int)` call.
+    pub fn string2(&self, name: &str, a: &str, b: &str) -> String {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> Str = self.sym(name);
+        let (a, b) = (s(a), s(b));
+        // SAFETY: both pairs describe live strings.
+        let p = unsafe { f(a.0, a.1, b.0, b.1) };
+        self.take(p)
+    }
+
+    /// `c_GetProfileAttribute` with raw arguments (for bad input).
+    pub fn get_profile_attribute_raw(&self, p: (Str, c_int), k: (Str, c_int)) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> Str =
+            self.sym("c_GetProfileAttribute");
+        // SAFETY: the callers pass pairs describing live bytes, or a null pointer.
+        let r = unsafe { f(p.0, p.1, k.0, k.1) };
+        json(&self.take(r))
+    }
+
+    pub fn create_profile(&self, name: &str, password: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int, c_char) = self.sym("c_CreateProfile");
+        let (n, p) = (s(name), s(password));
+        // SAFETY: both pairs describe live strings.
+        unsafe { f(n.0, n.1, p.0, p.1, 1) }
+    }
+
+    pub fn set_profile_attribute(&self, profile: &str, key: &str, value: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int, Str, c_int) =
+            self.sym("c_SetProfileAttribute");
+        let (p, k, v) = (s(profile), s(key), s(value));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, k.0, k.1, v.0, v.1) }
+    }
+
+    pub fn set_conversation_attribute(&self, profile: &str, c: c_int, key: &str, value: &str) {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int, Str, c_int) =
+            self.sym("c_SetConversationAttribute");
+        let (p, k, v) = (s(profile), s(key), s(value));
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, c, k.0, k.1, v.0, v.1) }
+    }
+
+    pub fn get_conversation_attribute(&self, profile: &str, c: c_int, key: &str) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str =
+            self.sym("c_GetConversationAttribute");
+        let (p, k) = (s(profile), s(key));
+        // SAFETY: the pairs describe live strings.
+        let r = unsafe { f(p.0, p.1, c, k.0, k.1) };
+        json(&self.take(r))
+    }
+
+    pub fn send_message(&self, profile: &str, c: c_int, msg: &str) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str =
+            self.sym("c_SendMessage");
+        let (p, m) = (s(profile), s(msg));
+        // SAFETY: the pairs describe live strings.
+        let r = unsafe { f(p.0, p.1, c, m.0, m.1) };
+        json(&self.take(r))
+    }
+
+    pub fn get_messages(&self, profile: &str, c: c_int, index: c_int, count: c_uint) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int, c_uint) -> Str =
+            self.sym("c_GetMessages");
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        let r = unsafe { f(p.0, p.1, c, index, count) };
+        json(&self.take(r))
+    }
+
+    pub fn get_message_by_id(&self, profile: &str, c: c_int, id: c_int) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int) -> Str = self.sym("c_GetMessageById");
+        let p = s(profile);
+        // SAFETY: the pair describes a live string.
+        let r = unsafe { f(p.0, p.1, c, id) };
+        json(&self.take(r))
+    }
+
+    pub fn get_message_by_hash(&self, profile: &str, c: c_int, hash: &str) -> Value {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str =
+            self.sym("c_GetMessageByContentHash");
+        let (p, h) = (s(profile), s(hash));
+        // SAFETY: the pairs describe live strings.
+        let r = unsafe { f(p.0, p.1, c, h.0, h.1) };
+        json(&self.take(r))
+    }
+
+    /// A reader thread: `c_GetAppBusEvent` in a loop, as libcwtch's bots do, each event sent
+    /// to the returned channel.
+    pub fn events(self: &Arc<Self>) -> Events {
+        let (tx, rx) = mpsc::channel();
+        let lib = self.clone();
+        std::thread::spawn(move || loop {
+            let f: unsafe extern "C" fn() -> Str = lib.sym("c_GetAppBusEvent");
+            // SAFETY: no arguments; the result is taken (and freed) at once.
+            let e = lib.take(unsafe { f() });
+            if tx.send(e).is_err() {
+                return;
+            }
+        });
+        Events {
+            rx,
+            seen: Vec::new(),
+            pending: Default::default(),
+        }
+    }
+}
+
+pub fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s:?}"))
+}
+
+/// Go's event: name and string fields (as `libcwtch::structs::CwtchEvent`).
+#[derive(Debug, Clone)]
+pub struct GoEvent {
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+}
+
+impl GoEvent {
+    pub fn get(&self, k: &str) -> &str {
+        self.data
+            .get(k)
+            .unwrap_or_else(|| panic!("{} has no {k}: {:?}", self.name, self.data))
+    }
+}
+
+pub struct Events {
+    rx: mpsc::Receiver<String>,
+    /// Every event received, raw (for failure messages).
+    pub seen: Vec<String>,
+    /// Received and not yet matched by a `wait`, in arrival order.
+    pending: std::collections::VecDeque<GoEvent>,
+}
+
+impl Events {
+    /// The first event (already received or not) named `name` for which `pred` holds; it is
+    /// consumed, the others stay for later waits.
+    pub fn wait(&mut self, name: &str, pred: impl Fn(&GoEvent) -> bool) -> GoEvent {
+        if let Some(i) = self.pending.iter().position(|e| e.name == name && pred(e)) {
+            return self.pending.remove(i).expect("present");
+        }
+        loop {
+            let raw = self
+                .rx
+                .recv_timeout(GUARD)
+                .unwrap_or_else(|_| panic!("no {name} event; seen: {:#?}", self.seen));
+            let v = json(&raw);
+            // The envelope libcwtch parses: EventType, EventID, Data of strings only.
+            let data: BTreeMap<String, String> = serde_json::from_value(v["Data"].clone())
+                .unwrap_or_else(|e| panic!("Data is not a map of strings ({e}): {raw}"));
+            assert!(
+                v["EventID"].as_str().is_some_and(|id| !id.is_empty()),
+                "{raw}"
+            );
+            let e = GoEvent {
+                name: v["EventType"].as_str().expect("EventType").to_owned(),
+                data,
+            };
+            self.seen.push(raw);
+            if e.name == name && pred(&e) {
+                return e;
+            }
+            self.pending.push_back(e);
+        }
+    }
+}
+
+impl Events {
+    /// Every `AppError` produced by calls made before this one, in order: calls' events are
+    /// queued in call order, so `c_ResetTor`'s (a not-yet function, always an error) marks
+    /// the end of those made before it.
+    pub fn app_errors_so_far(&mut self, lib: &Lib) -> Vec<String> {
+        self.barrier(lib);
+        let mut errors = Vec::new();
+        self.pending.retain(|e| {
+            if e.name == "AppError" {
+                errors.push(e.get("Error").to_owned());
+                false
+            } else {
+                true
+            }
+        });
+        errors
+    }
+
+    /// Wait until the events of every call made before this one are received (see
+    /// [`Events::app_errors_so_far`]).
+    pub fn barrier(&mut self, lib: &Lib) {
+        lib.void0("c_ResetTor");
+        self.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+    }
+
+    /// How many events named `name` were received and not yet waited for.
+    pub fn pending(&self, name: &str) -> usize {
+        self.pending.iter().filter(|e| e.name == name).count()
+    }
+}
