@@ -300,13 +300,23 @@ impl Events {
     /// The first event (already received or not) named `name` for which `pred` holds; it is
     /// consumed, the others stay for later waits.
     pub fn wait(&mut self, name: &str, pred: impl Fn(&GoEvent) -> bool) -> GoEvent {
+        self.wait_within(GUARD, name, pred)
+    }
+
+    /// [`Events::wait`] with another deadlock guard (Tor is slower than loopback).
+    pub fn wait_within(
+        &mut self,
+        guard: Duration,
+        name: &str,
+        pred: impl Fn(&GoEvent) -> bool,
+    ) -> GoEvent {
         if let Some(i) = self.pending.iter().position(|e| e.name == name && pred(e)) {
             return self.pending.remove(i).expect("present");
         }
         loop {
             let raw = self
                 .rx
-                .recv_timeout(GUARD)
+                .recv_timeout(guard)
                 .unwrap_or_else(|_| panic!("no {name} event; seen: {:#?}", self.seen));
             let v = json(&raw);
             // The envelope libcwtch parses: EventType, EventID, Data of strings only.
