@@ -41,6 +41,8 @@ pub(crate) struct Running {
     /// (`Created: "true"`).
     pub(crate) created: Mutex<HashSet<String>>,
     forwarder: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Servers hosted by this app.
+    pub(crate) servers: crate::servers::Servers,
 }
 
 impl Running {
@@ -49,6 +51,16 @@ impl Running {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The app directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The network.
+    pub(crate) fn acn(&self) -> Arc<dyn Acn> {
+        self.acn.clone()
     }
 
     /// The loaded profile with this onion.
@@ -189,6 +201,7 @@ impl Global {
             }
         };
         self.runtime.block_on(async {
+            running.servers.destroy_all().await;
             running.app.shutdown().await;
             if let Some(f) = running
                 .forwarder
@@ -281,6 +294,7 @@ async fn start_app(g: &'static Global, dir: PathBuf, tor_path: &str) -> CallResu
         settings: Mutex::new(settings),
         created: Mutex::new(HashSet::new()),
         forwarder: Mutex::new(None),
+        servers: Default::default(),
     });
     let task = g
         .runtime
