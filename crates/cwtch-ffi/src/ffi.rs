@@ -311,13 +311,18 @@ pub unsafe extern "C" fn c_GetConversationAttribute(
     })
 }
 
-/// Not yet.
+/// Restart the network (Go's `ACN.Restart()`): circuits dropped, bootstrap again
+/// (`ACNStatus` follows); hosted onion services stay hosted.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_ResetTor() {
-    not_yet_void("c_ResetTor")
+    void_call("c_ResetTor", |g| {
+        let r = g.running()?;
+        g.call(r.acn().restart())
+            .map_err(|e| format!("network restart: {e}"))
+    })
 }
 
 /// Save the settings (Go's `GlobalSettings` JSON); `UpdateGlobalSettings` follows if they

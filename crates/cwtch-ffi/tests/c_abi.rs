@@ -512,9 +512,14 @@ fn the_c_abi_end_to_end() {
         let none = json(&lib.take(unsafe { f(p.0, p.1, 4242) }));
         assert!(none["error"].is_string(), "no conversation 4242: {none}");
     }
-    lib.void0("c_ResetTor");
-    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+    lib.void_conv("c_ArchiveConversation", &bot, cid);
+    let e = events.wait("AppError", |e| {
+        e.get("Error").starts_with("c_ArchiveConversation")
+    });
     assert!(e.get("Error").contains("not yet"), "{e:?}");
+    // The network restarts (the loopback network's restart is immediate) without error.
+    lib.void0("c_ResetTor");
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
     let shared = lib.string2("c_SearchConversations", &bot, "x");
     assert_eq!(shared, "", "not yet: empty, as documented");
     let debug = json(&{

@@ -341,8 +341,8 @@ impl Events {
 
 impl Events {
     /// Every `AppError` produced by calls made before this one, in order: calls' events are
-    /// queued in call order, so `c_ResetTor`'s (a not-yet function, always an error) marks
-    /// the end of those made before it.
+    /// queued in call order, so the error of `c_ArchiveConversation` (a not-yet function,
+    /// always an error) marks the end of those made before it.
     pub fn app_errors_so_far(&mut self, lib: &Lib) -> Vec<String> {
         self.barrier(lib);
         let mut errors = Vec::new();
@@ -360,8 +360,10 @@ impl Events {
     /// Wait until the events of every call made before this one are received (see
     /// [`Events::app_errors_so_far`]).
     pub fn barrier(&mut self, lib: &Lib) {
-        lib.void0("c_ResetTor");
-        self.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+        lib.void_conv("c_ArchiveConversation", "", 0);
+        self.wait("AppError", |e| {
+            e.get("Error").starts_with("c_ArchiveConversation")
+        });
     }
 
     /// How many events named `name` were received and not yet waited for.
