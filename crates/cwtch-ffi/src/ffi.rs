@@ -549,17 +549,22 @@ pub unsafe extern "C" fn c_ImportBundle(
     )
 }
 
-/// Not yet.
+/// Archive a contact conversation (`local.profile.archived` = `true`; `isArchived` in
+/// `ContactsJson`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_ArchiveConversation(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
 ) {
-    not_yet_void("c_ArchiveConversation")
+    void_call("c_ArchiveConversation", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::archive(&r, &p, conversation))
+    })
 }
 
 /// Accept a contact request (or a group invite).

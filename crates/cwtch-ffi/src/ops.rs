@@ -180,6 +180,17 @@ pub(crate) async fn block(r: &Running, onion: &str, c: i32, blocked: bool) -> Ca
     }
 }
 
+/// Go's archive flag: conversation attribute `local.profile.archived` = `true` (UNCONFIRMED
+/// key, recalled from Go's `constants.Archived`); shown as `isArchived` in `ContactsJson`.
+pub(crate) const ARCHIVED: &str = "local.profile.archived";
+
+pub(crate) async fn archive(r: &Running, onion: &str, c: i32) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.set_contact_attribute(conv(c), ARCHIVED, "true")
+        .await
+        .map_err(err)
+}
+
 pub(crate) async fn delete_conversation(r: &Running, onion: &str, c: i32) -> CallResult<()> {
     let p = r.profile(onion)?;
     if is_group(&p, c).await {

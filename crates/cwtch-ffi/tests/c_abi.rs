@@ -452,6 +452,7 @@ fn the_c_abi_end_to_end() {
     let a = lib.get_conversation_attribute(&bot, cid, "local.profile.name");
     assert_eq!(a["Value"], "Alice A.", "{a}");
 
+    lib.void_conv("c_ArchiveConversation", &bot, cid);
     // ---- settings, then reconnect: NewPeer again with the accepted contact ----
     let mut new_settings = sv.clone();
     new_settings["BlockUnknownConnections"] = true.into();
@@ -482,6 +483,7 @@ fn the_c_abi_end_to_end() {
     assert_eq!(c["identifier"].as_i64(), Some(i64::from(cid)));
     assert_eq!(c["accepted"], true);
     assert_eq!(c["isGroup"], false);
+    assert_eq!(c["isArchived"], true, "archived above");
     assert!(c["accessControlList"][&alice_onion]["Read"] == true, "{c}");
 
     // ---- bundles, block, not-yet functions ----
@@ -512,9 +514,9 @@ fn the_c_abi_end_to_end() {
         let none = json(&lib.take(unsafe { f(p.0, p.1, 4242) }));
         assert!(none["error"].is_string(), "no conversation 4242: {none}");
     }
-    lib.void_conv("c_ArchiveConversation", &bot, cid);
+    lib.void1("c_PublishServerUpdate", &bot);
     let e = events.wait("AppError", |e| {
-        e.get("Error").starts_with("c_ArchiveConversation")
+        e.get("Error").starts_with("c_PublishServerUpdate")
     });
     assert!(e.get("Error").contains("not yet"), "{e:?}");
     // The network restarts (the loopback network's restart is immediate) without error.

@@ -341,7 +341,7 @@ impl Events {
 
 impl Events {
     /// Every `AppError` produced by calls made before this one, in order: calls' events are
-    /// queued in call order, so the error of `c_ArchiveConversation` (a not-yet function,
+    /// queued in call order, so the error of `c_DisconnectFromServer` (a not-yet function,
     /// always an error) marks the end of those made before it.
     pub fn app_errors_so_far(&mut self, lib: &Lib) -> Vec<String> {
         self.barrier(lib);
@@ -360,9 +360,9 @@ impl Events {
     /// Wait until the events of every call made before this one are received (see
     /// [`Events::app_errors_so_far`]).
     pub fn barrier(&mut self, lib: &Lib) {
-        lib.void_conv("c_ArchiveConversation", "", 0);
+        lib.void2("c_DisconnectFromServer", "", "");
         self.wait("AppError", |e| {
-            e.get("Error").starts_with("c_ArchiveConversation")
+            e.get("Error").starts_with("c_DisconnectFromServer")
         });
     }
 
