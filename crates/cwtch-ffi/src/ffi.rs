@@ -686,19 +686,28 @@ pub unsafe extern "C" fn c_GetConversationAccessControlList(
     })
 }
 
-/// Not yet.
+/// Apply a contact's access control list, as far as this library models it: `Blocked`
+/// blocks; otherwise `Read`/`Append` accept (and unblock). File-sharing and image
+/// permissions, and entries for other handles, are refused (not yet).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_UpdateConversationAccessControlList(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _json13_ptr: *mut c_char,
-    _json13_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    json13_ptr: *mut c_char,
+    json13_len: c_int,
 ) {
-    not_yet_void("c_UpdateConversationAccessControlList")
+    void_call("c_UpdateConversationAccessControlList", |g| {
+        let (p, json) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("json", json13_ptr, json13_len),
+        );
+        let r = g.running()?;
+        g.call(ops::update_acl(&r, &p, conversation, &json))
+    })
 }
 
 /// Not yet: returns the empty string (Go: a search id).

@@ -288,6 +288,40 @@ pub(crate) async fn access_control_list(
     Ok(acl)
 }
 
+/// `c_UpdateConversationAccessControlList`: this library keeps no ACL, only whether a
+/// contact is accepted and blocked, so the contact's entry is mapped onto those: `Blocked`
+/// blocks; otherwise `Read` or `Append` accepts (and unblocks). An entry this cannot
+/// express (file sharing or image rendering allowed, other handles) is refused.
+pub(crate) async fn update_acl(r: &Running, onion: &str, c: i32, json: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let acl: AccessControlList =
+        serde_json::from_str(json).map_err(|e| format!("not an access control list: {e}"))?;
+    let contact = p.contact(conv(c)).await.map_err(err)?;
+    let me = contact.onion.as_str();
+    if acl.keys().any(|k| k.as_str() != me) {
+        return Err("entries for other handles (group members): not yet implemented".into());
+    }
+    let Some(a) = acl.get(me) else {
+        return Err("no entry for the conversation's contact".into());
+    };
+    if a.ShareFiles || a.RenderImages {
+        return Err("per-contact file sharing and image permissions: not yet implemented".into());
+    }
+    if a.Blocked {
+        if !contact.blocked {
+            p.block(conv(c)).await.map_err(err)?;
+        }
+    } else {
+        if contact.blocked {
+            p.unblock(conv(c)).await.map_err(err)?;
+        }
+        if (a.Read || a.Append) && !contact.accepted {
+            p.accept(conv(c)).await.map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
 /// Go's `EnhancedMessage` for a stored message.
 pub(crate) fn enhanced(m: &MessageInfo) -> EnhancedMessage {
     let (acknowledged, error) = match &m.state {
