@@ -923,13 +923,18 @@ pub unsafe extern "C" fn c_DisconnectFromServer(
     not_yet_void("c_DisconnectFromServer")
 }
 
-/// Not yet.
+/// Send the profile's servers again: `UpdateServerInfo {ProfileOnion, ServerList}`, as
+/// `c_GetServerInfoList` (UNCONFIRMED: recalled from Go's autobindings).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_PublishServerUpdate(_onion_ptr: *mut c_char, _onion_len: c_int) {
-    not_yet_void("c_PublishServerUpdate")
+pub unsafe extern "C" fn c_PublishServerUpdate(onion_ptr: *mut c_char, onion_len: c_int) {
+    void_call("c_PublishServerUpdate", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::server_info(g, &r, &p))
+    })
 }
 
 /// Send the profile's servers: `UpdateServerInfo {ProfileOnion, ServerList}`.

@@ -437,6 +437,8 @@ fn the_c_abi_end_to_end() {
     lib.void1("c_GetServerInfoList", &bot);
     let info = events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == bot);
     assert_eq!(json(info.get("ServerList")), serde_json::json!([]));
+    lib.void1("c_PublishServerUpdate", &bot);
+    events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == bot);
 
     // ---- attributes ----
     lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
@@ -514,9 +516,9 @@ fn the_c_abi_end_to_end() {
         let none = json(&lib.take(unsafe { f(p.0, p.1, 4242) }));
         assert!(none["error"].is_string(), "no conversation 4242: {none}");
     }
-    lib.void1("c_PublishServerUpdate", &bot);
+    lib.void2("c_QueueJoinServer", &bot, "x");
     let e = events.wait("AppError", |e| {
-        e.get("Error").starts_with("c_PublishServerUpdate")
+        e.get("Error").starts_with("c_QueueJoinServer")
     });
     assert!(e.get("Error").contains("not yet"), "{e:?}");
     // The network restarts (the loopback network's restart is immediate) without error.
