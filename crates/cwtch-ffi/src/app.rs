@@ -41,6 +41,8 @@ pub(crate) struct Running {
     /// (`Created: "true"`).
     pub(crate) created: Mutex<HashSet<String>>,
     forwarder: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Servers hosted by this app.
+    pub(crate) servers: crate::servers::Servers,
 }
 
 impl Running {
@@ -49,6 +51,16 @@ impl Running {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The app directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The network.
+    pub(crate) fn acn(&self) -> Arc<dyn Acn> {
+        self.acn.clone()
     }
 
     /// The loaded profile with this onion.
@@ -189,6 +201,7 @@ impl Global {
             }
         };
         self.runtime.block_on(async {
+            running.servers.destroy_all().await;
             running.app.shutdown().await;
             if let Some(f) = running
                 .forwarder
@@ -221,10 +234,16 @@ fn init_logging() {
         .try_init();
 }
 
-/// Choose and build the network: `CWTCH_NETWORK=loopback` (with `CWTCH_LOOPBACK_DIR`), else
-/// Tor launched from `tor_path` (or `tor` on PATH when empty) with its files in
-/// `<app_dir>/tor`. The choice is `connectivity::AcnArgs`', shared with the `cwtch` command.
-async fn build_acn(app_dir: &Path, tor_path: &str) -> CallResult<Arc<dyn Acn>> {
+/// Choose and build the network: `CWTCH_NETWORK=loopback` (with `CWTCH_LOOPBACK_DIR`); else,
+/// as Go's settings say, a running tor attached through its control port (`UseExternalTor`,
+/// `CustomControlPort`; cookie authentication, the cookie file named by tor); else Tor
+/// launched from `tor_path` (or `tor` on PATH when empty) with its files in `<app_dir>/tor`.
+/// The choice is made by `connectivity::AcnArgs`, shared with the `cwtch` command.
+async fn build_acn(
+    app_dir: &Path,
+    tor_path: &str,
+    settings: &GlobalSettings,
+) -> CallResult<Arc<dyn Acn>> {
     let mut args = AcnArgs::default();
     match std::env::var(NETWORK_ENV).ok().as_deref() {
         Some("loopback") => {
@@ -234,11 +253,17 @@ async fn build_acn(app_dir: &Path, tor_path: &str) -> CallResult<Arc<dyn Acn>> {
                  local development only."
             );
         }
-        None | Some("") | Some("tor") => {
-            if !tor_path.is_empty() {
-                args.tor_binary = Some(PathBuf::from(tor_path));
+        None | Some("") | Some("tor") => match settings.external_tor_control() {
+            Some(control) => {
+                info!("attaching to a running tor (settings: UseExternalTor)");
+                args.tor_control = Some(control);
             }
-        }
+            None => {
+                if !tor_path.is_empty() {
+                    args.tor_binary = Some(PathBuf::from(tor_path));
+                }
+            }
+        },
         Some(other) => return Err(format!("{NETWORK_ENV}={other}: expected tor or loopback")),
     }
     args.build(app_dir)
@@ -252,7 +277,7 @@ async fn start_app(g: &'static Global, dir: PathBuf, tor_path: &str) -> CallResu
     }
     private_dir(&dir).await?;
     let settings = load_settings(&dir).await;
-    let acn = build_acn(&dir, tor_path).await?;
+    let acn = build_acn(&dir, tor_path, &settings).await?;
     let app = match Cwtch::open(&dir, acn.clone()).await {
         Ok(app) => app,
         Err(e) => {
@@ -269,6 +294,7 @@ async fn start_app(g: &'static Global, dir: PathBuf, tor_path: &str) -> CallResu
         settings: Mutex::new(settings),
         created: Mutex::new(HashSet::new()),
         forwarder: Mutex::new(None),
+        servers: Default::default(),
     });
     let task = g
         .runtime

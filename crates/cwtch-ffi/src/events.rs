@@ -139,7 +139,7 @@ fn contact_json(c: &Contact) -> ContactJson {
         access_control_list: acl,
         is_group: false,
         group_server: String::new(),
-        is_archived: false,
+        is_archived: c.attributes.get(crate::ops::ARCHIVED).map(String::as_str) == Some("true"),
         num_messages: c.message_count,
         num_unread: 0,
         last_msg_time: String::new(),

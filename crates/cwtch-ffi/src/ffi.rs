@@ -311,13 +311,18 @@ pub unsafe extern "C" fn c_GetConversationAttribute(
     })
 }
 
-/// Not yet.
+/// Restart the network (Go's `ACN.Restart()`): circuits dropped, bootstrap again
+/// (`ACNStatus` follows); hosted onion services stay hosted.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_ResetTor() {
-    not_yet_void("c_ResetTor")
+    void_call("c_ResetTor", |g| {
+        let r = g.running()?;
+        g.call(r.acn().restart())
+            .map_err(|e| format!("network restart: {e}"))
+    })
 }
 
 /// Save the settings (Go's `GlobalSettings` JSON); `UpdateGlobalSettings` follows if they
@@ -544,17 +549,22 @@ pub unsafe extern "C" fn c_ImportBundle(
     )
 }
 
-/// Not yet.
+/// Archive a contact conversation (`local.profile.archived` = `true`; `isArchived` in
+/// `ContactsJson`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_ArchiveConversation(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
 ) {
-    not_yet_void("c_ArchiveConversation")
+    void_call("c_ArchiveConversation", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::archive(&r, &p, conversation))
+    })
 }
 
 /// Accept a contact request (or a group invite).
@@ -676,19 +686,28 @@ pub unsafe extern "C" fn c_GetConversationAccessControlList(
     })
 }
 
-/// Not yet.
+/// Apply a contact's access control list, as far as this library models it: `Blocked`
+/// blocks; otherwise `Read`/`Append` accept (and unblock). File-sharing and image
+/// permissions, and entries for other handles, are refused (not yet).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_UpdateConversationAccessControlList(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _json13_ptr: *mut c_char,
-    _json13_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    json13_ptr: *mut c_char,
+    json13_len: c_int,
 ) {
-    not_yet_void("c_UpdateConversationAccessControlList")
+    void_call("c_UpdateConversationAccessControlList", |g| {
+        let (p, json) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("json", json13_ptr, json13_len),
+        );
+        let r = g.running()?;
+        g.call(ops::update_acl(&r, &p, conversation, &json))
+    })
 }
 
 /// Not yet: returns the empty string (Go: a search id).
@@ -904,13 +923,18 @@ pub unsafe extern "C" fn c_DisconnectFromServer(
     not_yet_void("c_DisconnectFromServer")
 }
 
-/// Not yet.
+/// Send the profile's servers again: `UpdateServerInfo {ProfileOnion, ServerList}`, as
+/// `c_GetServerInfoList` (UNCONFIRMED: recalled from Go's autobindings).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_PublishServerUpdate(_onion_ptr: *mut c_char, _onion_len: c_int) {
-    not_yet_void("c_PublishServerUpdate")
+pub unsafe extern "C" fn c_PublishServerUpdate(onion_ptr: *mut c_char, onion_len: c_int) {
+    void_call("c_PublishServerUpdate", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::server_info(g, &r, &p))
+    })
 }
 
 /// Send the profile's servers: `UpdateServerInfo {ProfileOnion, ServerList}`.
@@ -1110,101 +1134,149 @@ pub unsafe extern "C" fn c_GetSharedFiles(
     })
 }
 
-/// Not yet.
+/// Create a server hosted by this app (`NewServer`), launched if `autostart`
+/// (`ServerIntentUpdate`). Only Go's default password (unencrypted storage) is accepted.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_CreateServer(
-    _password_ptr: *mut c_char,
-    _password_len: c_int,
-    _description32_ptr: *mut c_char,
-    _description32_len: c_int,
-    _autostart33: c_char,
+    password_ptr: *mut c_char,
+    password_len: c_int,
+    description32_ptr: *mut c_char,
+    description32_len: c_int,
+    autostart33: c_char,
 ) {
-    not_yet_void("c_CreateServer")
+    void_call("c_CreateServer", |g| {
+        let (pass, description) = (
+            arg!("password", password_ptr, password_len),
+            arg!("description", description32_ptr, description32_len),
+        );
+        let r = g.running()?;
+        g.call(
+            r.servers
+                .create(g, &r, &pass, &description, bool_arg(autostart33)),
+        )
+    })
 }
 
-/// Not yet.
+/// Set a hosted server's attribute (kept in its `serverConfig.json`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_SetServerAttribute(
-    _handle34_ptr: *mut c_char,
-    _handle34_len: c_int,
-    _key35_ptr: *mut c_char,
-    _key35_len: c_int,
-    _val36_ptr: *mut c_char,
-    _val36_len: c_int,
+    handle34_ptr: *mut c_char,
+    handle34_len: c_int,
+    key35_ptr: *mut c_char,
+    key35_len: c_int,
+    val36_ptr: *mut c_char,
+    val36_len: c_int,
 ) {
-    not_yet_void("c_SetServerAttribute")
+    void_call("c_SetServerAttribute", |g| {
+        let (server, k, v) = (
+            arg!("server", handle34_ptr, handle34_len),
+            arg!("key", key35_ptr, key35_len),
+            arg!("value", val36_ptr, val36_len),
+        );
+        let r = g.running()?;
+        g.call(r.servers.set_attribute(&server, &k, &v))
+    })
 }
 
-/// Not yet.
+/// Load the servers hosted in `<appDir>/servers` (`NewServer` each; autostart ones launched).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_LoadServers(_password_ptr: *mut c_char, _password_len: c_int) {
-    not_yet_void("c_LoadServers")
+pub unsafe extern "C" fn c_LoadServers(password_ptr: *mut c_char, password_len: c_int) {
+    void_call("c_LoadServers", |g| {
+        let pass = arg!("password", password_ptr, password_len);
+        let r = g.running()?;
+        g.call(r.servers.load(g, &r, &pass))
+    })
 }
 
-/// Not yet.
+/// Launch every loaded server.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_LaunchServers() {
-    not_yet_void("c_LaunchServers")
+    void_call("c_LaunchServers", |g| {
+        let r = g.running()?;
+        g.call(r.servers.launch_all(g, &r))
+    })
 }
 
-/// Not yet.
+/// Launch a loaded server (`ServerIntentUpdate` `running`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_LaunchServer(_handle37_ptr: *mut c_char, _handle37_len: c_int) {
-    not_yet_void("c_LaunchServer")
+pub unsafe extern "C" fn c_LaunchServer(handle37_ptr: *mut c_char, handle37_len: c_int) {
+    void_call("c_LaunchServer", |g| {
+        let server = arg!("server", handle37_ptr, handle37_len);
+        let r = g.running()?;
+        g.call(r.servers.launch(g, &r, &server))
+    })
 }
 
-/// Not yet.
+/// Stop a server (`ServerIntentUpdate` `stopped`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_StopServer(_handle38_ptr: *mut c_char, _handle38_len: c_int) {
-    not_yet_void("c_StopServer")
+pub unsafe extern "C" fn c_StopServer(handle38_ptr: *mut c_char, handle38_len: c_int) {
+    void_call("c_StopServer", |g| {
+        let server = arg!("server", handle38_ptr, handle38_len);
+        let r = g.running()?;
+        g.call(r.servers.stop(g, &server))
+    })
 }
 
-/// Not yet.
+/// Stop every server.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_StopServers() {
-    not_yet_void("c_StopServers")
+    void_call("c_StopServers", |g| {
+        let r = g.running()?;
+        g.call(r.servers.stop_all(g))
+    })
 }
 
-/// Not yet.
+/// Stop every server and forget them (until `c_LoadServers`).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_DestroyServers() {
-    not_yet_void("c_DestroyServers")
+    void_call("c_DestroyServers", |g| {
+        let r = g.running()?;
+        g.call(r.servers.destroy_all());
+        Ok(())
+    })
 }
 
-/// Not yet.
+/// Stop a server and delete it (`ServerDeleted`). Only Go's default password.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_DeleteServer(
-    _handle39_ptr: *mut c_char,
-    _handle39_len: c_int,
-    _password_ptr: *mut c_char,
-    _password_len: c_int,
+    handle39_ptr: *mut c_char,
+    handle39_len: c_int,
+    password_ptr: *mut c_char,
+    password_len: c_int,
 ) {
-    not_yet_void("c_DeleteServer")
+    void_call("c_DeleteServer", |g| {
+        let (server, pass) = (
+            arg!("server", handle39_ptr, handle39_len),
+            arg!("password", password_ptr, password_len),
+        );
+        let r = g.running()?;
+        g.call(r.servers.delete(g, &server, &pass))
+    })
 }

@@ -249,6 +249,30 @@ impl Default for GlobalSettings {
     }
 }
 
+impl GlobalSettings {
+    /// The control port of a running tor to attach to: with Go's `UseExternalTor` true,
+    /// `127.0.0.1:<CustomControlPort>` (tor's default 9051 when that is not a port).
+    /// UNCONFIRMED: how Go combines these fields; `CustomSocksPort` is not needed (the SOCKS
+    /// port is asked from tor).
+    pub(crate) fn external_tor_control(&self) -> Option<String> {
+        let on = self
+            .extra
+            .get("UseExternalTor")
+            .and_then(serde_json::Value::as_bool);
+        if on != Some(true) {
+            return None;
+        }
+        let port = self
+            .extra
+            .get("CustomControlPort")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .unwrap_or(9051);
+        Some(format!("127.0.0.1:{port}"))
+    }
+}
+
 /// Serialise, never failing (these types have string keys only).
 pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| String::from("{}"))
@@ -273,6 +297,18 @@ mod tests {
             to_json(&e),
             r#"{"EventType":"IndexedAcknowledgement","EventID":"7","Data":{"Index":"3"}}"#
         );
+    }
+
+    #[test]
+    fn external_tor_from_go_settings() {
+        let mut s = GlobalSettings::default();
+        assert_eq!(s.external_tor_control(), None);
+        s.extra.insert("CustomControlPort".into(), 9999.into());
+        assert_eq!(s.external_tor_control(), None, "only with UseExternalTor");
+        s.extra.insert("UseExternalTor".into(), true.into());
+        assert_eq!(s.external_tor_control().as_deref(), Some("127.0.0.1:9999"));
+        s.extra.insert("CustomControlPort".into(), (-1).into());
+        assert_eq!(s.external_tor_control().as_deref(), Some("127.0.0.1:9051"));
     }
 
     #[test]

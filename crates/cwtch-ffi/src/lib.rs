@@ -11,6 +11,7 @@ mod events;
 pub mod ffi;
 mod json;
 mod ops;
+mod servers;
 
 pub use app::{LOG_ENV, NETWORK_ENV};
 pub use cwtch::connectivity::LOOPBACK_DIR_ENV;

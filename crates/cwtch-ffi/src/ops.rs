@@ -180,6 +180,17 @@ pub(crate) async fn block(r: &Running, onion: &str, c: i32, blocked: bool) -> Ca
     }
 }
 
+/// Go's archive flag: conversation attribute `local.profile.archived` = `true` (UNCONFIRMED
+/// key, recalled from Go's `constants.Archived`); shown as `isArchived` in `ContactsJson`.
+pub(crate) const ARCHIVED: &str = "local.profile.archived";
+
+pub(crate) async fn archive(r: &Running, onion: &str, c: i32) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.set_contact_attribute(conv(c), ARCHIVED, "true")
+        .await
+        .map_err(err)
+}
+
 pub(crate) async fn delete_conversation(r: &Running, onion: &str, c: i32) -> CallResult<()> {
     let p = r.profile(onion)?;
     if is_group(&p, c).await {
@@ -275,6 +286,40 @@ pub(crate) async fn access_control_list(
         AccessControl::for_contact(contact.accepted, contact.blocked),
     );
     Ok(acl)
+}
+
+/// `c_UpdateConversationAccessControlList`: this library keeps no ACL, only whether a
+/// contact is accepted and blocked, so the contact's entry is mapped onto those: `Blocked`
+/// blocks; otherwise `Read` or `Append` accepts (and unblocks). An entry this cannot
+/// express (file sharing or image rendering allowed, other handles) is refused.
+pub(crate) async fn update_acl(r: &Running, onion: &str, c: i32, json: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let acl: AccessControlList =
+        serde_json::from_str(json).map_err(|e| format!("not an access control list: {e}"))?;
+    let contact = p.contact(conv(c)).await.map_err(err)?;
+    let me = contact.onion.as_str();
+    if acl.keys().any(|k| k.as_str() != me) {
+        return Err("entries for other handles (group members): not yet implemented".into());
+    }
+    let Some(a) = acl.get(me) else {
+        return Err("no entry for the conversation's contact".into());
+    };
+    if a.ShareFiles || a.RenderImages {
+        return Err("per-contact file sharing and image permissions: not yet implemented".into());
+    }
+    if a.Blocked {
+        if !contact.blocked {
+            p.block(conv(c)).await.map_err(err)?;
+        }
+    } else {
+        if contact.blocked {
+            p.unblock(conv(c)).await.map_err(err)?;
+        }
+        if (a.Read || a.Append) && !contact.accepted {
+            p.accept(conv(c)).await.map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Go's `EnhancedMessage` for a stored message.

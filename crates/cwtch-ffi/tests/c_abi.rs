@@ -437,6 +437,8 @@ fn the_c_abi_end_to_end() {
     lib.void1("c_GetServerInfoList", &bot);
     let info = events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == bot);
     assert_eq!(json(info.get("ServerList")), serde_json::json!([]));
+    lib.void1("c_PublishServerUpdate", &bot);
+    events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == bot);
 
     // ---- attributes ----
     lib.set_profile_attribute(&bot, "profile.name", "Echo Bot");
@@ -452,6 +454,7 @@ fn the_c_abi_end_to_end() {
     let a = lib.get_conversation_attribute(&bot, cid, "local.profile.name");
     assert_eq!(a["Value"], "Alice A.", "{a}");
 
+    lib.void_conv("c_ArchiveConversation", &bot, cid);
     // ---- settings, then reconnect: NewPeer again with the accepted contact ----
     let mut new_settings = sv.clone();
     new_settings["BlockUnknownConnections"] = true.into();
@@ -482,6 +485,7 @@ fn the_c_abi_end_to_end() {
     assert_eq!(c["identifier"].as_i64(), Some(i64::from(cid)));
     assert_eq!(c["accepted"], true);
     assert_eq!(c["isGroup"], false);
+    assert_eq!(c["isArchived"], true, "archived above");
     assert!(c["accessControlList"][&alice_onion]["Read"] == true, "{c}");
 
     // ---- bundles, block, not-yet functions ----
@@ -512,9 +516,14 @@ fn the_c_abi_end_to_end() {
         let none = json(&lib.take(unsafe { f(p.0, p.1, 4242) }));
         assert!(none["error"].is_string(), "no conversation 4242: {none}");
     }
-    lib.void0("c_ResetTor");
-    let e = events.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+    lib.void2("c_QueueJoinServer", &bot, "x");
+    let e = events.wait("AppError", |e| {
+        e.get("Error").starts_with("c_QueueJoinServer")
+    });
     assert!(e.get("Error").contains("not yet"), "{e:?}");
+    // The network restarts (the loopback network's restart is immediate) without error.
+    lib.void0("c_ResetTor");
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
     let shared = lib.string2("c_SearchConversations", &bot, "x");
     assert_eq!(shared, "", "not yet: empty, as documented");
     let debug = json(&{

@@ -103,6 +103,37 @@ fn profiles_through_the_c_abi() {
         (acl[other]["Blocked"].clone(), acl[other]["Read"].clone()),
         (false.into(), true.into())
     );
+    // The ACL, as far as accepted/blocked express it.
+    let update_acl = |acl: serde_json::Value| {
+        let f: unsafe extern "C" fn(Str, std::ffi::c_int, std::ffi::c_int, Str, std::ffi::c_int) =
+            lib.sym("c_UpdateConversationAccessControlList");
+        let (p, j) = (s(&onion), acl.to_string());
+        let j = s(&j);
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, cid, j.0, j.1) }
+    };
+    let mut acl = lib.acl(&onion, cid);
+    acl[other]["Blocked"] = true.into();
+    update_acl(acl.clone());
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
+    assert_eq!(lib.acl(&onion, cid)[other]["Blocked"], true);
+    acl[other]["Blocked"] = false.into();
+    update_acl(acl.clone());
+    assert_eq!(lib.acl(&onion, cid)[other]["Blocked"], false);
+    acl[other]["ShareFiles"] = true.into();
+    update_acl(acl);
+    update_acl(serde_json::json!({"someoneelse": {
+        "Blocked": false, "Read": true, "Append": true, "AutoConnect": true,
+        "ExchangeAttributes": true, "ShareFiles": false, "RenderImages": false
+    }}));
+    let errors = events.app_errors_so_far(&lib);
+    assert!(
+        errors.len() == 2
+            && errors
+                .iter()
+                .all(|e| e.contains("not yet") || e.contains("access control")),
+        "{errors:?}"
+    );
     lib.void_conv("c_DeleteConversation", &onion, cid);
     assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
     assert!(lib.acl(&onion, cid)["error"].is_string(), "deleted");

@@ -300,13 +300,23 @@ impl Events {
     /// The first event (already received or not) named `name` for which `pred` holds; it is
     /// consumed, the others stay for later waits.
     pub fn wait(&mut self, name: &str, pred: impl Fn(&GoEvent) -> bool) -> GoEvent {
+        self.wait_within(GUARD, name, pred)
+    }
+
+    /// [`Events::wait`] with another deadlock guard (Tor is slower than loopback).
+    pub fn wait_within(
+        &mut self,
+        guard: Duration,
+        name: &str,
+        pred: impl Fn(&GoEvent) -> bool,
+    ) -> GoEvent {
         if let Some(i) = self.pending.iter().position(|e| e.name == name && pred(e)) {
             return self.pending.remove(i).expect("present");
         }
         loop {
             let raw = self
                 .rx
-                .recv_timeout(GUARD)
+                .recv_timeout(guard)
                 .unwrap_or_else(|_| panic!("no {name} event; seen: {:#?}", self.seen));
             let v = json(&raw);
             // The envelope libcwtch parses: EventType, EventID, Data of strings only.
@@ -331,8 +341,8 @@ impl Events {
 
 impl Events {
     /// Every `AppError` produced by calls made before this one, in order: calls' events are
-    /// queued in call order, so `c_ResetTor`'s (a not-yet function, always an error) marks
-    /// the end of those made before it.
+    /// queued in call order, so the error of `c_DisconnectFromServer` (a not-yet function,
+    /// always an error) marks the end of those made before it.
     pub fn app_errors_so_far(&mut self, lib: &Lib) -> Vec<String> {
         self.barrier(lib);
         let mut errors = Vec::new();
@@ -350,8 +360,10 @@ impl Events {
     /// Wait until the events of every call made before this one are received (see
     /// [`Events::app_errors_so_far`]).
     pub fn barrier(&mut self, lib: &Lib) {
-        lib.void0("c_ResetTor");
-        self.wait("AppError", |e| e.get("Error").starts_with("c_ResetTor"));
+        lib.void2("c_DisconnectFromServer", "", "");
+        self.wait("AppError", |e| {
+            e.get("Error").starts_with("c_DisconnectFromServer")
+        });
     }
 
     /// How many events named `name` were received and not yet waited for.
