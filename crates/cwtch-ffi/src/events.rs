@@ -44,9 +44,7 @@ use crate::json::{
 /// `libcwtch::event::MessageNotification`): this library has no per-conversation policy.
 const NOTIFICATION: &str = "ContactInfo";
 
-/// Go's file-sharing chunk size (cwtch-model `files::CHUNK_SIZE`): progress is counted in
-/// chunks.
-const CHUNK_SIZE: u64 = 4096;
+use cwtch::FILE_CHUNK_SIZE as CHUNK_SIZE;
 
 /// Forward the library's events to the bus until the stream ends or the app is gone.
 pub(crate) async fn forward(

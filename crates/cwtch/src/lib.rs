@@ -20,6 +20,8 @@ mod server_task;
 mod store;
 mod types;
 mod util;
+/// Go's file-sharing chunk size in bytes (clients count progress in chunks, as Go does).
+pub use cwtch_model::files::CHUNK_SIZE as FILE_CHUNK_SIZE;
 /// Peer messages on the wire: re-exported from [`cwtch_model::peer`], where the peer
 /// protocol lives.
 pub use cwtch_model::peer as wire;
