@@ -297,6 +297,25 @@ impl Runtime {
         })
         .await
         .map_err(|_| Error::Invalid { what: "file" })??;
+        let (name, size) = (manifest.file_name.clone(), manifest.file_size);
+        let key = self.store_share(Some(conv), path, manifest, stamp).await?;
+        let content = Content::FileShare {
+            name,
+            file_key: key.to_string(),
+            size,
+        };
+        Ok((key, content))
+    }
+
+    /// Give a hashed file its key (a fresh nonce), store its share in `owner`'s attributes
+    /// (a conversation's, or the profile's: `None`) and serve it from now on.
+    async fn store_share(
+        &self,
+        owner: Option<ConversationId>,
+        path: PathBuf,
+        manifest: Manifest,
+        stamp: Option<FileStamp>,
+    ) -> Result<FileKey> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let key = FileKey {
@@ -325,31 +344,19 @@ impl Runtime {
                 stamp.map(FileStamp::to_attr).unwrap_or_default(),
             ),
         ];
-        self.store
-            .call(move |s| {
-                for (k, v) in &values {
-                    s.set_conversation_attribute(conv, k, v)?;
-                }
-                Ok(())
-            })
-            .await?;
-        let content = Content::FileShare {
-            name: manifest.file_name.clone(),
-            file_key: key.to_string(),
-            size: manifest.file_size,
-        };
+        self.set_file_attrs(owner, values).await?;
         self.state().files.shares.insert(
             key,
             Share {
                 path,
-                conversation: Some(conv),
+                conversation: owner,
                 manifest: Arc::new(manifest),
                 json: Arc::new(json),
                 active: true,
                 stamp,
             },
         );
-        Ok((key, content))
+        Ok(key)
     }
 
     /// Stop or restart serving a file we share.
@@ -1132,46 +1139,7 @@ impl Runtime {
         })
         .await
         .map_err(|_| Error::Invalid { what: "image" })??;
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
-        let key = FileKey {
-            root_hash: manifest.root_hash,
-            nonce,
-        };
-        let json = manifest.to_go_json();
-        let parts = manifest_parts(&json).len();
-        let values = vec![
-            (
-                attr("conversation", &key, "manifest"),
-                String::from_utf8_lossy(&json).into_owned(),
-            ),
-            (
-                attr("conversation", &key, "manifest.size"),
-                parts.to_string(),
-            ),
-            (
-                attr("local", &key, "path"),
-                path.to_string_lossy().into_owned(),
-            ),
-            (attr("local", &key, "ts"), now_rfc3339()),
-            (attr("local", &key, "state"), "sharing".to_owned()),
-            (
-                attr("local", &key, "stamp"),
-                stamp.map(FileStamp::to_attr).unwrap_or_default(),
-            ),
-        ];
-        self.set_file_attrs(None, values).await?;
-        self.state().files.shares.insert(
-            key,
-            Share {
-                path,
-                conversation: None,
-                manifest: Arc::new(manifest),
-                json: Arc::new(json),
-                active: true,
-                stamp,
-            },
-        );
+        let key = self.store_share(None, path, manifest, stamp).await?;
         let value = key.to_string();
         let previous = self
             .store
