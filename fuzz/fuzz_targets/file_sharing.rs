@@ -1,7 +1,9 @@
 //! File sharing's parsers (protocol.md §9): manifests (as reassembled from a sharer's parts),
 //! the share message (overlay 200), file keys and chunk requests, all from a peer.
 //!
-//! Asserts: no panics; what parses is consistent (chunk count fits the size, every index of a
+//! Asserts: no panics; the downloader's streaming manifest reader, fed the input in pieces,
+//! agrees with the whole parse (or refuses a field past its own limit); what parses is
+//! consistent (chunk count fits the size, every index of a
 //! chunk request is a chunk of the file) and re-encodes to something that parses to the same
 //! value; a chunk verifies against a manifest only with its exact length; a download fed a
 //! hostile sharer's messages (the input, split at 0xfe) never writes a chunk that does not
@@ -10,13 +12,15 @@
 
 use cwtch_model::files::{
     ChunkSpec, Download, DownloadConfig, DownloadOutput, FileKey, FileMessage, FileShare,
-    Manifest, ManifestBuilder,
+    Manifest, ManifestBuilder, ManifestReader, LIMIT_REASON,
 };
+use cwtch_model::Error;
 use cwtch_model::gojson::GoJson;
 use cwtch_model::peer::PeerMessage;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    streamed_agrees(data);
     if let Ok(m) = Manifest::parse(data) {
         assert_eq!(m.chunk_count(), m.file_size.div_ceil(m.chunk_size));
         let again = Manifest::parse(&m.to_go_json()).expect("our own manifest parses");
@@ -51,6 +55,35 @@ fuzz_target!(|data: &[u8]| {
     download(data);
 });
 
+/// The reader, fed `data` in pieces whose sizes the first byte picks, against the whole parse.
+fn streamed_agrees(data: &[u8]) {
+    let whole = Manifest::parse(data);
+    let key = FileKey {
+        root_hash: whole.as_ref().map_or([0; 64], |m| m.root_hash),
+        nonce: [0; 24],
+    };
+    let step = usize::from(data.first().copied().unwrap_or(0) % 64) + 1;
+    let mut r = ManifestReader::new();
+    let mut got = Vec::new();
+    let fed: Result<(), Error> = data.chunks(step).try_for_each(|p| r.feed(p, &mut got));
+    let streamed = fed.and_then(|()| r.finish(&key));
+    match (&whole, &streamed) {
+        (Ok(m), Ok(info)) => {
+            assert_eq!(&m.info(), info);
+            let mut hashes = vec![[0u8; 32]; m.chunks.len()];
+            for (i, h) in got {
+                if let Some(slot) = hashes.get_mut(i as usize) {
+                    *slot = h;
+                }
+            }
+            assert_eq!(hashes, m.chunks, "the hashes by position");
+        }
+        (Err(_), Err(_)) => {}
+        (Ok(_), Err(Error::InvalidManifest { reason })) if *reason == LIMIT_REASON => {}
+        (w, s) => panic!("whole {w:?}, streamed {s:?}"),
+    }
+}
+
 /// A download of a small known file whose sharer says whatever the input says.
 fn download(data: &[u8]) {
     let content: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).collect();
@@ -68,6 +101,7 @@ fn download(data: &[u8]) {
     };
     let (mut d, _) = Download::start(key, config);
     let mut written = std::collections::HashSet::new();
+    let mut hashes: Vec<[u8; 32]> = Vec::new();
     let mut verified = false;
     let json = manifest.to_go_json();
     for (n, step) in data.split(|&b| b == 0xfe).enumerate() {
@@ -109,11 +143,22 @@ fn download(data: &[u8]) {
                 continue;
             }
         };
-        let mut out: std::collections::VecDeque<_> = d.receive(msg).into();
+        let mut out: std::collections::VecDeque<_> = d.receive(msg, &hashes).into();
         while let Some(o) = out.pop_front() {
             check(&o, &manifest, &mut written, &mut verified);
             match o {
-                DownloadOutput::ManifestReady(_) => out.extend(d.manifest_accepted(None)),
+                DownloadOutput::Hashes { first, hashes: h } => {
+                    let end = first as usize + h.len();
+                    if hashes.len() < end {
+                        hashes.resize(end, [0; 32]);
+                    }
+                    hashes[first as usize..end].copy_from_slice(&h);
+                }
+                DownloadOutput::ManifestReady(m) => {
+                    assert_eq!(*m, manifest.info());
+                    assert_eq!(hashes.get(..3), Some(&manifest.chunks[..]), "hashes kept");
+                    out.extend(d.manifest_accepted(None));
+                }
                 DownloadOutput::VerifyFile => out.extend(d.file_verified(n % 2 == 0)),
                 _ => {}
             }

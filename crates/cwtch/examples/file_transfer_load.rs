@@ -10,9 +10,9 @@
 //! 2. Subject: Alice shares a file of that size with Bob; Bob downloads it (manifest, chunk
 //!    requests, every chunk checked and written, the whole file hashed, renamed). MB/s from
 //!    the download call to `FileDownloaded`, and its ratio to each baseline.
-//! 3. Memory: the process's peak RSS (VmHWM) reset just before the download, and its peak
-//!    during it. Both profiles run in this process, so this is an upper bound for the
-//!    downloader's.
+//! 3. Memory: the downloader's peak RSS (VmHWM) reset just before the download, and its peak
+//!    during it. The sharer runs in a child process (this program, `--sharer`, driven over
+//!    its stdin and stdout), so the figure is the downloader's alone.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
@@ -122,36 +122,125 @@ async fn until(
     }
 }
 
+/// The sharer's side, in its own process: a profile that accepts every contact request,
+/// prints `onion <its onion>`, then for each line `share <onion> <path>` shares the file with
+/// that contact and prints `key <file key>`; ends at `quit` or the end of its input.
+async fn sharer(net: &std::path::Path, home: &std::path::Path) {
+    let acn: Arc<dyn Acn> = Arc::new(LoopbackAcn::new(net).unwrap());
+    let (cwtch, alice, mut events) = profile(home, acn, "alice").await;
+    println!("onion {}", alice.onion());
+    let accepting = alice.clone();
+    tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            if let Event::ContactCreated {
+                request: true,
+                conversation_id,
+                ..
+            } = e
+            {
+                let _ = accepting
+                    .accept(cwtch::ConversationId(conversation_id))
+                    .await;
+            }
+        }
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = rx.recv().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["share", onion, path] => {
+                let onion: torv3::Onion = onion.parse().unwrap();
+                let (key, _) = alice
+                    .share_file(&onion, std::path::Path::new(path))
+                    .await
+                    .unwrap();
+                println!("key {key}");
+            }
+            _ => break,
+        }
+    }
+    cwtch.shutdown().await;
+}
+
+/// The sharer child process: its stdin, and its stdout's lines.
+struct Child {
+    process: std::process::Child,
+    input: std::process::ChildStdin,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Child {
+    fn spawn(net: &std::path::Path, home: &std::path::Path) -> Child {
+        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--sharer")
+            .arg(net)
+            .arg(home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = process.stdin.take().unwrap();
+        let out = process.stdout.take().unwrap();
+        use std::io::BufRead;
+        let lines = std::io::BufReader::new(out).lines();
+        Child {
+            process,
+            input,
+            lines,
+        }
+    }
+
+    /// The next line that starts with `word `, without it (blocking).
+    fn expect(&mut self, word: &str) -> String {
+        for line in self.lines.by_ref() {
+            if let Some(rest) = line.unwrap().strip_prefix(&format!("{word} ")) {
+                return rest.to_owned();
+            }
+        }
+        panic!("the sharer ended before `{word}`");
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.input, "{line}").unwrap();
+        self.input.flush().unwrap();
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<u64> = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--sharer") {
+        let [_, net, home] = &args[..] else {
+            panic!("--sharer NET HOME")
+        };
+        return sharer(net.as_ref(), home.as_ref()).await;
+    }
+    let sizes: Vec<u64> = args
+        .iter()
         .map(|a| a.parse().expect("sizes in MiB"))
         .collect();
     let sizes = if sizes.is_empty() { vec![100] } else { sizes };
     let dir = tempfile::tempdir().unwrap();
-    let acn: Arc<dyn Acn> = Arc::new(LoopbackAcn::new(dir.path().join("net")).unwrap());
+    let net = dir.path().join("net");
+    let acn: Arc<dyn Acn> = Arc::new(LoopbackAcn::new(&net).unwrap());
 
-    let (alice_cwtch, alice, mut alice_events) =
-        profile(&dir.path().join("alice"), acn.clone(), "alice").await;
+    let mut child = Child::spawn(&net, &dir.path().join("alice"));
     let (bob_cwtch, bob, mut bob_events) =
         profile(&dir.path().join("bob"), acn.clone(), "bob").await;
-    let (a, b) = (alice.onion().clone(), bob.onion().clone());
-    alice.add_contact(b.as_str()).await.unwrap();
-    let req = until(&mut bob_events, "contact request", |e| {
-        matches!(e, Event::ContactCreated { request: true, .. })
-    })
-    .await;
-    let Event::ContactCreated {
-        conversation_id, ..
-    } = req
-    else {
-        unreachable!()
-    };
-    bob.accept(cwtch::ConversationId(conversation_id))
-        .await
+    let a: torv3::Onion = tokio::task::block_in_place(|| child.expect("onion"))
+        .parse()
         .unwrap();
-    until(&mut alice_events, "connected", |e| {
+    let b = bob.onion().clone();
+    bob.add_contact(a.as_str()).await.unwrap();
+    until(&mut bob_events, "connected", |e| {
         matches!(
             e,
             Event::PeerStateChanged {
@@ -185,7 +274,8 @@ async fn main() {
                 f.write_all(&buf).unwrap();
             }
         }
-        let (key, _) = alice.share_file(&b, &path).await.unwrap();
+        child.send(&format!("share {b} {}", path.display()));
+        let key = tokio::task::block_in_place(|| child.expect("key"));
         until(&mut bob_events, "the offer", |e| {
             matches!(
                 e,
@@ -227,6 +317,7 @@ async fn main() {
         );
         std::fs::remove_file(&got).unwrap();
     }
-    alice_cwtch.shutdown().await;
+    child.send("quit");
     bob_cwtch.shutdown().await;
+    let _ = child.process.wait();
 }

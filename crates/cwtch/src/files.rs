@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cwtch_model::files::{
-    manifest_parts, numbered_file_name, safe_file_name, ChunkSpec, Download, DownloadConfig,
-    DownloadError, DownloadOutput, FileKey, FileMessage, Manifest, ManifestBuilder, MAX_FILE_SIZE,
-    NONCE_LEN,
+    manifest_parts, numbered_file_name, safe_file_name, ChunkHashes, ChunkSpec, Download,
+    DownloadConfig, DownloadError, DownloadOutput, FileKey, FileMessage, Manifest, ManifestBuilder,
+    ManifestInfo, CHUNK_HASH_LEN, MAX_FILE_SIZE, NONCE_LEN,
 };
 use cwtch_model::gojson::GoJson;
 use cwtch_storage::{ConversationId, KeyType};
@@ -855,6 +855,8 @@ impl Runtime {
         let (mut d, mut outputs) = Download::start(key, config);
         let part = partial_path(path);
         let mut file: Option<std::fs::File> = None;
+        // The manifest's chunk hashes, on disk: memory does not grow with the file.
+        let mut hashes: Option<Arc<HashFile>> = None;
         let mut last_progress = 0u64;
         loop {
             for o in std::mem::take(&mut outputs) {
@@ -870,12 +872,31 @@ impl Runtime {
                             let _ = pc.send(&m.to_peer_message()).await;
                         }
                     }
+                    DownloadOutput::Hashes { first, hashes: h } => {
+                        if hashes.is_none() {
+                            let dir = path.parent().unwrap_or(Path::new("."));
+                            match HashFile::create(dir) {
+                                Ok(f) => hashes = Some(Arc::new(f)),
+                                Err(e) => {
+                                    let reason = format!("keeping the manifest's hashes: {e}");
+                                    return self.download_failed(task, reason, false).await;
+                                }
+                            }
+                        }
+                        let stored = hashes.as_ref().map(|f| f.store(first, &h));
+                        if let Some(Err(e)) = stored {
+                            let reason = format!("keeping the manifest's hashes: {e}");
+                            return self.download_failed(task, reason, false).await;
+                        }
+                    }
                     DownloadOutput::ManifestReady(m) => {
-                        let (p, mf) = (part.clone(), m.clone());
-                        let opened = tokio::task::spawn_blocking(move || open_partial(&p, &mf))
-                            .await
-                            .map_err(|_| std::io::Error::other("task failed"))
-                            .and_then(|r| r);
+                        let (p, mf, hf) = (part.clone(), m.clone(), hashes.clone());
+                        let opened = tokio::task::spawn_blocking(move || {
+                            open_partial(&p, &mf, hf.as_deref().unwrap_or(&HashFile::NONE))
+                        })
+                        .await
+                        .map_err(|_| std::io::Error::other("task failed"))
+                        .and_then(|r| r);
                         match opened {
                             Ok((f, have)) => {
                                 file = Some(f);
@@ -950,7 +971,9 @@ impl Runtime {
             outputs = tokio::select! {
                 _ = cancel.cancelled() => return,
                 m = rx.recv() => match m {
-                    Some(DownloadInput::Message(m)) => d.receive(m),
+                    Some(DownloadInput::Message(m)) => {
+                        d.receive(m, hashes.as_deref().unwrap_or(&HashFile::NONE))
+                    }
                     Some(DownloadInput::Connected) => d.reconnected(),
                     None => return,
                 },
@@ -1452,9 +1475,50 @@ fn unused_path(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// The chunk hashes of a download's manifest, 32 bytes each by index, in an unnamed
+/// temporary file beside the download (the OS deletes it when it is closed, or the process
+/// dies): 8 MiB per GiB of file that need not be in memory.
+struct HashFile(Option<std::fs::File>);
+
+impl HashFile {
+    /// No hashes (before the manifest): every lookup fails.
+    const NONE: HashFile = HashFile(None);
+
+    fn create(dir: &Path) -> std::io::Result<HashFile> {
+        tempfile::tempfile_in(dir).map(|f| HashFile(Some(f)))
+    }
+
+    fn file(&self) -> std::io::Result<&std::fs::File> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no manifest yet"))
+    }
+
+    /// Keep `hashes`, the first being chunk `first`'s (replacing what was there).
+    fn store(&self, first: u64, hashes: &[[u8; CHUNK_HASH_LEN]]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file()?
+            .write_all_at(hashes.as_flattened(), first * CHUNK_HASH_LEN as u64)
+    }
+}
+
+impl ChunkHashes for HashFile {
+    fn chunk_hash(&self, index: u64) -> std::io::Result<[u8; CHUNK_HASH_LEN]> {
+        use std::os::unix::fs::FileExt;
+        let mut h = [0u8; CHUNK_HASH_LEN];
+        self.file()?
+            .read_exact_at(&mut h, index * CHUNK_HASH_LEN as u64)?;
+        Ok(h)
+    }
+}
+
 /// Open (or create) the partial file, sized to the manifest, and check which chunks it
-/// already holds (blocking).
-fn open_partial(path: &Path, m: &Manifest) -> std::io::Result<(std::fs::File, Vec<bool>)> {
+/// already holds against the manifest's `hashes` (blocking).
+fn open_partial(
+    path: &Path,
+    m: &ManifestInfo,
+    hashes: &HashFile,
+) -> std::io::Result<(std::fs::File, Vec<bool>)> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -1462,7 +1526,8 @@ fn open_partial(path: &Path, m: &Manifest) -> std::io::Result<(std::fs::File, Ve
         .truncate(false)
         .open(path)?;
     let len = f.metadata()?.len();
-    let mut have = vec![false; m.chunks.len()];
+    let count = usize::try_from(m.chunk_count).map_err(std::io::Error::other)?;
+    let mut have = vec![false; count];
     let mut buf = vec![0u8; m.chunk_size as usize];
     for (i, h) in have.iter_mut().enumerate() {
         let Some((start, clen)) = m.chunk_range(i as u64) else {
@@ -1473,7 +1538,7 @@ fn open_partial(path: &Path, m: &Manifest) -> std::io::Result<(std::fs::File, Ve
         }
         f.seek(SeekFrom::Start(start))?;
         f.read_exact(&mut buf[..clen])?;
-        *h = m.verify_chunk(i as u64, &buf[..clen]);
+        *h = m.verify_chunk(i as u64, &hashes.chunk_hash(i as u64)?, &buf[..clen]);
     }
     f.set_len(m.file_size)?;
     Ok((f, have))

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::messages::FileMessage;
-use super::{ChunkSpec, FileKey, Manifest, MANIFEST_PART_SIZE, MAX_CHUNKS};
+use super::{
+    ChunkHashes, ChunkSpec, FileKey, ManifestInfo, ManifestReader, CHUNK_HASH_LEN,
+    MANIFEST_PART_SIZE, MAX_CHUNKS,
+};
 
 /// The largest manifest JSON accepted: a 10 GiB file's (47 bytes per chunk hash) and room for
 /// the rest.
@@ -81,6 +84,9 @@ pub enum DownloadError {
     /// The sharer sent too much that was not asked for.
     #[error("the sharer sent too much that was not asked for")]
     Flooded,
+    /// The driver could not read back a chunk hash it keeps for this download.
+    #[error("reading the manifest's chunk hashes: {0}")]
+    Storage(String),
 }
 
 /// What the driver does next.
@@ -89,9 +95,19 @@ pub enum DownloadError {
 pub enum DownloadOutput {
     /// Send this to the sharer.
     Send(FileMessage),
-    /// The manifest arrived and is the key's: check what a partial file already holds and
-    /// call [`Download::manifest_accepted`].
-    ManifestReady(Arc<Manifest>),
+    /// Keep these chunk hashes of the manifest, `first` being the index of `hashes[0]` (a
+    /// later one for the same index replaces an earlier), and answer
+    /// [`ChunkHashes::chunk_hash`] with them.
+    Hashes {
+        /// The index of the first.
+        first: u64,
+        /// Consecutive hashes.
+        hashes: Vec<[u8; CHUNK_HASH_LEN]>,
+    },
+    /// The manifest arrived and is the key's (every hash was given in
+    /// [`DownloadOutput::Hashes`] before): check what a partial file already holds and call
+    /// [`Download::manifest_accepted`].
+    ManifestReady(Arc<ManifestInfo>),
     /// Write `data` at `offset` of the temporary file.
     Write {
         /// Which chunk.
@@ -121,6 +137,9 @@ impl std::fmt::Debug for DownloadOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DownloadOutput::Send(m) => f.debug_tuple("Send").field(m).finish(),
+            DownloadOutput::Hashes { first, hashes } => {
+                write!(f, "Hashes {{ first: {first}, count: {} }}", hashes.len())
+            }
             DownloadOutput::ManifestReady(m) => f.debug_tuple("ManifestReady").field(m).finish(),
             DownloadOutput::Write {
                 index,
@@ -141,14 +160,11 @@ impl std::fmt::Debug for DownloadOutput {
 
 #[derive(Debug)]
 enum State {
-    /// Collecting manifest parts.
-    Manifest {
-        parts: BTreeMap<u64, Vec<u8>>,
-        bytes: u64,
-    },
+    /// Reading the manifest as its parts arrive.
+    Manifest(Box<ManifestParts>),
     /// The manifest is ready; waiting for the driver to say what is on disk.
     Checking {
-        manifest: Arc<Manifest>,
+        manifest: Arc<ManifestInfo>,
     },
     /// Fetching chunks.
     Chunks(Box<Chunks>),
@@ -158,9 +174,23 @@ enum State {
     Failed,
 }
 
+/// The most manifest parts kept that arrived ahead of one still missing.
+const MAX_EARLY_PARTS: usize = 64;
+
+#[derive(Debug, Default)]
+struct ManifestParts {
+    reader: ManifestReader,
+    /// The next part the reader takes.
+    next: u64,
+    /// Parts that arrived before `next`.
+    early: BTreeMap<u64, Vec<u8>>,
+    /// Bytes taken or kept so far.
+    bytes: u64,
+}
+
 #[derive(Debug)]
 struct Chunks {
-    manifest: Arc<Manifest>,
+    manifest: Arc<ManifestInfo>,
     have: Vec<bool>,
     done: u64,
     /// The chunks asked for and not yet answered.
@@ -194,10 +224,7 @@ impl Download {
         let d = Download {
             key,
             config,
-            state: State::Manifest {
-                parts: BTreeMap::new(),
-                bytes: 0,
-            },
+            state: State::Manifest(Box::default()),
             progressed: false,
             stalls: 0,
             unsolicited: 0,
@@ -220,14 +247,14 @@ impl Download {
     }
 
     /// A message from the sharer about this file. Anything else (another file's, a request)
-    /// is ignored.
-    pub fn receive(&mut self, m: FileMessage) -> Vec<DownloadOutput> {
+    /// is ignored. `hashes` holds what [`DownloadOutput::Hashes`] gave.
+    pub fn receive(&mut self, m: FileMessage, hashes: &dyn ChunkHashes) -> Vec<DownloadOutput> {
         if m.key() != &self.key {
             return Vec::new();
         }
         let out = match m {
             FileMessage::ManifestPart { index, data, .. } => self.manifest_part(index, data),
-            FileMessage::Chunk { index, data, .. } => self.chunk(index, data),
+            FileMessage::Chunk { index, data, .. } => self.chunk(index, data, hashes),
             _ => Vec::new(),
         };
         if self.unsolicited > self.config.max_unsolicited && !self.is_finished() {
@@ -242,57 +269,65 @@ impl Download {
     }
 
     fn manifest_part(&mut self, index: u64, data: Vec<u8>) -> Vec<DownloadOutput> {
-        let State::Manifest { parts, bytes } = &mut self.state else {
+        let State::Manifest(m) = &mut self.state else {
             self.unsolicited += 1;
             return Vec::new();
         };
         let max_parts = MAX_MANIFEST_BYTES.div_ceil(MANIFEST_PART_SIZE as u64);
         if index >= max_parts
+            || index < m.next
             || data.len() > MANIFEST_PART_SIZE
-            || parts.contains_key(&index)
-            || *bytes + data.len() as u64 > MAX_MANIFEST_BYTES
+            || m.early.contains_key(&index)
+            || (index > m.next && m.early.len() >= MAX_EARLY_PARTS)
+            || m.bytes + data.len() as u64 > MAX_MANIFEST_BYTES
         {
             self.unsolicited += 1;
             return Vec::new();
         }
         self.progressed = true;
-        *bytes += data.len() as u64;
-        parts.insert(index, data);
-        // Complete once parts 0..=n are all here and the last is short (a full last part
-        // is tried when the sharer goes quiet: `tick`).
-        let contiguous = parts.keys().enumerate().all(|(i, k)| i as u64 == *k);
-        let short_last = parts
-            .values()
-            .next_back()
-            .is_some_and(|p| p.len() < MANIFEST_PART_SIZE);
-        if contiguous && short_last {
-            self.try_manifest(true)
-        } else {
-            Vec::new()
+        m.bytes += data.len() as u64;
+        if index > m.next {
+            m.early.insert(index, data);
+            return Vec::new();
         }
+        // Feed this part and every early one that now follows; each hash goes out at once.
+        let mut found = Vec::new();
+        let mut part = Some(data);
+        let mut short = false;
+        while let Some(p) = part {
+            short = p.len() < MANIFEST_PART_SIZE;
+            if let Err(e) = m.reader.feed(&p, &mut found) {
+                return self.fail(DownloadError::BadManifest(e.to_string()));
+            }
+            m.next += 1;
+            part = m.early.remove(&m.next);
+        }
+        let complete = m.reader.is_complete();
+        let mut out = hash_runs(found);
+        if complete {
+            out.extend(self.manifest_complete());
+        } else if short {
+            // A short part is the last: the JSON ended early.
+            let e = m.reader.finish(&self.key).err().map(|e| e.to_string());
+            return self.fail(DownloadError::BadManifest(e.unwrap_or_default()));
+        }
+        out
     }
 
-    /// Parse the collected parts; on success, hand the manifest to the driver. On failure:
-    /// fail the download (`fail_on_error`), or keep collecting (nothing returned).
-    fn try_manifest(&mut self, fail_on_error: bool) -> Vec<DownloadOutput> {
-        let State::Manifest { parts, .. } = &mut self.state else {
+    /// The manifest's JSON is complete: check it; hand it to the driver.
+    fn manifest_complete(&mut self) -> Vec<DownloadOutput> {
+        let State::Manifest(m) = &mut self.state else {
             return Vec::new();
         };
-        let mut json = Vec::with_capacity(parts.values().map(Vec::len).sum());
-        for p in parts.values() {
-            json.extend_from_slice(p);
-        }
-        let m = match Manifest::from_parts([json.as_slice()], &self.key) {
-            Ok(m) => m,
-            Err(_) if !fail_on_error => return Vec::new(),
+        let info = match m.reader.finish(&self.key) {
+            Ok(info) => info,
             Err(e) => return self.fail(DownloadError::BadManifest(e.to_string())),
         };
-        drop(json);
-        if m.file_size > self.config.max_file_size {
-            let (size, limit) = (m.file_size, self.config.max_file_size);
+        if info.file_size > self.config.max_file_size {
+            let (size, limit) = (info.file_size, self.config.max_file_size);
             return self.fail(DownloadError::TooLarge { size, limit });
         }
-        let manifest = Arc::new(m);
+        let manifest = Arc::new(info);
         self.state = State::Checking {
             manifest: manifest.clone(),
         };
@@ -306,7 +341,7 @@ impl Download {
             self.state = State::Failed;
             return Vec::new();
         };
-        let n = manifest.chunks.len();
+        let n = usize::try_from(manifest.chunk_count).unwrap_or(usize::MAX);
         let have = match have {
             Some(h) if h.len() == n => h,
             _ => vec![false; n],
@@ -363,7 +398,12 @@ impl Download {
         })]
     }
 
-    fn chunk(&mut self, index: u64, data: Vec<u8>) -> Vec<DownloadOutput> {
+    fn chunk(
+        &mut self,
+        index: u64,
+        data: Vec<u8>,
+        hashes: &dyn ChunkHashes,
+    ) -> Vec<DownloadOutput> {
         let State::Chunks(c) = &mut self.state else {
             self.unsolicited += 1;
             return Vec::new();
@@ -377,8 +417,15 @@ impl Download {
             return Vec::new();
         }
         c.outstanding.remove(index);
+        let hash = match hashes.chunk_hash(index) {
+            Ok(h) => h,
+            Err(e) => return self.fail(DownloadError::Storage(e.to_string())),
+        };
+        let State::Chunks(c) = &mut self.state else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
-        if c.manifest.verify_chunk(index, &data) {
+        if c.manifest.verify_chunk(index, &hash, &data) {
             self.progressed = true;
             c.have[i] = true;
             c.done += data.len() as u64;
@@ -418,24 +465,13 @@ impl Download {
             }
         }
         match &mut self.state {
-            State::Manifest { parts, .. } => {
-                let contiguous = parts.keys().enumerate().all(|(i, k)| i as u64 == *k);
-                if !parts.is_empty() && contiguous {
-                    // Perhaps complete (a last part exactly full), perhaps not: if it does not
-                    // parse, ask for it all again rather than fail.
-                    let out = self.try_manifest(false);
-                    if !out.is_empty() {
-                        return out;
-                    }
-                }
+            State::Manifest(m) => {
+                // Nothing for a while: ask for it all again, from the start.
                 if self.manifest_requests > self.config.max_stalls {
                     return self.fail(DownloadError::Stalled);
                 }
                 self.manifest_requests += 1;
-                if let State::Manifest { parts, bytes } = &mut self.state {
-                    parts.clear();
-                    *bytes = 0;
-                }
+                **m = ManifestParts::default();
                 vec![DownloadOutput::Send(FileMessage::RequestManifest {
                     key: self.key,
                 })]
@@ -454,9 +490,8 @@ impl Download {
     /// a stall and without waiting for the timer.
     pub fn reconnected(&mut self) -> Vec<DownloadOutput> {
         match &mut self.state {
-            State::Manifest { parts, bytes } => {
-                parts.clear();
-                *bytes = 0;
+            State::Manifest(m) => {
+                **m = ManifestParts::default();
                 vec![DownloadOutput::Send(FileMessage::RequestManifest {
                     key: self.key,
                 })]
@@ -482,6 +517,23 @@ impl Download {
             self.fail(DownloadError::RootHashMismatch)
         }
     }
+}
+
+/// Hashes by index as consecutive runs.
+fn hash_runs(found: Vec<(u64, [u8; CHUNK_HASH_LEN])>) -> Vec<DownloadOutput> {
+    let mut out: Vec<DownloadOutput> = Vec::new();
+    for (i, h) in found {
+        match out.last_mut() {
+            Some(DownloadOutput::Hashes { first, hashes }) if *first + hashes.len() as u64 == i => {
+                hashes.push(h)
+            }
+            _ => out.push(DownloadOutput::Hashes {
+                first: i,
+                hashes: vec![h],
+            }),
+        }
+    }
+    out
 }
 
 /// The first `window` missing chunks from `c.scan` on, as a spec; moves `c.scan` past the
@@ -514,7 +566,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::files::{manifest_parts, ManifestBuilder};
+    use crate::files::{manifest_parts, Manifest, ManifestBuilder};
     use crate::gojson::GoJson;
 
     /// An honest sharer of `data`.
@@ -592,6 +644,7 @@ mod tests {
             }
         }
         let mut seen = Vec::new();
+        let mut hashes: Vec<[u8; 32]> = Vec::new();
         let mut writes = std::collections::HashSet::new();
         let mut idle = 0;
         while !d.is_finished() && idle < 10_000 {
@@ -605,11 +658,19 @@ mod tests {
                 match &o {
                     DownloadOutput::Send(m) => {
                         for a in sharer.answer(m).into_iter().flat_map(&mut tamper) {
-                            next.extend(d.receive(a));
+                            next.extend(d.receive(a, &hashes));
                         }
                     }
+                    DownloadOutput::Hashes { first, hashes: h } => {
+                        let end = *first as usize + h.len();
+                        if hashes.len() < end {
+                            hashes.resize(end, [0; 32]);
+                        }
+                        hashes[*first as usize..end].copy_from_slice(h);
+                    }
                     DownloadOutput::ManifestReady(m) => {
-                        assert_eq!(**m, sharer.manifest);
+                        assert_eq!(**m, sharer.manifest.info());
+                        assert_eq!(&hashes[..m.chunk_count as usize], &sharer.manifest.chunks);
                         next.extend(d.manifest_accepted(have.clone()));
                     }
                     DownloadOutput::Write {
@@ -835,7 +896,7 @@ mod tests {
         // Once chunks are asked for, a new connection asks for the same ones again.
         let mut asked = Vec::new();
         for m in s.answer(&FileMessage::RequestManifest { key: s.key }) {
-            for o in d.receive(m) {
+            for o in d.receive(m, &s.manifest.chunks) {
                 if let DownloadOutput::ManifestReady(_) = o {
                     for o in d.manifest_accepted(None) {
                         if let DownloadOutput::Send(r @ FileMessage::RequestChunks { .. }) = o {
@@ -858,33 +919,83 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_whose_last_part_is_full_is_tried_when_the_sharer_goes_quiet() {
+    fn a_manifest_whose_last_part_is_full_completes_when_its_object_closes() {
         let s = Sharer::new(data(1000));
         let (mut d, _) = Download::start(s.key, DownloadConfig::default());
         let mut json = s.manifest.to_go_json();
-        // Pad with spaces (valid JSON) to exactly one full part.
-        json.resize(MANIFEST_PART_SIZE, b' ');
-        let out = d.receive(FileMessage::ManifestPart {
-            key: s.key,
-            index: 0,
-            data: json,
-        });
-        assert!(out.is_empty());
-        assert!(matches!(d.tick()[..], [DownloadOutput::ManifestReady(_)]));
+        // Spaces before it (valid JSON) to exactly one full part: no short part follows.
+        let pad = MANIFEST_PART_SIZE - json.len();
+        json.splice(0..0, std::iter::repeat_n(b' ', pad));
+        let out = d.receive(
+            FileMessage::ManifestPart {
+                key: s.key,
+                index: 0,
+                data: json,
+            },
+            &s.manifest.chunks,
+        );
+        assert!(
+            matches!(
+                out[..],
+                [
+                    DownloadOutput::Hashes { first: 0, .. },
+                    DownloadOutput::ManifestReady(_)
+                ]
+            ),
+            "{out:?}"
+        );
         // A first full part of a longer manifest, then silence: asked for again, not failed.
         let big = Sharer::new(data(1_000_000));
         let (mut d, _) = Download::start(big.key, DownloadConfig::default());
         let json = big.manifest.to_go_json();
-        d.receive(FileMessage::ManifestPart {
-            key: big.key,
-            index: 0,
-            data: json[..MANIFEST_PART_SIZE].to_vec(),
-        });
+        d.receive(
+            FileMessage::ManifestPart {
+                key: big.key,
+                index: 0,
+                data: json[..MANIFEST_PART_SIZE].to_vec(),
+            },
+            &big.manifest.chunks,
+        );
         assert!(matches!(
             d.tick()[..],
             [DownloadOutput::Send(FileMessage::RequestManifest { .. })]
         ));
         assert!(!d.is_finished());
+    }
+
+    #[test]
+    fn parts_out_of_order_are_read_in_order_and_a_short_early_end_fails() {
+        let s = Sharer::new(data(1_000_000));
+        // Each part held back until the one after it has arrived.
+        let mut held: Option<FileMessage> = None;
+        let (file, out) = run(&s, DownloadConfig::default(), None, |m| match m {
+            FileMessage::ManifestPart { index, .. } if index % 2 == 0 => {
+                held.replace(m).into_iter().collect()
+            }
+            m @ FileMessage::ManifestPart { .. } => std::iter::once(m).chain(held.take()).collect(),
+            m => std::iter::once(m).chain(held.take()).collect(),
+        });
+        assert_eq!(last(&out), &DownloadOutput::Complete);
+        assert_eq!(file, s.data);
+        // A manifest cut short (its last part short, its object open) fails at once.
+        let (_, out) = run(&s, DownloadConfig::default(), None, |m| match m {
+            FileMessage::ManifestPart { key, index, data } if index == 1 => {
+                vec![FileMessage::ManifestPart {
+                    key,
+                    index,
+                    data: data[..100].to_vec(),
+                }]
+            }
+            m => vec![m],
+        });
+        assert!(
+            matches!(
+                last(&out),
+                DownloadOutput::Failed(DownloadError::BadManifest(_))
+            ),
+            "{:?}",
+            last(&out)
+        );
     }
 
     proptest! {

@@ -42,31 +42,25 @@ impl Manifest {
     /// Parse a manifest's JSON and check it is consistent.
     pub fn parse(json: &[u8]) -> Result<Manifest, Error> {
         let raw: RawManifest = gojson::decode(json)?;
-        let bad = |reason| Error::InvalidManifest { reason };
-        let root_hash = raw
-            .root_hash
-            .as_deref()
-            .and_then(|r| <[u8; ROOT_HASH_LEN]>::try_from(r).ok())
-            .ok_or(bad("the root hash is not 64 bytes"))?;
-        if raw.chunk_size == 0 || raw.chunk_size > CHUNK_SIZE {
-            return Err(bad("the chunk size is not 1 to 4096 bytes"));
-        }
-        if raw.file_size > MAX_FILE_SIZE {
-            return Err(bad("the file is larger than 10 GiB"));
-        }
-        if raw.chunks.len() as u64 != raw.file_size.div_ceil(raw.chunk_size) {
-            return Err(bad("the number of chunks does not fit the file size"));
-        }
-        if raw.bad_chunk {
-            return Err(bad("a chunk hash is not 32 bytes"));
-        }
+        let info = raw.check(raw.chunks.len() as u64, raw.bad_chunk)?;
         Ok(Manifest {
             chunks: raw.chunks,
-            file_name: raw.file_name,
-            root_hash,
-            file_size: raw.file_size,
-            chunk_size: raw.chunk_size,
+            file_name: info.file_name,
+            root_hash: info.root_hash,
+            file_size: info.file_size,
+            chunk_size: info.chunk_size,
         })
+    }
+
+    /// Everything but the chunk hashes.
+    pub fn info(&self) -> ManifestInfo {
+        ManifestInfo {
+            file_name: self.file_name.clone(),
+            root_hash: self.root_hash,
+            file_size: self.file_size,
+            chunk_size: self.chunk_size,
+            chunk_count: self.chunk_count(),
+        }
     }
 
     /// Reassemble a manifest from its parts and check it is the one `key` names.
@@ -91,22 +85,68 @@ impl Manifest {
 
     /// Where chunk `i` starts in the file and how long it is; `None` past the end.
     pub fn chunk_range(&self, i: u64) -> Option<(u64, usize)> {
-        if i >= self.chunk_count() {
-            return None;
-        }
-        let start = i * self.chunk_size;
-        let len = (self.file_size - start).min(self.chunk_size);
-        Some((start, len as usize))
+        chunk_range(self.file_size, self.chunk_size, self.chunk_count(), i)
     }
 
     /// Whether `bytes` is chunk `i` of this file: its length and its hash.
     pub fn verify_chunk(&self, i: u64, bytes: &[u8]) -> bool {
-        match (self.chunk_range(i), usize::try_from(i)) {
-            (Some((_, len)), Ok(idx)) => {
-                len == bytes.len() && Sha3_256::digest(bytes).as_slice() == self.chunks[idx]
-            }
-            _ => false,
+        match usize::try_from(i).ok().and_then(|idx| self.chunks.get(idx)) {
+            Some(h) => verify(self.chunk_range(i), h, bytes),
+            None => false,
         }
+    }
+}
+
+/// Where chunk `i` of a file of `size` bytes in `count` chunks of `chunk_size` starts, and
+/// its length.
+fn chunk_range(size: u64, chunk_size: u64, count: u64, i: u64) -> Option<(u64, usize)> {
+    if i >= count {
+        return None;
+    }
+    let start = i * chunk_size;
+    let len = size.saturating_sub(start).min(chunk_size);
+    Some((start, len as usize))
+}
+
+fn verify(range: Option<(u64, usize)>, hash: &[u8; CHUNK_HASH_LEN], bytes: &[u8]) -> bool {
+    range.is_some_and(|(_, len)| len == bytes.len() && Sha3_256::digest(bytes).as_slice() == hash)
+}
+
+/// A checked manifest without its chunk hashes: what a downloader keeps in memory while the
+/// hashes wait on disk ([`super::ManifestReader`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    /// The file's name as the sharer gave it (untrusted: a suggestion).
+    pub file_name: String,
+    /// SHA-512 of the whole file.
+    pub root_hash: [u8; ROOT_HASH_LEN],
+    /// The file's size.
+    pub file_size: u64,
+    /// The size of every chunk but the last.
+    pub chunk_size: u64,
+    /// How many chunks (hashes) the manifest lists.
+    pub chunk_count: u64,
+}
+
+impl std::fmt::Debug for ManifestInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManifestInfo")
+            .field("chunk_count", &self.chunk_count)
+            .field("file_size", &self.file_size)
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManifestInfo {
+    /// Where chunk `i` starts in the file and how long it is; `None` past the end.
+    pub fn chunk_range(&self, i: u64) -> Option<(u64, usize)> {
+        chunk_range(self.file_size, self.chunk_size, self.chunk_count, i)
+    }
+
+    /// Whether `bytes` is chunk `i` of this file, whose hash the manifest gave as `hash`.
+    pub fn verify_chunk(&self, i: u64, hash: &[u8; CHUNK_HASH_LEN], bytes: &[u8]) -> bool {
+        verify(self.chunk_range(i), hash, bytes)
     }
 }
 
@@ -142,9 +182,18 @@ impl GoJson for ChunkList<'_> {
     }
 }
 
+/// The manifest's fields (JSON names, in Go's struct order).
+pub(super) const FIELDS: &[&str] = &[
+    "Chunks",
+    "FileName",
+    "RootHash",
+    "FileSizeInBytes",
+    "ChunkSizeInBytes",
+];
+
 /// The manifest as decoded, before its checks.
 #[derive(Default)]
-struct RawManifest {
+pub(super) struct RawManifest {
     chunks: Vec<[u8; CHUNK_HASH_LEN]>,
     /// A chunk hash was not 32 bytes.
     bad_chunk: bool,
@@ -154,15 +203,40 @@ struct RawManifest {
     chunk_size: u64,
 }
 
+impl RawManifest {
+    /// The checks every manifest passes, for one that lists `chunk_count` hashes (`bad_chunk`:
+    /// one of them was not 32 bytes).
+    pub(super) fn check(&self, chunk_count: u64, bad_chunk: bool) -> Result<ManifestInfo, Error> {
+        let bad = |reason| Error::InvalidManifest { reason };
+        let root_hash = self
+            .root_hash
+            .as_deref()
+            .and_then(|r| <[u8; ROOT_HASH_LEN]>::try_from(r).ok())
+            .ok_or(bad("the root hash is not 64 bytes"))?;
+        if self.chunk_size == 0 || self.chunk_size > CHUNK_SIZE {
+            return Err(bad("the chunk size is not 1 to 4096 bytes"));
+        }
+        if self.file_size > MAX_FILE_SIZE {
+            return Err(bad("the file is larger than 10 GiB"));
+        }
+        if chunk_count != self.file_size.div_ceil(self.chunk_size) {
+            return Err(bad("the number of chunks does not fit the file size"));
+        }
+        if bad_chunk {
+            return Err(bad("a chunk hash is not 32 bytes"));
+        }
+        Ok(ManifestInfo {
+            file_name: self.file_name.clone(),
+            root_hash,
+            file_size: self.file_size,
+            chunk_size: self.chunk_size,
+            chunk_count,
+        })
+    }
+}
+
 impl GoDecode for RawManifest {
     fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), Error> {
-        const FIELDS: &[&str] = &[
-            "Chunks",
-            "FileName",
-            "RootHash",
-            "FileSizeInBytes",
-            "ChunkSizeInBytes",
-        ];
         d.fields(FIELDS, |d, i| match i {
             0 => {
                 let mut bad = false;

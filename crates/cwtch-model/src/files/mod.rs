@@ -16,12 +16,14 @@
 mod chunkspec;
 mod download;
 mod manifest;
+mod manifest_stream;
 mod messages;
 mod names;
 
 pub use chunkspec::{ChunkSpec, MAX_CHUNK_SPEC_RANGES};
 pub use download::{Download, DownloadConfig, DownloadError, DownloadOutput, MAX_MANIFEST_BYTES};
-pub use manifest::{manifest_parts, Manifest, ManifestBuilder, MANIFEST_PART_SIZE};
+pub use manifest::{manifest_parts, Manifest, ManifestBuilder, ManifestInfo, MANIFEST_PART_SIZE};
+pub use manifest_stream::{ChunkHashes, ManifestReader, LIMIT_REASON, MAX_MANIFEST_FIELDS_BYTES};
 pub use messages::{
     FileMessage, FileMessageError, CONTEXT_REQUEST_CHUNK, CONTEXT_REQUEST_MANIFEST,
     CONTEXT_SEND_CHUNK, CONTEXT_SEND_MANIFEST,

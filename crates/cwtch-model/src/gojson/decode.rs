@@ -790,7 +790,7 @@ impl<'a> Decoder<'a> {
 
 /// Which of `names` a JSON key sets: an exact match, else the first case-insensitive match
 /// in struct order (Go's `decode.go` `object()`).
-fn match_field(names: &[&str], key: &str) -> Option<usize> {
+pub(crate) fn match_field(names: &[&str], key: &str) -> Option<usize> {
     names
         .iter()
         .position(|n| *n == key)

@@ -15,6 +15,7 @@ mod decode;
 mod encode;
 mod utf8;
 
+pub(crate) use decode::match_field;
 pub use decode::{decode, go_base64_decode, validate, Decoder, GoDecode, MAX_NESTING_DEPTH};
 pub use encode::{
     append_base64, object, write_bool, write_bytes, write_i64, write_string, write_string_map,
