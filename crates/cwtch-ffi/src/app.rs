@@ -20,6 +20,11 @@ use crate::json::{to_json, GlobalSettings, GoEvent};
 /// `CWTCH_NETWORK`: `loopback` selects the loopback network (no anonymity, tests);
 /// `tor` or unset, Tor.
 pub const NETWORK_ENV: &str = "CWTCH_NETWORK";
+/// `HOST:PORT` of a running tor's control port to attach to (cookie authentication), whatever
+/// the settings say: for bots beside a system tor, whose programs start the library with an
+/// app directory they create afresh (no settings file yet), and for tests on a private Tor
+/// network. Ours; Go has no such variable.
+pub const TOR_CONTROL_ENV: &str = "CWTCH_TOR_CONTROL";
 /// `CWTCH_LOG`: a `tracing` filter for the library's log on stderr (default `warn`).
 pub const LOG_ENV: &str = "CWTCH_LOG";
 /// Where the settings live, under the app directory (ours: Go keeps an encrypted
@@ -234,8 +239,8 @@ fn init_logging() {
         .try_init();
 }
 
-/// Choose and build the network: `CWTCH_NETWORK=loopback` (with `CWTCH_LOOPBACK_DIR`); else,
-/// as Go's settings say, a running tor attached through its control port (`UseExternalTor`,
+/// Choose and build the network: `CWTCH_NETWORK=loopback` (with `CWTCH_LOOPBACK_DIR`); else a
+/// running tor named by `CWTCH_TOR_CONTROL`; else, as Go's settings say, a running tor attached through its control port (`UseExternalTor`,
 /// `CustomControlPort`; cookie authentication, the cookie file named by tor); else Tor
 /// launched from `tor_path` (or `tor` on PATH when empty) with its files in `<app_dir>/tor`.
 /// The choice is made by `connectivity::AcnArgs`, shared with the `cwtch` command.
@@ -253,12 +258,19 @@ async fn build_acn(
                  local development only."
             );
         }
-        None | Some("") | Some("tor") => match settings.external_tor_control() {
-            Some(control) => {
+        None | Some("") | Some("tor") => match (
+            std::env::var(TOR_CONTROL_ENV).ok().filter(|c| !c.is_empty()),
+            settings.external_tor_control(),
+        ) {
+            (Some(control), _) => {
+                info!("attaching to a running tor ({TOR_CONTROL_ENV})");
+                args.tor_control = Some(control);
+            }
+            (None, Some(control)) => {
                 info!("attaching to a running tor (settings: UseExternalTor)");
                 args.tor_control = Some(control);
             }
-            None => {
+            (None, None) => {
                 if !tor_path.is_empty() {
                     args.tor_binary = Some(PathBuf::from(tor_path));
                 }

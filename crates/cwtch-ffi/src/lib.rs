@@ -13,5 +13,5 @@ mod json;
 mod ops;
 mod servers;
 
-pub use app::{LOG_ENV, NETWORK_ENV};
+pub use app::{LOG_ENV, NETWORK_ENV, TOR_CONTROL_ENV};
 pub use cwtch::connectivity::LOOPBACK_DIR_ENV;

@@ -37,6 +37,20 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) that process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
 /// MB/s of `total` bytes sent in payloads of `payload` bytes between two tapir services.
 async fn raw_baseline(acn: Arc<dyn Acn>, total: u64, payload: usize) -> f64 {
     let a = Service::new(
@@ -251,8 +265,8 @@ async fn main() {
     })
     .await;
 
-    println!("| file | raw 8150 B payloads | raw 4096 B payloads | download | ratio (8150 / 4096) | RSS at start → peak during the download |");
-    println!("|---|---|---|---|---|---|");
+    println!("| file | raw 8150 B payloads | raw 4096 B payloads | download | ratio (8150 / 4096) | downloader RSS at start → peak during the download | CPU s: downloader / sharer |");
+    println!("|---|---|---|---|---|---|---|");
     for mib in sizes {
         let total = mib * 1024 * 1024;
         let full = raw_baseline(acn.clone(), total, 8150).await;
@@ -290,6 +304,8 @@ async fn main() {
         // Reset the peak (Linux: 5 > clear_refs), so that the peak below is the download's.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let before = vm_hwm_kib();
+        let (me, sharer_pid) = (std::process::id(), child.process.id());
+        let (cpu_me, cpu_sharer) = (cpu_seconds(me), cpu_seconds(sharer_pid));
         let start = Instant::now();
         bob.download_file(&a, &key, &out).await.unwrap();
         let done = until(&mut bob_events, "downloaded", |e| {
@@ -299,6 +315,10 @@ async fn main() {
         .await;
         let secs = start.elapsed().as_secs_f64();
         let after = vm_hwm_kib();
+        let (cpu_me, cpu_sharer) = (
+            cpu_seconds(me) - cpu_me,
+            cpu_seconds(sharer_pid) - cpu_sharer,
+        );
         let Event::FileDownloaded { path: got, .. } = done else {
             panic!("download failed: {done:?}")
         };
@@ -309,7 +329,7 @@ async fn main() {
         );
         let rate = total as f64 / secs / 1e6;
         println!(
-            "| {mib} MiB | {full:.1} MB/s | {chunked:.1} MB/s | {rate:.1} MB/s ({secs:.1} s) | {:.2}× / {:.2}× | {} → {} MiB |",
+            "| {mib} MiB | {full:.1} MB/s | {chunked:.1} MB/s | {rate:.1} MB/s ({secs:.1} s) | {:.2}× / {:.2}× | {} → {} MiB | {cpu_me:.1} / {cpu_sharer:.1} |",
             rate / full,
             rate / chunked,
             before / 1024,
