@@ -259,7 +259,9 @@ async fn build_acn(
             );
         }
         None | Some("") | Some("tor") => match (
-            std::env::var(TOR_CONTROL_ENV).ok().filter(|c| !c.is_empty()),
+            std::env::var(TOR_CONTROL_ENV)
+                .ok()
+                .filter(|c| !c.is_empty()),
             settings.external_tor_control(),
         ) {
             (Some(control), _) => {

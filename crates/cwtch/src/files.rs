@@ -857,6 +857,9 @@ impl Runtime {
         let mut file: Option<std::fs::File> = None;
         // The manifest's chunk hashes, on disk: memory does not grow with the file.
         let mut hashes: Option<Arc<HashFile>> = None;
+        // The whole file's SHA-512 over the chunks written in order (most arrive in order),
+        // on its own thread: only the rest is read back and hashed at the end.
+        let mut root = RootHasher::start();
         let mut last_progress = 0u64;
         loop {
             for o in std::mem::take(&mut outputs) {
@@ -918,6 +921,7 @@ impl Runtime {
                                 .download_failed(task, format!("writing the file: {e}"), false)
                                 .await;
                         }
+                        root.written(offset, data);
                     }
                     // About every percent, and at the end.
                     DownloadOutput::Progress { done, total }
@@ -936,13 +940,14 @@ impl Runtime {
                     }
                     DownloadOutput::VerifyFile => {
                         let Some(mut f) = file.take() else { continue };
-                        let root = key.root_hash;
+                        let want = key.root_hash;
+                        let root = std::mem::replace(&mut root, RootHasher::NONE);
                         let ok = tokio::task::spawn_blocking(move || {
+                            let (mut h, from) = root.finish();
                             f.sync_all()?;
-                            f.seek(SeekFrom::Start(0))?;
-                            let mut h = Sha512::new();
+                            f.seek(SeekFrom::Start(from))?;
                             std::io::copy(&mut f, &mut h)?;
-                            Ok::<_, std::io::Error>(h.finalize().as_slice() == root)
+                            Ok::<_, std::io::Error>(h.finalize().as_slice() == want)
                         })
                         .await
                         .ok()
@@ -1473,6 +1478,65 @@ fn unused_path(dir: &Path, name: &str) -> PathBuf {
         .map(|n| dir.join(numbered_file_name(name, n)))
         .find(|p| free(p))
         .unwrap_or(first)
+}
+
+/// The SHA-512 of a file being downloaded, over its chunks as they are written in order, on
+/// a thread of its own (the download task only checks and writes). A chunk out of order, or
+/// a hasher that falls behind, ends it: what it has not hashed is read back from the file.
+struct RootHasher {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<Sha512>>,
+    /// Bytes handed to the thread (the offset of the next chunk it can take).
+    next: u64,
+}
+
+impl RootHasher {
+    const NONE: RootHasher = RootHasher {
+        tx: None,
+        thread: None,
+        next: 0,
+    };
+
+    fn start() -> RootHasher {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1024);
+        let thread = std::thread::Builder::new()
+            .name("cwtch-root-hash".into())
+            .spawn(move || {
+                let mut h = Sha512::new();
+                for data in rx {
+                    h.update(&data);
+                }
+                h
+            });
+        match thread {
+            Ok(t) => RootHasher {
+                tx: Some(tx),
+                thread: Some(t),
+                next: 0,
+            },
+            Err(_) => RootHasher::NONE,
+        }
+    }
+
+    /// `data` was written at `offset`: hash it if it is next (never blocks).
+    fn written(&mut self, offset: u64, data: Vec<u8>) {
+        let Some(tx) = &self.tx else { return };
+        let len = data.len() as u64;
+        if offset != self.next || tx.try_send(data).is_err() {
+            self.tx = None;
+            return;
+        }
+        self.next += len;
+    }
+
+    /// The hash so far and how many bytes of the file it covers (blocking).
+    fn finish(mut self) -> (Sha512, u64) {
+        drop(self.tx.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(h)) => (h, self.next),
+            _ => (Sha512::new(), 0),
+        }
+    }
 }
 
 /// The chunk hashes of a download's manifest, 32 bytes each by index, in an unnamed
