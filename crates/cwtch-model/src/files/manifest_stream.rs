@@ -532,6 +532,54 @@ mod tests {
         let _ = key;
     }
 
+    #[test]
+    fn a_1_gib_manifest_is_read_in_bounded_memory() {
+        // 262 144 hashes (a 1 GiB file), about 12 MiB of JSON, fed in 4096-byte parts: what
+        // the reader keeps never grows past one part and one token.
+        let n: u64 = 262_144;
+        let hash = |i: u64| {
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&i.to_le_bytes());
+            h
+        };
+        let mut json = b"{\"Chunks\":[".to_vec();
+        for i in 0..n {
+            if i > 0 {
+                json.push(b',');
+            }
+            gojson::write_bytes(&mut json, Some(&hash(i)));
+        }
+        json.extend_from_slice(b"],\"FileName\":\"big.bin\",\"RootHash\":");
+        gojson::write_bytes(&mut json, Some(&[9u8; 64]));
+        json.extend_from_slice(
+            format!(
+                ",\"FileSizeInBytes\":{},\"ChunkSizeInBytes\":4096}}",
+                n * 4096
+            )
+            .as_bytes(),
+        );
+        assert!(json.len() > 12_000_000);
+        let mut r = ManifestReader::new();
+        let (mut next, mut most) = (0u64, 0usize);
+        let mut got = Vec::new();
+        for part in json.chunks(4096) {
+            r.feed(part, &mut got).unwrap();
+            for (i, h) in got.drain(..) {
+                assert_eq!((i, h), (next, hash(next)));
+                next += 1;
+            }
+            most = most.max(r.pending.capacity() + r.fields.capacity());
+        }
+        assert_eq!(next, n);
+        assert!(most < 3 * 4096, "the reader kept {most} bytes");
+        let key = FileKey {
+            root_hash: [9; 64],
+            nonce: [0; 24],
+        };
+        let info = r.finish(&key).unwrap();
+        assert_eq!((info.chunk_count, info.file_size), (n, n * 4096));
+    }
+
     proptest! {
         /// Arbitrary bytes cut anywhere: the reader agrees with the whole parse, except
         /// where it refuses a field past its limit.
