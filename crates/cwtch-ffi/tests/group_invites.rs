@@ -1,0 +1,171 @@
+//! A group through the C ABI from both sides, two profiles of one library on a server it
+//! hosts (loopback): `c_LaunchServers`, `c_SendInviteMessage` with a group (overlay 101),
+//! `NewGroup`, `c_AcceptConversation` of a group, a message across it, `c_DeleteConversation`
+//! of a group (left), `c_DeleteServerInfo`, `c_StopServers`.
+
+mod common;
+
+use std::ffi::c_int;
+use std::sync::Arc;
+
+use common::*;
+
+fn create_server(lib: &Lib, description: &str, autostart: bool) {
+    let f: unsafe extern "C" fn(Str, c_int, Str, c_int, std::ffi::c_char) =
+        lib.sym("c_CreateServer");
+    let (p, d) = (s(DEFAULT_PASSWORD), s(description));
+    // SAFETY: the pairs describe live strings.
+    unsafe { f(p.0, p.1, d.0, d.1, std::ffi::c_char::from(autostart)) }
+}
+
+fn send_invite(lib: &Lib, profile: &str, c: c_int, target: c_int) -> serde_json::Value {
+    let f: unsafe extern "C" fn(Str, c_int, c_int, c_int) -> Str = lib.sym("c_SendInviteMessage");
+    let p = s(profile);
+    // SAFETY: the pair describes a live string.
+    json(&lib.take(unsafe { f(p.0, p.1, c, target) }))
+}
+
+fn server_list(lib: &Lib, events: &mut Events, profile: &str) -> serde_json::Value {
+    lib.void1("c_GetServerInfoList", profile);
+    let info = events.wait("UpdateServerInfo", |e| e.get("ProfileOnion") == profile);
+    json(info.get("ServerList"))
+}
+
+#[test]
+fn a_group_invite_accepted_used_and_left() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lib = Arc::new(Lib::load());
+    let mut events = lib.events();
+    std::env::set_var("CWTCH_NETWORK", "loopback");
+    std::env::set_var("CWTCH_LOOPBACK_DIR", tmp.path().join("net"));
+    assert_eq!(
+        lib.start(tmp.path().join("app").to_str().expect("utf-8"), ""),
+        0
+    );
+    events.wait("CwtchStarted", |_| true);
+
+    // A server that does not start on its own; c_LaunchServers starts it.
+    create_server(&lib, "club server", false);
+    let new = events.wait("NewServer", |_| true);
+    let (server, bundle) = (
+        new.get("Onion").to_owned(),
+        new.get("ServerBundle").to_owned(),
+    );
+    assert_eq!(new.get("Autostart"), "false");
+    events.barrier(&lib);
+    assert_eq!(events.pending("ServerIntentUpdate"), 0, "not autostarted");
+    lib.void0("c_LaunchServers");
+    events.wait("ServerIntentUpdate", |e| {
+        e.get("Identity") == server && e.get("Intent") == "running"
+    });
+
+    // Two profiles; alice knows the server and bob.
+    lib.create_profile("alice", DEFAULT_PASSWORD);
+    let alice = events.wait("NewPeer", |_| true).get("Identity").to_owned();
+    lib.create_profile("bob", DEFAULT_PASSWORD);
+    let bob = events
+        .wait("NewPeer", |e| e.get("Identity") != alice)
+        .get("Identity")
+        .to_owned();
+    assert_eq!(
+        lib.string2("c_ImportBundle", &alice, &bundle),
+        "importBundle.success"
+    );
+    assert_eq!(
+        lib.string2("c_ImportBundle", &alice, &bob),
+        "importBundle.success"
+    );
+    let alice_bob: c_int = events
+        .wait("ContactCreated", |e| {
+            e.get("ProfileOnion") == alice && e.get("RemotePeer") == bob
+        })
+        .get("ConversationID")
+        .parse()
+        .expect("number");
+    let bob_alice: c_int = events
+        .wait("ContactCreated", |e| {
+            e.get("ProfileOnion") == bob && e.get("RemotePeer") == alice
+        })
+        .get("ConversationID")
+        .parse()
+        .expect("number");
+    lib.void_conv("c_AcceptConversation", &bob, bob_alice);
+
+    // Alice's group; she invites bob.
+    lib.void3("c_StartGroup", &alice, "club", &server);
+    let gid: c_int = events
+        .wait("GroupCreated", |e| e.get("ProfileOnion") == alice)
+        .get("ConversationID")
+        .parse()
+        .expect("number");
+    let sent = send_invite(&lib, &alice, alice_bob, gid);
+    let overlay = json(sent["Message"].as_str().expect("Message"));
+    assert_eq!(overlay["o"], 101, "a group invite: {sent}");
+    assert!(
+        overlay["d"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("tofubundle:")),
+        "{sent}"
+    );
+
+    // Bob gets it as NewGroup, not yet joined; accepts it through c_AcceptConversation.
+    let invited = events.wait("NewGroup", |e| e.get("ProfileOnion") == bob);
+    assert_eq!(
+        (invited.get("GroupServer"), invited.get("GroupName")),
+        (server.as_str(), "club")
+    );
+    assert!(invited.get("GroupInvite").starts_with("tofubundle:"));
+    let bob_gid: c_int = invited.get("ConversationID").parse().expect("number");
+    lib.void_conv("c_AcceptConversation", &bob, bob_gid);
+    events.wait("ServerStateChange", |e| {
+        e.get("ProfileOnion") == bob
+            && e.get("GroupServer") == server
+            && e.get("ConnectionState") == "Synced"
+    });
+    events.wait("ServerStateChange", |e| {
+        e.get("ProfileOnion") == alice
+            && e.get("GroupServer") == server
+            && e.get("ConnectionState") == "Synced"
+    });
+
+    // A message across the group.
+    lib.send_message(&alice, gid, r#"{"o":1,"d":"welcome bob"}"#);
+    let got = events.wait("NewMessageFromGroup", |e| e.get("ProfileOnion") == bob);
+    assert_eq!(got.get("ConversationID"), bob_gid.to_string());
+    assert_eq!(got.get("RemotePeer"), alice);
+    assert_eq!(got.get("Data"), r#"{"o":1,"d":"welcome bob"}"#);
+    let list = lib.get_messages(&bob, bob_gid, 0, 10);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // Bob leaves: the group and its messages are gone from his profile.
+    lib.void_conv("c_DeleteConversation", &bob, bob_gid);
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
+    let after = lib.get_messages(&bob, bob_gid, 0, 10);
+    assert!(
+        after.as_array().is_none_or(Vec::is_empty),
+        "left, yet: {after}"
+    );
+
+    // Bob forgets the server the invite brought.
+    let before = server_list(&lib, &mut events, &bob);
+    assert!(
+        before
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["onion"] == server.as_str())),
+        "{before}"
+    );
+    lib.void2("c_DeleteServerInfo", &bob, &server);
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
+    let gone = server_list(&lib, &mut events, &bob);
+    assert!(
+        gone.as_array()
+            .is_some_and(|l| l.iter().all(|s| s["onion"] != server.as_str())),
+        "{gone}"
+    );
+
+    lib.void0("c_StopServers");
+    events.wait("ServerIntentUpdate", |e| {
+        e.get("Identity") == server && e.get("Intent") == "stopped"
+    });
+    lib.void0("c_ShutdownCwtch");
+}
