@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cwtch_model::files::{
-    manifest_parts, numbered_file_name, safe_file_name, ChunkHashes, ChunkSpec, Download,
+    manifest_parts, numbered_file_name, safe_file_name, ChunkHashes, ChunkSet, ChunkSpec, Download,
     DownloadConfig, DownloadError, DownloadOutput, FileKey, FileMessage, Manifest, ManifestBuilder,
     ManifestInfo, CHUNK_HASH_LEN, MAX_FILE_SIZE, NONCE_LEN,
 };
@@ -1582,7 +1582,7 @@ fn open_partial(
     path: &Path,
     m: &ManifestInfo,
     hashes: &HashFile,
-) -> std::io::Result<(std::fs::File, Vec<bool>)> {
+) -> std::io::Result<(std::fs::File, ChunkSet)> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -1591,9 +1591,9 @@ fn open_partial(
         .open(path)?;
     let len = f.metadata()?.len();
     let count = usize::try_from(m.chunk_count).map_err(std::io::Error::other)?;
-    let mut have = vec![false; count];
+    let mut have = ChunkSet::new(count);
     let mut buf = vec![0u8; m.chunk_size as usize];
-    for (i, h) in have.iter_mut().enumerate() {
+    for i in 0..count {
         let Some((start, clen)) = m.chunk_range(i as u64) else {
             break;
         };
@@ -1602,7 +1602,9 @@ fn open_partial(
         }
         f.seek(SeekFrom::Start(start))?;
         f.read_exact(&mut buf[..clen])?;
-        *h = m.verify_chunk(i as u64, &hashes.chunk_hash(i as u64)?, &buf[..clen]);
+        if m.verify_chunk(i as u64, &hashes.chunk_hash(i as u64)?, &buf[..clen]) {
+            have.insert(i);
+        }
     }
     f.set_len(m.file_size)?;
     Ok((f, have))

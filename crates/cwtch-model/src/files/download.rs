@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::messages::FileMessage;
 use super::{
-    ChunkHashes, ChunkSpec, FileKey, ManifestInfo, ManifestReader, CHUNK_HASH_LEN,
+    ChunkHashes, ChunkSet, ChunkSpec, FileKey, ManifestInfo, ManifestReader, CHUNK_HASH_LEN,
     MANIFEST_PART_SIZE, MAX_CHUNKS,
 };
 
@@ -191,7 +191,7 @@ struct ManifestParts {
 #[derive(Debug)]
 struct Chunks {
     manifest: Arc<ManifestInfo>,
-    have: Vec<bool>,
+    have: ChunkSet,
     done: u64,
     /// The chunks asked for and not yet answered.
     outstanding: ChunkSpec,
@@ -334,9 +334,9 @@ impl Download {
         vec![DownloadOutput::ManifestReady(manifest)]
     }
 
-    /// The driver checked the partial file: `have[i]` is whether chunk `i` is already on
-    /// disk and verified (`None`: nothing is). Asks for the rest, or finishes.
-    pub fn manifest_accepted(&mut self, have: Option<Vec<bool>>) -> Vec<DownloadOutput> {
+    /// The driver checked the partial file: `have` holds the chunks already on disk and
+    /// verified (`None`: nothing is). Asks for the rest, or finishes.
+    pub fn manifest_accepted(&mut self, have: Option<ChunkSet>) -> Vec<DownloadOutput> {
         let State::Checking { manifest } = std::mem::replace(&mut self.state, State::Failed) else {
             self.state = State::Failed;
             return Vec::new();
@@ -344,13 +344,11 @@ impl Download {
         let n = usize::try_from(manifest.chunk_count).unwrap_or(usize::MAX);
         let have = match have {
             Some(h) if h.len() == n => h,
-            _ => vec![false; n],
+            _ => ChunkSet::new(n),
         };
-        let done = have
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| **h)
-            .filter_map(|(i, _)| manifest.chunk_range(i as u64))
+        let done = (0..n)
+            .filter(|i| have.get(*i) == Some(true))
+            .filter_map(|i| manifest.chunk_range(i as u64))
             .map(|(_, len)| len as u64)
             .sum();
         let total = manifest.file_size;
@@ -412,7 +410,7 @@ impl Download {
             self.unsolicited += 1;
             return Vec::new();
         };
-        if !c.outstanding.contains(index) || c.have.get(i) != Some(&false) {
+        if !c.outstanding.contains(index) || c.have.get(i) != Some(false) {
             self.unsolicited += 1;
             return Vec::new();
         }
@@ -427,7 +425,7 @@ impl Download {
         let mut out = Vec::new();
         if c.manifest.verify_chunk(index, &hash, &data) {
             self.progressed = true;
-            c.have[i] = true;
+            c.have.insert(i);
             c.done += data.len() as u64;
             let offset = index * c.manifest.chunk_size;
             let (done, total) = (c.done, c.manifest.file_size);
@@ -539,19 +537,19 @@ fn hash_runs(found: Vec<(u64, [u8; CHUNK_HASH_LEN])>) -> Vec<DownloadOutput> {
 /// The first `window` missing chunks from `c.scan` on, as a spec; moves `c.scan` past the
 /// chunks already here (so each window costs what it scans, not the file's length).
 fn window(c: &mut Chunks, window: u64) -> ChunkSpec {
-    while c.have.get(c.scan) == Some(&true) {
+    while c.have.get(c.scan) == Some(true) {
         c.scan += 1;
     }
     let mut ranges = Vec::new();
     let mut left = window;
     let mut i = c.scan.max(c.next);
     while i < c.have.len() && left > 0 {
-        if c.have[i] {
+        if c.have.get(i) == Some(true) {
             i += 1;
             continue;
         }
         let start = i;
-        while i < c.have.len() && !c.have[i] && left > 0 {
+        while c.have.get(i) == Some(false) && left > 0 {
             i += 1;
             left -= 1;
         }
@@ -671,7 +669,9 @@ mod tests {
                     DownloadOutput::ManifestReady(m) => {
                         assert_eq!(**m, sharer.manifest.info());
                         assert_eq!(&hashes[..m.chunk_count as usize], &sharer.manifest.chunks);
-                        next.extend(d.manifest_accepted(have.clone()));
+                        next.extend(
+                            d.manifest_accepted(have.clone().map(|h| h.into_iter().collect())),
+                        );
                     }
                     DownloadOutput::Write {
                         index,

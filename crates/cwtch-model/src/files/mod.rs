@@ -13,6 +13,7 @@
 //! chunk-spec syntax are UNCONFIRMED (recalled from Go's `protocol/files`), each a named
 //! constant here and a row in `docs/COMPATIBILITY.md`.
 
+mod chunkset;
 mod chunkspec;
 mod download;
 mod manifest;
@@ -20,6 +21,7 @@ mod manifest_stream;
 mod messages;
 mod names;
 
+pub use chunkset::ChunkSet;
 pub use chunkspec::{ChunkSpec, MAX_CHUNK_SPEC_RANGES};
 pub use download::{Download, DownloadConfig, DownloadError, DownloadOutput, MAX_MANIFEST_BYTES};
 pub use manifest::{manifest_parts, Manifest, ManifestBuilder, ManifestInfo, MANIFEST_PART_SIZE};
