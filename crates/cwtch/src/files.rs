@@ -1696,3 +1696,49 @@ impl Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the download does with a [`RootHasher`]: the hash so far, then the rest of the
+    /// file from where it stopped.
+    fn root_of(file: &[u8], writes: &[(u64, usize)]) -> Vec<u8> {
+        let mut r = RootHasher::start();
+        for &(offset, len) in writes {
+            let o = offset as usize;
+            r.written(offset, file[o..o + len].to_vec());
+        }
+        let (mut h, from) = r.finish();
+        h.update(&file[from as usize..]);
+        h.finalize().to_vec()
+    }
+
+    #[test]
+    fn the_root_hash_is_the_file_s_whatever_the_order_of_writes() {
+        let file: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let whole = Sha512::digest(&file).to_vec();
+        let chunks: Vec<(u64, usize)> = (0..file.len())
+            .step_by(4096)
+            .map(|o| (o as u64, 4096.min(file.len() - o)))
+            .collect();
+        // In order; reversed; one out of place; a prefix only (a resumed download).
+        assert_eq!(root_of(&file, &chunks), whole);
+        let rev: Vec<_> = chunks.iter().rev().copied().collect();
+        assert_eq!(root_of(&file, &rev), whole);
+        let mut swapped = chunks.clone();
+        swapped.swap(3, 4);
+        assert_eq!(root_of(&file, &swapped), whole);
+        assert_eq!(root_of(&file, &chunks[5..]), whole);
+        assert_eq!(root_of(&file, &[]), whole);
+        // More writes than the channel holds, faster than it may be drained.
+        let many: Vec<u8> = (0..3000 * 64u32).map(|i| (i % 7) as u8).collect();
+        let small: Vec<(u64, usize)> = (0..3000).map(|i| (i * 64, 64)).collect();
+        assert_eq!(root_of(&many, &small), Sha512::digest(&many).to_vec());
+        // No thread at all.
+        let (mut h, from) = RootHasher::NONE.finish();
+        assert_eq!(from, 0);
+        h.update(&file);
+        assert_eq!(h.finalize().to_vec(), whole);
+    }
+}
