@@ -164,14 +164,22 @@ pub(crate) async fn listen_loop(rt: Arc<Runtime>, cancel: CancellationToken) {
 ///
 /// Not `persistent` (a dial the user asked for, `connections.rs`): one attempt, whose
 /// connection is served until it closes; then `cancel` is fired, which marks the dialler
-/// done.
+/// done, and the contact's dialler is started if the engine may now dial it on its own.
 pub(crate) async fn dialer(
     rt: Arc<Runtime>,
     onion: Onion,
     cancel: CancellationToken,
     persistent: bool,
 ) {
-    let _done = (!persistent).then(|| cancel.clone().drop_guard());
+    dial(rt.clone(), onion.clone(), cancel.clone(), persistent).await;
+    if !persistent {
+        cancel.cancel();
+        rt.ensure_dialer(&onion);
+    }
+}
+
+/// [`dialer`]'s loop (one pass if not `persistent`).
+async fn dial(rt: Arc<Runtime>, onion: Onion, cancel: CancellationToken, persistent: bool) {
     let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
     loop {
         if cancel.is_cancelled() {

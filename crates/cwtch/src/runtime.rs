@@ -520,6 +520,7 @@ impl Runtime {
             let mut st = self.state();
             st.contacts.remove(&r.onion);
             st.by_conversation.remove(&r.conversation);
+            st.policy.held_peers.remove(&r.onion);
         }
         let conv = r.conversation;
         self.store

@@ -176,6 +176,48 @@ async fn configured_connections_prevent_dialling_and_listening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dial_on_request_hands_over_to_the_dialler() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let (a, b) = (alice.onion(), bob.onion());
+    alice
+        .profile
+        .configure_connections(Connections {
+            peers: false,
+            ..Connections::ALL
+        })
+        .await
+        .unwrap();
+    alice.profile.add_contact(&b).await.unwrap();
+    // Dialling is off: asked for, Bob is dialled once.
+    alice.profile.connect_to_peer(onion(&b)).await.unwrap();
+    alice
+        .expect("connected", state_of(&b, ConnectionState::Authenticated))
+        .await;
+    bob.expect("the request", |e| {
+        matches!(e, Event::ContactCreated { request: true, .. })
+    })
+    .await;
+    // Dialling on again while that connection lasts; when Bob (who has not accepted, so does
+    // not dial) drops it, Alice's own dialler takes over.
+    alice
+        .profile
+        .configure_connections(Connections::ALL)
+        .await
+        .unwrap();
+    bob.profile.disconnect_from_peer(onion(&a)).await.unwrap();
+    alice
+        .expect("disconnected", state_of(&b, ConnectionState::Disconnected))
+        .await;
+    alice
+        .expect("redialled", state_of(&b, ConnectionState::Authenticated))
+        .await;
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deactivated_engine_makes_no_connections_until_activated() {
     let w = World::new();
     let mut alice = peer(&w, "alice", fast_config()).await;
