@@ -373,6 +373,18 @@ fn the_c_abi_end_to_end() {
         "empty pattern"
     );
     assert_eq!(lib.string2("c_SearchConversations", "nobody", "x"), "");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> Str =
+            lib.sym("c_SearchConversations");
+        let p = s(&bot);
+        let bad = b"\xff\xfe";
+        // SAFETY: a pattern of invalid UTF-8, then a null one with a length: refused.
+        let r = lib.take(unsafe { f(p.0, p.1, bad.as_ptr() as Str, 2) });
+        assert_eq!(r, "");
+        // SAFETY: as above.
+        let r = lib.take(unsafe { f(p.0, p.1, std::ptr::null_mut(), 4) });
+        assert_eq!(r, "");
+    }
 
     // ---- files, both ways ----
     let files = tmp.path().join("files");
