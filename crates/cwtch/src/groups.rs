@@ -928,8 +928,8 @@ impl Runtime {
     }
 
     /// Restart a server's task (e.g. to replay everything for a newly accepted group). The
-    /// new task starts once the old one has ended.
-    /// A task that was running (also one joined on request) runs again.
+    /// new task starts once the old one has ended; a task that was running (also one joined
+    /// on request) runs again whatever the policy on servers says.
     pub(crate) fn restart_server(self: &Arc<Self>, server: &Onion, full_replay: bool) {
         let was_running = self
             .state()
