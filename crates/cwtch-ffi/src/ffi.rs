@@ -10,8 +10,7 @@
 //! attributes `{"Exists":false,"Value":"","Error":"..."}`); one that returns another string
 //! returns the empty string (or Go's error answer, see each); a `void` function reports the
 //! error as an `AppError` event on the app bus (`Error`: `"c_Name: <reason>"`) and in the log.
-//! Functions marked *not yet* in `docs/specs/libcwtch.md` fail that way with
-//! [`NOT_YET`]. No panic crosses into C.
+//! No panic crosses into C.
 //!
 //! # Safety (every function)
 //!
@@ -28,9 +27,6 @@ use crate::app::{global, CallResult, Global};
 use crate::cabi::{bool_arg, free_string, give_string, guard};
 use crate::json::{error_json, to_json, Attribute, GoEvent};
 use crate::ops;
-
-/// The error of the functions not implemented yet.
-pub const NOT_YET: &str = "not yet implemented in this libCwtch (cwtch-rs)";
 
 /// Read a `(ptr, len)` string argument inside a call body returning `CallResult`.
 macro_rules! arg {
@@ -94,14 +90,6 @@ fn attribute_error(e: &str) -> String {
         Value: String::new(),
         Error: Some(e.to_owned()),
     })
-}
-
-fn not_yet_void(name: &'static str) {
-    void_call(name, |_| Err(NOT_YET.to_owned()))
-}
-
-fn not_yet_string(name: &'static str, on_error: fn(&str) -> String) -> *mut c_char {
-    string_call(name, on_error, |_| Err(NOT_YET.to_owned()))
 }
 
 /// Free a string this library returned. Null, foreign and already-freed pointers are
@@ -349,7 +337,8 @@ pub unsafe extern "C" fn c_GetDebugInfo() -> *mut c_char {
     string_call("c_GetDebugInfo", error_json, |g| Ok(ops::debug_info(g)))
 }
 
-/// A loaded profile's engine always runs in this library: succeeds for a loaded profile.
+/// Activate a loaded profile's engine (profiles load active): it listens, dials and joins
+/// again as its connections configuration (`c_ConfigureConnections`) says.
 ///
 /// # Safety
 /// See the module docs.
@@ -357,32 +346,53 @@ pub unsafe extern "C" fn c_GetDebugInfo() -> *mut c_char {
 pub unsafe extern "C" fn c_ActivatePeerEngine(onion_ptr: *mut c_char, onion_len: c_int) {
     void_call("c_ActivatePeerEngine", |g| {
         let p = arg!("profile", onion_ptr, onion_len);
-        g.running()?.profile(&p).map(|_| ())
+        let r = g.running()?;
+        g.call(ops::set_engine_active(&r, &p, true))
     })
 }
 
-/// Not yet.
+/// Deactivate a profile's engine: the onion service is taken down, every connection (contacts,
+/// servers) closed (`PeerStateChange`/`ServerStateChange` `Disconnected`), nothing dialled,
+/// also on request, until `c_ActivatePeerEngine` or `c_ConfigureConnections`. The profile
+/// stays loaded and usable; messages sent meanwhile wait, stored.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
-pub unsafe extern "C" fn c_DeactivatePeerEngine(_onion_ptr: *mut c_char, _onion_len: c_int) {
-    not_yet_void("c_DeactivatePeerEngine")
+pub unsafe extern "C" fn c_DeactivatePeerEngine(onion_ptr: *mut c_char, onion_len: c_int) {
+    void_call("c_DeactivatePeerEngine", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::set_engine_active(&r, &p, false))
+    })
 }
 
-/// Not yet.
+/// What a profile's engine does on its own: `listen` (host the onion service), `peers` (dial
+/// accepted contacts), `servers` (connect to the servers of accepted groups); 1 is true.
+/// What is turned off stops now; the engine is activated. Not stored: profiles load with all
+/// three on.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_ConfigureConnections(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _listen1: c_char,
-    _peers2: c_char,
-    _servers3: c_char,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    listen1: c_char,
+    peers2: c_char,
+    servers3: c_char,
 ) {
-    not_yet_void("c_ConfigureConnections")
+    void_call("c_ConfigureConnections", |g| {
+        let p = arg!("profile", onion_ptr, onion_len);
+        let r = g.running()?;
+        g.call(ops::configure_connections(
+            &r,
+            &p,
+            bool_arg(listen1),
+            bool_arg(peers2),
+            bool_arg(servers3),
+        ))
+    })
 }
 
 /// Create a profile and load it: `NewPeer` (`Created: "true"`) follows. `autostart` is
@@ -635,32 +645,51 @@ pub unsafe extern "C" fn c_DeleteConversation(
     })
 }
 
-/// Not yet (accepted contacts are dialled automatically).
+/// Connect to a contact (its onion) now: `PeerStateChange` follows. An accepted contact is
+/// dialled at once and kept connected; a pending one (or any, with peers off in
+/// `c_ConfigureConnections`) gets one attempt. Undoes `c_DisconnectFromPeer`. Unknown and
+/// blocked contacts are errors (import an onion with `c_ImportBundle` first).
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_PeerWithOnion(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _handle11_ptr: *mut c_char,
-    _handle11_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    handle11_ptr: *mut c_char,
+    handle11_len: c_int,
 ) {
-    not_yet_void("c_PeerWithOnion")
+    void_call("c_PeerWithOnion", |g| {
+        let (p, handle) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("handle", handle11_ptr, handle11_len),
+        );
+        let r = g.running()?;
+        g.call(ops::peer_with(&r, &p, &handle))
+    })
 }
 
-/// Not yet.
+/// Close every connection to a contact (`PeerStateChange` `Disconnected`) and stop dialling
+/// it until `c_PeerWithOnion` (or the profile is loaded again). The contact may still
+/// connect to us.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_DisconnectFromPeer(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _handle12_ptr: *mut c_char,
-    _handle12_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    handle12_ptr: *mut c_char,
+    handle12_len: c_int,
 ) {
-    not_yet_void("c_DisconnectFromPeer")
+    void_call("c_DisconnectFromPeer", |g| {
+        let (p, handle) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("handle", handle12_ptr, handle12_len),
+        );
+        let r = g.running()?;
+        g.call(ops::disconnect_from_peer(&r, &p, &handle))
+    })
 }
 
 /// A contact's access control list, `{"<onion>": {"Blocked", "Read", "Append",
@@ -710,18 +739,28 @@ pub unsafe extern "C" fn c_UpdateConversationAccessControlList(
     })
 }
 
-/// Not yet: returns the empty string (Go: a search id).
+/// Search the messages of every conversation for `pattern` (case-insensitively, in the text
+/// a user reads). Returns the search id; one `SearchResult {ProfileOnion, SearchID,
+/// ConversationID, Index, RowIndex}` per match follows, then `SearchFinished {ProfileOnion,
+/// SearchID, NumResults}`. On error (unknown profile, empty pattern): the empty string.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_SearchConversations(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _pattern14_ptr: *mut c_char,
-    _pattern14_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    pattern14_ptr: *mut c_char,
+    pattern14_len: c_int,
 ) -> *mut c_char {
-    not_yet_string("c_SearchConversations", empty)
+    string_call("c_SearchConversations", empty, |g| {
+        let (p, pattern) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("pattern", pattern14_ptr, pattern14_len),
+        );
+        let r = g.running()?;
+        g.call(ops::search(g, &r, &p, &pattern))
+    })
 }
 
 /// Send an overlay message (`{"o": 1, "d": "hi"}`) to a contact or a group: stored, then sent
@@ -852,23 +891,41 @@ pub unsafe extern "C" fn c_SendInviteMessage(
     })
 }
 
-/// Not yet.
+/// Set an attribute of a message (channel 0), stored with it and shown in the message's
+/// `Attributes`. The keys the library keeps (`author`, `ack`, `sent`, `error`, `rs.*`) are
+/// refused.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_UpdateMessageAttribute(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _conversation: c_int,
-    _channel_id: c_int,
-    _message_id: c_int,
-    _attributeKey17_ptr: *mut c_char,
-    _attributeKey17_len: c_int,
-    _attributeValue18_ptr: *mut c_char,
-    _attributeValue18_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    conversation: c_int,
+    channel_id: c_int,
+    message_id: c_int,
+    attributeKey17_ptr: *mut c_char,
+    attributeKey17_len: c_int,
+    attributeValue18_ptr: *mut c_char,
+    attributeValue18_len: c_int,
 ) {
-    not_yet_void("c_UpdateMessageAttribute")
+    void_call("c_UpdateMessageAttribute", |g| {
+        let (p, k, v) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("key", attributeKey17_ptr, attributeKey17_len),
+            arg!("value", attributeValue18_ptr, attributeValue18_len),
+        );
+        let r = g.running()?;
+        g.call(ops::update_message_attribute(
+            &r,
+            &p,
+            conversation,
+            channel_id,
+            message_id,
+            &k,
+            &v,
+        ))
+    })
 }
 
 /// Create a group on an imported server (`GroupCreated` follows).
@@ -895,32 +952,49 @@ pub unsafe extern "C" fn c_StartGroup(
     })
 }
 
-/// Not yet (servers of accepted groups are joined automatically).
+/// Connect to a server (its onion) now and stay connected (`ServerStateChange` follows),
+/// also with servers off in `c_ConfigureConnections`; undoes `c_DisconnectFromServer`. The
+/// server must be imported and used by an accepted group.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_QueueJoinServer(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _handle21_ptr: *mut c_char,
-    _handle21_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    handle21_ptr: *mut c_char,
+    handle21_len: c_int,
 ) {
-    not_yet_void("c_QueueJoinServer")
+    void_call("c_QueueJoinServer", |g| {
+        let (p, server) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("server", handle21_ptr, handle21_len),
+        );
+        let r = g.running()?;
+        g.call(ops::join_server(&r, &p, &server))
+    })
 }
 
-/// Not yet.
+/// Close the connection to a server (`ServerStateChange` `Disconnected`) and stay away until
+/// `c_QueueJoinServer` (or the profile is loaded again); posts to its groups wait, stored.
 ///
 /// # Safety
 /// See the module docs.
 #[no_mangle]
 pub unsafe extern "C" fn c_DisconnectFromServer(
-    _onion_ptr: *mut c_char,
-    _onion_len: c_int,
-    _handle22_ptr: *mut c_char,
-    _handle22_len: c_int,
+    onion_ptr: *mut c_char,
+    onion_len: c_int,
+    handle22_ptr: *mut c_char,
+    handle22_len: c_int,
 ) {
-    not_yet_void("c_DisconnectFromServer")
+    void_call("c_DisconnectFromServer", |g| {
+        let (p, server) = (
+            arg!("profile", onion_ptr, onion_len),
+            arg!("server", handle22_ptr, handle22_len),
+        );
+        let r = g.running()?;
+        g.call(ops::disconnect_from_server(&r, &p, &server))
+    })
 }
 
 /// Send the profile's servers again: `UpdateServerInfo {ProfileOnion, ServerList}`, as

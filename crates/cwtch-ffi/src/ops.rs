@@ -6,8 +6,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use cwtch::{
-    ContactId, Content, ConversationId, MessageId, MessageInfo, MessageState, ProfileHandle,
-    ProfileId,
+    Connections, ContactId, Content, ConversationId, MessageId, MessageInfo, MessageState, Onion,
+    ProfileHandle, ProfileId,
 };
 
 use crate::app::{password, CallResult, Global, Running};
@@ -322,7 +322,13 @@ pub(crate) async fn update_acl(r: &Running, onion: &str, c: i32, json: &str) -> 
     Ok(())
 }
 
-/// Go's `EnhancedMessage` for a stored message.
+/// The prefix of the message attributes this library keeps for itself (a group post waiting
+/// to be seen on its server): not shown to clients.
+const OWN_MESSAGE_ATTRIBUTES: &str = "rs.";
+
+/// Go's `EnhancedMessage` for a stored message. `Attributes`: every stored attribute (those
+/// a client set with `c_UpdateMessageAttribute` too), with `author`, `ack`, `sent` and `error`
+/// as the message's state says.
 pub(crate) fn enhanced(m: &MessageInfo) -> EnhancedMessage {
     let (acknowledged, error) = match &m.state {
         MessageState::Acknowledged => (true, String::new()),
@@ -330,10 +336,14 @@ pub(crate) fn enhanced(m: &MessageInfo) -> EnhancedMessage {
         _ => (false, String::new()),
     };
     let ts = m.timestamp.clone().unwrap_or_default();
-    let mut attributes = BTreeMap::from([
-        ("author".to_owned(), m.author.clone()),
-        ("ack".to_owned(), acknowledged.to_string()),
-    ]);
+    let mut attributes: BTreeMap<String, String> = m
+        .attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with(OWN_MESSAGE_ATTRIBUTES))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    attributes.insert("author".to_owned(), m.author.clone());
+    attributes.insert("ack".to_owned(), acknowledged.to_string());
     if !ts.is_empty() {
         attributes.insert("sent".to_owned(), ts.clone());
     }
@@ -605,6 +615,136 @@ pub(crate) async fn send_invite(
         .map_err(err)?
         .ok_or("the message sent is not stored")?;
     Ok(enhanced(&m))
+}
+
+fn onion_arg(what: &str, handle: &str) -> CallResult<Onion> {
+    Onion::parse(handle.trim()).map_err(|e| format!("{what} is not a Cwtch address: {e}"))
+}
+
+/// `c_ActivatePeerEngine` / `c_DeactivatePeerEngine`.
+pub(crate) async fn set_engine_active(r: &Running, onion: &str, active: bool) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.set_engine_active(active).await.map_err(err)
+}
+
+/// `c_ConfigureConnections`: what the engine does on its own; activates it (as Go's).
+pub(crate) async fn configure_connections(
+    r: &Running,
+    onion: &str,
+    listen: bool,
+    peers: bool,
+    servers: bool,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.configure_connections(Connections {
+        listen,
+        peers,
+        servers,
+    })
+    .await
+    .map_err(err)
+}
+
+/// `c_PeerWithOnion`: connect to a contact now.
+pub(crate) async fn peer_with(r: &Running, onion: &str, handle: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let contact = onion_arg("the peer", handle)?;
+    p.connect_to_peer(ContactId::Onion(contact))
+        .await
+        .map_err(err)
+}
+
+/// `c_DisconnectFromPeer`: close the connections to a contact; it is not dialled again
+/// until `c_PeerWithOnion`.
+pub(crate) async fn disconnect_from_peer(r: &Running, onion: &str, handle: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    let contact = onion_arg("the peer", handle)?;
+    p.disconnect_from_peer(ContactId::Onion(contact))
+        .await
+        .map_err(err)
+}
+
+/// `c_QueueJoinServer`: connect to a server now.
+pub(crate) async fn join_server(r: &Running, onion: &str, server: &str) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.join_server(server).await.map_err(err)
+}
+
+/// `c_DisconnectFromServer`: close the connection to a server; it is not joined again until
+/// `c_QueueJoinServer`.
+pub(crate) async fn disconnect_from_server(
+    r: &Running,
+    onion: &str,
+    server: &str,
+) -> CallResult<()> {
+    let p = r.profile(onion)?;
+    p.disconnect_from_server(server).await.map_err(err)
+}
+
+/// `c_SearchConversations`: search every conversation's messages; returns the search id.
+/// Each match is sent as `SearchResult {ProfileOnion, SearchID, ConversationID, Index,
+/// RowIndex}` (`Index`: the message id; `RowIndex`: its position, newest first, the `index`
+/// of `c_GetMessages` that returns it first), then `SearchFinished {ProfileOnion, SearchID,
+/// NumResults}` (UNCONFIRMED names: Go's search events are not parsed by libcwtch 0.8.0).
+pub(crate) async fn search(
+    g: &Global,
+    r: &Running,
+    onion: &str,
+    pattern: &str,
+) -> CallResult<String> {
+    let p = r.profile(onion)?;
+    let hits = p.search_messages(pattern).await.map_err(err)?;
+    let id = rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_string();
+    for h in &hits {
+        g.emit(GoEvent::new(
+            "SearchResult",
+            [
+                ("ProfileOnion", onion.to_owned()),
+                ("SearchID", id.clone()),
+                ("ConversationID", h.conversation_id.0.to_string()),
+                ("Index", h.message_id.0.to_string()),
+                ("RowIndex", h.row_index.to_string()),
+            ],
+        ));
+    }
+    g.emit(GoEvent::new(
+        "SearchFinished",
+        [
+            ("ProfileOnion", onion.to_owned()),
+            ("SearchID", id.clone()),
+            ("NumResults", hits.len().to_string()),
+        ],
+    ));
+    Ok(id)
+}
+
+/// `c_UpdateMessageAttribute`: set an attribute of a message (channel 0, the only one).
+/// Keys are stored as given (message attributes have no scope in Go); the keys the library
+/// keeps (`author`, `ack`, `sent`, `error`, `rs.*`) are refused.
+pub(crate) async fn update_message_attribute(
+    r: &Running,
+    onion: &str,
+    c: i32,
+    channel: i32,
+    id: i32,
+    key: &str,
+    value: &str,
+) -> CallResult<()> {
+    if channel != 0 {
+        return Err("only channel 0 exists".into());
+    }
+    if key.starts_with(OWN_MESSAGE_ATTRIBUTES) {
+        return Err("the rs.* message attributes are kept by the library".into());
+    }
+    let p = r.profile(onion)?;
+    p.set_message_attribute(
+        ConversationId(i64::from(c)),
+        MessageId(i64::from(id)),
+        key,
+        value,
+    )
+    .await
+    .map_err(err)
 }
 
 /// `c_GetServerInfoList`: `UpdateServerInfo {ProfileOnion, ServerList}`.

@@ -1,8 +1,8 @@
 //! `libCwtch.so` driven through its C ABI (loaded with `libloading`, called the way the
 //! `libcwtch` bindings call it), against a peer made with the `cwtch` library over the
 //! loopback network: bad input and calls before start, start, profiles, a contact request,
-//! messages both ways with acknowledgement, attributes, settings, reconnect, not-yet
-//! functions, shutdown.
+//! messages both ways with acknowledgement, message attributes (kept across a restart),
+//! search, attributes, settings, reconnect, shutdown.
 //!
 //! One test function: the library has one global state per process.
 
@@ -289,6 +289,103 @@ fn the_c_abi_end_to_end() {
         .expect("error")
         .contains("overlay"));
 
+    // ---- message attributes: set, shown in the message, refused for bad input ----
+    let alice_msg_id = list[1]["ID"].as_i64().expect("ID") as c_int;
+    update_message_attribute(&lib, &bot, cid, 0, alice_msg_id, "starred", "yes");
+    let m = lib.get_message_by_id(&bot, cid, alice_msg_id);
+    assert_eq!(m["Attributes"]["starred"], "yes", "{m}");
+    assert_eq!(m["Attributes"]["author"], alice_onion.as_str(), "{m}");
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
+    update_message_attribute(&lib, &bot, cid, 1, alice_msg_id, "starred", "x"); // channel 1
+    update_message_attribute(&lib, &bot, cid, 0, alice_msg_id, "ack", "true"); // the library's
+    update_message_attribute(&lib, &bot, cid, 0, alice_msg_id, "rs.x", "y"); // the library's
+    update_message_attribute(&lib, &bot, 4242, 0, alice_msg_id, "starred", "x");
+    update_message_attribute(&lib, &bot, cid, 0, 4242, "starred", "x");
+    update_message_attribute(&lib, "not-a-profile", cid, 0, alice_msg_id, "starred", "x");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, c_int, c_int, Str, c_int, Str, c_int) =
+            lib.sym("c_UpdateMessageAttribute");
+        let (p, v) = (s(&bot), s("x"));
+        let bad = b"\xff";
+        // SAFETY: a key of invalid UTF-8, then a null key with a length: refused before use.
+        unsafe {
+            f(
+                p.0,
+                p.1,
+                cid,
+                0,
+                alice_msg_id,
+                bad.as_ptr() as Str,
+                1,
+                v.0,
+                v.1,
+            )
+        };
+        // SAFETY: as above.
+        unsafe {
+            f(
+                p.0,
+                p.1,
+                cid,
+                0,
+                alice_msg_id,
+                std::ptr::null_mut(),
+                3,
+                v.0,
+                v.1,
+            )
+        };
+    }
+    let errors = events.app_errors_so_far(&lib);
+    assert_eq!(errors.len(), 8, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.starts_with("c_UpdateMessageAttribute:")),
+        "{errors:?}"
+    );
+    let m = lib.get_message_by_id(&bot, cid, alice_msg_id);
+    assert_eq!(m["Attributes"]["ack"], "false", "unchanged: {m}");
+
+    // ---- search: the matching message, not the others ----
+    let id = lib.string2("c_SearchConversations", &bot, "HELLO BOT");
+    assert!(!id.is_empty(), "a search id");
+    let hit = events.wait("SearchResult", |e| {
+        e.get("SearchID") == id && e.get("Index") == alice_msg_id.to_string()
+    });
+    assert_eq!(hit.get("ProfileOnion"), bot);
+    assert_eq!(hit.get("ConversationID"), cid.to_string());
+    assert_eq!(hit.get("RowIndex"), "1", "the second newest");
+    // "echo: hello bot" matches too; "plain text" was refused, never stored.
+    let hit2 = events.wait("SearchResult", |e| {
+        e.get("SearchID") == id && e.get("Index") == sent_id.to_string()
+    });
+    assert_eq!(hit2.get("RowIndex"), "0", "the newest");
+    let done = events.wait("SearchFinished", |e| e.get("SearchID") == id);
+    assert_eq!(done.get("NumResults"), "2", "{:?}", events.seen);
+    let none = lib.string2("c_SearchConversations", &bot, "nothing like this");
+    let done = events.wait("SearchFinished", |e| e.get("SearchID") == none);
+    assert_eq!(done.get("NumResults"), "0");
+    assert_eq!(events.pending("SearchResult"), 0);
+    assert_eq!(
+        lib.string2("c_SearchConversations", &bot, ""),
+        "",
+        "empty pattern"
+    );
+    assert_eq!(lib.string2("c_SearchConversations", "nobody", "x"), "");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) -> Str =
+            lib.sym("c_SearchConversations");
+        let p = s(&bot);
+        let bad = b"\xff\xfe";
+        // SAFETY: a pattern of invalid UTF-8, then a null one with a length: refused.
+        let r = lib.take(unsafe { f(p.0, p.1, bad.as_ptr() as Str, 2) });
+        assert_eq!(r, "");
+        // SAFETY: as above.
+        let r = lib.take(unsafe { f(p.0, p.1, std::ptr::null_mut(), 4) });
+        assert_eq!(r, "");
+    }
+
     // ---- files, both ways ----
     let files = tmp.path().join("files");
     std::fs::create_dir_all(&files).expect("mkdir");
@@ -520,12 +617,10 @@ fn the_c_abi_end_to_end() {
     let e = events.wait("AppError", |e| {
         e.get("Error").starts_with("c_QueueJoinServer")
     });
-    assert!(e.get("Error").contains("not yet"), "{e:?}");
+    assert!(e.get("Error").contains("address"), "{e:?}");
     // The network restarts (the loopback network's restart is immediate) without error.
     lib.void0("c_ResetTor");
     assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
-    let shared = lib.string2("c_SearchConversations", &bot, "x");
-    assert_eq!(shared, "", "not yet: empty, as documented");
     let debug = json(&{
         let f: unsafe extern "C" fn() -> Str = lib.sym("c_GetDebugInfo");
         // SAFETY: no arguments.
@@ -541,5 +636,31 @@ fn the_c_abi_end_to_end() {
         m["error"].as_str().expect("error").contains("not started"),
         "{m}"
     );
+
+    // ---- started again: the message attribute was kept ----
+    assert_eq!(lib.start(app_dir.to_str().expect("utf-8 path"), ""), 0);
+    events.wait("CwtchStarted", |_| true);
+    lib.void1("c_LoadProfiles", DEFAULT_PASSWORD);
+    events.wait("NewPeer", |e| e.get("Identity") == bot);
+    let m = lib.get_message_by_id(&bot, cid, alice_msg_id);
+    assert_eq!(m["Attributes"]["starred"], "yes", "{m}");
+    lib.void0("c_ShutdownCwtch");
     rt.block_on(alice_app.shutdown());
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update_message_attribute(
+    lib: &Lib,
+    profile: &str,
+    conversation: c_int,
+    channel: c_int,
+    message: c_int,
+    key: &str,
+    value: &str,
+) {
+    let f: unsafe extern "C" fn(Str, c_int, c_int, c_int, c_int, Str, c_int, Str, c_int) =
+        lib.sym("c_UpdateMessageAttribute");
+    let (p, k, v) = (s(profile), s(key), s(value));
+    // SAFETY: the pairs describe live strings.
+    unsafe { f(p.0, p.1, conversation, channel, message, k.0, k.1, v.0, v.1) }
 }

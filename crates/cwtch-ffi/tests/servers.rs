@@ -1,6 +1,7 @@
 //! Hosting a server through the C ABI (`c_CreateServer`, `c_LaunchServer`, …, onto the
 //! `cwtch-server` library) and using it from a profile of the same library: import its
-//! bundle, start a group on it, sync, post. Over the loopback network.
+//! bundle, start a group on it, sync, leave the server and join it again, post. Over the
+//! loopback network.
 
 mod common;
 
@@ -78,6 +79,31 @@ fn hosting_a_server_and_a_group_on_it() {
     events.wait("ServerStateChange", |e| {
         e.get("GroupServer") == onion && e.get("ConnectionState") == "Synced"
     });
+
+    // Leaving the server, and joining it again.
+    events.barrier(&lib);
+    events.forget("ServerStateChange");
+    lib.void2("c_DisconnectFromServer", &member, &onion);
+    events.wait("ServerStateChange", |e| {
+        e.get("GroupServer") == onion && e.get("ConnectionState") == "Disconnected"
+    });
+    events.barrier(&lib);
+    events.forget("ServerStateChange");
+    lib.void2("c_QueueJoinServer", &member, &onion);
+    events.wait("ServerStateChange", |e| {
+        e.get("GroupServer") == onion && e.get("ConnectionState") == "Synced"
+    });
+    lib.void2("c_QueueJoinServer", &member, "garbage");
+    lib.void2("c_DisconnectFromServer", &member, "garbage");
+    lib.void2("c_QueueJoinServer", "nobody", &onion);
+    let errors = events.app_errors_so_far(&lib);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors[0].starts_with("c_QueueJoinServer:"), "{errors:?}");
+    assert!(
+        errors[1].starts_with("c_DisconnectFromServer:"),
+        "{errors:?}"
+    );
+
     let sent = lib.send_message(&member, gid, r#"{"o":1,"d":"hi club"}"#);
     assert_eq!(sent["Message"], r#"{"o":1,"d":"hi club"}"#, "{sent}");
     let list = lib.get_messages(&member, gid, 0, 10);

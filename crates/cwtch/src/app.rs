@@ -19,7 +19,6 @@ use torv3::{Identity, Onion};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::engine;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::lock::ProfileLock;
@@ -301,7 +300,7 @@ impl Cwtch {
             profile_id: id.as_str().to_owned(),
             name,
         });
-        rt.spawn(engine::listen_loop(rt.clone()));
+        rt.start_listening();
         let dial: Vec<Onion> = rt.state().contacts.keys().cloned().collect();
         for onion in dial {
             rt.ensure_dialer(&onion);

@@ -88,31 +88,36 @@ impl PeerConn {
 // ---- the listener ----
 
 /// Host the profile's onion service (retrying with backoff until it works) and hand every
-/// authenticated inbound connection to a handler.
-pub(crate) async fn listen_loop(rt: Arc<Runtime>) {
+/// authenticated inbound connection to a handler, until `cancel` (a child of the profile's
+/// token: listening turned off, or shutdown). Returning drops the listener, which takes the
+/// onion service down.
+pub(crate) async fn listen_loop(rt: Arc<Runtime>, cancel: CancellationToken) {
     let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
     loop {
         let listening = tokio::select! {
             biased;
-            _ = rt.cancel.cancelled() => return,
+            _ = cancel.cancelled() => return,
             l = rt.service.listen(ApplicationChain::authenticated) => l,
         };
         let mut listener = match listening {
             Ok(l) => l,
             // Shutting down: the service refuses to host, which is not worth a warning.
-            Err(_) if rt.cancel.is_cancelled() || rt.service.is_shut_down() => return,
+            Err(_) if cancel.is_cancelled() || rt.service.is_shut_down() => return,
             Err(e) => {
                 warn!(profile = %rt.onion.redacted(), error = %e, "could not host the onion service; retrying");
                 rt.emit(Event::NetworkError {
                     profile: rt.profile(),
                     error: e.to_string(),
                 });
-                if backoff_sleep(&rt, &rt.cancel, &mut backoff).await {
+                if backoff_sleep(&rt, &cancel, &mut backoff).await {
                     return;
                 }
                 continue;
             }
         };
+        if cancel.is_cancelled() {
+            return; // turned off while the service came up
+        }
         info!(profile = %rt.onion.redacted(), "online");
         backoff.reset();
         rt.online.send_replace(true);
@@ -121,13 +126,16 @@ pub(crate) async fn listen_loop(rt: Arc<Runtime>) {
         });
         loop {
             let conn = tokio::select! {
-                _ = rt.cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    rt.online.send_replace(false);
+                    return;
+                }
                 c = listener.accept() => c,
             };
             let Some(conn) = conn else {
                 // The service shut down, or the network stopped hosting us: host again.
                 rt.online.send_replace(false);
-                if rt.service.is_shut_down() || rt.cancel.is_cancelled() {
+                if rt.service.is_shut_down() || cancel.is_cancelled() {
                     return;
                 }
                 warn!(profile = %rt.onion.redacted(), "the onion service stopped; hosting it again");
@@ -135,7 +143,7 @@ pub(crate) async fn listen_loop(rt: Arc<Runtime>) {
                     profile: rt.profile(),
                     error: "the onion service stopped".into(),
                 });
-                if backoff_sleep(&rt, &rt.cancel, &mut backoff).await {
+                if backoff_sleep(&rt, &cancel, &mut backoff).await {
                     return;
                 }
                 break;
@@ -152,14 +160,35 @@ pub(crate) async fn listen_loop(rt: Arc<Runtime>) {
 
 /// Keep a connection to an accepted, unblocked contact: dial with capped exponential
 /// backoff with jitter, wait while a connection (ours or theirs) is open, and dial again
-/// when it drops. Stops when `cancel` fires (blocked, deleted, shut down).
-pub(crate) async fn dialer(rt: Arc<Runtime>, onion: Onion, cancel: CancellationToken) {
+/// when it drops. Stops when `cancel` fires (blocked, deleted, disconnected, shut down).
+///
+/// Not `persistent` (a dial the user asked for, `connections.rs`): one attempt, whose
+/// connection is served until it closes; then `cancel` is fired, which marks the dialler
+/// done, and the contact's dialler is started if the engine may now dial it on its own.
+pub(crate) async fn dialer(
+    rt: Arc<Runtime>,
+    onion: Onion,
+    cancel: CancellationToken,
+    persistent: bool,
+) {
+    dial(rt.clone(), onion.clone(), cancel.clone(), persistent).await;
+    if !persistent {
+        cancel.cancel();
+        rt.ensure_dialer(&onion);
+    }
+}
+
+/// [`dialer`]'s loop (one pass if not `persistent`).
+async fn dial(rt: Arc<Runtime>, onion: Onion, cancel: CancellationToken, persistent: bool) {
     let mut backoff = Backoff::new(rt.config.dial_backoff_initial, rt.config.dial_backoff_max);
     loop {
         if cancel.is_cancelled() {
             return;
         }
         if let Some(h) = rt.service.connection_to(&onion) {
+            if !persistent {
+                return; // connected already
+            }
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = h.closed() => {}
@@ -188,7 +217,14 @@ pub(crate) async fn dialer(rt: Arc<Runtime>, onion: Onion, cancel: CancellationT
         drop(permit);
         match dialled {
             Ok(conn) => {
-                if run_connection(rt.clone(), conn).await {
+                let served = run_connection(rt.clone(), conn).await;
+                if !persistent {
+                    if !served {
+                        rt.set_dial_state(&onion, ConnectionState::Failed);
+                    }
+                    return;
+                }
+                if served {
                     backoff.reset();
                     if sleep_or_cancel(&cancel, backoff.short()).await {
                         return;
@@ -202,14 +238,14 @@ pub(crate) async fn dialer(rt: Arc<Runtime>, onion: Onion, cancel: CancellationT
             }
             Err(tapir_service::Error::AlreadyConnected(_) | tapir_service::Error::Duplicate) => {
                 // Their connection won the duplicate rule; wait on it.
-                if sleep_or_cancel(&cancel, Duration::from_millis(50)).await {
+                if !persistent || sleep_or_cancel(&cancel, Duration::from_millis(50)).await {
                     return;
                 }
             }
             Err(e) => {
                 debug!(contact = %onion.redacted(), error = %e, "dial failed");
                 rt.set_dial_state(&onion, ConnectionState::Failed);
-                if backoff_sleep(&rt, &cancel, &mut backoff).await {
+                if !persistent || backoff_sleep(&rt, &cancel, &mut backoff).await {
                     return;
                 }
             }

@@ -112,6 +112,11 @@ pub enum Error {
     /// The profile (or the whole library) has been shut down.
     #[error("shut down")]
     ShutDown,
+    /// The profile's engine is deactivated
+    /// ([`ProfileHandle::set_engine_active`](crate::ProfileHandle::set_engine_active)): it
+    /// makes no connections until activated.
+    #[error("the profile's engine is deactivated (activate it first)")]
+    EngineDeactivated,
     /// A server bundle, an invite or a group message that does not parse or verify.
     #[error("{0}")]
     Bundle(#[source] cwtch_model::Error),

@@ -846,14 +846,22 @@ impl Runtime {
 
     // ---- server tasks ----
 
-    /// Start the server's task if it has accepted groups and none runs.
+    /// Start the server's task if it has accepted groups, none runs, and the engine may
+    /// connect to it on its own (`connections.rs`).
     pub(crate) fn start_server(self: &Arc<Self>, server: &Onion) {
-        self.start_server_from(server, false);
+        self.start_server_from(server, false, false);
+    }
+
+    /// [`Runtime::start_server`] asked for by the user: the engine must be active, but the
+    /// policy on servers does not apply.
+    pub(crate) fn join_server_on_request(self: &Arc<Self>, server: &Onion) {
+        self.start_server_from(server, false, true);
     }
 
     /// [`Runtime::start_server`]; with `from_start`, the task replays the server's whole
-    /// history (it clears the stored cursor once the previous task has ended).
-    fn start_server_from(self: &Arc<Self>, server: &Onion, from_start: bool) {
+    /// history (it clears the stored cursor once the previous task has ended); `requested`:
+    /// by the user (only an inactive engine refuses).
+    fn start_server_from(self: &Arc<Self>, server: &Onion, from_start: bool, requested: bool) {
         if self.cancel.is_cancelled() {
             return;
         }
@@ -861,6 +869,19 @@ impl Runtime {
         if st.groups.accepted_on(server).is_empty() {
             return;
         }
+        let allowed = if requested {
+            st.policy.active
+        } else {
+            st.policy.may_join(server)
+        };
+        if !allowed {
+            // Remembered: the replay is owed when the server is next joined.
+            if from_start {
+                st.policy.replay_from_start.insert(server.clone());
+            }
+            return;
+        }
+        let from_start = st.policy.replay_from_start.remove(server) || from_start;
         let Some(entry) = st.groups.servers.get_mut(server) else {
             return;
         };
@@ -897,7 +918,8 @@ impl Runtime {
         ));
     }
 
-    fn stop_server(&self, server: &Onion) {
+    /// Stop the server's task (it announces `Disconnected` as it ends).
+    pub(crate) fn stop_server(&self, server: &Onion) {
         if let Some(s) = self.state().groups.servers.get_mut(server) {
             if let Some(t) = s.task.take() {
                 t.cancel.cancel();
@@ -906,15 +928,23 @@ impl Runtime {
     }
 
     /// Restart a server's task (e.g. to replay everything for a newly accepted group). The
-    /// new task starts once the old one has ended.
+    /// new task starts once the old one has ended; a task that was running (also one joined
+    /// on request) runs again whatever the policy on servers says.
     pub(crate) fn restart_server(self: &Arc<Self>, server: &Onion, full_replay: bool) {
+        let was_running = self
+            .state()
+            .groups
+            .servers
+            .get(server)
+            .and_then(|s| s.task.as_ref())
+            .is_some_and(|t| !t.cancel.is_cancelled());
         self.stop_server(server);
         if full_replay {
             if let Some(s) = self.state().groups.servers.get_mut(server) {
                 s.last_sync = None;
             }
         }
-        self.start_server_from(server, full_replay);
+        self.start_server_from(server, full_replay, was_running);
     }
 
     /// Record a server's state and announce it.

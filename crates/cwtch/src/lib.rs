@@ -4,6 +4,7 @@
 
 mod app;
 mod config;
+mod connections;
 mod engine;
 mod error;
 pub mod event;
@@ -16,6 +17,7 @@ mod lock;
 pub mod overlay;
 mod profile;
 mod runtime;
+mod search;
 mod server_task;
 mod store;
 mod types;
@@ -31,6 +33,7 @@ pub use config::{
     Config, ServiceConfig, DEFAULT_DIAL_BACKOFF_INITIAL, DEFAULT_DIAL_BACKOFF_MAX,
     DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_VERSION_WAIT,
 };
+pub use connections::Connections;
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
 pub use files::{FileInfo, Image};
@@ -38,8 +41,9 @@ pub use groups::GroupRef;
 pub use images::{ImageError, ImageInfo};
 pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
-pub use profile::{ProfileHandle, PUBLIC_PROFILE_STATUS};
+pub use profile::{ProfileHandle, LIBRARY_MESSAGE_ATTRIBUTES, PUBLIC_PROFILE_STATUS};
 pub use runtime::BLOCK_UNKNOWN_ATTRIBUTE;
+pub use search::{SearchHit, SEARCH_MAX_PER_CONVERSATION};
 pub use types::{Contact, ContactId, GroupInfo, MessageInfo, ProfileInfo, SentMessage, ServerInfo};
 
 // What clients need from the layers below, so that they depend on this crate only.

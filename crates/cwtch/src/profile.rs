@@ -23,6 +23,17 @@ use crate::types::{Contact, ContactId, GroupInfo, MessageInfo, SentMessage, Serv
 /// Profile attribute: the status shown to contacts (spec §7.3, UI key CONFIRMED).
 pub const PUBLIC_PROFILE_STATUS: &str = "public.profile.profile-status";
 
+/// Message attributes the library keeps itself, which
+/// [`ProfileHandle::set_message_attribute`] refuses: the author, the acknowledgement, the
+/// time, the failure, and a group post waiting to be seen on its server.
+pub const LIBRARY_MESSAGE_ATTRIBUTES: [&str; 5] = [
+    keys::MESSAGE_AUTHOR,
+    keys::MESSAGE_ACK,
+    keys::MESSAGE_SENT,
+    keys::MESSAGE_ERROR,
+    crate::groups::MESSAGE_POST,
+];
+
 /// A loaded profile: its contacts, messages and settings, and its running engine.
 ///
 /// Cheap to clone; all clones are the same profile. Every method is async and never blocks
@@ -666,6 +677,38 @@ impl ProfileHandle {
         Ok(m.map(|m| self.message_info(conv, &r.onion, m)))
     }
 
+    /// Set an attribute of a message of a contact or group conversation (Go's
+    /// `UpdateMessageAttribute`): stored with the message, shown in
+    /// [`MessageInfo::attributes`]. The keys the library keeps itself
+    /// ([`LIBRARY_MESSAGE_ATTRIBUTES`]) are refused: changing them would change what the
+    /// message is (its author, whether it was delivered, whether it is posted again).
+    pub async fn set_message_attribute(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        if key.is_empty() || LIBRARY_MESSAGE_ATTRIBUTES.contains(&key) {
+            return Err(Error::Invalid {
+                what: "message attribute key (empty, or kept by the library)",
+            });
+        }
+        let known = {
+            let st = self.rt.state();
+            st.by_conversation.contains_key(&conversation)
+                || st.groups.groups.contains_key(&conversation)
+        };
+        if !known {
+            return Err(Error::ContactNotFound);
+        }
+        let (k, v) = (key.to_owned(), value.to_owned());
+        self.rt
+            .store
+            .call(move |s| s.set_message_attribute(conversation, message, &k, &v))
+            .await
+    }
+
     async fn conversation_messages(
         &self,
         conv: ConversationId,
@@ -728,6 +771,7 @@ impl ProfileHandle {
             author,
             outgoing,
             state,
+            attributes: m.attributes.into_iter().collect(),
         }
     }
 

@@ -84,6 +84,8 @@ pub(crate) struct State {
     pub(crate) by_conversation: HashMap<ConversationId, Onion>,
     pub(crate) groups: crate::groups::Groups,
     pub(crate) files: crate::files::Files,
+    /// What the engine may do on its own (`connections.rs`).
+    pub(crate) policy: crate::connections::Policy,
 }
 
 /// Verifies a password without keeping it: SHA-256 of a random salt and the password.
@@ -299,24 +301,30 @@ impl Runtime {
 
     // ---- dialling ----
 
-    /// Start the contact's dialler if it is accepted, unblocked and has none.
+    /// Start the contact's dialler if it is accepted, unblocked, has none running, and the
+    /// engine may dial it on its own (`connections.rs`).
     pub(crate) fn ensure_dialer(self: &Arc<Self>, onion: &Onion) {
         if self.cancel.is_cancelled() {
             return;
         }
         let token = {
             let mut st = self.state();
+            if !st.policy.may_dial(onion) {
+                return;
+            }
             let Some(e) = st.contacts.get_mut(onion) else {
                 return;
             };
-            if !e.accepted || e.blocked || e.dialer.is_some() {
+            // A dialler's token is cancelled when it is stopped or, dialling once, done.
+            let running = e.dialer.as_ref().is_some_and(|t| !t.is_cancelled());
+            if !e.accepted || e.blocked || running {
                 return;
             }
             let t = self.cancel.child_token();
             e.dialer = Some(t.clone());
             t
         };
-        self.spawn(engine::dialer(self.clone(), onion.clone(), token));
+        self.spawn(engine::dialer(self.clone(), onion.clone(), token, true));
     }
 
     /// Stop the dialler and close every connection to the contact.
@@ -344,6 +352,13 @@ impl Runtime {
     pub(crate) async fn admit(&self, remote: &Onion, outbound: bool) -> Option<ConversationId> {
         if *remote == self.onion {
             return None;
+        }
+        {
+            // Deactivated, or no longer listening: nothing is admitted that we did not dial.
+            let st = self.state();
+            if !st.policy.active || (!outbound && !st.policy.may_listen()) {
+                return None;
+            }
         }
         if let Some(r) = self.lookup(remote) {
             return (!r.blocked).then_some(r.conversation);
@@ -505,6 +520,7 @@ impl Runtime {
             let mut st = self.state();
             st.contacts.remove(&r.onion);
             st.by_conversation.remove(&r.conversation);
+            st.policy.held_peers.remove(&r.onion);
         }
         let conv = r.conversation;
         self.store

@@ -148,6 +148,10 @@ pub struct MessageInfo {
     pub timestamp: Option<String>,
     /// Delivery state.
     pub state: MessageState,
+    /// Every attribute stored with the message: the library's own (`author`, `ack`, `sent`,
+    /// `error`, …) and those a client set
+    /// ([`ProfileHandle::set_message_attribute`](crate::ProfileHandle::set_message_attribute)).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A message we just stored for sending.

@@ -132,6 +132,9 @@ pub struct Service {
 }
 
 /// Established inbound connections, as they complete their application chain.
+///
+/// Dropping it stops listening: the onion service is no longer hosted (connections already
+/// established stay open).
 pub struct Listener {
     onion: Onion,
     rx: mpsc::Receiver<Connection>,
@@ -209,6 +212,8 @@ impl Service {
             loop {
                 let stream = tokio::select! {
                     _ = svc.shutdown.cancelled() => break,
+                    // The owner dropped its `Listener`: stop hosting.
+                    _ = tx.closed() => break,
                     s = acn_listener.accept() => s,
                 };
                 let stream = match stream {

@@ -288,6 +288,9 @@ impl GoEvent {
     }
 }
 
+/// The error of the marker call of [`Events::barrier`] (no test makes that call otherwise).
+const BARRIER_ERROR: &str = "c_DisconnectFromServer: invalid argument server: negative length";
+
 pub struct Events {
     rx: mpsc::Receiver<String>,
     /// Every event received, raw (for failure messages).
@@ -341,8 +344,8 @@ impl Events {
 
 impl Events {
     /// Every `AppError` produced by calls made before this one, in order: calls' events are
-    /// queued in call order, so the error of `c_DisconnectFromServer` (a not-yet function,
-    /// always an error) marks the end of those made before it.
+    /// queued in call order, so the error of a marker call (`c_DisconnectFromServer` with a
+    /// negative length, see [`Events::barrier`]) marks the end of those made before it.
     pub fn app_errors_so_far(&mut self, lib: &Lib) -> Vec<String> {
         self.barrier(lib);
         let mut errors = Vec::new();
@@ -360,10 +363,17 @@ impl Events {
     /// Wait until the events of every call made before this one are received (see
     /// [`Events::app_errors_so_far`]).
     pub fn barrier(&mut self, lib: &Lib) {
-        lib.void2("c_DisconnectFromServer", "", "");
-        self.wait("AppError", |e| {
-            e.get("Error").starts_with("c_DisconnectFromServer")
-        });
+        let f: unsafe extern "C" fn(Str, c_int, Str, c_int) = lib.sym("c_DisconnectFromServer");
+        let (p, server) = (s(""), s("marker"));
+        // SAFETY: a negative length: refused before the pointer is read.
+        unsafe { f(p.0, p.1, server.0, -1) };
+        self.wait("AppError", |e| e.get("Error") == BARRIER_ERROR);
+    }
+
+    /// Forget the events named `name` received and not yet waited for (so that a later wait
+    /// sees only newer ones).
+    pub fn forget(&mut self, name: &str) {
+        self.pending.retain(|e| e.name != name);
     }
 
     /// How many events named `name` were received and not yet waited for.
