@@ -584,10 +584,12 @@ pub(crate) async fn verify_or_resume(
         .as_deref()
         .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
         .ok_or("not downloaded yet: start with c_DownloadFileDefaultLimit")?;
-    p.download_file(conv(c), key, &dir)
-        .await
-        .map(|_| ())
-        .map_err(err)
+    match p.download_file(conv(c), key, &dir).await {
+        // Already resumed (the library resumes unfinished downloads when a profile loads;
+        // clients ask for it too, as they must with Go): nothing to do, not an error.
+        Ok(_) | Err(cwtch::Error::DownloadRunning) => Ok(()),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// `c_SendInviteMessage`: invite the contact `c` to the group `target`, or suggest the
