@@ -416,14 +416,15 @@ pub(crate) async fn message_by_id(
     id: i32,
 ) -> CallResult<EnhancedMessage> {
     let p = r.profile(onion)?;
+    let id = MessageId(i64::from(id));
     if is_group(&p, c).await {
-        return Err("messages of groups by id: not yet implemented".into());
+        p.group_message(ConversationId(i64::from(c)), id).await
+    } else {
+        p.message(conv(c), id).await
     }
-    p.message(conv(c), MessageId(i64::from(id)))
-        .await
-        .map_err(err)?
-        .map(|m| enhanced(&m))
-        .ok_or_else(|| "no such message".to_owned())
+    .map_err(err)?
+    .map(|m| enhanced(&m))
+    .ok_or_else(|| "no such message".to_owned())
 }
 
 pub(crate) async fn message_by_hash(
@@ -472,12 +473,19 @@ pub(crate) async fn share_file(
         return Err("sharing with no conversation (a profile image): not yet implemented".into());
     }
     let p = r.profile(onion)?;
-    let (_key, sent) = p.share_file(conv(c), Path::new(path)).await.map_err(err)?;
-    let m = p
-        .message(conv(c), sent.message_id)
-        .await
-        .map_err(err)?
-        .ok_or("the message sent is not stored")?;
+    let m = if is_group(&p, c).await {
+        let group = ConversationId(i64::from(c));
+        let (_key, sent) = p
+            .share_file_in_group(group, Path::new(path))
+            .await
+            .map_err(err)?;
+        p.group_message(group, sent.message_id).await
+    } else {
+        let (_key, sent) = p.share_file(conv(c), Path::new(path)).await.map_err(err)?;
+        p.message(conv(c), sent.message_id).await
+    }
+    .map_err(err)?
+    .ok_or("the message sent is not stored")?;
     Ok(enhanced(&m))
 }
 
@@ -522,10 +530,19 @@ pub(crate) async fn download(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .ok_or("the download path has no directory")?;
-    p.download_file(conv(c), key, dir)
-        .await
-        .map(|_| ())
-        .map_err(err)
+    download_in(&p, c, key, dir).await.map_err(err)
+}
+
+/// Download (or resume) `key`, offered in conversation `c` (a contact's or a group's) into
+/// `dir`.
+async fn download_in(p: &cwtch::ProfileHandle, c: i32, key: &str, dir: &Path) -> cwtch::Result<()> {
+    if is_group(p, c).await {
+        p.download_group_file(ConversationId(i64::from(c)), key, dir)
+            .await
+            .map(|_| ())
+    } else {
+        p.download_file(conv(c), key, dir).await.map(|_| ())
+    }
 }
 
 /// `c_CheckDownloadStatus`: a completed download is announced again (`FileDownloaded`);
@@ -584,10 +601,10 @@ pub(crate) async fn verify_or_resume(
         .as_deref()
         .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
         .ok_or("not downloaded yet: start with c_DownloadFileDefaultLimit")?;
-    match p.download_file(conv(c), key, &dir).await {
+    match download_in(&p, c, key, &dir).await {
         // Already resumed (the library resumes unfinished downloads when a profile loads;
         // clients ask for it too, as they must with Go): nothing to do, not an error.
-        Ok(_) | Err(cwtch::Error::DownloadRunning) => Ok(()),
+        Ok(()) | Err(cwtch::Error::DownloadRunning) => Ok(()),
         Err(e) => Err(err(e)),
     }
 }

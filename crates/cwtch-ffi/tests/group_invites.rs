@@ -1,7 +1,9 @@
 //! A group through the C ABI from both sides, two profiles of one library on a server it
 //! hosts (loopback): `c_LaunchServers`, `c_SendInviteMessage` with a group (overlay 101),
-//! `NewGroup`, `c_AcceptConversation` of a group, a message across it, `c_DeleteConversation`
-//! of a group (left), `c_DeleteServerInfo`, `c_StopServers`.
+//! `NewGroup`, `c_AcceptConversation` of a group, a message across it (and
+//! `c_GetMessageById` of it), a file shared in it (`c_ShareFile`, `c_DownloadFileDefaultLimit`
+//! of a group), `c_DeleteConversation` of a group (left), `c_DeleteServerInfo`,
+//! `c_StopServers`.
 
 mod common;
 
@@ -136,6 +138,51 @@ fn a_group_invite_accepted_used_and_left() {
     assert_eq!(got.get("Data"), r#"{"o":1,"d":"welcome bob"}"#);
     let list = lib.get_messages(&bob, bob_gid, 0, 10);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let index: c_int = got.get("Index").parse().expect("number");
+    let by_id = lib.get_message_by_id(&bob, bob_gid, index);
+    assert_eq!(by_id["Message"], r#"{"o":1,"d":"welcome bob"}"#, "{by_id}");
+    assert_eq!(by_id["PeerID"], alice.as_str(), "{by_id}");
+
+    // A file shared in the group (c_ShareFile of a group) downloads from alice.
+    let file = tmp.path().join("minutes.txt");
+    let content = b"the club's minutes\n".repeat(700);
+    std::fs::write(&file, &content).expect("write");
+    let shared = {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str = lib.sym("c_ShareFile");
+        let (p, path) = (s(&alice), s(file.to_str().expect("utf-8")));
+        // SAFETY: the pairs describe live strings.
+        json(&lib.take(unsafe { f(p.0, p.1, gid, path.0, path.1) }))
+    };
+    let overlay = json(shared["Message"].as_str().expect("Message"));
+    assert_eq!(overlay["o"], 200, "a file message: {shared}");
+    let offer = events.wait("NewMessageFromGroup", |e| {
+        e.get("ProfileOnion") == bob && json(e.get("Data"))["o"] == 200
+    });
+    let share = json(json(offer.get("Data"))["d"].as_str().expect("d"));
+    let key = format!(
+        "{}.{}",
+        share["h"].as_str().expect("h"),
+        share["n"].as_str().expect("n")
+    );
+    let dl = tmp.path().join("bob-downloads");
+    std::fs::create_dir_all(&dl).expect("mkdir");
+    {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int, Str, c_int, Str, c_int) =
+            lib.sym("c_DownloadFileDefaultLimit");
+        let target = dl.join("minutes.txt");
+        let (p, path, manifest, k) = (s(&bob), s(target.to_str().expect("utf-8")), s(""), s(&key));
+        // SAFETY: the pairs describe live strings.
+        unsafe {
+            f(
+                p.0, p.1, bob_gid, path.0, path.1, manifest.0, manifest.1, k.0, k.1,
+            )
+        };
+    }
+    let done = events.wait("FileDownloaded", |e| {
+        e.get("ProfileOnion") == bob && e.get("FileKey") == key
+    });
+    assert_eq!(std::fs::read(done.get("FilePath")).expect("read"), content);
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
 
     // Bob leaves: the group and its messages are gone from his profile.
     lib.void_conv("c_DeleteConversation", &bob, bob_gid);

@@ -477,6 +477,19 @@ impl ProfileHandle {
         self.conversation_messages(conv, offset, limit).await
     }
 
+    /// One message of a group by id.
+    pub async fn group_message(
+        &self,
+        group: impl Into<GroupRef>,
+        id: MessageId,
+    ) -> Result<Option<MessageInfo>> {
+        let conv = self.rt.resolve_group(&group.into())?;
+        let m = self.rt.store.call(move |s| s.message(conv, id)).await?;
+        // Group messages always carry their author.
+        let me = self.rt.onion.clone();
+        Ok(m.map(|m| self.message_info(conv, &me, m)))
+    }
+
     // ---- messages ----
 
     /// Send a text message (overlay 1; at most [`overlay::P2P_TEXT_MAX_CHARS`] characters).
