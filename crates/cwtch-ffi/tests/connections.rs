@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_int};
 use std::sync::Arc;
 
 use common::*;
-use cwtch::{Connections, Cwtch, LoopbackAcn, MemoryHome, Password};
+use cwtch::Connections;
 
 fn configure(lib: &Lib, profile: &str, listen: bool, peers: bool, servers: bool) {
     let f: unsafe extern "C" fn(Str, c_int, c_char, c_char, c_char) =
@@ -65,17 +65,8 @@ fn connections_on_demand_through_the_c_abi() {
 
     // Alice (the library) does not dial on her own; she asks once, to send a request.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let acn = Arc::new(LoopbackAcn::new(&net).expect("loopback"));
-    let alice_app = rt.block_on(Cwtch::in_memory(MemoryHome::new(), acn));
+    let (alice_app, p) = library_peer(&rt, &net, "alice");
     let alice = rt.block_on(async {
-        let info = alice_app
-            .create_profile("alice", &Password::Default)
-            .await
-            .expect("create");
-        let p = alice_app
-            .load_profile(info.profile_id.as_str(), &Password::Default)
-            .await
-            .expect("load");
         p.configure_connections(Connections {
             peers: false,
             ..Connections::ALL

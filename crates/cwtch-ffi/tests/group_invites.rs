@@ -12,14 +12,6 @@ use std::sync::Arc;
 
 use common::*;
 
-fn create_server(lib: &Lib, description: &str, autostart: bool) {
-    let f: unsafe extern "C" fn(Str, c_int, Str, c_int, std::ffi::c_char) =
-        lib.sym("c_CreateServer");
-    let (p, d) = (s(DEFAULT_PASSWORD), s(description));
-    // SAFETY: the pairs describe live strings.
-    unsafe { f(p.0, p.1, d.0, d.1, std::ffi::c_char::from(autostart)) }
-}
-
 fn send_invite(lib: &Lib, profile: &str, c: c_int, target: c_int) -> serde_json::Value {
     let f: unsafe extern "C" fn(Str, c_int, c_int, c_int) -> Str = lib.sym("c_SendInviteMessage");
     let p = s(profile);
@@ -47,7 +39,7 @@ fn a_group_invite_accepted_used_and_left() {
     events.wait("CwtchStarted", |_| true);
 
     // A server that does not start on its own; c_LaunchServers starts it.
-    create_server(&lib, "club server", false);
+    create_server(&lib, DEFAULT_PASSWORD, "club server", false);
     let new = events.wait("NewServer", |_| true);
     let (server, bundle) = (
         new.get("Onion").to_owned(),

@@ -10,7 +10,6 @@ use std::ffi::c_int;
 use std::sync::Arc;
 
 use common::*;
-use cwtch::{Cwtch, LoopbackAcn, MemoryHome, Password};
 
 fn download(lib: &Lib, profile: &str, cid: c_int, target: &std::path::Path, key: &str) {
     let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int, Str, c_int, Str, c_int) =
@@ -52,18 +51,7 @@ fn an_unfinished_download_resumes_after_a_restart() {
 
     // Alice, with the library, is the bot's contact and offers a file she stops serving.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let acn = Arc::new(LoopbackAcn::new(&net).expect("loopback"));
-    let alice_app = rt.block_on(Cwtch::in_memory(MemoryHome::new(), acn));
-    let alice = rt.block_on(async {
-        let info = alice_app
-            .create_profile("alice", &Password::Default)
-            .await
-            .expect("create");
-        alice_app
-            .load_profile(info.profile_id.as_str(), &Password::Default)
-            .await
-            .expect("load")
-    });
+    let (alice_app, alice) = library_peer(&rt, &net, "alice");
     let alice_onion = alice.onion().as_str().to_owned();
     let contact = rt.block_on(alice.add_contact(&bot)).expect("add");
     let cid: c_int = events

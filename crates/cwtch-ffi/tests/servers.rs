@@ -10,14 +10,6 @@ use std::sync::Arc;
 
 use common::*;
 
-fn create_server(lib: &Lib, password: &str, description: &str, autostart: bool) {
-    let f: unsafe extern "C" fn(Str, c_int, Str, c_int, std::ffi::c_char) =
-        lib.sym("c_CreateServer");
-    let (p, d) = (s(password), s(description));
-    // SAFETY: the pairs describe live strings.
-    unsafe { f(p.0, p.1, d.0, d.1, std::ffi::c_char::from(autostart)) }
-}
-
 #[test]
 fn hosting_a_server_and_a_group_on_it() {
     let tmp = tempfile::tempdir().expect("tempdir");

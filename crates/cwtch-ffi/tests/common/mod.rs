@@ -381,3 +381,32 @@ impl Events {
         self.pending.iter().filter(|e| e.name == name).count()
     }
 }
+
+/// Host a server through `c_CreateServer`.
+pub fn create_server(lib: &Lib, password: &str, description: &str, autostart: bool) {
+    let f: unsafe extern "C" fn(Str, c_int, Str, c_int, c_char) = lib.sym("c_CreateServer");
+    let (p, d) = (s(password), s(description));
+    // SAFETY: the pairs describe live strings.
+    unsafe { f(p.0, p.1, d.0, d.1, c_char::from(autostart)) }
+}
+
+/// A profile named `name` of the `cwtch` library (its home in memory), loaded and on the
+/// loopback network of `net`: the peer the tests talk to the C ABI with.
+pub fn library_peer(
+    rt: &tokio::runtime::Runtime,
+    net: &std::path::Path,
+    name: &str,
+) -> (cwtch::Cwtch, cwtch::ProfileHandle) {
+    let acn = Arc::new(cwtch::LoopbackAcn::new(net).expect("loopback"));
+    let app = rt.block_on(cwtch::Cwtch::in_memory(cwtch::MemoryHome::new(), acn));
+    let profile = rt.block_on(async {
+        let info = app
+            .create_profile(name, &cwtch::Password::Default)
+            .await
+            .expect("create");
+        app.load_profile(info.profile_id.as_str(), &cwtch::Password::Default)
+            .await
+            .expect("load")
+    });
+    (app, profile)
+}
