@@ -856,7 +856,13 @@ impl Runtime {
         let part = partial_path(path);
         let mut file: Option<std::fs::File> = None;
         // The manifest's chunk hashes, on disk: memory does not grow with the file.
-        let mut hashes: Option<Arc<HashFile>> = None;
+        let hashes = match HashFile::create(path.parent().unwrap_or(Path::new("."))) {
+            Ok(h) => Arc::new(h),
+            Err(e) => {
+                let reason = format!("keeping the manifest's hashes: {e}");
+                return self.download_failed(task, reason, false).await;
+            }
+        };
         // The whole file's SHA-512 over the chunks written in order (most arrive in order),
         // on its own thread: only the rest is read back and hashed at the end.
         let mut root = RootHasher::start();
@@ -876,30 +882,18 @@ impl Runtime {
                         }
                     }
                     DownloadOutput::Hashes { first, hashes: h } => {
-                        if hashes.is_none() {
-                            let dir = path.parent().unwrap_or(Path::new("."));
-                            match HashFile::create(dir) {
-                                Ok(f) => hashes = Some(Arc::new(f)),
-                                Err(e) => {
-                                    let reason = format!("keeping the manifest's hashes: {e}");
-                                    return self.download_failed(task, reason, false).await;
-                                }
-                            }
-                        }
-                        let stored = hashes.as_ref().map(|f| f.store(first, &h));
-                        if let Some(Err(e)) = stored {
+                        if let Err(e) = hashes.store(first, &h) {
                             let reason = format!("keeping the manifest's hashes: {e}");
                             return self.download_failed(task, reason, false).await;
                         }
                     }
                     DownloadOutput::ManifestReady(m) => {
                         let (p, mf, hf) = (part.clone(), m.clone(), hashes.clone());
-                        let opened = tokio::task::spawn_blocking(move || {
-                            open_partial(&p, &mf, hf.as_deref().unwrap_or(&HashFile::NONE))
-                        })
-                        .await
-                        .map_err(|_| std::io::Error::other("task failed"))
-                        .and_then(|r| r);
+                        let opened =
+                            tokio::task::spawn_blocking(move || open_partial(&p, &mf, &hf))
+                                .await
+                                .map_err(|_| std::io::Error::other("task failed"))
+                                .and_then(|r| r);
                         match opened {
                             Ok((f, have)) => {
                                 file = Some(f);
@@ -977,7 +971,7 @@ impl Runtime {
                 _ = cancel.cancelled() => return,
                 m = rx.recv() => match m {
                     Some(DownloadInput::Message(m)) => {
-                        d.receive(m, hashes.as_deref().unwrap_or(&HashFile::NONE))
+                        d.receive(m, &*hashes)
                     }
                     Some(DownloadInput::Connected) => d.reconnected(),
                     None => return,
@@ -1542,26 +1536,17 @@ impl RootHasher {
 /// The chunk hashes of a download's manifest, 32 bytes each by index, in an unnamed
 /// temporary file beside the download (the OS deletes it when it is closed, or the process
 /// dies): 8 MiB per GiB of file that need not be in memory.
-struct HashFile(Option<std::fs::File>);
+struct HashFile(std::fs::File);
 
 impl HashFile {
-    /// No hashes (before the manifest): every lookup fails.
-    const NONE: HashFile = HashFile(None);
-
     fn create(dir: &Path) -> std::io::Result<HashFile> {
-        tempfile::tempfile_in(dir).map(|f| HashFile(Some(f)))
-    }
-
-    fn file(&self) -> std::io::Result<&std::fs::File> {
-        self.0
-            .as_ref()
-            .ok_or_else(|| std::io::Error::other("no manifest yet"))
+        tempfile::tempfile_in(dir).map(HashFile)
     }
 
     /// Keep `hashes`, the first being chunk `first`'s (replacing what was there).
     fn store(&self, first: u64, hashes: &[[u8; CHUNK_HASH_LEN]]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file()?
+        self.0
             .write_all_at(hashes.as_flattened(), first * CHUNK_HASH_LEN as u64)
     }
 }
@@ -1570,7 +1555,7 @@ impl ChunkHashes for HashFile {
     fn chunk_hash(&self, index: u64) -> std::io::Result<[u8; CHUNK_HASH_LEN]> {
         use std::os::unix::fs::FileExt;
         let mut h = [0u8; CHUNK_HASH_LEN];
-        self.file()?
+        self.0
             .read_exact_at(&mut h, index * CHUNK_HASH_LEN as u64)?;
         Ok(h)
     }
