@@ -50,13 +50,7 @@ fn connections_on_demand_through_the_c_abi() {
     let net = tmp.path().join("net");
     let lib = Arc::new(Lib::load());
     let mut events = lib.events();
-    std::env::set_var("CWTCH_NETWORK", "loopback");
-    std::env::set_var("CWTCH_LOOPBACK_DIR", &net);
-    assert_eq!(
-        lib.start(tmp.path().join("app").to_str().expect("utf-8"), ""),
-        0
-    );
-    events.wait("CwtchStarted", |_| true);
+    start_on_loopback(&lib, &mut events, &tmp.path().join("app"), &net);
     lib.create_profile("bot", DEFAULT_PASSWORD);
     let bot = events.wait("NewPeer", |_| true).get("Identity").to_owned();
     events.wait("NetworkError", |e| {

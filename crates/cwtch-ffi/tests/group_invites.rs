@@ -30,13 +30,12 @@ fn a_group_invite_accepted_used_and_left() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let lib = Arc::new(Lib::load());
     let mut events = lib.events();
-    std::env::set_var("CWTCH_NETWORK", "loopback");
-    std::env::set_var("CWTCH_LOOPBACK_DIR", tmp.path().join("net"));
-    assert_eq!(
-        lib.start(tmp.path().join("app").to_str().expect("utf-8"), ""),
-        0
+    start_on_loopback(
+        &lib,
+        &mut events,
+        &tmp.path().join("app"),
+        &tmp.path().join("net"),
     );
-    events.wait("CwtchStarted", |_| true);
 
     // A server that does not start on its own; c_LaunchServers starts it.
     create_server(&lib, DEFAULT_PASSWORD, "club server", false);

@@ -42,10 +42,7 @@ fn an_unfinished_download_resumes_after_a_restart() {
     let (net, app_dir) = (tmp.path().join("net"), tmp.path().join("app"));
     let lib = Arc::new(Lib::load());
     let mut events = lib.events();
-    std::env::set_var("CWTCH_NETWORK", "loopback");
-    std::env::set_var("CWTCH_LOOPBACK_DIR", &net);
-    assert_eq!(lib.start(app_dir.to_str().expect("utf-8"), ""), 0);
-    events.wait("CwtchStarted", |_| true);
+    start_on_loopback(&lib, &mut events, &app_dir, &net);
     lib.create_profile("bot", DEFAULT_PASSWORD);
     let bot = events.wait("NewPeer", |_| true).get("Identity").to_owned();
 

@@ -15,13 +15,12 @@ fn hosting_a_server_and_a_group_on_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let lib = Arc::new(Lib::load());
     let mut events = lib.events();
-    std::env::set_var("CWTCH_NETWORK", "loopback");
-    std::env::set_var("CWTCH_LOOPBACK_DIR", tmp.path().join("net"));
-    assert_eq!(
-        lib.start(tmp.path().join("app").to_str().expect("utf-8"), ""),
-        0
+    start_on_loopback(
+        &lib,
+        &mut events,
+        &tmp.path().join("app"),
+        &tmp.path().join("net"),
     );
-    events.wait("CwtchStarted", |_| true);
 
     // Encrypted server storage is not pretended.
     create_server(&lib, "hunter2", "secret", true);

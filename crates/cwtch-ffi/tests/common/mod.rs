@@ -410,3 +410,17 @@ pub fn library_peer(
     });
     (app, profile)
 }
+
+/// Start the library on the loopback network in `net` (`CWTCH_NETWORK`, `CWTCH_LOOPBACK_DIR`)
+/// with its app directory `app`, and wait until it has started.
+pub fn start_on_loopback(
+    lib: &Lib,
+    events: &mut Events,
+    app: &std::path::Path,
+    net: &std::path::Path,
+) {
+    std::env::set_var("CWTCH_NETWORK", "loopback");
+    std::env::set_var("CWTCH_LOOPBACK_DIR", net);
+    assert_eq!(lib.start(app.to_str().expect("utf-8"), ""), 0);
+    events.wait("CwtchStarted", |_| true);
+}
