@@ -146,6 +146,14 @@ pub(crate) enum ContactCommand {
     Block(ContactArgs),
     /// Unblock a contact.
     Unblock(ContactArgs),
+    /// Show or change what a contact may do beyond chatting: offer files we download, and
+    /// have its images previewed (with image previews on: `cwtch profile set
+    /// --image-previews on`).
+    ///
+    /// Both are allowed by default for an accepted contact; nothing is allowed to a contact
+    /// that is blocked or not accepted. Refused files are still listed in the conversation,
+    /// but cannot be downloaded. Without --files or --images, prints the current permissions.
+    Permissions(PermissionsArgs),
     /// Delete a contact and its whole conversation. Needs --yes (or an interactive
     /// confirmation). The peer can send a new contact request later; block it to prevent that.
     Delete(ContactDeleteArgs),
@@ -448,6 +456,44 @@ pub(crate) struct ContactArgs {
     pub(crate) contact: String,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PermissionsArgs {
+    #[command(flatten)]
+    pub(crate) contact: ContactArgs,
+    /// Whether the contact may offer files that we download.
+    #[arg(long, value_name = "SETTING")]
+    pub(crate) files: Option<Permission>,
+    /// Whether images the contact offers, and its profile picture, are fetched and shown
+    /// automatically (also needs --files allowed).
+    #[arg(long, value_name = "SETTING")]
+    pub(crate) images: Option<Permission>,
+}
+
+/// A permission's setting.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Permission {
+    /// Allowed.
+    Allow,
+    /// Refused.
+    Refuse,
+    /// The default (allowed for an accepted contact).
+    Default,
+}
+
+impl Permission {
+    /// The library's value: `None` is the default.
+    pub(crate) fn value(self) -> Option<bool> {
+        match self {
+            Permission::Allow => Some(true),
+            Permission::Refuse => Some(false),
+            Permission::Default => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -504,6 +504,15 @@ async fn contact_command(
         ContactCommand::Unblock(a) => {
             named(a, |contact| Request::ContactUnblock { profile, contact })?
         }
+        ContactCommand::Permissions(a) => {
+            let (files, images) = (a.files, a.images);
+            named(a.contact, |contact| Request::ContactPermissions {
+                profile,
+                contact,
+                files,
+                images,
+            })?
+        }
         ContactCommand::Delete(a) => {
             session::parse_contact(&a.contact.contact)?;
             if !a.yes {
@@ -517,6 +526,7 @@ async fn contact_command(
         }
     };
     let deleted = matches!(req, Request::ContactDelete { .. });
+    let permissions = matches!(req, Request::ContactPermissions { .. });
     let extra = extra_password(password_stdin)?;
     let (reply, _) = call(dir, req, extra.as_ref()).await?;
     match reply {
@@ -527,6 +537,9 @@ async fn contact_command(
             }
         }
         Reply::Contact { contact } if json => output::json(&contact),
+        Reply::Contact { contact } if permissions => {
+            output::line(&output::permissions_line(&contact.permissions));
+        }
         Reply::Contact { contact } if deleted => output::line(&format!(
             "deleted: {} ({} messages)",
             output::contact_line(&contact),

@@ -62,6 +62,23 @@ pub(crate) fn contact_line(c: &ContactRow) -> String {
     )
 }
 
+/// `files: allow (default)<TAB>images: refuse`: a contact's permissions, and which are the
+/// default.
+pub(crate) fn permissions_line(p: &cwtch::Permissions) -> String {
+    let one = |set: Option<bool>, effective: bool| {
+        let word = if effective { "allow" } else { "refuse" };
+        match set {
+            None => format!("{word} (default)"),
+            Some(_) => word.to_owned(),
+        }
+    };
+    format!(
+        "files: {}\timages: {}",
+        one(p.share_files, p.shares_files()),
+        one(p.render_images, p.renders_images())
+    )
+}
+
 /// `id<TAB>in|out<TAB>state<TAB>timestamp<TAB>text`.
 pub(crate) fn message_line(m: &MessageRow) -> String {
     let state = serde_json::to_value(&m.state)

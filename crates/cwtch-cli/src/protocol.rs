@@ -147,6 +147,16 @@ pub(crate) enum Request {
         profile: Option<String>,
         contact: String,
     },
+    /// Change a contact's permissions (an absent one is left as it is); answers the contact.
+    #[serde(rename = "contact.permissions")]
+    ContactPermissions {
+        profile: Option<String>,
+        contact: String,
+        #[serde(default)]
+        files: Option<crate::cli::Permission>,
+        #[serde(default)]
+        images: Option<crate::cli::Permission>,
+    },
     /// Delete a contact and its conversation; answers the contact as it was.
     #[serde(rename = "contact.delete")]
     ContactDelete {
@@ -280,6 +290,7 @@ impl Request {
             Request::ContactAccept { .. } => "contact.accept",
             Request::ContactBlock { .. } => "contact.block",
             Request::ContactUnblock { .. } => "contact.unblock",
+            Request::ContactPermissions { .. } => "contact.permissions",
             Request::ContactDelete { .. } => "contact.delete",
             Request::Send { .. } => "send",
             Request::Messages { .. } => "messages",
@@ -392,6 +403,9 @@ pub(crate) struct ContactRow {
     pub(crate) message_count: u64,
     pub(crate) unacknowledged: usize,
     pub(crate) attributes: BTreeMap<String, String>,
+    /// What the contact may do beyond chatting (`null`: the default).
+    #[serde(default)]
+    pub(crate) permissions: cwtch::Permissions,
 }
 
 impl ContactRow {
@@ -410,6 +424,7 @@ impl ContactRow {
             message_count: c.message_count,
             unacknowledged: c.unacknowledged,
             attributes: c.attributes,
+            permissions: c.permissions,
         }
     }
 

@@ -264,6 +264,39 @@ impl Session {
                 self.contact_op(profile.as_deref(), &contact, Op::Unblock)
                     .await
             }
+            Request::ContactPermissions {
+                profile,
+                contact,
+                files,
+                images,
+            } => {
+                let cid = parse_contact(&contact)?;
+                let h = self.handle(profile.as_deref()).await?;
+                let c = h
+                    .contact(cid.clone())
+                    .await
+                    .map_err(|e| contact_error(e, &contact))?;
+                let mut p = c.permissions;
+                if let Some(f) = files {
+                    p.share_files = f.value();
+                }
+                if let Some(i) = images {
+                    p.render_images = i.value();
+                }
+                let c = if p == c.permissions {
+                    c
+                } else {
+                    h.set_permissions(cid.clone(), p)
+                        .await
+                        .map_err(|e| contact_error(e, &contact))?;
+                    h.contact(cid)
+                        .await
+                        .map_err(|e| contact_error(e, &contact))?
+                };
+                Ok(Reply::Contact {
+                    contact: ContactRow::from_contact(c, self.online()),
+                })
+            }
             Request::ContactDelete { profile, contact } => {
                 let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;

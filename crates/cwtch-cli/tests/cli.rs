@@ -535,6 +535,54 @@ fn misuse_is_a_clear_error() {
     let v = json(&with(&["--json", "contact", "list"]));
     assert_eq!(v[0]["onion"], carol.as_str());
     assert_eq!(v[0]["conversation_id"], 1);
+    // Permissions: shown, changed one at a time, back to the default; stored.
+    assert_eq!(
+        ok(&with(&["contact", "permissions", "1"])).trim_end(),
+        "files: allow (default)\timages: allow (default)"
+    );
+    assert_eq!(
+        ok(&with(&[
+            "contact",
+            "permissions",
+            "1",
+            "--images",
+            "refuse"
+        ]))
+        .trim_end(),
+        "files: allow (default)\timages: refuse"
+    );
+    assert_eq!(
+        ok(&with(&["contact", "permissions", "1", "--files", "refuse"])).trim_end(),
+        "files: refuse\timages: refuse"
+    );
+    let v = json(&with(&["--json", "contact", "list"]));
+    assert_eq!(
+        v[0]["permissions"],
+        serde_json::json!({"share_files": false, "render_images": false})
+    );
+    assert_eq!(
+        ok(&with(&[
+            "contact",
+            "permissions",
+            "1",
+            "--files",
+            "default",
+            "--images",
+            "allow"
+        ]))
+        .trim_end(),
+        "files: allow (default)\timages: allow"
+    );
+    fails(
+        &with(&["contact", "permissions", "1", "--files", "maybe"]),
+        2,
+        "invalid value 'maybe'",
+    );
+    fails(
+        &with(&["contact", "permissions", "42", "--files", "allow"]),
+        3,
+        "no contact 42",
+    );
     ok(&with(&["contact", "block", "1"]));
     assert!(ok(&with(&["contact", "list"])).contains("\tblocked\t"));
     fails(
@@ -863,7 +911,15 @@ fn help_of_every_subcommand_mentions_its_flags() {
         ),
         (
             &["contact"],
-            &["add", "list", "accept", "block", "unblock", "delete"],
+            &[
+                "add",
+                "list",
+                "accept",
+                "block",
+                "unblock",
+                "permissions",
+                "delete",
+            ],
         ),
         (&["contact", "delete"], &["<CONTACT>", "--yes"]),
         (&["contact", "add"], &["<CONTACT>", "--password-stdin"]),
@@ -871,6 +927,17 @@ fn help_of_every_subcommand_mentions_its_flags() {
         (&["contact", "accept"], &["<CONTACT>"]),
         (&["contact", "block"], &["<CONTACT>"]),
         (&["contact", "unblock"], &["<CONTACT>"]),
+        (
+            &["contact", "permissions"],
+            &[
+                "<CONTACT>",
+                "--files",
+                "--images",
+                "allow",
+                "refuse",
+                "default",
+            ],
+        ),
         (
             &["server"],
             &["add", "list", "remove", "cwtch-server bundle"],

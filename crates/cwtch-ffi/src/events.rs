@@ -98,11 +98,12 @@ pub(crate) fn update_global_settings(s: &GlobalSettings) -> GoEvent {
     GoEvent::new("UpdateGlobalSettings", [("Data", to_json(s))])
 }
 
+/// The ACL of a contact just created (its permissions are the defaults).
 fn acl_json(onion: &str, accepted: bool, blocked: bool) -> String {
     let mut acl = AccessControlList::new();
     acl.insert(
         onion.to_owned(),
-        AccessControl::for_contact(accepted, blocked),
+        AccessControl::for_contact(accepted, blocked, cwtch::Permissions::default()),
     );
     to_json(&acl)
 }
@@ -112,7 +113,7 @@ fn contact_json(c: &Contact) -> ContactJson {
     let mut acl = AccessControlList::new();
     acl.insert(
         onion.clone(),
-        AccessControl::for_contact(c.accepted, c.blocked),
+        AccessControl::for_contact(c.accepted, c.blocked, c.permissions),
     );
     ContactJson {
         name: c.name.clone().unwrap_or_else(|| onion.clone()),

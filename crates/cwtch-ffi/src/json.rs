@@ -68,9 +68,15 @@ pub(crate) struct AccessControl {
 }
 
 impl AccessControl {
-    /// What an accepted, unblocked contact may do (Go's `DefaultP2PAccessControl`, except
-    /// files and images, which follow this library's own settings; UNCONFIRMED values).
-    pub(crate) fn for_contact(accepted: bool, blocked: bool) -> AccessControl {
+    /// A contact's entry: `Read`, `Append`, `AutoConnect` and `ExchangeAttributes` are
+    /// whether it is accepted and not blocked (what Go's `DefaultP2PAccessControl` grants);
+    /// `ShareFiles` and `RenderImages` are the contact's own permissions (unset: allowed),
+    /// which take effect only while it is accepted and not blocked.
+    pub(crate) fn for_contact(
+        accepted: bool,
+        blocked: bool,
+        permissions: cwtch::Permissions,
+    ) -> AccessControl {
         let open = accepted && !blocked;
         AccessControl {
             Blocked: blocked,
@@ -78,8 +84,8 @@ impl AccessControl {
             Append: open,
             AutoConnect: open,
             ExchangeAttributes: open,
-            ShareFiles: false,
-            RenderImages: false,
+            ShareFiles: permissions.shares_files(),
+            RenderImages: permissions.renders_images(),
         }
     }
 }

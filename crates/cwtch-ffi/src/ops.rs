@@ -283,15 +283,17 @@ pub(crate) async fn access_control_list(
     let mut acl = AccessControlList::new();
     acl.insert(
         contact.onion.as_str().to_owned(),
-        AccessControl::for_contact(contact.accepted, contact.blocked),
+        AccessControl::for_contact(contact.accepted, contact.blocked, contact.permissions),
     );
     Ok(acl)
 }
 
-/// `c_UpdateConversationAccessControlList`: this library keeps no ACL, only whether a
-/// contact is accepted and blocked, so the contact's entry is mapped onto those: `Blocked`
-/// blocks; otherwise `Read` or `Append` accepts (and unblocks). An entry this cannot
-/// express (file sharing or image rendering allowed, other handles) is refused.
+/// `c_UpdateConversationAccessControlList`: the contact's entry is mapped onto this
+/// library's model: `Blocked` blocks; otherwise `Read` or `Append` accepts (and unblocks);
+/// `ShareFiles` and `RenderImages` set the contact's permissions (a value equal to what is in
+/// force already changes nothing, so an entry read and written back keeps "unset, the
+/// default"). `AutoConnect` and `ExchangeAttributes` follow acceptance here and are not
+/// settable on their own. Entries for other handles (group members): not yet.
 pub(crate) async fn update_acl(r: &Running, onion: &str, c: i32, json: &str) -> CallResult<()> {
     let p = r.profile(onion)?;
     let acl: AccessControlList =
@@ -304,8 +306,21 @@ pub(crate) async fn update_acl(r: &Running, onion: &str, c: i32, json: &str) -> 
     let Some(a) = acl.get(me) else {
         return Err("no entry for the conversation's contact".into());
     };
-    if a.ShareFiles || a.RenderImages {
-        return Err("per-contact file sharing and image permissions: not yet implemented".into());
+    let now = contact.permissions;
+    let wanted = cwtch::Permissions {
+        share_files: if a.ShareFiles == now.shares_files() {
+            now.share_files
+        } else {
+            Some(a.ShareFiles)
+        },
+        render_images: if a.RenderImages == now.renders_images() {
+            now.render_images
+        } else {
+            Some(a.RenderImages)
+        },
+    };
+    if wanted != now {
+        p.set_permissions(conv(c), wanted).await.map_err(err)?;
     }
     if a.Blocked {
         if !contact.blocked {

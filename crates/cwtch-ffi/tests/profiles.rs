@@ -103,7 +103,7 @@ fn profiles_through_the_c_abi() {
         (acl[other]["Blocked"].clone(), acl[other]["Read"].clone()),
         (false.into(), true.into())
     );
-    // The ACL, as far as accepted/blocked express it.
+    // The ACL: blocked, accepted, and the contact's file and image permissions.
     let update_acl = |acl: serde_json::Value| {
         let f: unsafe extern "C" fn(Str, std::ffi::c_int, std::ffi::c_int, Str, std::ffi::c_int) =
             lib.sym("c_UpdateConversationAccessControlList");
@@ -120,18 +120,37 @@ fn profiles_through_the_c_abi() {
     acl[other]["Blocked"] = false.into();
     update_acl(acl.clone());
     assert_eq!(lib.acl(&onion, cid)[other]["Blocked"], false);
+    // Files and images: allowed by default, refused and allowed again; stored with the
+    // contact (the library's permissions say the same).
+    let perms = |acl: &serde_json::Value| {
+        (
+            acl[other]["ShareFiles"].as_bool().expect("bool"),
+            acl[other]["RenderImages"].as_bool().expect("bool"),
+        )
+    };
+    assert_eq!(perms(&lib.acl(&onion, cid)), (true, true));
+    acl[other]["RenderImages"] = false.into();
+    update_acl(acl.clone());
+    assert_eq!(perms(&lib.acl(&onion, cid)), (true, false));
+    acl[other]["ShareFiles"] = false.into();
+    update_acl(acl.clone());
+    assert_eq!(perms(&lib.acl(&onion, cid)), (false, false));
+    assert_eq!(lib.acl(&onion, cid)[other]["Read"], true, "still accepted");
     acl[other]["ShareFiles"] = true.into();
+    acl[other]["RenderImages"] = true.into();
     update_acl(acl);
+    assert_eq!(perms(&lib.acl(&onion, cid)), (true, true));
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
     update_acl(serde_json::json!({"someoneelse": {
         "Blocked": false, "Read": true, "Append": true, "AutoConnect": true,
         "ExchangeAttributes": true, "ShareFiles": false, "RenderImages": false
     }}));
+    update_acl(serde_json::json!({other: {"Blocked": "no"}}));
     let errors = events.app_errors_so_far(&lib);
     assert!(
         errors.len() == 2
-            && errors
-                .iter()
-                .all(|e| e.contains("not yet") || e.contains("access control")),
+            && errors[0].contains("not yet")
+            && errors[1].contains("not an access control list"),
         "{errors:?}"
     );
     lib.void_conv("c_DeleteConversation", &onion, cid);

@@ -132,6 +132,13 @@ pub fn attributes_from_json(json: &[u8]) -> Result<Attributes, Error> {
 
 /// One entry of a conversation's access-control list: Go's `model.AccessControl`, stored as
 /// `{"Blocked":false,"Read":true,"Append":true}` (CONFIRMED, fixtures; fields in this order).
+///
+/// Newer Go versions add four fields after these (`AutoConnect`, `ExchangeAttributes`,
+/// `ShareFiles`, `RenderImages`, in that order). Here they are optional: absent means "not
+/// set, the profile's default applies" and is written as absence, so an entry nobody set
+/// stays byte-identical to the fixtures' (Go reads an absent field as `false`). This library
+/// acts on [`share_files`](Self::share_files) and [`render_images`](Self::render_images);
+/// the other two are kept as read, so a profile written by a newer Go keeps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AccessControl {
     /// The peer is blocked: no connections, messages dropped.
@@ -140,15 +147,40 @@ pub struct AccessControl {
     pub read: bool,
     /// The peer may append (send) to the conversation.
     pub append: bool,
+    /// Go's `AutoConnect` (kept, not acted on: this library connects to accepted contacts).
+    pub auto_connect: Option<bool>,
+    /// Go's `ExchangeAttributes` (kept, not acted on: attributes go to accepted contacts).
+    pub exchange_attributes: Option<bool>,
+    /// Go's `ShareFiles`: the peer may offer files to download in this conversation.
+    pub share_files: Option<bool>,
+    /// Go's `RenderImages`: images the peer offers are previewed automatically (with image
+    /// previews on).
+    pub render_images: Option<bool>,
 }
 
 impl AccessControl {
-    /// Go's default for a peer-to-peer contact (`model.DefaultP2PAccessControl`): not blocked,
-    /// may read and append. Every fixture ACL entry has these values.
+    /// Go's default for a peer-to-peer contact (`model.DefaultP2PAccessControl` of the
+    /// fixtures' version): not blocked, may read and append. Every fixture ACL entry has
+    /// these values.
     pub const DEFAULT_P2P: AccessControl = AccessControl {
         blocked: false,
         read: true,
         append: true,
+        auto_connect: None,
+        exchange_attributes: None,
+        share_files: None,
+        render_images: None,
+    };
+
+    /// Go's zero value: everything false, nothing optional set.
+    pub const ZERO: AccessControl = AccessControl {
+        blocked: false,
+        read: false,
+        append: false,
+        auto_connect: None,
+        exchange_attributes: None,
+        share_files: None,
+        render_images: None,
     };
 }
 
@@ -177,6 +209,16 @@ pub fn acl_to_json(acl: &Acl) -> Vec<u8> {
             o.bool("Blocked", ac.blocked)
                 .bool("Read", ac.read)
                 .bool("Append", ac.append);
+            for (name, v) in [
+                ("AutoConnect", ac.auto_connect),
+                ("ExchangeAttributes", ac.exchange_attributes),
+                ("ShareFiles", ac.share_files),
+                ("RenderImages", ac.render_images),
+            ] {
+                if let Some(v) = v {
+                    o.bool(name, v);
+                }
+            }
         });
     }
     out.push(b'}');
@@ -195,22 +237,30 @@ pub fn acl_from_json(json: &[u8]) -> Result<Acl, Error> {
     struct GoAcl(Acl);
 
     fn entry(d: &mut Decoder<'_>, ac: &mut AccessControl) -> Result<(), cwtch_model::Error> {
-        d.fields(&["Blocked", "Read", "Append"], |d, i| match i {
+        const FIELDS: [&str; 7] = [
+            "Blocked",
+            "Read",
+            "Append",
+            "AutoConnect",
+            "ExchangeAttributes",
+            "ShareFiles",
+            "RenderImages",
+        ];
+        d.fields(&FIELDS, |d, i| match i {
             0 => d.bool(&mut ac.blocked),
             1 => d.bool(&mut ac.read),
-            _ => d.bool(&mut ac.append),
+            2 => d.bool(&mut ac.append),
+            3 => d.opt_bool(&mut ac.auto_connect),
+            4 => d.opt_bool(&mut ac.exchange_attributes),
+            5 => d.opt_bool(&mut ac.share_files),
+            _ => d.opt_bool(&mut ac.render_images),
         })
     }
 
     impl GoDecode for GoAcl {
         fn decode_into(&mut self, d: &mut Decoder<'_>) -> Result<(), cwtch_model::Error> {
             // Go's zero value, not our `Default` (which is Go's P2P default).
-            let zero = || AccessControl {
-                blocked: false,
-                read: false,
-                append: false,
-            };
-            d.map_with(&mut self.0, zero, entry)
+            d.map_with(&mut self.0, || AccessControl::ZERO, entry)
         }
     }
 
@@ -402,19 +452,11 @@ mod tests {
         assert_eq!(
             acl["x"],
             AccessControl {
-                blocked: false,
-                read: false,
-                append: true
+                append: true,
+                ..AccessControl::ZERO
             }
         );
-        assert_eq!(
-            acl["y"],
-            AccessControl {
-                blocked: false,
-                read: false,
-                append: false
-            }
-        );
+        assert_eq!(acl["y"], AccessControl::ZERO);
         assert!(acl_from_json(br#"{"x":{"Blocked":"yes"}}"#).is_err());
         assert!(acl_from_json(b"null").unwrap().is_empty());
     }
@@ -437,15 +479,33 @@ mod tests {
         let acl = acl_from_json(json).unwrap();
         assert_eq!(acl_to_json(&acl), json.to_vec());
         // Go's decoder: case-insensitive names, unknown fields ignored.
-        let acl = acl_from_json(br#"{"x":{"blocked":true,"ShareFiles":true}}"#).unwrap();
+        let acl = acl_from_json(br#"{"x":{"blocked":true,"sharefiles":true,"Other":1}}"#).unwrap();
         assert_eq!(
             acl["x"],
             AccessControl {
                 blocked: true,
-                read: false,
-                append: false
+                share_files: Some(true),
+                ..AccessControl::ZERO
             }
         );
+        // A newer Go's entry, all seven fields in its order, round-trips byte for byte; null
+        // leaves an optional field unset.
+        let json = br#"{"x":{"Blocked":false,"Read":true,"Append":true,"AutoConnect":true,"ExchangeAttributes":true,"ShareFiles":false,"RenderImages":true}}"#;
+        let acl = acl_from_json(json).unwrap();
+        assert_eq!(
+            acl["x"],
+            AccessControl {
+                auto_connect: Some(true),
+                exchange_attributes: Some(true),
+                share_files: Some(false),
+                render_images: Some(true),
+                ..AccessControl::DEFAULT_P2P
+            }
+        );
+        assert_eq!(acl_to_json(&acl), json.to_vec());
+        let acl = acl_from_json(br#"{"x":{"RenderImages":null}}"#).unwrap();
+        assert_eq!(acl["x"].render_images, None);
+        assert!(acl_from_json(br#"{"x":{"ShareFiles":1}}"#).is_err());
         assert!(acl_from_json(b"null").unwrap().is_empty());
         assert!(acl_from_json(br#"{"x":1}"#).is_err());
         assert!(acl_from_json(b"[").is_err());
@@ -490,13 +550,21 @@ mod tests {
         fn acl() -> impl Strategy<Value = Acl> {
             proptest::collection::btree_map(
                 text(),
-                (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-                    |(blocked, read, append)| AccessControl {
-                        blocked,
-                        read,
-                        append,
-                    },
-                ),
+                (
+                    (any::<bool>(), any::<bool>(), any::<bool>()),
+                    proptest::array::uniform4(any::<Option<bool>>()),
+                )
+                    .prop_map(|((blocked, read, append), [a, e, s, r])| {
+                        AccessControl {
+                            blocked,
+                            read,
+                            append,
+                            auto_connect: a,
+                            exchange_attributes: e,
+                            share_files: s,
+                            render_images: r,
+                        }
+                    }),
                 0..5,
             )
         }

@@ -271,8 +271,7 @@ fn blocking_and_acl<H: ProfileHome>(home: &H) {
         c.own_access(),
         Some(&AccessControl {
             blocked: true,
-            read: true,
-            append: true
+            ..AccessControl::DEFAULT_P2P
         })
     );
     p.set_blocked(bob, false).unwrap();
@@ -297,9 +296,10 @@ fn blocking_and_acl<H: ProfileHome>(home: &H) {
     acl.insert(
         "x".into(),
         AccessControl {
-            blocked: false,
-            read: false,
             append: true,
+            share_files: Some(false),
+            render_images: Some(true),
+            ..AccessControl::ZERO
         },
     );
     acl.insert(CAROL.into(), AccessControl::DEFAULT_P2P);
@@ -583,13 +583,19 @@ fn arb_attributes() -> impl Strategy<Value = Attributes> {
 fn arb_acl() -> impl Strategy<Value = Acl> {
     proptest::collection::btree_map(
         arb_text(),
-        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(blocked, read, append)| {
-            AccessControl {
+        (
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+            proptest::array::uniform4(any::<Option<bool>>()),
+        )
+            .prop_map(|((blocked, read, append), [a, e, s, r])| AccessControl {
                 blocked,
                 read,
                 append,
-            }
-        }),
+                auto_connect: a,
+                exchange_attributes: e,
+                share_files: s,
+                render_images: r,
+            }),
         0..4,
     )
 }

@@ -155,6 +155,9 @@ pub enum Error {
         "the file's sharer {0} is not an accepted contact: add them as a contact to download it"
     )]
     SharerNotContact(String),
+    /// The contact's permissions refuse this (see [`crate::Permissions`]).
+    #[error("the contact is not allowed to {0}: change its permissions first")]
+    NotPermitted(&'static str),
     /// The download folder's disk has no room for the file.
     #[error(
         "not enough space on the disk: the file needs {needed} more bytes, {available} are free"

@@ -438,9 +438,10 @@ impl Runtime {
                     continue;
                 };
                 // Automatic downloads resume only while image previews are on, and from
-                // contacts still accepted and unblocked.
+                // contacts still accepted, unblocked and allowed to show us images.
                 let wanted = !kind.is_image()
                     || (self.image_previews.load(Ordering::Relaxed)
+                        && crate::Permissions::from_access(c.own_access()).renders_images()
                         && self
                             .lookup(&onion)
                             .is_some_and(|r| r.accepted && !r.blocked));
@@ -576,6 +577,12 @@ impl Runtime {
                 }
             }
         };
+        // What the user allows the sharer (kept in the sharer's own conversation).
+        if let Some(r) = self.lookup(&sharer) {
+            if !self.permissions(r.conversation).await?.shares_files() {
+                return Err(Error::NotPermitted("share files"));
+            }
+        }
         if size > self.config.max_download_size {
             return Err(Error::FileTooLarge {
                 size,
@@ -1288,6 +1295,14 @@ impl Runtime {
         let Some(r) = self.lookup(contact).filter(|r| r.accepted && !r.blocked) else {
             return;
         };
+        if !self
+            .permissions(r.conversation)
+            .await
+            .is_ok_and(|p| p.renders_images())
+        {
+            debug!("the contact's images are not previewed (its permissions)");
+            return;
+        }
         let Some(dir) = self.images_dir.clone() else {
             debug!("no images folder (an in-memory profile): no previews");
             return;

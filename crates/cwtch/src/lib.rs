@@ -44,7 +44,9 @@ pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
 pub use profile::{ProfileHandle, LIBRARY_MESSAGE_ATTRIBUTES, PUBLIC_PROFILE_STATUS};
 pub use runtime::BLOCK_UNKNOWN_ATTRIBUTE;
 pub use search::{SearchHit, SEARCH_MAX_PER_CONVERSATION};
-pub use types::{Contact, ContactId, GroupInfo, MessageInfo, ProfileInfo, SentMessage, ServerInfo};
+pub use types::{
+    Contact, ContactId, GroupInfo, MessageInfo, Permissions, ProfileInfo, SentMessage, ServerInfo,
+};
 
 // What clients need from the layers below, so that they depend on this crate only.
 pub use connectivity;

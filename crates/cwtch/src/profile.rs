@@ -263,6 +263,17 @@ impl ProfileHandle {
         self.rt.set_blocked(&contact.into(), false).await
     }
 
+    /// Set what a contact may do beyond chatting (stored in its access-control entry, as Go
+    /// stores `ShareFiles` and `RenderImages`). Takes effect for the next file it offers and
+    /// the next download started; a download already running goes on.
+    pub async fn set_permissions(
+        &self,
+        contact: impl Into<ContactId>,
+        permissions: crate::Permissions,
+    ) -> Result<()> {
+        self.rt.set_permissions(&contact.into(), permissions).await
+    }
+
     /// Delete a contact and its messages.
     pub async fn delete_contact(&self, contact: impl Into<ContactId>) -> Result<()> {
         self.rt.delete_contact(&contact.into()).await
@@ -324,6 +335,7 @@ impl ProfileHandle {
             .map(str::to_owned);
         Some(Contact {
             conversation_id: c.id,
+            permissions: crate::Permissions::from_access(c.own_access()),
             blocked: c.is_blocked(),
             accepted: c.accepted,
             onion,

@@ -511,6 +511,39 @@ impl Runtime {
         Ok(())
     }
 
+    pub(crate) async fn set_permissions(
+        self: &Arc<Self>,
+        c: &ContactId,
+        p: crate::Permissions,
+    ) -> Result<()> {
+        self.check_running()?;
+        let _g = self.contact_ops.lock().await;
+        let conv = self.resolve(c)?.conversation;
+        self.store
+            .call(move |s| {
+                let mut c = s
+                    .conversation(conv)?
+                    .ok_or(cwtch_storage::Error::ConversationNotFound(conv))?;
+                let entry = c
+                    .acl
+                    .entry(c.handle.clone())
+                    .or_insert(cwtch_storage::AccessControl::DEFAULT_P2P);
+                entry.share_files = p.share_files;
+                entry.render_images = p.render_images;
+                s.set_conversation_acl(conv, &c.acl)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A contact's permissions, as stored.
+    pub(crate) async fn permissions(&self, conv: ConversationId) -> Result<crate::Permissions> {
+        let c = self.store.call(move |s| s.conversation(conv)).await?;
+        Ok(crate::Permissions::from_access(
+            c.as_ref().and_then(|c| c.own_access()),
+        ))
+    }
+
     pub(crate) async fn delete_contact(self: &Arc<Self>, c: &ContactId) -> Result<()> {
         self.check_running()?;
         let _g = self.contact_ops.lock().await;

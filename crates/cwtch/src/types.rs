@@ -121,6 +121,43 @@ pub struct Contact {
     /// The conversation's attributes (`public.profile.*` fetched from the contact,
     /// `local.profile.name`, ...).
     pub attributes: BTreeMap<String, String>,
+    /// What the user allowed or refused this contact beyond chatting.
+    pub permissions: Permissions,
+}
+
+/// What a contact may do beyond chatting, as the user set it: Go's `ShareFiles` and
+/// `RenderImages` in the contact's access-control entry. `None` is "not set": the default,
+/// which allows both for an accepted contact. Nothing is allowed to a contact that is blocked
+/// or not accepted, whatever is set here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Permissions {
+    /// The contact may offer files that we download (by hand, or automatically as image
+    /// previews and profile pictures). Refused: downloading its files is an error
+    /// ([`crate::Error::NotPermitted`]); its file messages are still shown.
+    pub share_files: Option<bool>,
+    /// Images the contact offers, and its profile picture, are fetched and shown
+    /// automatically when image previews are on. Refused: they are not fetched.
+    pub render_images: Option<bool>,
+}
+
+impl Permissions {
+    /// Whether the contact may offer files (unset: yes).
+    pub fn shares_files(&self) -> bool {
+        self.share_files.unwrap_or(true)
+    }
+
+    /// Whether the contact's images are previewed (unset: yes; needs [`Self::shares_files`]).
+    pub fn renders_images(&self) -> bool {
+        self.shares_files() && self.render_images.unwrap_or(true)
+    }
+
+    /// The permissions stored in an access-control entry.
+    pub(crate) fn from_access(a: Option<&cwtch_storage::AccessControl>) -> Self {
+        Permissions {
+            share_files: a.and_then(|a| a.share_files),
+            render_images: a.and_then(|a| a.render_images),
+        }
+    }
 }
 
 /// A stored message.

@@ -467,8 +467,28 @@ async fn a_file_shared_in_a_group_is_downloaded_from_its_sharer() {
     assert_eq!(group_file_offer(&mut bob, &a).await, key);
     assert_eq!(group_file_offer(&mut carol, &a).await, key);
 
-    // Bob downloads it from Alice, over their P2P connection.
+    // Bob has refused Alice files (her contact's permissions): nothing starts.
     let dest = tempfile::tempdir().unwrap();
+    let no_files = cwtch::Permissions {
+        share_files: Some(false),
+        render_images: None,
+    };
+    bob.profile
+        .set_permissions(onion(&a), no_files)
+        .await
+        .unwrap();
+    let refused = bob.profile.download_group_file(bg, &key, dest.path()).await;
+    assert!(
+        matches!(refused, Err(cwtch::Error::NotPermitted(_))),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    bob.profile
+        .set_permissions(onion(&a), cwtch::Permissions::default())
+        .await
+        .unwrap();
+
+    // Bob downloads it from Alice, over their P2P connection.
     let target = bob
         .profile
         .download_group_file(bg, &key, dest.path())

@@ -514,3 +514,113 @@ async fn nothing_is_fetched_from_a_contact_not_accepted() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contact_permissions_refuse_previews_and_downloads() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    bob.profile.set_image_previews(true).await.unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let (a, b) = (alice.onion(), bob.onion());
+    let contact = bob.profile.contact(onion(&a)).await.unwrap();
+    assert_eq!(contact.permissions, cwtch::Permissions::default());
+    assert!(contact.permissions.renders_images() && contact.permissions.shares_files());
+
+    // Images refused: an offered image is kept as a message, not fetched; the user may
+    // still download it by hand.
+    let no_images = cwtch::Permissions {
+        share_files: None,
+        render_images: Some(false),
+    };
+    bob.profile
+        .set_permissions(onion(&a), no_images)
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.profile.contact(onion(&a)).await.unwrap().permissions,
+        no_images
+    );
+    let cat = write(src.path(), "cat.png", &png(10, 10));
+    let (cat_key, _) = alice.profile.share_file(onion(&b), &cat).await.unwrap();
+    bob.expect(
+        "the offer",
+        |e| matches!(e, Event::NewMessage { contact, overlay: Some(200), .. } if *contact == a),
+    )
+    .await;
+    bob.expect_none(QUIET, "an image download", is_image_event)
+        .await;
+    assert!(images_in(&bob).is_empty());
+    bob.profile
+        .download_file(onion(&a), &cat_key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "cat downloaded by hand",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == cat_key),
+    )
+    .await;
+    assert!(
+        images_in(&bob).is_empty(),
+        "downloaded by hand, not as a preview"
+    );
+
+    // Files refused: no preview even with images allowed, and no download by hand.
+    let no_files = cwtch::Permissions {
+        share_files: Some(false),
+        render_images: Some(true),
+    };
+    bob.profile
+        .set_permissions(onion(&a), no_files)
+        .await
+        .unwrap();
+    bob.events.clear();
+    let dog = write(src.path(), "dog.png", &png(12, 12));
+    let (dog_key, _) = alice.profile.share_file(onion(&b), &dog).await.unwrap();
+    bob.expect(
+        "the second offer",
+        |e| matches!(e, Event::NewMessage { contact, overlay: Some(200), .. } if *contact == a),
+    )
+    .await;
+    bob.expect_none(QUIET, "an image download", is_image_event)
+        .await;
+    let refused = bob
+        .profile
+        .download_file(onion(&a), &dog_key, dest.path())
+        .await;
+    assert!(
+        matches!(refused, Err(cwtch::Error::NotPermitted(_))),
+        "{refused:?}"
+    );
+    assert!(!dest.path().join("dog.png").exists());
+
+    // Back to the defaults: the next image is previewed.
+    bob.profile
+        .set_permissions(onion(&a), cwtch::Permissions::default())
+        .await
+        .unwrap();
+    let owl = write(src.path(), "owl.png", &png(14, 14));
+    let (owl_key, _) = alice.profile.share_file(onion(&b), &owl).await.unwrap();
+    bob.expect(
+        "the owl's preview",
+        |e| matches!(e, Event::ImagePreview { file_key, .. } if *file_key == owl_key),
+    )
+    .await;
+
+    // Permissions are stored with the contact: they survive a restart.
+    bob.profile
+        .set_permissions(onion(&a), no_files)
+        .await
+        .unwrap();
+    let home = bob.home.clone();
+    bob.shutdown().await;
+    let bob = reopen(&w, &home, config()).await;
+    assert_eq!(
+        bob.profile.contact(onion(&a)).await.unwrap().permissions,
+        no_files
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

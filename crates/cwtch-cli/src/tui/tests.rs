@@ -59,6 +59,7 @@ fn contact(
         message_count: 0,
         unacknowledged: 0,
         attributes: Default::default(),
+        permissions: Default::default(),
     }
 }
 

@@ -691,6 +691,17 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
+    /// Decode a Go `bool` into an optional one: a value sets it, `null` leaves it unchanged
+    /// (for a field whose absence means something other than `false`).
+    pub fn opt_bool(&mut self, dst: &mut Option<bool>) -> Result<(), Error> {
+        match self.kind()? {
+            Kind::Bool => *dst = Some(self.bool_literal()?),
+            Kind::Null => self.null()?,
+            _ => return Err(self.type_error("true or false")),
+        }
+        Ok(())
+    }
+
     /// Decode a pointer-to-struct field: `null` sets it to nil (`None`); otherwise the value is
     /// decoded into the existing struct, allocating a zero one first if it was nil (as Go does).
     pub fn pointer<T: GoDecode + Default>(&mut self, dst: &mut Option<T>) -> Result<(), Error> {
