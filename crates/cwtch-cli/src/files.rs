@@ -139,6 +139,10 @@ fn file_error(e: cwtch::Error, contact: &str) -> CliError {
              from their sharer over a direct connection; add them first (`cwtch contact add \
              {onion}`)"
         )),
+        cwtch::Error::NotPermitted { contact, .. } => CliError::Failed(format!(
+            "you refused files from {contact}, who shared this one: allow them first \
+             (`cwtch contact permissions {contact} --files allow`)"
+        )),
         e @ (cwtch::Error::GroupNotFound
         | cwtch::Error::GroupNotAccepted
         | cwtch::Error::AmbiguousGroup(_)) => group_error(e, contact),

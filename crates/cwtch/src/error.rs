@@ -156,8 +156,13 @@ pub enum Error {
     )]
     SharerNotContact(String),
     /// The contact's permissions refuse this (see [`crate::Permissions`]).
-    #[error("the contact is not allowed to {0}: change its permissions first")]
-    NotPermitted(&'static str),
+    #[error("contact {contact} is not allowed to {what}: change its permissions first")]
+    NotPermitted {
+        /// The contact's onion.
+        contact: String,
+        /// What it may not do.
+        what: &'static str,
+    },
     /// The download folder's disk has no room for the file.
     #[error(
         "not enough space on the disk: the file needs {needed} more bytes, {available} are free"

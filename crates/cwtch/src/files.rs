@@ -580,7 +580,10 @@ impl Runtime {
         // What the user allows the sharer (kept in the sharer's own conversation).
         if let Some(r) = self.lookup(&sharer) {
             if !self.permissions(r.conversation).await?.shares_files() {
-                return Err(Error::NotPermitted("share files"));
+                return Err(Error::NotPermitted {
+                    contact: sharer.as_str().to_owned(),
+                    what: "share files",
+                });
             }
         }
         if size > self.config.max_download_size {

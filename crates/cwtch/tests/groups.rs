@@ -479,7 +479,7 @@ async fn a_file_shared_in_a_group_is_downloaded_from_its_sharer() {
         .unwrap();
     let refused = bob.profile.download_group_file(bg, &key, dest.path()).await;
     assert!(
-        matches!(refused, Err(cwtch::Error::NotPermitted(_))),
+        matches!(&refused, Err(cwtch::Error::NotPermitted { contact, .. }) if *contact == a),
         "{refused:?}"
     );
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);

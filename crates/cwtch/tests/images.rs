@@ -591,7 +591,7 @@ async fn contact_permissions_refuse_previews_and_downloads() {
         .download_file(onion(&a), &dog_key, dest.path())
         .await;
     assert!(
-        matches!(refused, Err(cwtch::Error::NotPermitted(_))),
+        matches!(refused, Err(cwtch::Error::NotPermitted { .. })),
         "{refused:?}"
     );
     assert!(!dest.path().join("dog.png").exists());
