@@ -54,8 +54,10 @@ impl GoEvent {
 }
 
 /// Go's `model.AccessControl` (`libcwtch::structs::AccessControl`: all seven fields are
-/// required by that crate's deserialiser).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// required by that crate's deserialiser, so all are written). Read as Go's `json.Unmarshal`
+/// reads it: a missing field is `false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 #[allow(non_snake_case)]
 pub(crate) struct AccessControl {
     pub(crate) Blocked: bool,
@@ -86,6 +88,19 @@ impl AccessControl {
             ExchangeAttributes: open,
             ShareFiles: permissions.shares_files(),
             RenderImages: permissions.renders_images(),
+        }
+    }
+
+    /// A group member's entry: blocked (its messages hidden) or not.
+    pub(crate) fn group_member(blocked: bool) -> AccessControl {
+        AccessControl {
+            Blocked: blocked,
+            Read: !blocked,
+            Append: !blocked,
+            AutoConnect: false,
+            ExchangeAttributes: false,
+            ShareFiles: false,
+            RenderImages: false,
         }
     }
 }

@@ -31,7 +31,7 @@ fn conv(c: i32) -> ContactId {
 
 /// Whether a conversation id names one of the profile's groups.
 async fn is_group(p: &ProfileHandle, c: i32) -> bool {
-    p.group(ConversationId(i64::from(c))).await.is_ok()
+    p.is_group(ConversationId(i64::from(c)))
 }
 
 /// A key without a scope gets `default_scope` (Go: `attr.ParseZone` then a scope).
@@ -279,6 +279,15 @@ pub(crate) async fn access_control_list(
     c: i32,
 ) -> CallResult<AccessControlList> {
     let p = r.profile(onion)?;
+    if is_group(&p, c).await {
+        // A group's: an entry per member whose messages we block.
+        let g = p.group(ConversationId(i64::from(c))).await.map_err(err)?;
+        return Ok(g
+            .blocked_members
+            .into_iter()
+            .map(|m| (m, AccessControl::group_member(true)))
+            .collect());
+    }
     let contact = p.contact(conv(c)).await.map_err(err)?;
     let mut acl = AccessControlList::new();
     acl.insert(
@@ -293,15 +302,30 @@ pub(crate) async fn access_control_list(
 /// `ShareFiles` and `RenderImages` set the contact's permissions (a value equal to what is in
 /// force already changes nothing, so an entry read and written back keeps "unset, the
 /// default"). `AutoConnect` and `ExchangeAttributes` follow acceptance here and are not
-/// settable on their own. Entries for other handles (group members): not yet.
+/// settable on their own. A group's entries are its members' (by onion): `Blocked` blocks
+/// their messages in the group; the other fields are not kept. A contact's ACL with entries
+/// for other handles is refused.
 pub(crate) async fn update_acl(r: &Running, onion: &str, c: i32, json: &str) -> CallResult<()> {
     let p = r.profile(onion)?;
     let acl: AccessControlList =
         serde_json::from_str(json).map_err(|e| format!("not an access control list: {e}"))?;
+    if is_group(&p, c).await {
+        // A group's entries are its members': `Blocked` blocks or unblocks their messages.
+        let onions = acl
+            .keys()
+            .map(|m| cwtch::Onion::parse(m).map_err(|e| format!("{m:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (m, a) in onions.iter().zip(acl.values()) {
+            p.set_group_member_blocked(ConversationId(i64::from(c)), m.as_str(), a.Blocked)
+                .await
+                .map_err(err)?;
+        }
+        return Ok(());
+    }
     let contact = p.contact(conv(c)).await.map_err(err)?;
     let me = contact.onion.as_str();
     if acl.keys().any(|k| k.as_str() != me) {
-        return Err("entries for other handles (group members): not yet implemented".into());
+        return Err("a contact's access control list has only the contact's entry".into());
     }
     let Some(a) = acl.get(me) else {
         return Err("no entry for the conversation's contact".into());

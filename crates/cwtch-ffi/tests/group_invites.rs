@@ -134,6 +134,31 @@ fn a_group_invite_accepted_used_and_left() {
     assert_eq!(by_id["Message"], r#"{"o":1,"d":"welcome bob"}"#, "{by_id}");
     assert_eq!(by_id["PeerID"], alice.as_str(), "{by_id}");
 
+    // The group's ACL: its members' entries; blocking alice's messages and unblocking them.
+    assert_eq!(lib.acl(&bob, bob_gid), serde_json::json!({}));
+    let blocked = serde_json::json!({&alice: {"Blocked": true, "Read": false, "Append": false,
+        "AutoConnect": false, "ExchangeAttributes": false, "ShareFiles": false,
+        "RenderImages": false}});
+    lib.update_acl(&bob, bob_gid, &blocked);
+    assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
+    assert_eq!(lib.acl(&bob, bob_gid), blocked);
+    lib.update_acl(
+        &bob,
+        bob_gid,
+        &serde_json::json!({&alice: {"Blocked": false}}),
+    );
+    lib.update_acl(
+        &bob,
+        bob_gid,
+        &serde_json::json!({"notanonion": {"Blocked": true}}),
+    );
+    let errors = events.app_errors_so_far(&lib);
+    assert!(
+        errors.len() == 1 && errors[0].contains("notanonion"),
+        "{errors:?}"
+    );
+    assert_eq!(lib.acl(&bob, bob_gid), serde_json::json!({}));
+
     // A file shared in the group (c_ShareFile of a group) downloads from alice.
     let file = tmp.path().join("minutes.txt");
     let content = b"the club's minutes\n".repeat(700);

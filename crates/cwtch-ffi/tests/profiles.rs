@@ -104,14 +104,7 @@ fn profiles_through_the_c_abi() {
         (false.into(), true.into())
     );
     // The ACL: blocked, accepted, and the contact's file and image permissions.
-    let update_acl = |acl: serde_json::Value| {
-        let f: unsafe extern "C" fn(Str, std::ffi::c_int, std::ffi::c_int, Str, std::ffi::c_int) =
-            lib.sym("c_UpdateConversationAccessControlList");
-        let (p, j) = (s(&onion), acl.to_string());
-        let j = s(&j);
-        // SAFETY: the pairs describe live strings.
-        unsafe { f(p.0, p.1, cid, j.0, j.1) }
-    };
+    let update_acl = |acl: serde_json::Value| lib.update_acl(&onion, cid, &acl);
     let mut acl = lib.acl(&onion, cid);
     acl[other]["Blocked"] = true.into();
     update_acl(acl.clone());
@@ -149,7 +142,7 @@ fn profiles_through_the_c_abi() {
     let errors = events.app_errors_so_far(&lib);
     assert!(
         errors.len() == 2
-            && errors[0].contains("not yet")
+            && errors[0].contains("only the contact's entry")
             && errors[1].contains("not an access control list"),
         "{errors:?}"
     );

@@ -641,14 +641,24 @@ impl Runtime {
             )
         };
         let me = self.onion.as_str().to_owned();
-        let (messages, members, unread) = self
+        let (messages, members, blocked_members, unread) = self
             .store
             .call(move |s| {
                 let n = s.message_count(conv)?;
-                let last_read: i64 = s
-                    .conversation(conv)?
+                let c = s.conversation(conv)?;
+                let last_read: i64 = c
+                    .as_ref()
                     .and_then(|c| c.attribute(LAST_READ).and_then(|v| v.parse().ok()))
                     .unwrap_or(0);
+                let blocked: Vec<String> = c
+                    .map(|c| {
+                        c.acl
+                            .into_iter()
+                            .filter(|(_, a)| a.blocked)
+                            .map(|(m, _)| m)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let mut members = std::collections::BTreeSet::new();
                 let mut unread = 0u64;
                 let mut offset = 0u64;
@@ -670,7 +680,7 @@ impl Runtime {
                     }
                     offset += len as u64;
                 }
-                Ok((n, members.into_iter().collect::<Vec<_>>(), unread))
+                Ok((n, members.into_iter().collect::<Vec<_>>(), blocked, unread))
             })
             .await?;
         let invite = self.invite_string(&group, &name).await?;
@@ -683,6 +693,7 @@ impl Runtime {
             server_state,
             messages,
             members,
+            blocked_members,
             unread,
             missing,
             invite,

@@ -466,6 +466,13 @@ impl ProfileHandle {
         self.rt.mark_group_read(&group.into()).await
     }
 
+    /// Whether `conversation` is one of the profile's groups (cheap: no storage access).
+    pub fn is_group(&self, conversation: ConversationId) -> bool {
+        self.rt
+            .resolve_group(&crate::GroupRef::Conversation(conversation))
+            .is_ok()
+    }
+
     /// Block (or unblock) a member's messages in a group.
     pub async fn set_group_member_blocked(
         &self,

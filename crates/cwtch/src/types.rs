@@ -248,6 +248,9 @@ pub struct GroupInfo {
     pub messages: u64,
     /// The members seen (authors of stored messages other than us), by onion.
     pub members: Vec<String>,
+    /// The members whose messages we block in this group
+    /// ([`crate::ProfileHandle::set_group_member_blocked`]), by onion.
+    pub blocked_members: Vec<String>,
     /// Messages from others since the group was last marked read
     /// ([`crate::ProfileHandle::mark_group_read`]).
     pub unread: u64,

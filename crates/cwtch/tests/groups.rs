@@ -191,6 +191,42 @@ async fn three_members_create_invite_accept_post_and_read() {
     let own = mine.iter().find(|m| m.outgoing).unwrap();
     assert_eq!(own.state, cwtch::MessageState::Acknowledged);
 
+    // Bob blocks Carol's messages in the group: hers are dropped, Alice's still arrive.
+    bob.profile
+        .set_group_member_blocked(cwtch::ConversationId(bg), &c, true)
+        .await
+        .unwrap();
+    let info = bob.profile.group(cwtch::ConversationId(bg)).await.unwrap();
+    assert_eq!(info.blocked_members, vec![c.clone()]);
+    carol
+        .profile
+        .send_group_text(cwtch::ConversationId(cg), "carol, blocked")
+        .await
+        .unwrap();
+    // Once Alice has it, the server has it, before what Alice posts next.
+    alice
+        .expect("carol's post", is_group_message(&c, "carol, blocked"))
+        .await;
+    alice
+        .profile
+        .send_group_text(g.conversation_id, "alice, after")
+        .await
+        .unwrap();
+    bob.expect("alice's post", is_group_message(&a, "alice, after"))
+        .await;
+    let got = texts(&bob, bg).await;
+    assert!(got.contains(&(a.clone(), "alice, after".to_owned())));
+    assert!(
+        !got.iter().any(|(_, t)| t == "carol, blocked"),
+        "a blocked member's message is dropped: {got:?}"
+    );
+    bob.profile
+        .set_group_member_blocked(cwtch::ConversationId(bg), &c, false)
+        .await
+        .unwrap();
+    let info = bob.profile.group(cwtch::ConversationId(bg)).await.unwrap();
+    assert!(info.blocked_members.is_empty());
+
     for p in [alice, bob, carol] {
         p.shutdown().await;
     }

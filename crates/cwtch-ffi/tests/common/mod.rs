@@ -148,6 +148,16 @@ impl Lib {
         json(&self.take(unsafe { f(p.0, p.1, c) }))
     }
 
+    /// `c_UpdateConversationAccessControlList` (its errors arrive as `AppError` events).
+    pub fn update_acl(&self, profile: &str, c: c_int, acl: &Value) {
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) =
+            self.sym("c_UpdateConversationAccessControlList");
+        let (p, j) = (s(profile), acl.to_string());
+        let j = s(&j);
+        // SAFETY: the pairs describe live strings.
+        unsafe { f(p.0, p.1, c, j.0, j.1) }
+    }
+
     /// A `void f(char*, int, int conversation)` call.
     pub fn void_conv(&self, name: &str, profile: &str, conversation: c_int) {
         let f: unsafe extern "C" fn(Str, c_int, c_int) = self.sym(name);
