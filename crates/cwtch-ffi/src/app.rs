@@ -400,7 +400,7 @@ pub(crate) fn password(s: &str) -> Password {
     }
 }
 
-fn cwtch_default_password() -> &'static str {
+pub(crate) fn cwtch_default_password() -> &'static str {
     // Go's `DefactoPasswordForUnencryptedProfiles`.
     "be gay do crime"
 }

@@ -1209,7 +1209,8 @@ pub unsafe extern "C" fn c_GetSharedFiles(
 }
 
 /// Create a server hosted by this app (`NewServer`), launched if `autostart`
-/// (`ServerIntentUpdate`). Only Go's default password (unencrypted storage) is accepted.
+/// (`ServerIntentUpdate`); its config is encrypted with the password (Go's default one
+/// protects nothing, as in Go).
 ///
 /// # Safety
 /// See the module docs.
@@ -1334,7 +1335,7 @@ pub unsafe extern "C" fn c_DestroyServers() {
     })
 }
 
-/// Stop a server and delete it (`ServerDeleted`). Only Go's default password.
+/// Stop a server and delete it (`ServerDeleted`), given its password.
 ///
 /// # Safety
 /// See the module docs.

@@ -39,6 +39,9 @@ pub enum ConfigError {
         /// Its permission bits.
         mode: u32,
     },
+    /// An encrypted configuration that this password does not open.
+    #[error("{}: cannot be decrypted with this password", .0.display())]
+    WrongPassword(PathBuf),
     /// The data directory path exists but is not a directory.
     #[error("{} is not a directory", .0.display())]
     NotADirectory(PathBuf),

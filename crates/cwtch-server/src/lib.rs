@@ -5,6 +5,7 @@
 mod board;
 pub mod client;
 pub mod config;
+pub mod encrypted;
 mod error;
 pub mod metrics;
 pub mod store;
