@@ -84,6 +84,63 @@ pub fn is_image_name(name: &str) -> bool {
 /// CPU-bound (up to a few hundred milliseconds for the largest images): call it from a
 /// blocking task.
 pub fn check_image(data: &[u8]) -> Result<ImageInfo, ImageError> {
+    decode(data).map(|(info, _)| info)
+}
+
+/// A small picture of an image, for a terminal: `width`×`height` RGB pixels row by row,
+/// transparent parts over black.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    /// Pixels per row.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// `width * height` pixels, the first row first.
+    pub pixels: Vec<[u8; 3]>,
+}
+
+impl Thumbnail {
+    /// The pixel at column `x` of row `y` (black outside the picture).
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        if x >= self.width || y >= self.height {
+            return [0; 3];
+        }
+        self.pixels
+            .get((y as usize) * (self.width as usize) + x as usize)
+            .copied()
+            .unwrap_or([0; 3])
+    }
+}
+
+/// Decode `data` as [`check_image`] does (the same limits, the same errors) and shrink it to
+/// fit `max_width`×`max_height` pixels, its proportions kept (never enlarged; at least 1×1).
+///
+/// CPU-bound, like [`check_image`]: call it from a blocking task.
+pub fn thumbnail(data: &[u8], max_width: u32, max_height: u32) -> Result<Thumbnail, ImageError> {
+    let (_, decoded) = decode(data)?;
+    let (max_width, max_height) = (max_width.max(1), max_height.max(1));
+    let small = if decoded.width() <= max_width && decoded.height() <= max_height {
+        decoded
+    } else {
+        decoded.thumbnail(max_width, max_height)
+    };
+    let rgba = small.to_rgba8();
+    let over_black = |c: u8, a: u8| ((u16::from(c) * u16::from(a) + 127) / 255) as u8;
+    Ok(Thumbnail {
+        width: rgba.width(),
+        height: rgba.height(),
+        pixels: rgba
+            .pixels()
+            .map(|p| {
+                let [r, g, b, a] = p.0;
+                [over_black(r, a), over_black(g, a), over_black(b, a)]
+            })
+            .collect(),
+    })
+}
+
+/// Decode `data` in full, within the limits.
+fn decode(data: &[u8]) -> Result<(ImageInfo, image::DynamicImage), ImageError> {
     let size = data.len() as u64;
     if size > MAX_IMAGE_SIZE {
         return Err(ImageError::TooLarge {
@@ -121,12 +178,13 @@ pub fn check_image(data: &[u8]) -> Result<ImageInfo, ImageError> {
             detail: "the image has no pixels".into(),
         });
     }
-    Ok(ImageInfo {
+    let info = ImageInfo {
         format: format.to_owned(),
         width,
         height,
         bytes: size,
-    })
+    };
+    Ok((info, decoded))
 }
 
 #[cfg(test)]
@@ -168,6 +226,46 @@ mod tests {
             }
         }
         !c
+    }
+
+    #[test]
+    fn thumbnails_keep_proportions_and_colours() {
+        // Left half red, right half blue; 200×100.
+        let img = image::RgbaImage::from_fn(200, 100, |x, _| {
+            if x < 100 {
+                image::Rgba([255, 0, 0, 255])
+            } else {
+                image::Rgba([0, 0, 255, 255])
+            }
+        });
+        let mut out = Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgba8(img)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        let t = thumbnail(out.get_ref(), 40, 40).unwrap();
+        assert_eq!((t.width, t.height), (40, 20));
+        assert_eq!(t.pixels.len(), 800);
+        assert_eq!(t.pixel(0, 0), [255, 0, 0]);
+        assert_eq!(t.pixel(39, 19), [0, 0, 255]);
+        assert_eq!(t.pixel(40, 0), [0, 0, 0], "outside");
+        // Never enlarged; transparency over black.
+        let half = image::RgbaImage::from_pixel(3, 2, image::Rgba([200, 100, 50, 128]));
+        let mut out = Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgba8(half)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        let t = thumbnail(out.get_ref(), 40, 40).unwrap();
+        assert_eq!((t.width, t.height), (3, 2));
+        assert_eq!(t.pixel(2, 1), [100, 50, 25]);
+        // The decoder's limits and errors are check_image's.
+        assert_eq!(
+            thumbnail(&png_declaring(100_000, 100_000), 40, 40),
+            Err(ImageError::TooManyPixels)
+        );
+        assert_eq!(
+            thumbnail(b"not an image", 40, 40),
+            Err(ImageError::NotAnImage)
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub(crate) enum Action {
     Call { req: Request, ctx: Ctx },
     /// Put our own text (our address) on the clipboard (OSC 52).
     Copy(String),
+    /// Make a thumbnail of the image at `path` (a checked image that arrived); it comes back
+    /// to [`App::handle_thumbnail`].
+    Thumbnail { file_key: String, path: String },
     /// Leave.
     Quit,
 }
@@ -367,6 +370,10 @@ pub(crate) struct App {
     /// Images that arrived and decoded (with image previews on), by file key: a
     /// description (format, dimensions, size), shown with their file message.
     pub(crate) images: BTreeMap<String, String>,
+    /// How images are drawn in the conversation, if they are (what the terminal can show).
+    pub(crate) inline_images: Option<Colours>,
+    /// Thumbnails of those images, by file key, drawn under their description.
+    pub(crate) thumbnails: BTreeMap<String, cwtch::images::Thumbnail>,
     pub(crate) focus: Focus,
     pub(crate) compose: String,
     pub(crate) filter: String,
@@ -382,7 +389,50 @@ pub(crate) struct App {
     pub(crate) quit: bool,
 }
 
+/// The colours a terminal can draw an image in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Colours {
+    /// 24-bit colour (`COLORTERM=truecolor`).
+    True,
+    /// The xterm 256-colour palette.
+    Palette256,
+}
+
+impl Colours {
+    /// What the terminal described by these environment variables can show: images only in
+    /// colour, never with `NO_COLOR` set.
+    pub(crate) fn detect(
+        colorterm: Option<&str>,
+        term: Option<&str>,
+        no_color: bool,
+    ) -> Option<Colours> {
+        if no_color {
+            return None;
+        }
+        if matches!(colorterm, Some("truecolor" | "24bit")) {
+            return Some(Colours::True);
+        }
+        term.filter(|t| t.contains("256color") || t.contains("direct"))
+            .map(|_| Colours::Palette256)
+    }
+}
+
 impl App {
+    /// A thumbnail for an image that arrived (or why none could be made: the image is then
+    /// only described).
+    pub(crate) fn handle_thumbnail(
+        &mut self,
+        file_key: String,
+        thumb: Result<cwtch::images::Thumbnail, String>,
+    ) {
+        match thumb {
+            Ok(t) => {
+                self.thumbnails.insert(file_key, t);
+            }
+            Err(e) => tracing::debug!("no thumbnail: {e}"),
+        }
+    }
+
     pub(crate) fn new(attached: bool, locked: usize, open: Option<String>) -> App {
         App {
             profiles: Vec::new(),
@@ -400,6 +450,8 @@ impl App {
             missing: BTreeSet::new(),
             accepted: BTreeSet::new(),
             images: BTreeMap::new(),
+            inline_images: None,
+            thumbnails: BTreeMap::new(),
             focus: Focus::List,
             compose: String::new(),
             filter: String::new(),
@@ -1388,6 +1440,7 @@ impl App {
                 width,
                 height,
                 bytes,
+                path,
                 ..
             } => {
                 let what = image_description(&format, width, height, bytes);
@@ -1400,8 +1453,15 @@ impl App {
                 } else {
                     self.note(format!("image from {whose}: {what}"));
                 }
+                let mut actions = self.reload_if_open(active, conversation_id);
+                if self.inline_images.is_some() && !profile_image {
+                    actions.push(Action::Thumbnail {
+                        file_key: file_key.clone(),
+                        path,
+                    });
+                }
                 self.images.insert(file_key, what);
-                self.reload_if_open(active, conversation_id)
+                actions
             }
             Event::MissingMessages {
                 conversation_id,

@@ -36,7 +36,7 @@ use crate::client::{self, HomeLock};
 use crate::error::CliError;
 use crate::protocol::{Reply, Request};
 use crate::session::{Mode, Session};
-use app::{Action, App, Ctx};
+use app::{Action, App, Colours, Ctx};
 
 /// What `cwtch tui` was asked to do.
 pub(crate) struct Plan<'a> {
@@ -101,6 +101,8 @@ enum Input {
     /// The event stream lost events (or ended: `true`).
     Lost(bool),
     Reply(Ctx, Result<Reply, String>),
+    /// A thumbnail that [`Action::Thumbnail`] asked for.
+    Thumbnail(String, Result<cwtch::images::Thumbnail, String>),
     /// SIGTERM, SIGHUP or SIGINT: leave as Ctrl-C does.
     Quit,
 }
@@ -294,6 +296,7 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
     forward_signals(tx.clone())?;
 
     let mut app = App::new(false, 0, plan.open.clone());
+    app.inline_images = terminal_colours();
     draw(&mut terminal, &app)?;
 
     // The network first (launching tor can take a while); Ctrl-C still works.
@@ -329,6 +332,7 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
                 &mut terminal,
                 &mut app,
                 &mut rx,
+                &tx,
                 &calls,
                 plan.profile.as_deref(),
             )
@@ -377,6 +381,47 @@ async fn wait_for_quit(rx: &mut mpsc::Receiver<Input>, app: &mut App) {
     }
 }
 
+/// What this terminal can draw images in (from `COLORTERM`, `TERM`, `NO_COLOR`).
+fn terminal_colours() -> Option<Colours> {
+    let var = |k: &str| std::env::var(k).ok();
+    Colours::detect(
+        var("COLORTERM").as_deref(),
+        var("TERM").as_deref(),
+        var("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
+}
+
+/// Columns and rows of a thumbnail in the conversation (each row shows two rows of pixels).
+pub(crate) const THUMBNAIL_COLUMNS: u16 = 32;
+pub(crate) const THUMBNAIL_ROWS: u16 = 12;
+
+/// Decode the checked image at `path` and shrink it, off the UI's thread; the thumbnail comes
+/// back as an input.
+fn make_thumbnail(file_key: String, path: String, tx: mpsc::Sender<Input>) {
+    tokio::spawn(async move {
+        let made = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            // The library checked the image; it is read again within the same size limit.
+            let mut data = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| {
+                    f.take(cwtch::images::MAX_IMAGE_SIZE + 1)
+                        .read_to_end(&mut data)
+                })
+                .map_err(|e| e.to_string())?;
+            cwtch::images::thumbnail(
+                &data,
+                u32::from(THUMBNAIL_COLUMNS),
+                2 * u32::from(THUMBNAIL_ROWS),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let _ = tx.send(Input::Thumbnail(file_key, made)).await;
+    });
+}
+
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
 
 fn draw(terminal: &mut Term, app: &App) -> Result<(), CliError> {
@@ -390,6 +435,7 @@ async fn main_loop(
     terminal: &mut Term,
     app: &mut App,
     rx: &mut mpsc::Receiver<Input>,
+    tx: &mpsc::Sender<Input>,
     calls: &mpsc::UnboundedSender<(Request, Ctx)>,
     first: Option<&str>,
 ) -> Result<(), CliError> {
@@ -402,6 +448,7 @@ async fn main_loop(
                     let _ = calls.send((req, ctx));
                 }
                 Action::Copy(text) => copy_to_clipboard(&text),
+                Action::Thumbnail { file_key, path } => make_thumbnail(file_key, path, tx.clone()),
                 Action::Quit => return Ok(()),
             }
         }
@@ -429,6 +476,10 @@ async fn main_loop(
                 }))
             }
             Input::Reply(ctx, r) => app.handle_reply(ctx, r),
+            Input::Thumbnail(key, t) => {
+                app.handle_thumbnail(key, t);
+                Vec::new()
+            }
             Input::Quit => return Ok(()),
         };
         if !chose_first {
@@ -509,11 +560,13 @@ async fn attached(plan: &Plan<'_>) -> Result<(), CliError> {
     spawn_key_reader(tx.clone(), stop.clone());
     forward_signals(tx.clone())?;
     let mut app = App::new(true, 0, plan.open.clone());
+    app.inline_images = terminal_colours();
     let calls = spawn_worker(Backend::Daemon(dir), tx.clone());
     let r = main_loop(
         &mut terminal,
         &mut app,
         &mut rx,
+        &tx,
         &calls,
         plan.profile.as_deref(),
     )

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use cwtch::{ConnectionState, Content, Event, MessageState, ServerState};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
 use ratatui::Terminal;
 use unicode_width::UnicodeWidthStr;
 
@@ -1350,4 +1351,115 @@ fn an_image_that_arrived_is_described_not_shown() {
         crate::tui::app::image_description("png", 1, 1, 5 * 1024 * 1024),
         "PNG image, 1×1, 5.0 MiB"
     );
+}
+
+#[test]
+fn an_image_that_arrived_is_drawn_inline_where_the_terminal_can() {
+    use crate::tui::app::Colours;
+    let mut app = world();
+    app.inline_images = Some(Colours::True);
+    let key_str = format!("{}.{}", "ab".repeat(64), "02".repeat(24));
+    let ms = vec![msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "08:00",
+        Content::FileShare {
+            name: "dot.png".into(),
+            file_key: key_str.clone(),
+            size: 100,
+        },
+    )];
+    open_with(&mut app, 1, ms);
+    let preview = |profile_image: bool| Event::ImagePreview {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        file_key: key_str.clone(),
+        profile_image,
+        format: "png".into(),
+        width: 3,
+        height: 3,
+        bytes: 100,
+        path: "/tmp/x/dot.png".into(),
+    };
+    // A profile picture is not drawn in the conversation.
+    assert!(!app
+        .handle_event(preview(true))
+        .iter()
+        .any(|a| matches!(a, Action::Thumbnail { .. })));
+    let actions = app.handle_event(preview(false));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Thumbnail { file_key, path }
+            if *file_key == key_str && path == "/tmp/x/dot.png")),
+        "{actions:?}"
+    );
+    // 3×3 pixels: two rows of cells, the second with only its upper half.
+    let red = [255, 0, 0];
+    let blue = [0, 0, 255];
+    let green = [0, 255, 0];
+    app.handle_thumbnail(
+        key_str.clone(),
+        Ok(cwtch::images::Thumbnail {
+            width: 3,
+            height: 3,
+            pixels: vec![red, red, red, blue, blue, blue, green, green, green],
+        }),
+    );
+    let mut t = Terminal::new(TestBackend::new(100, 24)).unwrap();
+    t.draw(|f| view::render(&app, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let cells: Vec<_> = (0..24u16)
+        .flat_map(|y| (0..100u16).map(move |x| (x, y)))
+        .filter(|&(x, y)| buf[(x, y)].symbol() == "▀")
+        .map(|(x, y)| (x, y, buf[(x, y)].fg, buf[(x, y)].bg))
+        .collect();
+    assert_eq!(cells.len(), 6, "{cells:?}");
+    let (x0, y0) = (cells[0].0, cells[0].1);
+    for (x, y, fg, bg) in &cells {
+        assert!((x0..x0 + 3).contains(x), "{cells:?}");
+        if *y == y0 {
+            assert_eq!((*fg, *bg), (Color::Rgb(255, 0, 0), Color::Rgb(0, 0, 255)));
+        } else {
+            assert_eq!(*y, y0 + 1);
+            assert_eq!(*fg, Color::Rgb(0, 255, 0));
+        }
+    }
+    // The description stays, above the picture.
+    let s = screen(&app, 100, 24);
+    assert!(s.contains("[image: dot.png, PNG image, 3×3"), "{s}");
+
+    // A terminal without colour gets the description only.
+    app.inline_images = None;
+    let s = screen(&app, 100, 24);
+    assert!(!s.contains('▀'), "{s}");
+    app.inline_images = Some(Colours::Palette256);
+    let s = screen(&app, 100, 24);
+    assert_eq!(s.matches('▀').count(), 6, "{s}");
+}
+
+#[test]
+fn terminals_and_palettes() {
+    use crate::tui::app::Colours;
+    use crate::tui::view::palette256;
+    assert_eq!(
+        Colours::detect(Some("truecolor"), Some("xterm"), false),
+        Some(Colours::True)
+    );
+    assert_eq!(
+        Colours::detect(None, Some("xterm-256color"), false),
+        Some(Colours::Palette256)
+    );
+    assert_eq!(Colours::detect(None, Some("xterm"), false), None);
+    assert_eq!(Colours::detect(None, None, false), None);
+    assert_eq!(Colours::detect(Some("truecolor"), None, true), None);
+    assert_eq!(palette256([0, 0, 0]), 16);
+    assert_eq!(palette256([255, 255, 255]), 231);
+    assert_eq!(palette256([255, 0, 0]), 196);
+    assert_eq!(palette256([95, 135, 175]), 16 + 36 + 12 + 3);
+    assert_eq!(palette256([47, 48, 114]), 16 + 6 + 1);
 }

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{section, short, App, Ask, Confirm, Focus, Kind, Overlay, Section};
+use super::app::{section, short, App, Ask, Colours, Confirm, Focus, Kind, Overlay, Section};
 use super::sanitize::{inert, inert_lines};
 use crate::protocol::MessageRow;
 
@@ -292,6 +292,55 @@ fn author(app: &App, m: &MessageRow) -> String {
     }
 }
 
+/// The thumbnail of the image a message shares, if it arrived and the terminal shows
+/// images: each row two rows of pixels (`▀`, the upper pixel in front, the lower behind),
+/// indented like the message's text, if the area is wide enough.
+fn thumbnail_lines(app: &App, m: &MessageRow, width: usize) -> Option<Vec<Line<'static>>> {
+    let colours = app.inline_images?;
+    let Content::FileShare { file_key, .. } = &m.content else {
+        return None;
+    };
+    let t = app.thumbnails.get(file_key)?;
+    if INDENT.len() + t.width as usize > width {
+        return None;
+    }
+    let colour = |p: [u8; 3]| match colours {
+        Colours::True => Color::Rgb(p[0], p[1], p[2]),
+        Colours::Palette256 => Color::Indexed(palette256(p)),
+    };
+    let lines = (0..t.height.div_ceil(2))
+        .map(|row| {
+            let mut spans = vec![Span::raw(INDENT)];
+            spans.extend((0..t.width).map(|x| {
+                let upper = t.pixel(x, 2 * row);
+                let style = Style::default().fg(colour(upper));
+                // An odd last row: its lower half is the terminal's own background.
+                let style = if 2 * row + 1 < t.height {
+                    style.bg(colour(t.pixel(x, 2 * row + 1)))
+                } else {
+                    style
+                };
+                Span::styled("▀", style)
+            }));
+            Line::from(spans)
+        })
+        .collect();
+    Some(lines)
+}
+
+/// The nearest colour of xterm's 6×6×6 cube (palette entries 16–231).
+pub(crate) fn palette256(p: [u8; 3]) -> u8 {
+    // The cube's levels are 0, 95, 135, 175, 215, 255.
+    let level = |c: u8| -> u8 {
+        match c {
+            0..=47 => 0,
+            48..=114 => 1,
+            _ => ((c - 35) / 40).min(5),
+        }
+    };
+    16 + 36 * level(p[0]) + 6 * level(p[1]) + level(p[2])
+}
+
 /// The text of a message's body, as shown (with an image's description once it arrived).
 fn body_in(app: &App, m: &MessageRow) -> String {
     match &m.content {
@@ -458,6 +507,9 @@ fn message_lines(app: &App, width: usize) -> (Vec<Line<'static>>, Option<(usize,
                 line = line.style(Style::default().add_modifier(Modifier::REVERSED));
             }
             out.push(line);
+        }
+        if let Some(lines) = thumbnail_lines(app, m, width) {
+            out.extend(lines);
         }
         if chosen {
             chosen_lines = Some((first_line, out.len()));
