@@ -18,14 +18,14 @@
 //! (the key, with its random nonce, is what a contact needs to know).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cwtch_model::files::{
-    manifest_parts, numbered_file_name, safe_file_name, ChunkHashes, ChunkSet, ChunkSpec, Download,
-    DownloadConfig, DownloadError, DownloadOutput, FileKey, FileMessage, Manifest, ManifestBuilder,
-    ManifestInfo, CHUNK_HASH_LEN, MAX_FILE_SIZE, NONCE_LEN,
+    chunk_peer_message, manifest_parts, numbered_file_name, safe_file_name, ChunkHashes, ChunkSet,
+    ChunkSpec, Download, DownloadConfig, DownloadError, DownloadOutput, FileKey, FileMessage,
+    Manifest, ManifestBuilder, ManifestInfo, CHUNK_HASH_LEN, MAX_FILE_SIZE, NONCE_LEN,
 };
 use cwtch_model::gojson::GoJson;
 use cwtch_storage::{ConversationId, KeyType};
@@ -877,8 +877,20 @@ impl Runtime {
         // on its own thread: only the rest is read back and hashed at the end.
         let mut root = RootHasher::start();
         let mut last_progress = 0u64;
+        // Verified chunks to write, written a run at a time (before anything that needs them),
+        // and the progress to report once they are on disk.
+        let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut progress: Option<(u64, u64)> = None;
         loop {
             for o in std::mem::take(&mut outputs) {
+                if !batchable(&o) {
+                    if let Err(e) = flush_writes(file.as_ref(), &mut writes, &mut root) {
+                        // Disk full and the like: fail cleanly, keep what is verified.
+                        let reason = format!("writing the file: {e}");
+                        return self.download_failed(task, reason, false).await;
+                    }
+                    self.report_progress(conv, &key, progress.take());
+                }
                 match o {
                     DownloadOutput::Send(m) => {
                         let conn = self
@@ -914,18 +926,8 @@ impl Runtime {
                             }
                         }
                     }
-                    DownloadOutput::Write { offset, data, .. } => {
-                        let Some(f) = file.as_mut() else { continue };
-                        let written = f
-                            .seek(SeekFrom::Start(offset))
-                            .and_then(|_| f.write_all(&data));
-                        if let Err(e) = written {
-                            // Disk full and the like: fail cleanly, keep what is verified.
-                            return self
-                                .download_failed(task, format!("writing the file: {e}"), false)
-                                .await;
-                        }
-                        root.written(offset, data);
+                    DownloadOutput::Write { offset, data, .. } if file.is_some() => {
+                        writes.push((offset, data));
                     }
                     // About every percent, and at the end.
                     DownloadOutput::Progress { done, total }
@@ -934,13 +936,7 @@ impl Runtime {
                             || last_progress == 0 =>
                     {
                         last_progress = done.max(1);
-                        self.emit(Event::FileDownloadProgress {
-                            profile: self.profile(),
-                            conversation_id: conv.0,
-                            file_key: key.to_string(),
-                            done,
-                            total,
-                        });
+                        progress = Some((done, total));
                     }
                     DownloadOutput::VerifyFile => {
                         let Some(mut f) = file.take() else { continue };
@@ -971,24 +967,56 @@ impl Runtime {
                     _ => {}
                 }
             }
+            if let Err(e) = flush_writes(file.as_ref(), &mut writes, &mut root) {
+                let reason = format!("writing the file: {e}");
+                return self.download_failed(task, reason, false).await;
+            }
+            self.report_progress(conv, &key, progress.take());
             if !outputs.is_empty() {
                 continue;
             }
             if d.is_finished() {
                 return;
             }
+            let feed = |d: &mut Download, input: DownloadInput| match input {
+                DownloadInput::Message(m) => d.receive(m, &*hashes),
+                DownloadInput::Connected => d.reconnected(),
+            };
             outputs = tokio::select! {
                 _ = cancel.cancelled() => return,
                 m = rx.recv() => match m {
-                    Some(DownloadInput::Message(m)) => {
-                        d.receive(m, &*hashes)
+                    Some(input) => {
+                        let mut out = feed(&mut d, input);
+                        // What else is queued already, while the download only writes, reports
+                        // and asks: one wake-up and one write per batch rather than per chunk.
+                        for _ in 1..RECV_BATCH {
+                            if !out.iter().all(batchable) {
+                                break;
+                            }
+                            let Ok(input) = rx.try_recv() else { break };
+                            out.extend(feed(&mut d, input));
+                        }
+                        out
                     }
-                    Some(DownloadInput::Connected) => d.reconnected(),
                     None => return,
                 },
                 _ = tokio::time::sleep(self.config.download_stall) => d.tick(),
             };
         }
+    }
+
+    /// Report a download's progress (bytes verified and on disk), if there is any to report.
+    fn report_progress(&self, conv: ConversationId, key: &FileKey, progress: Option<(u64, u64)>) {
+        let Some((done, total)) = progress else {
+            return;
+        };
+        self.emit(Event::FileDownloadProgress {
+            profile: self.profile(),
+            conversation_id: conv.0,
+            file_key: key.to_string(),
+            done,
+            total,
+        });
     }
 
     async fn download_complete(&self, task: &DownloadTask) {
@@ -1495,28 +1523,41 @@ fn unused_path(dir: &Path, name: &str) -> PathBuf {
 /// The SHA-512 of a file being downloaded, over its chunks as they are written in order, on
 /// a thread of its own (the download task only checks and writes). A chunk out of order, or
 /// a hasher that falls behind, ends it: what it has not hashed is read back from the file.
+/// Chunks go to the thread [`ROOT_BATCH`] at a time (one hand-over, not one per chunk).
 struct RootHasher {
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Vec<u8>>>>,
     thread: Option<std::thread::JoinHandle<Sha512>>,
     /// Bytes handed to the thread (the offset of the next chunk it can take).
     next: u64,
+    /// Chunks that follow `next`, not yet handed over, and their length.
+    batch: Vec<Vec<u8>>,
+    batched: u64,
 }
+
+/// How many chunks are handed to the [`RootHasher`]'s thread at a time.
+const ROOT_BATCH: usize = 32;
+/// How many batches may wait for the [`RootHasher`]'s thread (4 MiB of 4 KiB chunks).
+const ROOT_QUEUE: usize = 1024 / ROOT_BATCH;
 
 impl RootHasher {
     const NONE: RootHasher = RootHasher {
         tx: None,
         thread: None,
         next: 0,
+        batch: Vec::new(),
+        batched: 0,
     };
 
     fn start() -> RootHasher {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1024);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(ROOT_QUEUE);
         let thread = std::thread::Builder::new()
             .name("cwtch-root-hash".into())
             .spawn(move || {
                 let mut h = Sha512::new();
-                for data in rx {
-                    h.update(&data);
+                for batch in rx {
+                    for data in batch {
+                        h.update(&data);
+                    }
                 }
                 h
             });
@@ -1524,7 +1565,7 @@ impl RootHasher {
             Ok(t) => RootHasher {
                 tx: Some(tx),
                 thread: Some(t),
-                next: 0,
+                ..RootHasher::NONE
             },
             Err(_) => RootHasher::NONE,
         }
@@ -1532,18 +1573,37 @@ impl RootHasher {
 
     /// `data` was written at `offset`: hash it if it is next (never blocks).
     fn written(&mut self, offset: u64, data: Vec<u8>) {
-        let Some(tx) = &self.tx else { return };
-        let len = data.len() as u64;
-        if offset != self.next || tx.try_send(data).is_err() {
-            self.tx = None;
+        if self.tx.is_none() {
             return;
         }
-        self.next += len;
+        if offset != self.next + self.batched {
+            return self.stop();
+        }
+        self.batched += data.len() as u64;
+        self.batch.push(data);
+        if self.batch.len() >= ROOT_BATCH {
+            let Some(tx) = &self.tx else { return };
+            match tx.try_send(std::mem::take(&mut self.batch)) {
+                Ok(()) => self.next += std::mem::take(&mut self.batched),
+                Err(_) => self.stop(),
+            }
+        }
+    }
+
+    /// Hash nothing more on the thread (what it has not hashed is read back at the end).
+    fn stop(&mut self) {
+        self.tx = None;
+        self.batch = Vec::new();
+        self.batched = 0;
     }
 
     /// The hash so far and how many bytes of the file it covers (blocking).
     fn finish(mut self) -> (Sha512, u64) {
-        drop(self.tx.take());
+        if let Some(tx) = self.tx.take() {
+            if !self.batch.is_empty() && tx.send(std::mem::take(&mut self.batch)).is_ok() {
+                self.next += self.batched;
+            }
+        }
         match self.thread.take().map(std::thread::JoinHandle::join) {
             Some(Ok(h)) => (h, self.next),
             _ => (Sha512::new(), 0),
@@ -1551,20 +1611,109 @@ impl RootHasher {
     }
 }
 
+/// How many queued file messages a download takes at once.
+const RECV_BATCH: usize = 64;
+
+/// Whether a download output may wait behind the next queued message's: chunks to write,
+/// progress and requests. Anything else (manifest hashes, which the next message may be
+/// checked against; the manifest is complete, the file is complete, failed) is handled before
+/// the download hears anything more.
+fn batchable(o: &DownloadOutput) -> bool {
+    matches!(
+        o,
+        DownloadOutput::Write { .. } | DownloadOutput::Progress { .. } | DownloadOutput::Send(_)
+    )
+}
+
+/// Write the verified chunks waiting in `writes` to the partial file (if open), and hand them
+/// to the root hasher.
+fn flush_writes(
+    file: Option<&std::fs::File>,
+    writes: &mut Vec<(u64, Vec<u8>)>,
+    root: &mut RootHasher,
+) -> std::io::Result<()> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    if let Some(f) = file {
+        if let Err(e) = write_chunks(f, writes) {
+            writes.clear();
+            return Err(e);
+        }
+    }
+    for (offset, data) in writes.drain(..) {
+        root.written(offset, data);
+    }
+    Ok(())
+}
+
+/// Write `chunks` (offset, bytes; most follow one another) to `f`: one `pwritev` per run of
+/// consecutive chunks rather than a seek and a write per chunk.
+fn write_chunks(f: &std::fs::File, chunks: &[(u64, Vec<u8>)]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut rest = chunks;
+    while let Some(&(start, _)) = rest.first() {
+        // The run of chunks that follow one another from `start` (at most IOV_MAX's floor).
+        let mut end = start;
+        let mut n = 0;
+        for (offset, data) in rest.iter().take(1024) {
+            if *offset != end {
+                break;
+            }
+            end += data.len() as u64;
+            n += 1;
+        }
+        let (run, after) = rest.split_at(n);
+        let slices: Vec<std::io::IoSlice<'_>> =
+            run.iter().map(|(_, d)| std::io::IoSlice::new(d)).collect();
+        let written = rustix::io::pwritev(f, &slices, start).map_err(std::io::Error::from)?;
+        // A short write: the rest of the run one chunk at a time.
+        let mut done = start + written as u64;
+        for (offset, data) in run {
+            let chunk_end = offset + data.len() as u64;
+            if chunk_end > done {
+                let skip = done.saturating_sub(*offset) as usize;
+                f.write_all_at(&data[skip..], offset + skip as u64)?;
+                done = chunk_end;
+            }
+        }
+        rest = after;
+    }
+    Ok(())
+}
+
 /// The chunk hashes of a download's manifest, 32 bytes each by index, in an unnamed
 /// temporary file beside the download (the OS deletes it when it is closed, or the process
-/// dies): 8 MiB per GiB of file that need not be in memory.
-struct HashFile(std::fs::File);
+/// dies): 8 MiB per GiB of file that need not be in memory. They are read back
+/// [`HASH_BLOCK`] at a time (chunks mostly arrive in order): one read per block, not per
+/// chunk.
+struct HashFile {
+    file: std::fs::File,
+    /// The block last read: the index of its first hash, and the hashes.
+    block: std::sync::Mutex<(u64, Vec<[u8; CHUNK_HASH_LEN]>)>,
+}
+
+/// How many chunk hashes a [`HashFile`] reads at a time (4 KiB).
+const HASH_BLOCK: usize = 128;
 
 impl HashFile {
     fn create(dir: &Path) -> std::io::Result<HashFile> {
-        tempfile::tempfile_in(dir).map(HashFile)
+        Ok(HashFile {
+            file: tempfile::tempfile_in(dir)?,
+            block: std::sync::Mutex::new((0, Vec::new())),
+        })
+    }
+
+    fn block(&self) -> std::sync::MutexGuard<'_, (u64, Vec<[u8; CHUNK_HASH_LEN]>)> {
+        self.block.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keep `hashes`, the first being chunk `first`'s (replacing what was there).
     fn store(&self, first: u64, hashes: &[[u8; CHUNK_HASH_LEN]]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.0
+        // What was read before may be what this replaces.
+        self.block().1.clear();
+        self.file
             .write_all_at(hashes.as_flattened(), first * CHUNK_HASH_LEN as u64)
     }
 }
@@ -1572,10 +1721,44 @@ impl HashFile {
 impl ChunkHashes for HashFile {
     fn chunk_hash(&self, index: u64) -> std::io::Result<[u8; CHUNK_HASH_LEN]> {
         use std::os::unix::fs::FileExt;
-        let mut h = [0u8; CHUNK_HASH_LEN];
-        self.0
-            .read_exact_at(&mut h, index * CHUNK_HASH_LEN as u64)?;
-        Ok(h)
+        let mut block = self.block();
+        let (first, hashes) = &mut *block;
+        if let Some(h) = index
+            .checked_sub(*first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| hashes.get(i))
+        {
+            return Ok(*h);
+        }
+        // Read the block from `index` on: as many whole hashes as the file holds, up to
+        // HASH_BLOCK (at least `index`'s, or it is an error, as a short read is).
+        let mut buf = [0u8; HASH_BLOCK * CHUNK_HASH_LEN];
+        let at = index * CHUNK_HASH_LEN as u64;
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(&mut buf[got..], at + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    hashes.clear();
+                    return Err(e);
+                }
+            }
+        }
+        hashes.clear();
+        hashes.extend(
+            buf[..got - got % CHUNK_HASH_LEN]
+                .chunks_exact(CHUNK_HASH_LEN)
+                .filter_map(|h| <[u8; CHUNK_HASH_LEN]>::try_from(h).ok()),
+        );
+        *first = index;
+        hashes.first().copied().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "no such chunk hash (the manifest did not list it)",
+            )
+        })
     }
 }
 
@@ -1613,6 +1796,59 @@ fn open_partial(
     Ok((f, have))
 }
 
+/// Read chunks `batch` (ascending, mostly consecutive) of the file `m` describes: one `preadv`
+/// per run of consecutive chunks, straight into each chunk's buffer (blocking).
+fn read_chunks(
+    f: &std::fs::File,
+    m: &Manifest,
+    batch: &[u64],
+) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut out: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch.len());
+    // The run being gathered: its first chunk in `out`, where it starts and ends in the file.
+    let (mut run, mut run_start, mut run_end) = (0, 0, 0);
+    for &i in batch {
+        let Some((start, len)) = m.chunk_range(i) else {
+            continue;
+        };
+        if start != run_end || out.len() - run >= 1024 {
+            read_run(f, run_start, &mut out[run..])?;
+            (run, run_start) = (out.len(), start);
+        }
+        run_end = start + len as u64;
+        out.push((i, vec![0u8; len]));
+    }
+    read_run(f, run_start, &mut out[run..])?;
+    Ok(out)
+}
+
+/// Fill `run` (consecutive chunks' buffers) from `offset` on: one `preadv`, then, if it came
+/// short, chunk by chunk from where it stopped; a file that ends early is an error.
+fn read_run(f: &std::fs::File, offset: u64, run: &mut [(u64, Vec<u8>)]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if run.is_empty() {
+        return Ok(());
+    }
+    let read = {
+        let mut slices: Vec<std::io::IoSliceMut<'_>> = run
+            .iter_mut()
+            .map(|(_, d)| std::io::IoSliceMut::new(d))
+            .collect();
+        rustix::io::preadv(f, &mut slices, offset).map_err(std::io::Error::from)?
+    };
+    let mut done = offset + read as u64;
+    let mut at = offset;
+    for (_, data) in run.iter_mut() {
+        let end = at + data.len() as u64;
+        if end > done {
+            let skip = done.saturating_sub(at) as usize;
+            f.read_exact_at(&mut data[skip..], at + skip as u64)?;
+            done = end;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
 fn lock(m: &std::sync::Mutex<ChunkSpec>) -> std::sync::MutexGuard<'_, ChunkSpec> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -1641,6 +1877,8 @@ impl Runtime {
                 st.files.serving.remove(&(remote.clone(), key));
             }
         };
+        // The key as text, once (every chunk's ID starts with it).
+        let key_text = key.to_string();
         loop {
             if serving.cancel.is_cancelled() {
                 return end(self);
@@ -1659,23 +1897,13 @@ impl Runtime {
             let (path, manifest, stamp) = (share.path.clone(), share.manifest.clone(), share.stamp);
             let read =
                 tokio::task::spawn_blocking(move || -> std::io::Result<Vec<(u64, Vec<u8>)>> {
-                    let mut f = std::fs::File::open(&path)?;
+                    let f = std::fs::File::open(&path)?;
                     // Changed since it was hashed (length or time): its chunks are not the
                     // manifest's; serve nothing rather than garbage.
                     if stamp.is_some() && FileStamp::of(&path) != stamp {
                         return Err(std::io::Error::other("the shared file changed on disk"));
                     }
-                    let mut out = Vec::with_capacity(batch.len());
-                    for i in batch {
-                        let Some((start, len)) = manifest.chunk_range(i) else {
-                            continue;
-                        };
-                        let mut buf = vec![0u8; len];
-                        f.seek(SeekFrom::Start(start))?;
-                        f.read_exact(&mut buf)?;
-                        out.push((i, buf));
-                    }
-                    Ok(out)
+                    read_chunks(&f, &manifest, &batch)
                 })
                 .await;
             let chunks = match read {
@@ -1687,7 +1915,7 @@ impl Runtime {
                 Err(_) => return end(self),
             };
             for (index, data) in chunks {
-                let m = FileMessage::Chunk { key, index, data }.to_peer_message();
+                let m = chunk_peer_message(&key_text, index, data);
                 let sent = tokio::select! {
                     _ = serving.cancel.cancelled() => return end(self),
                     r = pc.send(&m) => r,
@@ -1703,6 +1931,79 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of `len` bytes that differ from chunk to chunk.
+    fn file_bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 131 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn chunks_are_written_and_read_back_in_runs() {
+        use std::os::unix::fs::FileExt;
+        // 40 chunks and a short last one.
+        let data = file_bytes(40 * 4096 + 100);
+        let mut b = ManifestBuilder::new();
+        b.update(&data).unwrap();
+        let m = b.finish("f");
+        assert_eq!(m.chunk_count(), 41);
+        let chunk = |i: u64| {
+            let (start, len) = m.chunk_range(i).unwrap();
+            (start, data[start as usize..start as usize + len].to_vec())
+        };
+        // Runs, gaps, one alone, the short last chunk; more than one write call's worth.
+        let order: Vec<u64> = [0, 1, 2, 3, 7, 8, 20, 33, 34, 35, 36, 37, 38, 39, 40].into();
+        let writes: Vec<(u64, Vec<u8>)> = order.iter().map(|&i| chunk(i)).collect();
+        let f = tempfile::tempfile().unwrap();
+        write_chunks(&f, &writes).unwrap();
+        let mut back = vec![0u8; data.len()];
+        f.read_exact_at(&mut back, 0).unwrap();
+        for i in 0..41 {
+            let (start, len) = m.chunk_range(i).unwrap();
+            let range = start as usize..start as usize + len;
+            if order.contains(&i) {
+                assert_eq!(back[range.clone()], data[range], "chunk {i}");
+            } else {
+                assert!(back[range].iter().all(|&x| x == 0), "chunk {i} written");
+            }
+        }
+        // The sharer's side: the same chunks read back, in the order asked.
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(&data, 0).unwrap();
+        let read = read_chunks(&f, &m, &order).unwrap();
+        let want: Vec<(u64, Vec<u8>)> = order.iter().map(|&i| (i, chunk(i).1)).collect();
+        assert!(read == want, "not the chunks asked for");
+        // Past the end of the manifest: skipped; a file shorter than the manifest: an error.
+        let last = read_chunks(&f, &m, &[40, 41]).unwrap();
+        assert!(last == vec![(40, chunk(40).1)], "not the last chunk");
+        f.set_len(30 * 4096).unwrap();
+        assert!(read_chunks(&f, &m, &[28, 29, 30]).is_err());
+        assert!(read_chunks(&f, &m, &[35]).is_err());
+    }
+
+    #[test]
+    fn chunk_hashes_come_back_from_the_hash_file_whatever_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = HashFile::create(dir.path()).unwrap();
+        let hash = |i: u64| {
+            let mut x = [0u8; CHUNK_HASH_LEN];
+            x[..8].copy_from_slice(&i.to_le_bytes());
+            x[31] = 0xAA;
+            x
+        };
+        let n = 3 * HASH_BLOCK as u64 + 5;
+        let all: Vec<_> = (0..n).map(hash).collect();
+        h.store(0, &all[..100]).unwrap();
+        h.store(100, &all[100..]).unwrap();
+        for i in (0..n).chain((0..n).rev()).chain([5, 300, 7, n - 1, 0]) {
+            assert_eq!(h.chunk_hash(i).unwrap(), hash(i), "chunk {i}");
+        }
+        assert!(h.chunk_hash(n).is_err());
+        // A store replaces what was read before.
+        assert_eq!(h.chunk_hash(10).unwrap(), hash(10));
+        h.store(10, &[[7u8; CHUNK_HASH_LEN]]).unwrap();
+        assert_eq!(h.chunk_hash(10).unwrap(), [7u8; CHUNK_HASH_LEN]);
+        assert_eq!(h.chunk_hash(11).unwrap(), hash(11));
+    }
 
     /// What the download does with a [`RootHasher`]: the hash so far, then the rest of the
     /// file from where it stopped.

@@ -149,6 +149,21 @@ impl FileMessage {
         }
     }
 
+    /// [`FileMessage::to_peer_message`], taking the message (its data is moved, not copied).
+    pub fn into_peer_message(self) -> PeerMessage {
+        match self {
+            FileMessage::ManifestPart { key, index, data } => {
+                PeerMessage::new(format!("{key}.{index}"), CONTEXT_SEND_MANIFEST, data)
+            }
+            FileMessage::Chunk { key, index, data } => {
+                chunk_peer_message(&key.to_string(), index, data)
+            }
+            m @ (FileMessage::RequestManifest { .. } | FileMessage::RequestChunks { .. }) => {
+                m.to_peer_message()
+            }
+        }
+    }
+
     /// The file it is about.
     pub fn key(&self) -> &FileKey {
         match self {
@@ -158,6 +173,19 @@ impl FileMessage {
             | FileMessage::Chunk { key, .. } => key,
         }
     }
+}
+
+/// The peer message carrying chunk `index` of the file whose key, as text, is `key` (its
+/// `Display`: a sharer formats it once per stream, not once per chunk). `data` is moved into
+/// the message, not copied. The same message as [`FileMessage::to_peer_message`] of the
+/// [`FileMessage::Chunk`].
+pub fn chunk_peer_message(key: &str, index: u64, data: Vec<u8>) -> PeerMessage {
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(key.len() + 21);
+    id.push_str(key);
+    // Writing to a String cannot fail.
+    let _ = write!(id, ".{index}");
+    PeerMessage::new(id, CONTEXT_SEND_CHUNK, data)
 }
 
 #[cfg(test)]
@@ -195,6 +223,10 @@ mod tests {
             let pm = m.to_peer_message();
             assert_eq!(FileMessage::parse(&pm).unwrap(), m);
             assert_eq!(m.key(), &k);
+            assert_eq!(m.clone().into_peer_message(), pm);
+            if let FileMessage::Chunk { index, data, .. } = &m {
+                assert_eq!(chunk_peer_message(&k.to_string(), *index, data.clone()), pm);
+            }
         }
         let pm = FileMessage::Chunk {
             key: k,

@@ -27,8 +27,8 @@ pub use download::{Download, DownloadConfig, DownloadError, DownloadOutput, MAX_
 pub use manifest::{manifest_parts, Manifest, ManifestBuilder, ManifestInfo, MANIFEST_PART_SIZE};
 pub use manifest_stream::{ChunkHashes, ManifestReader, LIMIT_REASON, MAX_MANIFEST_FIELDS_BYTES};
 pub use messages::{
-    FileMessage, FileMessageError, CONTEXT_REQUEST_CHUNK, CONTEXT_REQUEST_MANIFEST,
-    CONTEXT_SEND_CHUNK, CONTEXT_SEND_MANIFEST,
+    chunk_peer_message, FileMessage, FileMessageError, CONTEXT_REQUEST_CHUNK,
+    CONTEXT_REQUEST_MANIFEST, CONTEXT_SEND_CHUNK, CONTEXT_SEND_MANIFEST,
 };
 pub use names::{numbered_file_name, safe_file_name, FALLBACK_NAME, MAX_NAME_BYTES};
 
@@ -73,12 +73,14 @@ impl FileKey {
 
 impl fmt::Display for FileKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{}",
-            hex::encode(self.root_hash),
-            hex::encode(self.nonce)
-        )
+        // `<hex root hash>.<hex nonce>`, formatted on the stack (no allocation).
+        let mut text = [0u8; 2 * ROOT_HASH_LEN + 1 + 2 * NONCE_LEN];
+        let (hash, rest) = text.split_at_mut(2 * ROOT_HASH_LEN);
+        let (dot, nonce) = rest.split_at_mut(1);
+        dot[0] = b'.';
+        hex::encode_to_slice(self.root_hash, hash).map_err(|_| fmt::Error)?;
+        hex::encode_to_slice(self.nonce, nonce).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
