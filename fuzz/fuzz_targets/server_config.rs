@@ -1,15 +1,33 @@
 //! The server's `serverConfig.json` (spec §5.6): operator input, possibly copied from a Go
 //! server or edited by hand.
 //!
+//! Also an encrypted config file (as a hosting app keeps it, `cwtch_server::encrypted`): any
+//! bytes are opened or refused without a panic, and whatever is sealed opens to itself.
+//!
 //! Asserts: a config that loads re-encodes to a file that loads to the same identities, keys,
 //! attributes, storage cap and limits, and encoding is stable after one round; the limits give
 //! usable timeouts.
 #![no_main]
 
+use std::sync::OnceLock;
+
+use cwtch_server::encrypted::{self, ConfigKey};
 use cwtch_server::ServerConfig;
 use libfuzzer_sys::fuzz_target;
+use rand_chacha::rand_core::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {
+    // Derived once: PBKDF2 with 4096 rounds per input would be all the fuzzer did.
+    static KEY: OnceLock<ConfigKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| ConfigKey::derive("fuzz", b"salt"));
+    let _ = encrypted::open(data, key);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(data.len() as u64);
+    let sealed = encrypted::seal(data, key, &mut rng);
+    assert_eq!(
+        encrypted::open(&sealed, key).as_deref().map(Vec::as_slice),
+        Some(data)
+    );
+
     let Ok(c) = ServerConfig::from_json(data) else {
         return;
     };
