@@ -60,6 +60,8 @@ pub(crate) enum What {
     Changed(&'static str),
     /// A contact was added or a group joined or created: open it.
     Opened(&'static str),
+    /// A contact's permissions (shown or changed): say what they are.
+    Permissions,
 }
 
 /// The kind of a conversation.
@@ -756,6 +758,61 @@ impl App {
         )]
     }
 
+    /// `/permissions [files|images allow|refuse|default]`: show, or change, what the open
+    /// contact may do (share files with us; have its images previewed).
+    fn permissions(&mut self, arg: &str) -> Vec<Action> {
+        use crate::cli::Permission;
+        const USAGE: &str = "usage: /permissions [files|images allow|refuse|default]";
+        let me = self.active_onion();
+        let Some(c) = self
+            .open_conv()
+            .filter(|c| c.kind == Kind::Contact)
+            .cloned()
+        else {
+            self.error("open a contact's conversation first, then /permissions");
+            return Vec::new();
+        };
+        let words: Vec<&str> = arg.split_whitespace().collect();
+        let (mut files, mut images) = (None, None);
+        match words[..] {
+            [] => {}
+            [what, setting] => {
+                let setting = match setting {
+                    "allow" => Permission::Allow,
+                    "refuse" => Permission::Refuse,
+                    "default" => Permission::Default,
+                    _ => {
+                        self.error(USAGE);
+                        return Vec::new();
+                    }
+                };
+                match what {
+                    "files" => files = Some(setting),
+                    "images" => images = Some(setting),
+                    _ => {
+                        self.error(USAGE);
+                        return Vec::new();
+                    }
+                }
+            }
+            _ => {
+                self.error(USAGE);
+                return Vec::new();
+            }
+        }
+        vec![call(
+            Request::ContactPermissions {
+                profile: Some(me.clone()),
+                contact: c.address.clone(),
+                files,
+                images,
+            },
+            &me,
+            Some(c.id),
+            What::Permissions,
+        )]
+    }
+
     /// Download a file offered in the open conversation (by the contact, or by a group's
     /// member), into ~/Downloads.
     fn download(&mut self, file_key: &str) -> Vec<Action> {
@@ -1303,6 +1360,7 @@ impl App {
                     What::Opened("group created"),
                 )]
             }
+            "permissions" => self.permissions(arg),
             "share" if !arg.is_empty() => self.share(arg),
             "download" if !arg.is_empty() => self.download(arg),
             "name" if !arg.is_empty() => self.settings(Some(arg.to_owned()), None, None),
@@ -1666,6 +1724,14 @@ impl App {
                 }
                 a.extend(self.try_pending_open());
                 a
+            }
+            (What::Permissions, Reply::Contact { contact }) => {
+                self.note(format!(
+                    "{}: {}",
+                    short(&contact.onion),
+                    crate::output::permissions_line(&contact.permissions).replace('\t', "  ")
+                ));
+                Vec::new()
             }
             (What::Changed(what), reply) => {
                 self.note(what);

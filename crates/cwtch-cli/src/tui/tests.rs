@@ -1463,3 +1463,84 @@ fn terminals_and_palettes() {
     assert_eq!(palette256([95, 135, 175]), 16 + 36 + 12 + 3);
     assert_eq!(palette256([47, 48, 114]), 16 + 6 + 1);
 }
+
+#[test]
+fn permissions_are_shown_and_changed_with_a_command() {
+    use crate::cli::Permission;
+    let mut app = world();
+    let run = |app: &mut App, line: &str| {
+        app.compose.clear();
+        typing(app, line);
+        app.handle_key(key(KeyCode::Enter))
+    };
+    // Conversation 1 is Bob's.
+    open_with(&mut app, 1, Vec::new());
+    let a = run(&mut app, "/permissions");
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactPermissions { contact, files: None, images: None, .. }, ctx }]
+            if contact == BOB && ctx.what == What::Permissions),
+        "{a:?}"
+    );
+    let a = run(&mut app, "/permissions files refuse");
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::ContactPermissions {
+                    files: Some(Permission::Refuse),
+                    images: None,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    let a = run(&mut app, "/permissions images default");
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::ContactPermissions {
+                    files: None,
+                    images: Some(Permission::Default),
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    for bad in [
+        "/permissions files",
+        "/permissions files maybe",
+        "/permissions cats allow",
+        "/permissions files allow extra",
+    ] {
+        app.notice = None;
+        assert!(run(&mut app, bad).is_empty(), "{bad}");
+        assert!(
+            app.notice
+                .as_ref()
+                .is_some_and(|n| n.error && n.text.contains("usage: /permissions")),
+            "{bad}: {:?}",
+            app.notice
+        );
+    }
+    // The answer: what they are now.
+    let mut row = contact(1, BOB, Some("bob"), true, ConnectionState::Authenticated);
+    row.permissions = cwtch::Permissions {
+        share_files: None,
+        render_images: Some(false),
+    };
+    app.handle_reply(
+        ctx(ALICE, Some(1), What::Permissions),
+        Ok(Reply::Contact { contact: row }),
+    );
+    let n = app.notice.as_ref().expect("a notice");
+    assert!(!n.error, "{n:?}");
+    assert!(
+        n.text.contains("files: allow (default)  images: refuse"),
+        "{n:?}"
+    );
+}

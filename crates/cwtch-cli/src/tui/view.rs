@@ -57,6 +57,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "/join INVITE  /invite CONTACT  /group NAME SERVER-ONION",
     "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
     "/share PATH  /download KEY  (Enter sends text; //x sends /x)",
+    "/permissions [files|images allow|refuse|default]",
 ];
 
 const ACCENT: Color = Color::Cyan;
