@@ -1162,8 +1162,10 @@ pub unsafe extern "C" fn c_VerifyOrResumeDownloadDefaultLimit(
     })
 }
 
-/// Share a file with a contact: returns the file message sent (`EnhancedMessage` JSON), or an
-/// error JSON. Conversation -1 (a profile image, in Go) is not yet supported.
+/// Share a file with a contact or a group: returns the file message sent (`EnhancedMessage`
+/// JSON), or an error JSON. Conversation -1: the file becomes the profile's picture (checked
+/// as an image, shared with every accepted contact, its key published as
+/// `public.profile.custom-profile-image`); returns `{"FileKey": …}`.
 ///
 /// # Safety
 /// See the module docs.

@@ -507,11 +507,17 @@ pub(crate) async fn share_file(
     onion: &str,
     c: i32,
     path: &str,
-) -> CallResult<EnhancedMessage> {
-    if c < 0 {
-        return Err("sharing with no conversation (a profile image): not yet implemented".into());
-    }
+) -> CallResult<serde_json::Value> {
     let p = r.profile(onion)?;
+    if c == PROFILE_IMAGE_CONVERSATION {
+        // The profile's picture: checked, shared with every accepted contact, its key
+        // published as `public.profile.custom-profile-image`.
+        let (key, _) = p.set_profile_image(Path::new(path)).await.map_err(err)?;
+        return Ok(serde_json::json!({ "FileKey": key }));
+    }
+    if c < 0 {
+        return Err("no such conversation (-1 shares a profile image)".into());
+    }
     let m = if is_group(&p, c).await {
         let group = ConversationId(i64::from(c));
         let (_key, sent) = p
@@ -525,8 +531,11 @@ pub(crate) async fn share_file(
     }
     .map_err(err)?
     .ok_or("the message sent is not stored")?;
-    Ok(enhanced(&m))
+    serde_json::to_value(enhanced(&m)).map_err(err)
 }
+
+/// `c_ShareFile`'s conversation for the profile's own picture (Go's UI passes -1).
+pub(crate) const PROFILE_IMAGE_CONVERSATION: i32 = -1;
 
 /// Our shares in a conversation.
 pub(crate) async fn shared_files(r: &Running, onion: &str, c: i32) -> CallResult<Vec<SharedFile>> {

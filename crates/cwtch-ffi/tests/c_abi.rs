@@ -399,6 +399,51 @@ fn the_c_abi_end_to_end() {
     };
     let overlay = json(share["Message"].as_str().expect("Message"));
     assert_eq!(overlay["o"], 200, "a file message: {share}");
+    // Conversation -1: the profile's picture (checked as an image; its key published).
+    {
+        use base64::Engine as _;
+        let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str = lib.sym("c_ShareFile");
+        let share_as = |conversation: c_int, path: &std::path::Path| {
+            let (p, path) = (s(&bot), s(path.to_str().expect("utf-8")));
+            // SAFETY: the pairs describe live strings.
+            json(&lib.take(unsafe { f(p.0, p.1, conversation, path.0, path.1) }))
+        };
+        let png = base64::engine::general_purpose::STANDARD
+            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+            .expect("base64");
+        let picture = files.join("me.png");
+        std::fs::write(&picture, png).expect("write");
+        let r = share_as(-1, &picture);
+        let key = r["FileKey"].as_str().unwrap_or_default().to_owned();
+        assert!(key.len() == 128 + 1 + 48 && key.contains('.'), "{r}");
+        let attr = json(&lib.string2(
+            "c_GetProfileAttribute",
+            &bot,
+            "public.profile.custom-profile-image",
+        ));
+        assert_eq!(
+            (attr["Exists"].as_bool(), attr["Value"].as_str()),
+            (Some(true), Some(key.as_str())),
+            "{attr}"
+        );
+        // Not an image; another negative conversation: error JSON, the picture unchanged.
+        let r = share_as(-1, &from_bot);
+        assert!(
+            r.get("FileKey").is_none() && r.to_string().contains("image"),
+            "{r}"
+        );
+        let r = share_as(-2, &picture);
+        assert!(
+            r.get("FileKey").is_none() && r.to_string().contains("no such conversation"),
+            "{r}"
+        );
+        let attr = json(&lib.string2(
+            "c_GetProfileAttribute",
+            &bot,
+            "public.profile.custom-profile-image",
+        ));
+        assert_eq!(attr["Value"].as_str(), Some(key.as_str()), "{attr}");
+    }
     let shared = |lib: &Lib| {
         let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str = lib.sym("c_GetSharedFiles");
         let p = s(&bot);
