@@ -8,7 +8,7 @@
 //! what tmux received is read back, and tmux's own clipboard buffers and the pane's title are
 //! checked untouched; a group invite is accepted from the TUI and group messages flow both
 //! ways; a `cwtch` command works through the TUI's control socket; Ctrl-C quits and restores
-//! the terminal.
+//! the terminal. An image a contact shares is drawn inline in the image's colours.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -389,4 +389,77 @@ async fn tui_creates_a_profile_and_unlocks_a_password_one() {
     assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
     t.keys(&["C-c"]);
     t.wait_for_text("tui exited 0");
+}
+
+/// An image a contact shares, with image previews on, is described and drawn inline in a
+/// colour terminal: half-block cells in the image's own colours (read back from tmux with
+/// their colour escapes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tui_draws_an_image_a_contact_shared() {
+    assert!(
+        tmux_available(),
+        "tmux is needed for this test: scripts/setup installs it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let alice = acreate(&a_dir, "alice").await;
+    let bob = acreate(&b_dir, "bob").await;
+    let mut a = Daemon::loopback(&a_dir, &net, &alice).await;
+    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
+    ok(&acwtch(&a_dir, &["contact", "add", &bob]).await);
+    b.wait_for(STEP, |e| {
+        e["event"] == "ContactCreated" && e["contact"] == alice.as_str()
+    })
+    .await;
+    ok(&acwtch(&b_dir, &["contact", "accept", &alice]).await);
+    a.wait_for(STEP, |e| {
+        e["event"] == "AttributeUpdated" && e["value"] == "bob"
+    })
+    .await;
+    ok(&acwtch(&a_dir, &["profile", "set", "--image-previews", "on"]).await);
+
+    // 64×32 pixels: the left half red, the right half blue.
+    let png = tmp.path().join("red-blue.png");
+    image::RgbImage::from_fn(64, 32, |x, _| {
+        if x < 32 {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 255])
+        }
+    })
+    .save(&png)
+    .unwrap();
+
+    let command = format!(
+        "COLORTERM=truecolor {BIN} --data-dir {} tui --open {bob}; echo \"tui exited $?\"; \
+         sleep 600",
+        a_dir.display()
+    );
+    let t = Tmux::start("image", &command);
+    t.wait_for_text(" bob · ");
+    ok(&acwtch(&b_dir, &["file", "share", &alice, png.to_str().unwrap()]).await);
+    t.wait_for_text("[image: red-blue.png, PNG image, 64×32");
+    // 32×16 pixels: 8 rows of 32 cells.
+    let s = t.wait("the thumbnail", |s| s.matches('▀').count() == 8 * 32);
+    let rows: Vec<&str> = s.lines().filter(|l| l.contains('▀')).collect();
+    assert_eq!(rows.len(), 8, "{s}");
+    assert!(
+        rows.iter().all(|r| r.contains(&"▀".repeat(32))),
+        "not one block per row:\n{s}"
+    );
+    // The colours tmux was given: red over red on the left, blue over blue on the right.
+    let coloured = t.run(&["capture-pane", "-e", "-p", "-t", "0"]);
+    for (what, colour) in [("red", "255;0;0"), ("blue", "0;0;255")] {
+        assert!(
+            coloured.contains(&format!("38;2;{colour}"))
+                && coloured.contains(&format!("48;2;{colour}")),
+            "no {what} cells:\n{coloured:?}"
+        );
+    }
+    t.keys(&["C-c"]);
+    t.wait_for_text("tui exited 0");
+    drop(t);
+    a.stop().await;
+    b.stop().await;
 }
