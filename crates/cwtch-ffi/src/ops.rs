@@ -754,34 +754,43 @@ pub(crate) async fn disconnect_from_server(
 /// of `c_GetMessages` that returns it first), then `SearchFinished {ProfileOnion, SearchID,
 /// NumResults}` (UNCONFIRMED names: Go's search events are not parsed by libcwtch 0.8.0).
 pub(crate) async fn search(
-    g: &Global,
+    g: &'static Global,
     r: &Running,
     onion: &str,
     pattern: &str,
 ) -> CallResult<String> {
     let p = r.profile(onion)?;
-    let hits = p.search_messages(pattern).await.map_err(err)?;
-    let id = rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_string();
-    for h in &hits {
-        g.emit(GoEvent::new(
-            "SearchResult",
-            [
-                ("ProfileOnion", onion.to_owned()),
-                ("SearchID", id.clone()),
-                ("ConversationID", h.conversation_id.0.to_string()),
-                ("Index", h.message_id.0.to_string()),
-                ("RowIndex", h.row_index.to_string()),
-            ],
-        ));
+    if pattern.trim().is_empty() {
+        return Err("search pattern (empty)".into());
     }
-    g.emit(GoEvent::new(
-        "SearchFinished",
-        [
-            ("ProfileOnion", onion.to_owned()),
-            ("SearchID", id.clone()),
+    let id = rand_core::RngCore::next_u64(&mut rand_core::OsRng).to_string();
+    // The id now; the matches as they are found (a profile's every message may be read).
+    let (onion, pattern, search) = (onion.to_owned(), pattern.to_owned(), id.clone());
+    tokio::spawn(async move {
+        let found = p.search_messages(&pattern).await;
+        let hits = found.as_deref().unwrap_or_default();
+        for h in hits {
+            g.emit(GoEvent::new(
+                "SearchResult",
+                [
+                    ("ProfileOnion", onion.clone()),
+                    ("SearchID", search.clone()),
+                    ("ConversationID", h.conversation_id.0.to_string()),
+                    ("Index", h.message_id.0.to_string()),
+                    ("RowIndex", h.row_index.to_string()),
+                ],
+            ));
+        }
+        let mut fields = vec![
+            ("ProfileOnion", onion),
+            ("SearchID", search),
             ("NumResults", hits.len().to_string()),
-        ],
-    ));
+        ];
+        if let Err(e) = &found {
+            fields.push(("Error", e.to_string()));
+        }
+        g.emit(GoEvent::new("SearchFinished", fields));
+    });
     Ok(id)
 }
 
