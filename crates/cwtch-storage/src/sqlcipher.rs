@@ -849,6 +849,42 @@ impl ProfileStore for Profile {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    fn authors(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        except: &str,
+        after: MessageId,
+    ) -> Result<crate::store::Authors, Error> {
+        // A key that a JSON path cannot quote simply: read the messages instead.
+        if key.contains(['"', '\\']) || key.chars().any(char::is_control) {
+            return crate::store::authors_by_reading(self, conversation, key, except, after);
+        }
+        let mut out = crate::store::Authors::default();
+        if !self.channel_exists(conversation)? {
+            return Ok(out);
+        }
+        // One pass in SQLite, nothing read out but the authors. Attributes are Go's JSON
+        // object of strings, stored as bytes; a row whose attributes are not JSON has no
+        // author (as a row whose attributes do not parse has none for the default).
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!(
+            "SELECT a, sum(ID > ?3) FROM (SELECT ID, CASE WHEN json_valid(CAST(Attributes AS TEXT)) \
+             THEN json_extract(CAST(Attributes AS TEXT), ?1) END AS a FROM {}) \
+             WHERE typeof(a) = 'text' AND a != ?2 GROUP BY a",
+            schema::channel_table(conversation)
+        ))?;
+        let rows = st.query_map(params![format!("$.\"{key}\""), except, after.0], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for r in rows {
+            let (name, n) = r?;
+            out.after += u64::try_from(n).unwrap_or(0);
+            out.names.insert(name);
+        }
+        Ok(out)
+    }
+
     fn message_index(
         &self,
         conversation: ConversationId,

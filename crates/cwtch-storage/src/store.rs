@@ -228,6 +228,20 @@ pub trait ProfileStore: Send {
     /// How many messages the conversation has.
     fn message_count(&self, conversation: ConversationId) -> Result<u64, Error>;
 
+    /// Who wrote a conversation's messages: the distinct values of message attribute `key`
+    /// other than `except` (a group's members: its authors other than us), and how many of
+    /// their messages have an id above `after` (a group's unread messages). The default reads
+    /// every message; a store may answer it without reading them out.
+    fn authors(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        except: &str,
+        after: MessageId,
+    ) -> Result<Authors, Error> {
+        authors_by_reading(self, conversation, key, except, after)
+    }
+
     /// A message's position in [`ProfileStore::messages`] order (0 = newest), if it exists.
     fn message_index(
         &self,
@@ -267,5 +281,46 @@ pub trait ProfileStore: Send {
             })?;
         m.attributes.insert(key.to_owned(), value.to_owned());
         self.set_message_attributes(conversation, id, &m.attributes)
+    }
+}
+
+/// What [`ProfileStore::authors`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authors {
+    /// The authors, in order.
+    pub names: std::collections::BTreeSet<String>,
+    /// How many of their messages are after the given id.
+    pub after: u64,
+}
+
+/// [`ProfileStore::authors`] by reading every message, a page at a time (the default, and the
+/// reference the stores' own answers are checked and measured against).
+pub fn authors_by_reading<S: ProfileStore + ?Sized>(
+    store: &S,
+    conversation: ConversationId,
+    key: &str,
+    except: &str,
+    after: MessageId,
+) -> Result<Authors, Error> {
+    const PAGE: u32 = 512;
+    let mut out = Authors::default();
+    let mut offset = 0u64;
+    loop {
+        let page = store.messages(conversation, offset, PAGE)?;
+        let len = page.len();
+        for m in page {
+            if let Some(a) = m.attributes.get(key) {
+                if a != except {
+                    if m.id > after {
+                        out.after += 1;
+                    }
+                    out.names.insert(a.clone());
+                }
+            }
+        }
+        if len < PAGE as usize {
+            return Ok(out);
+        }
+        offset += len as u64;
     }
 }

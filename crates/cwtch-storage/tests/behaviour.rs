@@ -648,3 +648,69 @@ fn stores_are_send() {
     send_sync::<CwtchHome>();
     send_sync::<MemoryHome>();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `authors` (a group's members and unread count) answers the same in SQL as by reading
+    /// every message, for any authors, keys (also ones a JSON path must quote) and cut-off.
+    #[test]
+    fn authors_agree_in_both_stores(
+        messages in proptest::collection::vec((proptest::option::of(0..5usize), arb_attributes()), 0..30),
+        after in 0i64..35,
+        key in prop_oneof![Just(keys::MESSAGE_AUTHOR.to_owned()), Just("a.b c".to_owned()), Just("q\"uote".to_owned()), arb_text()],
+    ) {
+        let names = ["me", BOB, CAROL, "dave", ""];
+        let tmp = tempfile::tempdir().unwrap();
+        let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+        let mut sql = home.create_profile("A", &Password::Default).unwrap();
+        let mem_home = MemoryHome::new();
+        let mut mem = mem_home.create_profile("A", &Password::Default).unwrap();
+        let cs = sql.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let cm = mem.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let mut want = cwtch_storage::Authors::default();
+        for (n, (author, extra)) in messages.iter().enumerate() {
+            let mut attrs = extra.clone();
+            attrs.remove(&key);
+            if let Some(i) = author {
+                attrs.insert(key.clone(), names[*i].to_owned());
+                if names[*i] != "me" {
+                    want.names.insert(names[*i].to_owned());
+                    if n as i64 + 1 > after {
+                        want.after += 1;
+                    }
+                }
+            }
+            let (sig, hash) = (format!("s{n}"), format!("h{n}"));
+            sql.insert_message(cs, &msg("{}", &attrs, &sig, &hash)).unwrap();
+            mem.insert_message(cm, &msg("{}", &attrs, &sig, &hash)).unwrap();
+        }
+        let got_sql = sql.authors(cs, &key, "me", MessageId(after)).unwrap();
+        let got_mem = mem.authors(cm, &key, "me", MessageId(after)).unwrap();
+        prop_assert_eq!(&got_sql, &want);
+        prop_assert_eq!(&got_mem, &want);
+    }
+}
+
+#[test]
+fn authors_of_a_conversation_without_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+    let mut sql = home.create_profile("A", &Password::Default).unwrap();
+    let c = sql
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    let none = sql
+        .authors(c, keys::MESSAGE_AUTHOR, "me", MessageId(0))
+        .unwrap();
+    assert_eq!(none, cwtch_storage::Authors::default());
+    let none = sql
+        .authors(
+            ConversationId(999),
+            keys::MESSAGE_AUTHOR,
+            "me",
+            MessageId(0),
+        )
+        .unwrap();
+    assert_eq!(none, cwtch_storage::Authors::default());
+}

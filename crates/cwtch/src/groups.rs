@@ -659,27 +659,14 @@ impl Runtime {
                             .collect()
                     })
                     .unwrap_or_default();
-                let mut members = std::collections::BTreeSet::new();
-                let mut unread = 0u64;
-                let mut offset = 0u64;
-                loop {
-                    let page = s.messages(conv, offset, 512)?;
-                    let len = page.len();
-                    for m in page {
-                        if let Some(a) = m.attributes.get(keys::MESSAGE_AUTHOR) {
-                            if *a != me {
-                                members.insert(a.clone());
-                                if m.id.0 > last_read {
-                                    unread += 1;
-                                }
-                            }
-                        }
-                    }
-                    if len < 512 {
-                        break;
-                    }
-                    offset += len as u64;
-                }
+                // Members: the authors other than us (in SQL, not read message by message).
+                let authors = s.authors(
+                    conv,
+                    keys::MESSAGE_AUTHOR,
+                    &me,
+                    cwtch_storage::MessageId(last_read),
+                )?;
+                let (members, unread) = (authors.names, authors.after);
                 Ok((n, members.into_iter().collect::<Vec<_>>(), blocked, unread))
             })
             .await?;

@@ -1,0 +1,86 @@
+//! A group's members and unread count (`ProfileStore::authors`) in a SQLCipher profile whose
+//! group has 10 000 messages from 20 authors: the store's one SQL pass, against reading every
+//! message out (what `ProfileHandle::group` did before), measured in the same run.
+
+#![allow(clippy::unwrap_used)] // a bench that fails should stop loudly
+
+use std::hint::black_box;
+
+use criterion::Throughput;
+use cwtch_storage::{
+    authors_by_reading, keys, Attributes, CwtchHome, MessageId, NewConversation, NewMessage,
+    Password, ProfileHome, ProfileStore,
+};
+
+const MESSAGES: usize = 10_000;
+const BOB: &str = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
+
+fn main() {
+    let mut c = benchkit::criterion();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+    let mut p = home.create_profile("A", &Password::Default).unwrap();
+    let conv = p
+        .create_conversation(&NewConversation::contact(BOB, true))
+        .unwrap();
+    // A group message's row: a body as long as a short post, Go's attributes.
+    let body = format!(
+        r#"{{"o":1,"d":"{}"}}"#,
+        "a message of some length ".repeat(8)
+    );
+    let rows: Vec<(Attributes, String, String)> = (0..MESSAGES)
+        .map(|i| {
+            let mut a = Attributes::new();
+            a.insert(keys::MESSAGE_AUTHOR.into(), format!("author-{:02}", i % 20));
+            a.insert(keys::MESSAGE_ACK.into(), keys::TRUE.into());
+            a.insert("sent".into(), "2026-12-04T17:00:00Z".into());
+            (a, format!("sig-{i}"), format!("hash-{i}"))
+        })
+        .collect();
+    let batch: Vec<_> = rows
+        .iter()
+        .map(|(a, s, h)| {
+            (
+                conv,
+                NewMessage {
+                    body: &body,
+                    attributes: a,
+                    signature: s,
+                    content_hash: h,
+                },
+            )
+        })
+        .collect();
+    p.insert_messages(&batch).unwrap();
+    let after = MessageId(MESSAGES as i64 - 100);
+    let want = authors_by_reading(&p, conv, keys::MESSAGE_AUTHOR, "author-00", after).unwrap();
+    assert_eq!(want.names.len(), 19);
+    assert_eq!(want.after, 95);
+    assert_eq!(
+        p.authors(conv, keys::MESSAGE_AUTHOR, "author-00", after)
+            .unwrap(),
+        want
+    );
+
+    let mut g = c.benchmark_group("authors");
+    g.throughput(Throughput::Elements(MESSAGES as u64));
+    g.sample_size(20);
+    g.bench_function("read_every_message", |b| {
+        b.iter(|| {
+            black_box(
+                authors_by_reading(&p, conv, keys::MESSAGE_AUTHOR, "author-00", after).unwrap(),
+            );
+        })
+    });
+    g.bench_function("sql", |b| {
+        b.iter(|| {
+            black_box(
+                p.authors(conv, keys::MESSAGE_AUTHOR, "author-00", after)
+                    .unwrap(),
+            );
+        })
+    });
+    g.finish();
+    c.final_summary();
+    benchkit::report(&[("authors/sql", "authors/read_every_message")]);
+}
