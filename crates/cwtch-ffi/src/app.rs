@@ -101,6 +101,10 @@ static GLOBAL: OnceLock<Option<Global>> = OnceLock::new();
 pub(crate) fn global() -> Option<&'static Global> {
     GLOBAL
         .get_or_init(|| {
+            // A panic's message may quote an address or a message: print where it happened,
+            // not what it says. The hook is this library's own (a cdylib carries its own
+            // `std`): the host's panics, if it has any, are its business.
+            cwtch::install_redacting_panic_hook();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("libcwtch")
