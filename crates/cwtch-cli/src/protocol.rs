@@ -458,6 +458,9 @@ pub(crate) struct MessageRow {
     pub(crate) content: Content,
     pub(crate) body: String,
     pub(crate) content_hash: String,
+    /// A file message's image, once downloaded and checked (image previews on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) image: Option<cwtch::Image>,
 }
 
 impl MessageRow {
@@ -475,6 +478,7 @@ impl MessageRow {
             content: m.content,
             body: m.body,
             content_hash: m.content_hash,
+            image: None,
         }
     }
 }

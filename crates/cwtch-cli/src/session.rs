@@ -657,9 +657,16 @@ impl Session {
             }
         };
         ms.reverse();
-        Ok(Reply::Messages {
-            messages: ms.into_iter().map(MessageRow::from_info).collect(),
-        })
+        let mut rows: Vec<MessageRow> = ms.into_iter().map(MessageRow::from_info).collect();
+        // Images that arrived before (a client that starts now still describes and shows
+        // them): only file messages, each one attribute read.
+        for r in &mut rows {
+            if let cwtch::Content::FileShare { file_key, .. } = &r.content {
+                let conv = cwtch::ConversationId(r.conversation_id);
+                r.image = h.image(conv, file_key).await.ok().flatten();
+            }
+        }
+        Ok(Reply::Messages { messages: rows })
     }
 
     async fn server_request(&self, req: Request) -> Result<Reply, CliError> {

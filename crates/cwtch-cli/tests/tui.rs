@@ -460,6 +460,14 @@ async fn tui_draws_an_image_a_contact_shared() {
     t.keys(&["C-c"]);
     t.wait_for_text("tui exited 0");
     drop(t);
+
+    // A TUI started later shows it too (from the messages, not an event).
+    let t = Tmux::start("image-again", &command);
+    t.wait_for_text("[image: red-blue.png, PNG image, 64×32");
+    t.wait("the thumbnail again", |s| s.matches('▀').count() == 8 * 32);
+    t.keys(&["C-c"]);
+    t.wait_for_text("tui exited 0");
+    drop(t);
     a.stop().await;
     b.stop().await;
 }

@@ -376,6 +376,8 @@ pub(crate) struct App {
     pub(crate) inline_images: Option<Colours>,
     /// Thumbnails of those images, by file key, drawn under their description.
     pub(crate) thumbnails: BTreeMap<String, cwtch::images::Thumbnail>,
+    /// Images whose thumbnail was asked for (once each).
+    pub(crate) thumbnails_asked: BTreeSet<String>,
     pub(crate) focus: Focus,
     pub(crate) compose: String,
     pub(crate) filter: String,
@@ -420,6 +422,26 @@ impl Colours {
 }
 
 impl App {
+    /// The images the open conversation's messages say arrived before (a TUI started since):
+    /// described, and their thumbnails asked for once.
+    fn known_images(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for m in &self.messages {
+            let Some(img) = &m.image else { continue };
+            let i = &img.info;
+            self.images
+                .entry(img.file_key.clone())
+                .or_insert_with(|| image_description(&i.format, i.width, i.height, i.bytes));
+            if self.inline_images.is_some() && self.thumbnails_asked.insert(img.file_key.clone()) {
+                actions.push(Action::Thumbnail {
+                    file_key: img.file_key.clone(),
+                    path: img.path.clone(),
+                });
+            }
+        }
+        actions
+    }
+
     /// A thumbnail for an image that arrived (or why none could be made: the image is then
     /// only described).
     pub(crate) fn handle_thumbnail(
@@ -454,6 +476,7 @@ impl App {
             images: BTreeMap::new(),
             inline_images: None,
             thumbnails: BTreeMap::new(),
+            thumbnails_asked: BTreeSet::new(),
             focus: Focus::List,
             compose: String::new(),
             filter: String::new(),
@@ -1513,6 +1536,7 @@ impl App {
                 }
                 let mut actions = self.reload_if_open(active, conversation_id);
                 if self.inline_images.is_some() && !profile_image {
+                    self.thumbnails_asked.insert(file_key.clone());
                     actions.push(Action::Thumbnail {
                         file_key: file_key.clone(),
                         path,
@@ -1684,6 +1708,7 @@ impl App {
             (What::Messages, Reply::Messages { messages }) => {
                 if self.is_active(&ctx.profile) && self.open == ctx.conv {
                     self.messages = messages;
+                    let thumbnails = self.known_images();
                     if let Some(i) = self.cursor {
                         self.cursor = Some(i.min(self.messages.len().saturating_sub(1)));
                     }
@@ -1694,6 +1719,7 @@ impl App {
                     {
                         c.unread = 0;
                     }
+                    return thumbnails;
                 }
                 Vec::new()
             }

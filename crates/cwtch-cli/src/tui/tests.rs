@@ -103,6 +103,7 @@ fn msg(
         content,
         body: String::new(),
         content_hash: format!("hash{conv}-{id}"),
+        image: None,
     }
 }
 
@@ -1542,5 +1543,112 @@ fn permissions_are_shown_and_changed_with_a_command() {
     assert!(
         n.text.contains("files: allow (default)  images: refuse"),
         "{n:?}"
+    );
+}
+
+#[test]
+fn images_that_arrived_before_are_described_and_drawn_from_the_messages() {
+    use crate::tui::app::Colours;
+    let mut app = world();
+    app.inline_images = Some(Colours::Palette256);
+    let key_str = format!("{}.{}", "cd".repeat(64), "03".repeat(24));
+    let mut m = msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "08:00",
+        Content::FileShare {
+            name: "old.gif".into(),
+            file_key: key_str.clone(),
+            size: 2048,
+        },
+    );
+    m.image = Some(cwtch::Image {
+        conversation_id: 1,
+        file_key: key_str.clone(),
+        path: "/tmp/x/old.gif".into(),
+        info: cwtch::ImageInfo {
+            format: "gif".into(),
+            width: 10,
+            height: 20,
+            bytes: 2048,
+        },
+    });
+    open_with(&mut app, 1, vec![m.clone()]);
+    let s = screen(&app, 100, 24);
+    assert!(s.contains("[image: old.gif, GIF image, 10×20"), "{s}");
+    // Its thumbnail is asked for once: a reload asks no more.
+    let reload = ctx(ALICE, Some(1), What::Messages);
+    let a = app.handle_reply(
+        reload.clone(),
+        Ok(Reply::Messages {
+            messages: vec![m.clone()],
+        }),
+    );
+    assert!(a.is_empty(), "asked twice: {a:?}");
+    // Without colours: described, no thumbnail asked for.
+    let mut plain = world();
+    let key2 = format!("{}.{}", "ce".repeat(64), "03".repeat(24));
+    m.content = Content::FileShare {
+        name: "old.gif".into(),
+        file_key: key2.clone(),
+        size: 2048,
+    };
+    if let Some(i) = m.image.as_mut() {
+        i.file_key = key2;
+    }
+    open_with(&mut plain, 1, vec![m]);
+    assert!(screen(&plain, 100, 24).contains("[image: old.gif, GIF image, 10×20"));
+    assert!(plain.thumbnails_asked.is_empty());
+}
+
+#[test]
+fn a_thumbnail_is_asked_for_when_the_messages_arrive() {
+    use crate::tui::app::Colours;
+    let mut app = world();
+    app.inline_images = Some(Colours::True);
+    let key_str = format!("{}.{}", "cf".repeat(64), "03".repeat(24));
+    let mut m = msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "08:00",
+        Content::FileShare {
+            name: "new.png".into(),
+            file_key: key_str.clone(),
+            size: 99,
+        },
+    );
+    m.image = Some(cwtch::Image {
+        conversation_id: 1,
+        file_key: key_str.clone(),
+        path: "/tmp/x/new.png".into(),
+        info: cwtch::ImageInfo {
+            format: "png".into(),
+            width: 1,
+            height: 1,
+            bytes: 99,
+        },
+    });
+    let a = app.handle_reply(
+        ctx(ALICE, Some(1), What::Messages),
+        Ok(Reply::Messages {
+            messages: vec![m.clone()],
+        }),
+    );
+    // Not the open conversation: nothing.
+    assert!(a.is_empty(), "{a:?}");
+    open_with(&mut app, 1, Vec::new());
+    let a = app.handle_reply(
+        ctx(ALICE, Some(1), What::Messages),
+        Ok(Reply::Messages { messages: vec![m] }),
+    );
+    assert!(
+        matches!(&a[..], [Action::Thumbnail { file_key, path }] if *file_key == key_str && path == "/tmp/x/new.png"),
+        "{a:?}"
     );
 }
