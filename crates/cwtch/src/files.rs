@@ -1079,6 +1079,9 @@ impl Runtime {
             file_key: key.to_string(),
             path: path.clone(),
         });
+        if task.kind == DownloadKind::ProfileImage {
+            self.drop_older_profile_images(conv, key).await;
+        }
         if let Some(info) = image {
             self.emit(Event::ImagePreview {
                 profile: self.profile(),
@@ -1092,6 +1095,49 @@ impl Runtime {
                 bytes: info.bytes,
                 path,
             });
+        }
+    }
+
+    /// A contact's new profile picture arrived: the older ones it downloaded are deleted from
+    /// the images folder (nothing outside it is touched) and marked `replaced` (not shown,
+    /// not fetched again).
+    async fn drop_older_profile_images(&self, conv: ConversationId, newest: &FileKey) {
+        let Some(dir) = self.images_dir.clone() else {
+            return;
+        };
+        let Ok(Some(c)) = self.store.call(move |s| s.conversation(conv)).await else {
+            return;
+        };
+        let older: Vec<(FileKey, Option<PathBuf>)> = c
+            .attributes
+            .iter()
+            .filter(|(_, v)| v.as_str() == DownloadKind::ProfileImage.to_attr())
+            .filter_map(|(k, _)| {
+                let text = k
+                    .strip_prefix("local.filesharing.")?
+                    .strip_suffix(".kind")?;
+                FileKey::parse(text).ok()
+            })
+            .filter(|k| k != newest)
+            .filter(|k| c.attribute(&attr("local", k, "state")) == Some("downloaded"))
+            .map(|k| {
+                let path = c.attribute(&attr("local", &k, "path")).map(PathBuf::from);
+                (k, path)
+            })
+            .collect();
+        for (k, path) in older {
+            if let Some(p) = path.filter(|p| p.starts_with(&dir)) {
+                if let Err(e) = std::fs::remove_file(&p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        warn!(error = %e, "could not delete a replaced profile picture");
+                        continue;
+                    }
+                }
+            }
+            let replaced = vec![(attr("local", &k, "state"), "replaced".to_owned())];
+            if let Err(e) = self.set_file_attrs(Some(conv), replaced).await {
+                warn!(error = %e, "could not mark a profile picture replaced");
+            }
         }
     }
 

@@ -243,6 +243,30 @@ async fn profile_pictures_arrive_only_with_previews_on() {
     assert_eq!(got.info, info);
     assert_eq!(bob.profile.image(onion(&a), &key).await.unwrap(), Some(got));
 
+    // A new picture replaces it: fetched, and the old one deleted from bob's images folder.
+    let new_pic = png(20, 10);
+    let new_path = write(src.path(), "new.png", &new_pic);
+    let (new_key, _) = alice.profile.set_profile_image(&new_path).await.unwrap();
+    bob.profile.accept(onion(&a)).await.unwrap();
+    let e = bob
+        .expect(
+            "the new profile image",
+            |e| matches!(e, Event::ImagePreview { file_key, .. } if *file_key == new_key),
+        )
+        .await;
+    let Event::ImagePreview { path: newer, .. } = e else {
+        unreachable!()
+    };
+    assert_eq!(std::fs::read(&newer).unwrap(), new_pic);
+    assert!(
+        !Path::new(&path).exists(),
+        "the replaced picture is still on disk"
+    );
+    assert_eq!(bob.profile.image(onion(&a), &key).await.unwrap(), None);
+    let got = bob.profile.profile_image(onion(&a)).await.unwrap().unwrap();
+    assert_eq!(got.file_key, new_key);
+    assert_eq!(images_in(&bob).len(), 1, "{:?}", images_in(&bob));
+
     // The old picture is not served: asked for it, alice sends nothing (the download stalls).
     alice
         .profile
