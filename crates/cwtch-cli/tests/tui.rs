@@ -417,7 +417,6 @@ async fn tui_draws_an_image_a_contact_shared() {
         e["event"] == "AttributeUpdated" && e["value"] == "bob"
     })
     .await;
-    ok(&acwtch(&a_dir, &["profile", "set", "--image-previews", "on"]).await);
 
     // 64×32 pixels: the left half red, the right half blue.
     let png = tmp.path().join("red-blue.png");
@@ -438,6 +437,11 @@ async fn tui_draws_an_image_a_contact_shared() {
     );
     let t = Tmux::start("image", &command);
     t.wait_for_text(" bob · ");
+    // Image previews turned on from the compose line.
+    t.line("/previews on");
+    t.wait_for_text("image previews on");
+    let settings = ok(&acwtch(&a_dir, &["profile", "show"]).await);
+    assert!(settings.contains("image-previews\ton"), "{settings}");
     ok(&acwtch(&b_dir, &["file", "share", &alice, png.to_str().unwrap()]).await);
     t.wait_for_text("[image: red-blue.png, PNG image, 64×32");
     // 32×16 pixels: 8 rows of 32 cells.

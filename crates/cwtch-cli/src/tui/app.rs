@@ -1063,6 +1063,56 @@ impl App {
         )]
     }
 
+    /// `/previews on|off`: image previews (off by default, as in Go): accepted contacts'
+    /// pictures and the images they offer are downloaded on their own.
+    fn previews(&mut self, arg: &str) -> Vec<Action> {
+        let (on, what) = match arg {
+            "on" => (
+                true,
+                "image previews on: accepted contacts' pictures and offered images (up to 20 MiB) \
+                 are downloaded automatically",
+            ),
+            "off" => (false, "image previews off"),
+            _ => {
+                self.error("usage: /previews on|off");
+                return Vec::new();
+            }
+        };
+        let me = self.active_onion();
+        vec![call(
+            Request::ProfileSettings {
+                profile: Some(me.clone()),
+                name: None,
+                status: None,
+                block_unknown: None,
+                image_previews: Some(on),
+                image: None,
+            },
+            &me,
+            None,
+            What::Changed(what),
+        )]
+    }
+
+    /// `/picture PATH`: the profile's picture (checked by the library, shared with accepted
+    /// contacts).
+    fn picture(&mut self, path: &str) -> Vec<Action> {
+        let me = self.active_onion();
+        vec![call(
+            Request::ProfileSettings {
+                profile: Some(me.clone()),
+                name: None,
+                status: None,
+                block_unknown: None,
+                image_previews: None,
+                image: Some(expand_home(path).display().to_string()),
+            },
+            &me,
+            None,
+            What::Changed("profile picture set"),
+        )]
+    }
+
     fn add_contact(&mut self, onion: &str) -> Vec<Action> {
         let me = self.active_onion();
         if let Err(e) = crate::session::parse_onion(onion) {
@@ -1388,7 +1438,10 @@ impl App {
             "download" if !arg.is_empty() => self.download(arg),
             "name" if !arg.is_empty() => self.settings(Some(arg.to_owned()), None, None),
             "status" => self.settings(None, Some(arg.to_owned()), None),
-            "add" | "join" | "invite" | "server" | "group" | "name" | "share" | "download" => {
+            "previews" => self.previews(arg),
+            "picture" if !arg.is_empty() => self.picture(arg),
+            "add" | "join" | "invite" | "server" | "group" | "name" | "share" | "download"
+            | "picture" => {
                 self.error(format!("/{name} needs an argument (/help lists them)"));
                 Vec::new()
             }

@@ -1652,3 +1652,37 @@ fn a_thumbnail_is_asked_for_when_the_messages_arrive() {
         "{a:?}"
     );
 }
+
+#[test]
+fn previews_and_the_profile_picture_are_set_with_commands() {
+    let mut app = world();
+    let run = |app: &mut App, line: &str| {
+        app.compose.clear();
+        app.focus = Focus::Compose;
+        typing(app, line);
+        app.handle_key(key(KeyCode::Enter))
+    };
+    for (line, want) in [("/previews on", true), ("/previews off", false)] {
+        let a = run(&mut app, line);
+        assert!(
+            matches!(&a[..], [Action::Call { req: Request::ProfileSettings { image_previews: Some(on), image: None, name: None, .. }, ctx }]
+                if *on == want && matches!(ctx.what, What::Changed(_))),
+            "{line}: {a:?}"
+        );
+    }
+    app.notice = None;
+    assert!(run(&mut app, "/previews maybe").is_empty());
+    assert!(app
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.error && n.text.contains("usage: /previews on|off")));
+    let a = run(&mut app, "/picture /tmp/me.png");
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ProfileSettings { image: Some(p), image_previews: None, .. }, .. }]
+            if p == "/tmp/me.png"),
+        "{a:?}"
+    );
+    app.notice = None;
+    assert!(run(&mut app, "/picture").is_empty());
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}
