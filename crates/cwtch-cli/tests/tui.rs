@@ -121,6 +121,44 @@ impl Drop for Tmux {
     }
 }
 
+/// Alice and Bob, each a `cwtch run` over the loopback network under `root`, contacts of
+/// each other (Alice added Bob, Bob accepted, Alice knows his name).
+struct Pair {
+    a_dir: std::path::PathBuf,
+    b_dir: std::path::PathBuf,
+    alice: String,
+    bob: String,
+    a: Daemon,
+    b: Daemon,
+}
+
+async fn befriended_daemons(root: &Path) -> Pair {
+    let net = root.join("net");
+    let (a_dir, b_dir) = (root.join("a"), root.join("b"));
+    let alice = acreate(&a_dir, "alice").await;
+    let bob = acreate(&b_dir, "bob").await;
+    let mut a = Daemon::loopback(&a_dir, &net, &alice).await;
+    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
+    ok(&acwtch(&a_dir, &["contact", "add", &bob]).await);
+    b.wait_for(STEP, |e| {
+        e["event"] == "ContactCreated" && e["contact"] == alice.as_str()
+    })
+    .await;
+    ok(&acwtch(&b_dir, &["contact", "accept", &alice]).await);
+    a.wait_for(STEP, |e| {
+        e["event"] == "AttributeUpdated" && e["value"] == "bob"
+    })
+    .await;
+    Pair {
+        a_dir,
+        b_dir,
+        alice,
+        bob,
+        a,
+        b,
+    }
+}
+
 fn tmux_available() -> bool {
     Command::new("tmux").arg("-V").output().is_ok()
 }
@@ -271,22 +309,14 @@ async fn tui_attaches_to_a_running_daemon() {
         "tmux is needed for this test: scripts/setup installs it"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let net = tmp.path().join("net");
-    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
-    let alice = acreate(&a_dir, "alice").await;
-    let bob = acreate(&b_dir, "bob").await;
-    let mut a = Daemon::loopback(&a_dir, &net, &alice).await;
-    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
-    ok(&acwtch(&a_dir, &["contact", "add", &bob]).await);
-    b.wait_for(STEP, |e| {
-        e["event"] == "ContactCreated" && e["contact"] == alice.as_str()
-    })
-    .await;
-    ok(&acwtch(&b_dir, &["contact", "accept", &alice]).await);
-    a.wait_for(STEP, |e| {
-        e["event"] == "AttributeUpdated" && e["value"] == "bob"
-    })
-    .await;
+    let Pair {
+        a_dir,
+        b_dir,
+        alice,
+        bob,
+        a,
+        mut b,
+    } = befriended_daemons(tmp.path()).await;
 
     // No network flags: the daemon has the network.
     let command = format!(
@@ -401,22 +431,14 @@ async fn tui_draws_an_image_a_contact_shared() {
         "tmux is needed for this test: scripts/setup installs it"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let net = tmp.path().join("net");
-    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
-    let alice = acreate(&a_dir, "alice").await;
-    let bob = acreate(&b_dir, "bob").await;
-    let mut a = Daemon::loopback(&a_dir, &net, &alice).await;
-    let mut b = Daemon::loopback(&b_dir, &net, &bob).await;
-    ok(&acwtch(&a_dir, &["contact", "add", &bob]).await);
-    b.wait_for(STEP, |e| {
-        e["event"] == "ContactCreated" && e["contact"] == alice.as_str()
-    })
-    .await;
-    ok(&acwtch(&b_dir, &["contact", "accept", &alice]).await);
-    a.wait_for(STEP, |e| {
-        e["event"] == "AttributeUpdated" && e["value"] == "bob"
-    })
-    .await;
+    let Pair {
+        a_dir,
+        b_dir,
+        alice,
+        bob,
+        a,
+        b,
+    } = befriended_daemons(tmp.path()).await;
 
     // 64×32 pixels: the left half red, the right half blue.
     let png = tmp.path().join("red-blue.png");

@@ -393,6 +393,16 @@ pub(crate) struct App {
     pub(crate) quit: bool,
 }
 
+/// The profile settings a request changes (`None`: left as it is).
+#[derive(Default)]
+struct SettingsChange {
+    name: Option<String>,
+    status: Option<String>,
+    block_unknown: Option<bool>,
+    image_previews: Option<bool>,
+    image: Option<String>,
+}
+
 /// The colours a terminal can draw an image in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Colours {
@@ -1044,6 +1054,17 @@ impl App {
         status: Option<String>,
         block_unknown: Option<bool>,
     ) -> Vec<Action> {
+        let change = SettingsChange {
+            name,
+            status,
+            block_unknown,
+            ..SettingsChange::default()
+        };
+        self.change_settings(change, What::Settings)
+    }
+
+    /// Ask for a change of the active profile's settings; `what` handles the answer.
+    fn change_settings(&mut self, c: SettingsChange, what: What) -> Vec<Action> {
         let me = self.active_onion();
         if me.is_empty() {
             return Vec::new();
@@ -1051,15 +1072,15 @@ impl App {
         vec![call(
             Request::ProfileSettings {
                 profile: Some(me.clone()),
-                name,
-                status,
-                block_unknown,
-                image_previews: None,
-                image: None,
+                name: c.name,
+                status: c.status,
+                block_unknown: c.block_unknown,
+                image_previews: c.image_previews,
+                image: c.image,
             },
             &me,
             None,
-            What::Settings,
+            what,
         )]
     }
 
@@ -1078,39 +1099,21 @@ impl App {
                 return Vec::new();
             }
         };
-        let me = self.active_onion();
-        vec![call(
-            Request::ProfileSettings {
-                profile: Some(me.clone()),
-                name: None,
-                status: None,
-                block_unknown: None,
-                image_previews: Some(on),
-                image: None,
-            },
-            &me,
-            None,
-            What::Changed(what),
-        )]
+        let change = SettingsChange {
+            image_previews: Some(on),
+            ..SettingsChange::default()
+        };
+        self.change_settings(change, What::Changed(what))
     }
 
     /// `/picture PATH`: the profile's picture (checked by the library, shared with accepted
     /// contacts).
     fn picture(&mut self, path: &str) -> Vec<Action> {
-        let me = self.active_onion();
-        vec![call(
-            Request::ProfileSettings {
-                profile: Some(me.clone()),
-                name: None,
-                status: None,
-                block_unknown: None,
-                image_previews: None,
-                image: Some(expand_home(path).display().to_string()),
-            },
-            &me,
-            None,
-            What::Changed("profile picture set"),
-        )]
+        let change = SettingsChange {
+            image: Some(expand_home(path).display().to_string()),
+            ..SettingsChange::default()
+        };
+        self.change_settings(change, What::Changed("profile picture set"))
     }
 
     fn add_contact(&mut self, onion: &str) -> Vec<Action> {

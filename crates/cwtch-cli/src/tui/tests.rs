@@ -1552,30 +1552,7 @@ fn images_that_arrived_before_are_described_and_drawn_from_the_messages() {
     let mut app = world();
     app.inline_images = Some(Colours::Palette256);
     let key_str = format!("{}.{}", "cd".repeat(64), "03".repeat(24));
-    let mut m = msg(
-        1,
-        1,
-        BOB,
-        false,
-        MessageState::Received,
-        "08:00",
-        Content::FileShare {
-            name: "old.gif".into(),
-            file_key: key_str.clone(),
-            size: 2048,
-        },
-    );
-    m.image = Some(cwtch::Image {
-        conversation_id: 1,
-        file_key: key_str.clone(),
-        path: "/tmp/x/old.gif".into(),
-        info: cwtch::ImageInfo {
-            format: "gif".into(),
-            width: 10,
-            height: 20,
-            bytes: 2048,
-        },
-    });
+    let mut m = image_message(&key_str, "old.gif", "gif", (10, 20), 2048);
     open_with(&mut app, 1, vec![m.clone()]);
     let s = screen(&app, 100, 24);
     assert!(s.contains("[image: old.gif, GIF image, 10×20"), "{s}");
@@ -1610,30 +1587,7 @@ fn a_thumbnail_is_asked_for_when_the_messages_arrive() {
     let mut app = world();
     app.inline_images = Some(Colours::True);
     let key_str = format!("{}.{}", "cf".repeat(64), "03".repeat(24));
-    let mut m = msg(
-        1,
-        1,
-        BOB,
-        false,
-        MessageState::Received,
-        "08:00",
-        Content::FileShare {
-            name: "new.png".into(),
-            file_key: key_str.clone(),
-            size: 99,
-        },
-    );
-    m.image = Some(cwtch::Image {
-        conversation_id: 1,
-        file_key: key_str.clone(),
-        path: "/tmp/x/new.png".into(),
-        info: cwtch::ImageInfo {
-            format: "png".into(),
-            width: 1,
-            height: 1,
-            bytes: 99,
-        },
-    });
+    let m = image_message(&key_str, "new.png", "png", (1, 1), 99);
     let a = app.handle_reply(
         ctx(ALICE, Some(1), What::Messages),
         Ok(Reply::Messages {
@@ -1685,4 +1639,40 @@ fn previews_and_the_profile_picture_are_set_with_commands() {
     app.notice = None;
     assert!(run(&mut app, "/picture").is_empty());
     assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}
+
+/// Bob's file message (conversation 1, message 1) sharing `name`, an image that arrived and
+/// was checked (at `/tmp/x/<name>`).
+fn image_message(
+    file_key: &str,
+    name: &str,
+    format: &str,
+    (width, height): (u32, u32),
+    bytes: u64,
+) -> MessageRow {
+    let mut m = msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "08:00",
+        Content::FileShare {
+            name: name.into(),
+            file_key: file_key.into(),
+            size: bytes,
+        },
+    );
+    m.image = Some(cwtch::Image {
+        conversation_id: 1,
+        file_key: file_key.into(),
+        path: format!("/tmp/x/{name}"),
+        info: cwtch::ImageInfo {
+            format: format.into(),
+            width,
+            height,
+            bytes,
+        },
+    });
+    m
 }
