@@ -374,7 +374,7 @@ pub(crate) struct CreateArgs {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).multiple(true)
-    .args(["name", "status", "block_unknown", "image_previews", "image"])))]
+    .args(["name", "status", "block_unknown", "image_previews", "image", "no_image"])))]
 pub(crate) struct SetArgs {
     /// The profile's name (shown to contacts).
     #[arg(long)]
@@ -394,6 +394,10 @@ pub(crate) struct SetArgs {
     /// checked, then offered to every accepted contact.
     #[arg(long, value_name = "PATH")]
     pub(crate) image: Option<std::path::PathBuf>,
+    /// Remove the profile picture: it is no longer offered, and contacts drop the copy they
+    /// have when they next connect.
+    #[arg(long, conflicts_with = "image")]
+    pub(crate) no_image: bool,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
 }

@@ -338,6 +338,7 @@ async fn profile_command(
                 block_unknown: None,
                 image_previews: None,
                 image: None,
+                remove_image: false,
             };
             print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
         }
@@ -355,6 +356,7 @@ async fn profile_command(
                     .map(absolute)
                     .transpose()?
                     .map(|p| p.display().to_string()),
+                remove_image: args.no_image,
             };
             print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
         }

@@ -124,6 +124,9 @@ pub(crate) enum Request {
         /// An absolute path.
         #[serde(default)]
         image: Option<String>,
+        /// Remove the profile picture.
+        #[serde(default)]
+        remove_image: bool,
     },
     #[serde(rename = "contact.add")]
     ContactAdd {

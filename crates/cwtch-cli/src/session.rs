@@ -183,6 +183,7 @@ impl Session {
                 block_unknown,
                 image_previews,
                 image,
+                remove_image,
             } => {
                 if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
                     return Err(CliError::Usage("the profile name must not be empty".into()));
@@ -209,6 +210,9 @@ impl Session {
                             e => CliError::lib(e),
                         })?;
                 }
+                if remove_image {
+                    h.remove_profile_image().await.map_err(CliError::lib)?;
+                }
                 if let Some(on) = image_previews {
                     h.set_image_previews(on).await.map_err(CliError::lib)?;
                 }
@@ -227,7 +231,8 @@ impl Session {
                         image: h
                             .attribute(cwtch::images::PROFILE_IMAGE_ATTRIBUTE)
                             .await
-                            .map_err(CliError::lib)?,
+                            .map_err(CliError::lib)?
+                            .filter(|k| !k.is_empty()),
                     },
                 })
             }

@@ -823,6 +823,20 @@ fn settings_and_contact_deletion_without_a_daemon() {
     assert_eq!(key.len(), 128 + 1 + 48, "{v}");
     // It stays (shared from the profile, restored when it loads).
     assert!(ok(&with(&["profile", "show"])).ends_with(&format!("\nimage\t{key}\n")));
+    // Removed: none again; both at once is a usage error.
+    fails(
+        &with(&[
+            "profile",
+            "set",
+            "--no-image",
+            "--image",
+            pic.to_str().unwrap(),
+        ]),
+        2,
+        "cannot be used with",
+    );
+    ok(&with(&["profile", "set", "--no-image"]));
+    assert!(ok(&with(&["profile", "show"])).ends_with("\nimage\tnone\n"));
 
     // Contact deletion: confirmation required, then the conversation is gone.
     let peer = create(&tmp.path().join("other"), "peer");

@@ -704,6 +704,7 @@ async fn on_chat(
     }
     // An image offered by an accepted contact is previewed (if previews are on).
     if let Some((name, file_key, size)) = offered {
-        rt.on_file_offered(onion, &name, &file_key, size).await;
+        rt.on_file_offered(onion, conv, &name, &file_key, size)
+            .await;
     }
 }

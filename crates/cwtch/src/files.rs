@@ -55,6 +55,9 @@ const PROFILE_IMAGE_NAME: &str = "profile-image";
 const READ_BATCH: u64 = 64;
 /// Queue of file messages from the connection to one download.
 const DOWNLOAD_QUEUE: usize = 256;
+/// How far back in a conversation turning image previews on looks for images offered
+/// while they were off (messages, newest first).
+const PREVIEW_LOOKBACK: u32 = 100;
 
 fn attr(scope: &str, key: &FileKey, what: &str) -> String {
     format!("{scope}.filesharing.{key}.{what}")
@@ -1080,7 +1083,7 @@ impl Runtime {
             path: path.clone(),
         });
         if task.kind == DownloadKind::ProfileImage {
-            self.drop_older_profile_images(conv, key).await;
+            self.drop_older_profile_images(conv, Some(key)).await;
         }
         if let Some(info) = image {
             self.emit(Event::ImagePreview {
@@ -1098,10 +1101,10 @@ impl Runtime {
         }
     }
 
-    /// A contact's new profile picture arrived: the older ones it downloaded are deleted from
-    /// the images folder (nothing outside it is touched) and marked `replaced` (not shown,
-    /// not fetched again).
-    async fn drop_older_profile_images(&self, conv: ConversationId, newest: &FileKey) {
+    /// A contact's new profile picture arrived (`newest`), or it has none any more (`None`):
+    /// the other ones downloaded from it are deleted from the images folder (nothing outside
+    /// it is touched) and marked `replaced` (not shown, not fetched again).
+    async fn drop_older_profile_images(&self, conv: ConversationId, newest: Option<&FileKey>) {
         let Some(dir) = self.images_dir.clone() else {
             return;
         };
@@ -1118,7 +1121,7 @@ impl Runtime {
                     .strip_suffix(".kind")?;
                 FileKey::parse(text).ok()
             })
-            .filter(|k| k != newest)
+            .filter(|k| Some(k) != newest)
             .filter(|k| c.attribute(&attr("local", k, "state")) == Some("downloaded"))
             .map(|k| {
                 let path = c.attribute(&attr("local", &k, "path")).map(PathBuf::from);
@@ -1271,6 +1274,36 @@ impl Runtime {
         Ok((key, info))
     }
 
+    /// Remove our profile picture: its key is published as empty (contacts who ask next drop
+    /// the picture they have) and it is no longer served. False if there was none.
+    pub(crate) async fn remove_profile_image(self: &Arc<Self>) -> Result<bool> {
+        self.check_running()?;
+        let previous = self
+            .store
+            .call(move |s| {
+                let previous = s.attribute(PROFILE_IMAGE_ATTRIBUTE)?;
+                if previous.as_deref().is_some_and(|p| !p.is_empty()) {
+                    s.set_attribute(PROFILE_IMAGE_ATTRIBUTE, "")?;
+                }
+                Ok(previous)
+            })
+            .await?;
+        let Some(old) = previous.as_deref().and_then(|k| FileKey::parse(k).ok()) else {
+            return Ok(false);
+        };
+        let ours = self
+            .state()
+            .files
+            .shares
+            .get(&old)
+            .is_some_and(|s| s.conversation.is_none());
+        if ours {
+            self.set_sharing(&old, false).await?;
+        }
+        info!("profile image removed");
+        Ok(true)
+    }
+
     /// Turn image previews on or off. On: fetch the profile pictures accepted contacts
     /// have published. Off: stop the automatic downloads running.
     pub(crate) async fn set_image_previews(self: &Arc<Self>, on: bool) -> Result<()> {
@@ -1298,7 +1331,8 @@ impl Runtime {
                 .map(|(o, e)| (o.clone(), e.conversation))
                 .collect()
         };
-        for (onion, conv) in contacts {
+        for (onion, conv) in &contacts {
+            let conv = *conv;
             let value = self
                 .store
                 .call(move |s| {
@@ -1307,10 +1341,51 @@ impl Runtime {
                 })
                 .await?;
             if let Some(v) = value {
-                self.on_profile_image_attribute(&onion, &v).await;
+                self.on_profile_image_attribute(onion, &v).await;
+            }
+        }
+        // Images offered while previews were off: the recent ones are previewed now.
+        let groups: Vec<ConversationId> = self.state().groups.groups.keys().copied().collect();
+        let convs = contacts.iter().map(|(_, c)| *c).chain(groups);
+        for conv in convs {
+            for (author, name, key, size) in self.recent_offers(conv).await? {
+                self.on_file_offered(&author, conv, &name, &key, size).await;
             }
         }
         Ok(())
+    }
+
+    /// The files others offered in the newest [`PREVIEW_LOOKBACK`] messages of a
+    /// conversation, newest first: (author, name, key, size).
+    async fn recent_offers(
+        &self,
+        conv: ConversationId,
+    ) -> Result<Vec<(Onion, String, String, u64)>> {
+        let me = self.onion.as_str().to_owned();
+        self.store
+            .call(move |s| {
+                let mut out = Vec::new();
+                for m in s.messages(conv, 0, PREVIEW_LOOKBACK)? {
+                    let Some(author) = m
+                        .attributes
+                        .get(cwtch_storage::keys::MESSAGE_AUTHOR)
+                        .filter(|a| **a != me)
+                        .and_then(|a| Onion::parse(a).ok())
+                    else {
+                        continue;
+                    };
+                    if let Content::FileShare {
+                        name,
+                        file_key,
+                        size,
+                    } = Content::parse(&m.body)
+                    {
+                        out.push((author, name, file_key, size));
+                    }
+                }
+                Ok(out)
+            })
+            .await
     }
 
     /// A contact's published profile picture key arrived (a retVal of
@@ -1321,19 +1396,25 @@ impl Runtime {
             if !value.is_empty() {
                 debug!("a contact's profile image is not a file key");
             }
+            // No picture any more: the ones downloaded from it go.
+            if let Some(r) = self.lookup(contact) {
+                self.drop_older_profile_images(r.conversation, None).await;
+            }
             return;
         };
         // No offer names it: the name is ours (the format is known only once decoded).
         let name = format!("{}.img", &hex_prefix(&key));
-        self.auto_download_image(contact, key, DownloadKind::ProfileImage, &name, None)
+        self.auto_download_image(contact, None, key, DownloadKind::ProfileImage, &name, None)
             .await;
     }
 
-    /// A contact offered a file in a conversation (overlay 200): if it is an image within
-    /// the limits, preview it (when image previews are on and the contact is accepted).
+    /// A contact offered a file in a conversation (overlay 200; theirs, or a group's): if it
+    /// is an image within the limits, preview it (when image previews are on and the
+    /// contact is accepted).
     pub(crate) async fn on_file_offered(
         self: &Arc<Self>,
         contact: &Onion,
+        conv: ConversationId,
         name: &str,
         file_key: &str,
         size: u64,
@@ -1346,6 +1427,7 @@ impl Runtime {
         };
         self.auto_download_image(
             contact,
+            Some(conv),
             key,
             DownloadKind::Preview,
             &safe_file_name(name),
@@ -1357,10 +1439,13 @@ impl Runtime {
     /// Download an image into the profile's images folder, unless image previews are off,
     /// the contact is not accepted (or blocked), the profile has no folder (in memory), it
     /// is too large, or it was downloaded (or refused) before. A download that failed (the
-    /// contact went away) is tried again; one that was interrupted resumes.
+    /// contact went away) is tried again; one that was interrupted resumes. Its state is
+    /// kept in `conv` (where it was offered: the contact's conversation by default, or a
+    /// group's).
     async fn auto_download_image(
         self: &Arc<Self>,
         contact: &Onion,
+        conv: Option<ConversationId>,
         key: FileKey,
         kind: DownloadKind,
         name: &str,
@@ -1393,8 +1478,9 @@ impl Runtime {
                 return;
             }
         }
+        let conv = conv.unwrap_or(r.conversation);
         let started = self
-            .start_image_download(&r.onion, r.conversation, key, kind, name, &dir)
+            .start_image_download(&r.onion, conv, key, kind, name, &dir)
             .await;
         self.state().files.starting.remove(&key);
         if let Err(e) = started {
@@ -1451,6 +1537,8 @@ impl Runtime {
             (attr("local", &key, "ts"), now_rfc3339()),
             (attr("local", &key, "state"), "downloading".to_owned()),
             (attr("local", &key, "kind"), kind.to_attr().to_owned()),
+            // Whom to resume from (a group's conversation does not say).
+            (attr("local", &key, "sharer"), contact.as_str().to_owned()),
         ];
         self.set_file_attrs(Some(conv), values).await?;
         debug!(?kind, "downloading an image automatically");

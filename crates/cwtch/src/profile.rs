@@ -189,6 +189,12 @@ impl ProfileHandle {
         Ok((key.to_string(), info))
     }
 
+    /// Remove our profile picture: it is no longer served, and contacts drop theirs when they
+    /// next ask for our attributes. False if there was none.
+    pub async fn remove_profile_image(&self) -> Result<bool> {
+        self.rt.remove_profile_image().await
+    }
+
     /// A contact's profile picture, if image previews fetched it and it decoded.
     pub async fn profile_image(
         &self,
@@ -199,15 +205,19 @@ impl ProfileHandle {
     }
 
     /// An image downloaded from a conversation (a preview or a profile picture), if it was
-    /// checked and is still there.
+    /// checked and is still there. The conversation is a contact's, or a group's (by its
+    /// conversation id).
     pub async fn image(
         &self,
-        contact: impl Into<ContactId>,
+        conversation: impl Into<ContactId>,
         file_key: &str,
     ) -> Result<Option<crate::Image>> {
         let key = parse_file_key(file_key)?;
-        let r = self.rt.resolve(&contact.into())?;
-        self.rt.image(r.conversation, key).await
+        let conv = match conversation.into() {
+            ContactId::Conversation(id) if self.rt.state().groups.groups.contains_key(&id) => id,
+            c => self.rt.resolve(&c)?.conversation,
+        };
+        self.rt.image(conv, key).await
     }
 
     /// Change the profile's password (re-encrypts the database, crash-safely).

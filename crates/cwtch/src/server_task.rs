@@ -727,6 +727,21 @@ impl Runtime {
                         });
                     }
                     let content = Content::parse(&i.body);
+                    // An image offered by a member who is an accepted contact is previewed
+                    // (if previews are on), downloaded from them; not on this task.
+                    if let Content::FileShare {
+                        name,
+                        file_key,
+                        size,
+                    } = &content
+                    {
+                        let (rt, sender, conv) = (self.clone(), i.sender.clone(), i.conv);
+                        let (name, file_key, size) = (name.clone(), file_key.clone(), *size);
+                        self.spawn(async move {
+                            rt.on_file_offered(&sender, conv, &name, &file_key, size)
+                                .await;
+                        });
+                    }
                     self.emit(Event::GroupMessage {
                         profile: self.profile(),
                         conversation_id: i.conv.0,

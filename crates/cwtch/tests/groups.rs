@@ -596,3 +596,147 @@ async fn a_file_shared_in_a_group_is_downloaded_from_its_sharer() {
     }
     server.shutdown().await;
 }
+
+/// A small PNG, `w`×`h`.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([x as u8, y as u8, 9, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+fn is_image_event(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::ImagePreview { .. }
+            | Event::FileDownloadProgress { .. }
+            | Event::FileDownloaded { .. }
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn images_a_contact_offers_in_a_group_are_previewed() {
+    let w = World::new();
+    let server = start_server(&w, "server").await;
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    let mut carol = peer(&w, "carol", fast_config()).await;
+    alice.profile.add_server(&server.bundle()).await.unwrap();
+    let g = alice
+        .profile
+        .create_group("pictures", server.onion().as_str())
+        .await
+        .unwrap();
+    // Bob is Alice's accepted contact; Carol is only a member of the group.
+    befriend(&mut alice, &mut bob).await;
+    let (a, b) = (alice.onion(), bob.onion());
+    alice
+        .profile
+        .invite_to_group(g.conversation_id, common::onion(&b))
+        .await
+        .unwrap();
+    let bg = cwtch::ConversationId(accept_invite(&mut bob, &a).await);
+    carol.profile.add_server(&server.bundle()).await.unwrap();
+    let cg = carol.profile.join_group(&g.invite).await.unwrap();
+    carol
+        .profile
+        .accept_group(cg.conversation_id)
+        .await
+        .unwrap();
+    carol.profile.set_image_previews(true).await.unwrap();
+
+    // Offered while Bob's previews are off: nothing is fetched.
+    let src = tempfile::tempdir().unwrap();
+    let early = png(12, 10);
+    let early_path = src.path().join("early.png");
+    std::fs::write(&early_path, &early).unwrap();
+    let (early_key, _) = alice
+        .profile
+        .share_file_in_group(g.conversation_id, &early_path)
+        .await
+        .unwrap();
+    assert_eq!(group_file_offer(&mut bob, &a).await, early_key);
+    bob.expect_none(
+        Duration::from_millis(800),
+        "an image download",
+        is_image_event,
+    )
+    .await;
+
+    // Turned on, the earlier image is previewed, from Alice over P2P, in the group.
+    bob.profile.set_image_previews(true).await.unwrap();
+    let e = bob
+        .expect(
+            "the earlier image's preview",
+            |e| matches!(e, Event::ImagePreview { file_key, .. } if *file_key == early_key),
+        )
+        .await;
+    let Event::ImagePreview {
+        conversation_id,
+        contact,
+        width,
+        path,
+        ..
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (conversation_id, contact.as_str(), width),
+        (bg.0, a.as_str(), 12)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), early);
+    let shown = bob.profile.image(bg, &early_key).await.unwrap().unwrap();
+    assert_eq!((shown.info.width, shown.info.height), (12, 10));
+    let files = bob.profile.group_files(bg).await.unwrap();
+    assert_eq!(files[0].state, "downloaded");
+
+    // Offered with previews on: previewed as it arrives.
+    let late = png(20, 5);
+    let late_path = src.path().join("late.png");
+    std::fs::write(&late_path, &late).unwrap();
+    let (late_key, _) = alice
+        .profile
+        .share_file_in_group(g.conversation_id, &late_path)
+        .await
+        .unwrap();
+    let e = bob
+        .expect(
+            "the new image's preview",
+            |e| matches!(e, Event::ImagePreview { file_key, .. } if *file_key == late_key),
+        )
+        .await;
+    let Event::ImagePreview { path, .. } = e else {
+        unreachable!()
+    };
+    assert_eq!(std::fs::read(&path).unwrap(), late);
+
+    // Carol has previews on but Alice is no contact of hers: nothing is fetched (fetching
+    // would connect to Alice and tell her who Carol is).
+    carol
+        .expect(
+            "the second offer",
+            |e| matches!(e, Event::GroupMessage { overlay: Some(200), text: Some(t), .. } if t == "late.png"),
+        )
+        .await;
+    carol
+        .expect_none(
+            Duration::from_millis(800),
+            "an image download",
+            is_image_event,
+        )
+        .await;
+    assert!(carol
+        .profile
+        .image(cg.conversation_id, &late_key)
+        .await
+        .unwrap()
+        .is_none());
+
+    for p in [alice, bob, carol] {
+        p.shutdown().await;
+    }
+    server.shutdown().await;
+}

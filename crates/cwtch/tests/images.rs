@@ -267,6 +267,33 @@ async fn profile_pictures_arrive_only_with_previews_on() {
     assert_eq!(got.file_key, new_key);
     assert_eq!(images_in(&bob).len(), 1, "{:?}", images_in(&bob));
 
+    // Alice removes her picture: no longer served, published as none, and Bob deletes his
+    // copy when he next asks.
+    assert!(alice.profile.remove_profile_image().await.unwrap());
+    assert!(!alice.profile.remove_profile_image().await.unwrap());
+    assert_eq!(
+        alice
+            .profile
+            .attribute(PROFILE_IMAGE_ATTRIBUTE)
+            .await
+            .unwrap(),
+        Some(String::new())
+    );
+    bob.profile.accept(onion(&a)).await.unwrap();
+    expect_profile_key(&mut bob, &a, "").await;
+    for _ in 0..200 {
+        if !Path::new(&newer).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !Path::new(&newer).exists(),
+        "the removed picture is still on disk"
+    );
+    assert_eq!(bob.profile.profile_image(onion(&a)).await.unwrap(), None);
+    assert!(images_in(&bob).is_empty(), "{:?}", images_in(&bob));
+
     // The old picture is not served: asked for it, alice sends nothing (the download stalls).
     alice
         .profile
@@ -475,6 +502,85 @@ async fn offered_images_are_previewed() {
         |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == notes_key),
     )
     .await;
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn images_offered_while_previews_were_off_are_previewed_once_turned_on() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let (a, b) = (alice.onion(), bob.onion());
+    let src = tempfile::tempdir().unwrap();
+
+    // Offered while Bob's previews are off: an image, and a file that is not one.
+    let early = png(24, 16);
+    let early_path = write(src.path(), "early.png", &early);
+    let (early_key, _) = alice
+        .profile
+        .share_file(onion(&b), &early_path)
+        .await
+        .unwrap();
+    let notes = write(src.path(), "notes.txt", b"not an image");
+    let (notes_key, _) = alice.profile.share_file(onion(&b), &notes).await.unwrap();
+    bob.expect("the offer", |e| {
+        matches!(e, Event::NewMessage { overlay: Some(200), text: Some(t), .. } if t == "notes.txt")
+    })
+    .await;
+    bob.expect_none(QUIET, "an image download", is_image_event)
+        .await;
+    assert!(images_in(&bob).is_empty());
+
+    // Turned on: the image offered earlier is fetched, checked and described; the other
+    // file is left alone.
+    bob.profile.set_image_previews(true).await.unwrap();
+    let e = bob
+        .expect(
+            "the earlier image's preview",
+            |e| matches!(e, Event::ImagePreview { file_key, .. } if *file_key == early_key),
+        )
+        .await;
+    let Event::ImagePreview {
+        width,
+        height,
+        path,
+        conversation_id,
+        ..
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!((width, height), (24, 16));
+    assert_eq!(std::fs::read(&path).unwrap(), early);
+    let conv = bob
+        .profile
+        .contact(onion(&a))
+        .await
+        .unwrap()
+        .conversation_id;
+    assert_eq!(conversation_id, conv.0);
+    let files = bob.profile.files(Some(onion(&a).into())).await.unwrap();
+    let state = |k: &str| {
+        files
+            .iter()
+            .find(|f| f.file_key == k)
+            .unwrap()
+            .state
+            .clone()
+    };
+    assert_eq!(state(&early_key), "downloaded");
+    assert_eq!(state(&notes_key), "offered");
+    assert_eq!(images_in(&bob), vec!["early.png".to_owned()]);
+
+    // Turning previews off and on again fetches nothing twice.
+    bob.events.clear();
+    bob.profile.set_image_previews(false).await.unwrap();
+    bob.profile.set_image_previews(true).await.unwrap();
+    bob.expect_none(QUIET, "a second download", is_image_event)
+        .await;
+    assert_eq!(images_in(&bob), vec!["early.png".to_owned()]);
     alice.shutdown().await;
     bob.shutdown().await;
 }

@@ -401,6 +401,7 @@ struct SettingsChange {
     block_unknown: Option<bool>,
     image_previews: Option<bool>,
     image: Option<String>,
+    remove_image: bool,
 }
 
 /// The colours a terminal can draw an image in.
@@ -1077,6 +1078,7 @@ impl App {
                 block_unknown: c.block_unknown,
                 image_previews: c.image_previews,
                 image: c.image,
+                remove_image: c.remove_image,
             },
             &me,
             None,
@@ -1107,8 +1109,15 @@ impl App {
     }
 
     /// `/picture PATH`: the profile's picture (checked by the library, shared with accepted
-    /// contacts).
+    /// contacts); `/picture none` removes it (a file named `none`: `./none`).
     fn picture(&mut self, path: &str) -> Vec<Action> {
+        if path == "none" {
+            let change = SettingsChange {
+                remove_image: true,
+                ..SettingsChange::default()
+            };
+            return self.change_settings(change, What::Changed("profile picture removed"));
+        }
         let change = SettingsChange {
             image: Some(expand_home(path).display().to_string()),
             ..SettingsChange::default()
@@ -1917,6 +1926,7 @@ fn refresh_all(onion: &str) -> Vec<Action> {
             block_unknown: None,
             image_previews: None,
             image: None,
+            remove_image: false,
         },
         onion,
         None,

@@ -1636,6 +1636,27 @@ fn previews_and_the_profile_picture_are_set_with_commands() {
             if p == "/tmp/me.png"),
         "{a:?}"
     );
+    let a = run(&mut app, "/picture none");
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::ProfileSettings {
+                    image: None,
+                    remove_image: true,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    let a = run(&mut app, "/picture ./none");
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ProfileSettings { image: Some(p), remove_image: false, .. }, .. }]
+            if p.ends_with("/none")),
+        "{a:?}"
+    );
     app.notice = None;
     assert!(run(&mut app, "/picture").is_empty());
     assert!(app.notice.as_ref().is_some_and(|n| n.error));

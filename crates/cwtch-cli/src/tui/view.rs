@@ -58,7 +58,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
     "/share PATH  /download KEY  (Enter sends text; //x sends /x)",
     "/permissions [files|images allow|refuse|default]",
-    "/previews on|off  /picture PATH",
+    "/previews on|off  /picture PATH|none",
 ];
 
 const ACCENT: Color = Color::Cyan;
