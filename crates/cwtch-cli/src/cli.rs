@@ -138,7 +138,8 @@ pub(crate) enum ProfileCommand {
 pub(crate) enum ContactCommand {
     /// Add a contact by onion address (accepted on our side); it sees a contact request.
     Add(ContactArgs),
-    /// List contacts: conversation id, onion, status, connection state, name.
+    /// List contacts: conversation id, onion, status, connection state, unread (their
+    /// messages since `cwtch messages CONTACT` last showed the newest), name.
     List(PasswordArgs),
     /// Accept a contact request.
     Accept(ContactArgs),

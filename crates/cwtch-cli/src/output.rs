@@ -50,14 +50,15 @@ pub(crate) fn settings_text(s: &SettingsRow) -> String {
     )
 }
 
-/// `conversation<TAB>onion<TAB>status<TAB>state<TAB>name`.
+/// `conversation<TAB>onion<TAB>status<TAB>state<TAB>unread<TAB>name`.
 pub(crate) fn contact_line(c: &ContactRow) -> String {
     format!(
-        "{}\t{}\t{}\t{:?}\t{}",
+        "{}\t{}\t{}\t{:?}\t{}\t{}",
         c.conversation_id,
         c.onion,
         c.status(),
         c.state,
+        c.unread,
         escape(c.name.as_deref().unwrap_or(""))
     )
 }

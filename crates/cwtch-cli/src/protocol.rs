@@ -404,6 +404,9 @@ pub(crate) struct ContactRow {
     /// The connection state (`Disconnected` when no `cwtch run` runs the profile).
     pub(crate) state: ConnectionState,
     pub(crate) message_count: u64,
+    /// The contact's messages after the last one read.
+    #[serde(default)]
+    pub(crate) unread: u64,
     pub(crate) unacknowledged: usize,
     pub(crate) attributes: BTreeMap<String, String>,
     /// What the contact may do beyond chatting (`null`: the default).
@@ -425,6 +428,7 @@ impl ContactRow {
                 ConnectionState::Disconnected
             },
             message_count: c.message_count,
+            unread: c.unread,
             unacknowledged: c.unacknowledged,
             attributes: c.attributes,
             permissions: c.permissions,

@@ -643,10 +643,19 @@ impl Session {
     ) -> Result<Reply, CliError> {
         let h = self.handle(profile).await?;
         let mut ms = match resolve_target(&h, target).await? {
-            Target::Contact(cid) => h
-                .messages(cid, offset, limit)
-                .await
-                .map_err(|e| contact_error(e, target))?,
+            Target::Contact(cid) => {
+                let ms = h
+                    .messages(cid.clone(), offset, limit)
+                    .await
+                    .map_err(|e| contact_error(e, target))?;
+                // The newest were shown: the contact's messages are read.
+                if offset == 0 {
+                    h.mark_read(cid)
+                        .await
+                        .map_err(|e| contact_error(e, target))?;
+                }
+                ms
+            }
             Target::Group(g) => {
                 let ms = h
                     .group_messages(g.clone(), offset, limit)

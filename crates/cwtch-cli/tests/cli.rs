@@ -846,7 +846,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     let o = with(&["contact", "delete", "1", "--yes"]);
     assert_eq!(
         ok(&o),
-        format!("deleted: 1\t{peer}\taccepted\tDisconnected\t (0 messages)\n")
+        format!("deleted: 1\t{peer}\taccepted\tDisconnected\t0\t (0 messages)\n")
     );
     assert_eq!(ok(&with(&["contact", "list"])), "");
     fails(

@@ -144,9 +144,18 @@ async fn two_daemons_add_accept_talk_block_and_deliver_after_restarts() {
     a.wait_for(STEP, |e| is_new_message(e, "hello alice")).await;
     b.wait_for(STEP, |e| is_ack(e, &s["message_id"])).await;
 
+    // Bob's reply is unread at Alice's until `messages` shows it.
+    let o = acwtch(&w.a_dir, &["contact", "list"]).await;
+    assert!(
+        ok(&o).starts_with(&format!("1\t{}\taccepted\tAuthenticated\t1\tbob", w.bob)),
+        "{}",
+        ok(&o)
+    );
     let text = ok(&acwtch(&w.a_dir, &["messages", &w.bob]).await);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
+    let v = json(&acwtch(&w.a_dir, &["--json", "contact", "list"]).await);
+    assert_eq!(v[0]["unread"], 0, "{v}");
     assert!(
         lines[0].starts_with("1\tout\tacknowledged\t") && lines[0].ends_with("\thello bob"),
         "{text}"

@@ -1,6 +1,8 @@
 //! A group's members and unread count (`ProfileStore::authors`) in a SQLCipher profile whose
 //! group has 10 000 messages from 20 authors: the store's one SQL pass, against reading every
-//! message out (what `ProfileHandle::group` did before), measured in the same run.
+//! message out (what `ProfileHandle::group` did before), measured in the same run. And a
+//! contact's unread count (`ProfileStore::count_after`, 100 messages after the last read) in
+//! the same conversation: counted in SQL over those rows only, against reading them out.
 
 #![allow(clippy::unwrap_used)] // a bench that fails should stop loudly
 
@@ -8,8 +10,8 @@ use std::hint::black_box;
 
 use criterion::Throughput;
 use cwtch_storage::{
-    authors_by_reading, keys, Attributes, CwtchHome, MessageId, NewConversation, NewMessage,
-    Password, ProfileHome, ProfileStore,
+    authors_by_reading, count_after_by_reading, keys, Attributes, CwtchHome, MessageId,
+    NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
 };
 
 const MESSAGES: usize = 10_000;
@@ -81,6 +83,32 @@ fn main() {
         })
     });
     g.finish();
+    assert_eq!(
+        p.count_after(conv, keys::MESSAGE_AUTHOR, "author-00", after)
+            .unwrap(),
+        95
+    );
+    let mut g = c.benchmark_group("unread");
+    g.sample_size(50);
+    g.bench_function("read_unread_messages", |b| {
+        b.iter(|| {
+            black_box(
+                count_after_by_reading(&p, conv, keys::MESSAGE_AUTHOR, "author-00", after).unwrap(),
+            );
+        })
+    });
+    g.bench_function("sql", |b| {
+        b.iter(|| {
+            black_box(
+                p.count_after(conv, keys::MESSAGE_AUTHOR, "author-00", after)
+                    .unwrap(),
+            );
+        })
+    });
+    g.finish();
     c.final_summary();
-    benchkit::report(&[("authors/sql", "authors/read_every_message")]);
+    benchkit::report(&[
+        ("authors/sql", "authors/read_every_message"),
+        ("unread/sql", "unread/read_unread_messages"),
+    ]);
 }

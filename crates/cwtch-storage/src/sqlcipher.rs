@@ -885,6 +885,34 @@ impl ProfileStore for Profile {
         Ok(out)
     }
 
+    fn count_after(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        except: &str,
+        after: MessageId,
+    ) -> Result<u64, Error> {
+        if key.contains(['"', '\\']) || key.chars().any(char::is_control) {
+            return crate::store::count_after_by_reading(self, conversation, key, except, after);
+        }
+        if !self.channel_exists(conversation)? {
+            return Ok(0);
+        }
+        // Only the rows after `after` (a range of the table's integer key), as `authors`
+        // reads each one's author.
+        let n: i64 = self.conn()?.query_row(
+            &format!(
+                "SELECT count(*) FROM (SELECT CASE WHEN json_valid(CAST(Attributes AS TEXT)) \
+                 THEN json_extract(CAST(Attributes AS TEXT), ?1) END AS a FROM {} WHERE ID > ?3) \
+                 WHERE typeof(a) = 'text' AND a != ?2",
+                schema::channel_table(conversation)
+            ),
+            params![format!("$.\"{key}\""), except, after.0],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn message_index(
         &self,
         conversation: ConversationId,

@@ -242,6 +242,20 @@ pub trait ProfileStore: Send {
         authors_by_reading(self, conversation, key, except, after)
     }
 
+    /// How many messages after `after` have message attribute `key` set to something other
+    /// than `except` (a contact's unread messages: theirs after the last one read). The
+    /// default reads the messages after `after`; a store may count them without reading
+    /// them out.
+    fn count_after(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        except: &str,
+        after: MessageId,
+    ) -> Result<u64, Error> {
+        count_after_by_reading(self, conversation, key, except, after)
+    }
+
     /// A message's position in [`ProfileStore::messages`] order (0 = newest), if it exists.
     fn message_index(
         &self,
@@ -291,6 +305,36 @@ pub struct Authors {
     pub names: std::collections::BTreeSet<String>,
     /// How many of their messages are after the given id.
     pub after: u64,
+}
+
+/// [`ProfileStore::count_after`] by reading the messages after `after`, newest first, a page
+/// at a time (the default, and the reference the stores' own answers are checked against).
+pub fn count_after_by_reading<S: ProfileStore + ?Sized>(
+    store: &S,
+    conversation: ConversationId,
+    key: &str,
+    except: &str,
+    after: MessageId,
+) -> Result<u64, Error> {
+    const PAGE: u32 = 512;
+    let mut n = 0u64;
+    let mut offset = 0u64;
+    loop {
+        let page = store.messages(conversation, offset, PAGE)?;
+        let len = page.len();
+        for m in page {
+            if m.id <= after {
+                return Ok(n);
+            }
+            if m.attributes.get(key).is_some_and(|a| a != except) {
+                n += 1;
+            }
+        }
+        if len < PAGE as usize {
+            return Ok(n);
+        }
+        offset += len as u64;
+    }
 }
 
 /// [`ProfileStore::authors`] by reading every message, a page at a time (the default, and the

@@ -689,6 +689,14 @@ proptest! {
         let got_mem = mem.authors(cm, &key, "me", MessageId(after)).unwrap();
         prop_assert_eq!(&got_sql, &want);
         prop_assert_eq!(&got_mem, &want);
+        // The same unread count, counted over the messages after `after` only.
+        let after = MessageId(after);
+        prop_assert_eq!(sql.count_after(cs, &key, "me", after).unwrap(), want.after);
+        prop_assert_eq!(mem.count_after(cm, &key, "me", after).unwrap(), want.after);
+        prop_assert_eq!(
+            cwtch_storage::count_after_by_reading(&sql, cs, &key, "me", after).unwrap(),
+            want.after
+        );
     }
 }
 
@@ -713,4 +721,10 @@ fn authors_of_a_conversation_without_messages() {
         )
         .unwrap();
     assert_eq!(none, cwtch_storage::Authors::default());
+    for conv in [c, ConversationId(999)] {
+        let n = sql
+            .count_after(conv, keys::MESSAGE_AUTHOR, "me", MessageId(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
 }

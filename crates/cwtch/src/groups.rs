@@ -690,6 +690,11 @@ impl Runtime {
     /// Mark every message of a group as read.
     pub(crate) async fn mark_group_read(&self, g: &GroupRef) -> Result<()> {
         let conv = self.resolve_group(g)?;
+        self.mark_read(conv).await
+    }
+
+    /// Mark every message of a conversation (a contact's or a group's) as read.
+    pub(crate) async fn mark_read(&self, conv: ConversationId) -> Result<()> {
         self.store
             .call(move |s| {
                 let latest = s.latest_message(conv)?.map(|m| m.id.0).unwrap_or(0);

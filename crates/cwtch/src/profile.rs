@@ -291,17 +291,18 @@ impl ProfileHandle {
 
     /// All contacts (peer-to-peer conversations), by conversation id.
     pub async fn contacts(&self) -> Result<Vec<Contact>> {
+        let me = self.rt.onion.as_str().to_owned();
         let rows = self
             .rt
             .store
-            .call(|s| {
+            .call(move |s| {
                 let mut out = Vec::new();
                 for c in s.conversations()? {
                     if c.kind() != cwtch_storage::ConversationKind::Contact {
                         continue; // a group or server conversation
                     }
-                    let n = s.message_count(c.id)?;
-                    out.push((c, n));
+                    let counts = counts(s, &c, &me)?;
+                    out.push((c, counts));
                 }
                 Ok(out)
             })
@@ -316,6 +317,7 @@ impl ProfileHandle {
     pub async fn contact(&self, contact: impl Into<ContactId>) -> Result<Contact> {
         let r = self.rt.resolve(&contact.into())?;
         let conv = r.conversation;
+        let me = self.rt.onion.as_str().to_owned();
         let (c, n) = self
             .rt
             .store
@@ -323,14 +325,24 @@ impl ProfileHandle {
                 let c = s
                     .conversation(conv)?
                     .ok_or(cwtch_storage::Error::ConversationNotFound(conv))?;
-                let n = s.message_count(conv)?;
+                let n = counts(s, &c, &me)?;
                 Ok((c, n))
             })
             .await?;
         self.contact_from(c, n).ok_or(Error::ContactNotFound)
     }
 
-    fn contact_from(&self, c: Conversation, message_count: u64) -> Option<Contact> {
+    /// Mark a contact's messages as read ([`Contact::unread`] counts theirs after).
+    pub async fn mark_read(&self, contact: impl Into<ContactId>) -> Result<()> {
+        let r = self.rt.resolve(&contact.into())?;
+        self.rt.mark_read(r.conversation).await
+    }
+
+    fn contact_from(
+        &self,
+        c: Conversation,
+        (message_count, unread): (u64, u64),
+    ) -> Option<Contact> {
         let onion = Onion::parse(&c.handle).ok()?;
         let (state, unacknowledged) = {
             let st = self.rt.state();
@@ -352,6 +364,7 @@ impl ProfileHandle {
             name,
             state,
             message_count,
+            unread,
             unacknowledged,
             attributes: c.attributes,
         })
@@ -856,4 +869,24 @@ impl ProfileHandle {
 
 fn parse_file_key(s: &str) -> Result<cwtch_model::files::FileKey> {
     cwtch_model::files::FileKey::parse(s).map_err(|_| Error::Invalid { what: "file key" })
+}
+
+/// A contact's messages, and how many of theirs came after the last one the user read.
+fn counts(
+    s: &mut dyn cwtch_storage::ProfileStore,
+    c: &Conversation,
+    me: &str,
+) -> std::result::Result<(u64, u64), cwtch_storage::Error> {
+    let last_read = c
+        .attribute(crate::groups::LAST_READ)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let n = s.message_count(c.id)?;
+    let unread = s.count_after(
+        c.id,
+        keys::MESSAGE_AUTHOR,
+        me,
+        cwtch_storage::MessageId(last_read),
+    )?;
+    Ok((n, unread))
 }

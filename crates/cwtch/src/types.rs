@@ -116,6 +116,9 @@ pub struct Contact {
     pub state: ConnectionState,
     /// Messages stored in the conversation.
     pub message_count: u64,
+    /// The contact's messages after the last one the user read
+    /// ([`ProfileHandle::mark_read`](crate::ProfileHandle::mark_read)).
+    pub unread: u64,
     /// Our messages not yet acknowledged (they are retried on every connection).
     pub unacknowledged: usize,
     /// The conversation's attributes (`public.profile.*` fetched from the contact,

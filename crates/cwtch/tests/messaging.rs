@@ -103,6 +103,16 @@ async fn contact_request_acceptance_and_messages_both_ways() {
     })
     .await;
 
+    // Unread: the other's messages since the last read; our own never count.
+    let bc = cwtch::ConversationId(bob_conv);
+    assert_eq!(alice.profile.contact(&c).await.unwrap().unread, 1);
+    assert_eq!(bob.profile.contact(bc).await.unwrap().unread, 1);
+    bob.profile.mark_read(bc).await.unwrap();
+    assert_eq!(bob.profile.contact(bc).await.unwrap().unread, 0);
+    assert_eq!(bob.profile.contacts().await.unwrap()[0].unread, 0);
+    alice.profile.mark_read(&c).await.unwrap();
+    assert_eq!(alice.profile.contacts().await.unwrap()[0].unread, 0);
+
     // Both sides stored both messages, with states.
     let msgs = alice.profile.messages(&c, 0, 10).await.unwrap();
     assert_eq!(msgs.len(), 2);
@@ -130,6 +140,8 @@ async fn contact_request_acceptance_and_messages_both_ways() {
     assert!(
         matches!(ev, Event::NewMessage { overlay: Some(10), quoted_hash: Some(h), .. } if h == content_hash)
     );
+    // Only what came after the last read is unread.
+    assert_eq!(bob.profile.contact(bc).await.unwrap().unread, 1);
     alice.shutdown().await;
     bob.shutdown().await;
 }

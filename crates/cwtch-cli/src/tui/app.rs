@@ -123,7 +123,7 @@ impl Conv {
             blocked: c.blocked,
             peer: c.state,
             server_state: ServerState::Disconnected,
-            unread: 0,
+            unread: c.unread,
             missing: 0,
             status: c
                 .attributes
@@ -1726,6 +1726,9 @@ impl App {
                 actions
             }
             (What::Contacts, Reply::Contacts { contacts }) => {
+                // The open conversation is being read (its reload marks it so, perhaps
+                // after this answer was made).
+                let open = self.open.filter(|_| self.is_active(&ctx.profile));
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
                     let old = std::mem::take(&mut p.convs);
                     let mut convs: Vec<Conv> = old
@@ -1735,8 +1738,8 @@ impl App {
                         .collect();
                     for row in &contacts {
                         let mut c = Conv::from_contact(row);
-                        if let Some(o) = old.iter().find(|o| o.id == c.id && o.kind == c.kind) {
-                            c.unread = o.unread;
+                        if open == Some(c.id) {
+                            c.unread = 0;
                         }
                         convs.push(c);
                     }
@@ -1777,7 +1780,7 @@ impl App {
                     if let Some(i) = self.cursor {
                         self.cursor = Some(i.min(self.messages.len().saturating_sub(1)));
                     }
-                    // Shown: a group's messages are marked read by the request itself.
+                    // Shown: the conversation is marked read by the request itself.
                     if let Some(c) = self
                         .profile_mut()
                         .and_then(|p| ctx.conv.and_then(|id| p.conv_mut(id)))

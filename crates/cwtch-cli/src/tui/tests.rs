@@ -58,6 +58,7 @@ fn contact(
         blocked: false,
         state,
         message_count: 0,
+        unread: 0,
         unacknowledged: 0,
         attributes: Default::default(),
         permissions: Default::default(),
@@ -750,6 +751,30 @@ fn open_flag_opens_by_onion_name_or_id() {
         // The messages were asked for (by the first list that named it).
         let _ = a;
     }
+}
+
+#[test]
+fn contacts_unread_comes_from_the_daemon_except_the_open_one() {
+    let mut app = world();
+    let with_unread = |n: u64| {
+        let mut bob = contact(1, BOB, Some("bob"), true, ConnectionState::Authenticated);
+        bob.unread = n;
+        let mut carol = contact(2, CAROL, None, false, ConnectionState::Connecting);
+        carol.unread = 2;
+        Ok(Reply::Contacts {
+            contacts: vec![bob, carol],
+        })
+    };
+    // Unread while the TUI was closed: shown as the daemon counts them.
+    app.handle_reply(ctx(ALICE, None, What::Contacts), with_unread(3));
+    let unread = |app: &App, id: i64| app.visible().iter().find(|c| c.id == id).unwrap().unread;
+    assert_eq!((unread(&app, 1), unread(&app, 2)), (3, 2));
+    assert!(screen(&app, 80, 24).contains("● bob (3)"));
+    // Opened: read; a list answered before the daemon marked it stays read.
+    open_with(&mut app, 1, bob_messages());
+    assert_eq!(unread(&app, 1), 0);
+    app.handle_reply(ctx(ALICE, None, What::Contacts), with_unread(3));
+    assert_eq!((unread(&app, 1), unread(&app, 2)), (0, 2));
 }
 
 #[test]
