@@ -194,7 +194,7 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
         ("tag", tag),
         ("Created", bool_str(created)),
         ("Online", bool_str(p.is_online())),
-        ("autostart", bool_str(true)),
+        ("autostart", bool_str(p.autostart().await.unwrap_or(true))),
         ("picture", String::new()),
         ("defaultPicture", String::new()),
         ("ContactsJson", to_json(&conversations)),

@@ -395,8 +395,9 @@ pub unsafe extern "C" fn c_ConfigureConnections(
     })
 }
 
-/// Create a profile and load it: `NewPeer` (`Created: "true"`) follows. `autostart` is
-/// ignored (the profile always starts).
+/// Create a profile and load it: `NewPeer` (`Created: "true"`) follows. Without `autostart`
+/// it loads deactivated (now and on every load: nothing goes online until
+/// `c_ActivatePeerEngine`); `NewPeer`'s `autostart` says which.
 ///
 /// # Safety
 /// See the module docs.

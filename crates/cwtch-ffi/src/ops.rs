@@ -48,10 +48,14 @@ pub(crate) async fn create_profile(
     r: &Running,
     name: &str,
     pass: &str,
-    _autostart: bool,
+    autostart: bool,
 ) -> CallResult<()> {
     let pw = password(pass);
-    let info = r.app.create_profile(name, &pw).await.map_err(err)?;
+    let info = r
+        .app
+        .create_profile_with_autostart(name, &pw, autostart)
+        .await
+        .map_err(err)?;
     r.created
         .lock()
         .unwrap_or_else(|e| e.into_inner())

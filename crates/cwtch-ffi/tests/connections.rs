@@ -171,6 +171,27 @@ fn connections_on_demand_through_the_c_abi() {
         "no onion in errors: {errors:?}"
     );
 
+    // ---- c_CreateProfile without autostart: loaded, but nothing goes online ----
+    events.forget("NewPeer");
+    events.forget("NetworkError");
+    lib.create_profile_autostart("quiet", DEFAULT_PASSWORD, false);
+    let quiet = events.wait("NewPeer", |e| e.get("name") == "quiet");
+    assert_eq!(quiet.get("autostart"), "false");
+    assert_eq!(quiet.get("Online"), "false");
+    let q = quiet.get("Identity").to_owned();
+    events.expect_none(std::time::Duration::from_millis(800), "NetworkError", |e| {
+        e.data.get("ProfileOnion").map(String::as_str) == Some(q.as_str())
+    });
+    lib.void1("c_ActivatePeerEngine", &q);
+    events.wait("NetworkError", |e| {
+        e.get("ProfileOnion") == q && e.get("Status") == "Success"
+    });
+    // The bot, created with autostart, says so.
+    events.forget("NewPeer");
+    lib.void0("c_ReconnectCwtchForeground");
+    let again = events.wait("NewPeer", |e| e.get("Identity") == bot);
+    assert_eq!(again.get("autostart"), "true");
+
     lib.void0("c_ShutdownCwtch");
     rt.block_on(alice_app.shutdown());
 }

@@ -168,7 +168,20 @@ impl Cwtch {
 
     /// Create a profile (a fresh identity). It is not loaded.
     pub async fn create_profile(&self, name: &str, password: &Password) -> Result<ProfileInfo> {
-        self.create_profile_inner(name, password, None).await
+        self.create_profile_inner(name, password, None, true).await
+    }
+
+    /// Create a profile whose engine starts when it loads (`autostart`, as
+    /// [`create_profile`](Self::create_profile)) or stays deactivated until asked
+    /// ([`AUTOSTART_ATTRIBUTE`](crate::AUTOSTART_ATTRIBUTE)). It is not loaded.
+    pub async fn create_profile_with_autostart(
+        &self,
+        name: &str,
+        password: &Password,
+        autostart: bool,
+    ) -> Result<ProfileInfo> {
+        self.create_profile_inner(name, password, None, autostart)
+            .await
     }
 
     /// Create a profile with a given identity (tests, vanity addresses). It is not loaded.
@@ -178,7 +191,7 @@ impl Cwtch {
         password: &Password,
         identity: &Identity,
     ) -> Result<ProfileInfo> {
-        self.create_profile_inner(name, password, Some(identity.to_go_private_key()))
+        self.create_profile_inner(name, password, Some(identity.to_go_private_key()), true)
             .await
     }
 
@@ -187,6 +200,7 @@ impl Cwtch {
         name: &str,
         password: &Password,
         key: Option<zeroize::Zeroizing<[u8; 64]>>,
+        autostart: bool,
     ) -> Result<ProfileInfo> {
         let (home, name, password) = (self.inner.home.clone(), name.to_owned(), password.clone());
         blocking(move || {
@@ -195,7 +209,7 @@ impl Cwtch {
                     .map_err(|_| Error::Invalid { what: "identity" })?,
                 None => Identity::generate(&mut rand_core::OsRng),
             };
-            let backend = match &home {
+            let mut backend = match &home {
                 Home::Disk(h) => {
                     Backend::Disk(h.create_profile_with_identity(&name, &password, &identity)?)
                 }
@@ -203,6 +217,11 @@ impl Cwtch {
                     Backend::Memory(h.create_profile_with_identity(&name, &password, &identity)?)
                 }
             };
+            if !autostart {
+                backend
+                    .store()
+                    .set_attribute(crate::AUTOSTART_ATTRIBUTE, keys::FALSE)?;
+            }
             let info = profile_info(backend.store_ref(), false)?;
             close_backend(backend);
             Ok(info)
@@ -328,6 +347,8 @@ impl Cwtch {
             self.inner.config.service.clone(),
         );
         let mut state = State::default();
+        // A profile that does not start on its own loads deactivated: nothing goes online.
+        state.policy.active = snapshot.autostart;
         for (onion, c) in snapshot.contacts {
             state.by_conversation.insert(c.id, onion.clone());
             let blocked = c.is_blocked();
@@ -636,6 +657,7 @@ struct Snapshot {
     identity: Identity,
     block_unknown: bool,
     image_previews: bool,
+    autostart: bool,
     contacts: Vec<(Onion, Conversation)>,
     outbox: Vec<(Onion, MessageId, Outgoing)>,
     groups: crate::groups::Loaded,
@@ -659,6 +681,7 @@ fn open_for_engine(
         .attribute(crate::images::IMAGE_PREVIEWS_ATTRIBUTE)?
         .as_deref()
         == Some(keys::TRUE);
+    let autostart = store.attribute(crate::AUTOSTART_ATTRIBUTE)?.as_deref() != Some(keys::FALSE);
     let mut contacts = Vec::new();
     let mut outbox = Vec::new();
     let conversations = store.conversations()?;
@@ -714,6 +737,7 @@ fn open_for_engine(
             identity,
             block_unknown,
             image_previews,
+            autostart,
             contacts,
             outbox,
             groups,

@@ -5,9 +5,10 @@
 //!
 //! One owner: the [`Policy`] in the profile's state says what the engine may do on its own.
 //! Every automatic start (the listener, a contact's dialler, a server's task) asks it first,
-//! and every change of it is applied here ([`Runtime::apply_policy`]). Nothing of it is
-//! stored: a profile loads active with everything allowed, and what a client changes lasts
-//! until the profile is shut down.
+//! and every change of it is applied here ([`Runtime::apply_policy`]). Only whether the
+//! engine starts at all is stored ([`AUTOSTART_ATTRIBUTE`]): a profile loads active (unless
+//! that says no) with everything allowed, and what a client changes lasts until the profile
+//! is shut down.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +25,14 @@ use crate::event::ConnectionState;
 use crate::profile::ProfileHandle;
 use crate::runtime::Runtime;
 use crate::types::ContactId;
+
+/// The profile attribute saying whether the profile's engine starts when it loads: `false`
+/// keeps it deactivated (nothing goes online) until
+/// [`ProfileHandle::set_engine_active`]; absent or anything else: it starts. Set by
+/// [`Cwtch::create_profile_with_autostart`](crate::Cwtch::create_profile_with_autostart) and
+/// [`ProfileHandle::set_autostart`]. Go's `c_CreateProfile` takes the same choice; where Go
+/// keeps it is UNCONFIRMED. Local scope: never disclosed.
+pub const AUTOSTART_ATTRIBUTE: &str = "local.profile.autostart";
 
 /// What a profile's engine does on its own (Go's `ConfigureConnections(onion, listen, peers,
 /// servers)`). Everything is on when a profile loads.
@@ -328,6 +337,30 @@ impl ProfileHandle {
     /// Whether the engine is active (see [`ProfileHandle::set_engine_active`]).
     pub fn engine_active(&self) -> bool {
         self.rt.state().policy.active
+    }
+
+    /// Whether the engine starts when the profile loads ([`AUTOSTART_ATTRIBUTE`]).
+    pub async fn autostart(&self) -> Result<bool> {
+        let v = self
+            .rt
+            .store
+            .call(|s| s.attribute(AUTOSTART_ATTRIBUTE))
+            .await?;
+        Ok(v.as_deref() != Some(cwtch_storage::keys::FALSE))
+    }
+
+    /// Set whether the engine starts when the profile next loads (the running engine is
+    /// left as it is: see [`ProfileHandle::set_engine_active`]).
+    pub async fn set_autostart(&self, on: bool) -> Result<()> {
+        let v = if on {
+            cwtch_storage::keys::TRUE
+        } else {
+            cwtch_storage::keys::FALSE
+        };
+        self.rt
+            .store
+            .call(move |s| s.set_attribute(AUTOSTART_ATTRIBUTE, v))
+            .await
     }
 
     /// Set what the engine does on its own, and activate it (as Go's `ConfigureConnections`

@@ -33,7 +33,7 @@ pub use config::{
     Config, ServiceConfig, DEFAULT_DIAL_BACKOFF_INITIAL, DEFAULT_DIAL_BACKOFF_MAX,
     DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_VERSION_WAIT,
 };
-pub use connections::Connections;
+pub use connections::{Connections, AUTOSTART_ATTRIBUTE};
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
 pub use files::{FileInfo, Image};

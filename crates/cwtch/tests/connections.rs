@@ -262,6 +262,89 @@ async fn a_deactivated_engine_makes_no_connections_until_activated() {
     bob.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_profile_without_autostart_loads_offline_until_activated() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let (a, b) = (alice.onion(), bob.onion());
+    assert!(bob.profile.autostart().await.unwrap());
+    bob.profile.set_autostart(false).await.unwrap();
+    // The running engine is left alone.
+    assert!(bob.profile.engine_active() && bob.profile.is_online());
+    let bob_home = bob.home.clone();
+    bob.shutdown().await;
+    alice
+        .expect("bob gone", state_of(&b, ConnectionState::Disconnected))
+        .await;
+
+    // Loaded again: deactivated, nothing listens or dials; alice cannot reach it.
+    let cwtch = cwtch::Cwtch::open_with_config(&bob_home, w.acn(), fast_config())
+        .await
+        .unwrap();
+    let id = cwtch
+        .list_profiles(&cwtch::Password::Default)
+        .await
+        .unwrap()[0]
+        .profile_id
+        .clone();
+    let mut events = Events::new(cwtch.events());
+    let profile = load_retrying(&cwtch, id.as_str()).await;
+    assert!(!profile.engine_active());
+    assert!(!profile.autostart().await.unwrap());
+    alice.profile.connect_to_peer(onion(&b)).await.unwrap();
+    events
+        .expect_none(QUIET, "going online or a connection", |e| {
+            matches!(
+                e,
+                Event::ProfileOnline { .. }
+                    | Event::PeerStateChanged {
+                        state: ConnectionState::Authenticated,
+                        ..
+                    }
+            )
+        })
+        .await;
+    assert!(!profile.is_online());
+
+    // Activated by hand: online, and alice's contact connects.
+    profile.set_engine_active(true).await.unwrap();
+    assert!(profile.wait_online(WAIT).await);
+    events
+        .expect(
+            "alice connected",
+            state_of(&a, ConnectionState::Authenticated),
+        )
+        .await;
+    cwtch.shutdown().await;
+
+    // A profile created without autostart never goes online on its own, from its first load.
+    let home = w.home("carol");
+    let cwtch = cwtch::Cwtch::open_with_config(&home, w.acn(), fast_config())
+        .await
+        .unwrap();
+    let info = cwtch
+        .create_profile_with_autostart("carol", &cwtch::Password::Default, false)
+        .await
+        .unwrap();
+    let mut events = Events::new(cwtch.events());
+    let carol = cwtch
+        .load_profile(info.profile_id.as_str(), &cwtch::Password::Default)
+        .await
+        .unwrap();
+    assert!(!carol.engine_active());
+    events
+        .expect_none(QUIET, "going online", |e| {
+            matches!(e, Event::ProfileOnline { .. })
+        })
+        .await;
+    carol.set_autostart(true).await.unwrap();
+    assert!(carol.autostart().await.unwrap());
+    cwtch.shutdown().await;
+    alice.shutdown().await;
+}
+
 async fn start_server(w: &World, name: &str) -> Server {
     let dir = w.home(name);
     cwtch_server::create_data_dir(&dir).unwrap();

@@ -192,10 +192,14 @@ impl Lib {
     }
 
     pub fn create_profile(&self, name: &str, password: &str) {
+        self.create_profile_autostart(name, password, true);
+    }
+
+    pub fn create_profile_autostart(&self, name: &str, password: &str, autostart: bool) {
         let f: unsafe extern "C" fn(Str, c_int, Str, c_int, c_char) = self.sym("c_CreateProfile");
         let (n, p) = (s(name), s(password));
         // SAFETY: both pairs describe live strings.
-        unsafe { f(n.0, n.1, p.0, p.1, 1) }
+        unsafe { f(n.0, n.1, p.0, p.1, c_char::from(autostart)) }
     }
 
     pub fn set_profile_attribute(&self, profile: &str, key: &str, value: &str) {
@@ -378,6 +382,32 @@ impl Events {
         // SAFETY: a negative length: refused before the pointer is read.
         unsafe { f(p.0, p.1, server.0, -1) };
         self.wait("AppError", |e| e.get("Error") == BARRIER_ERROR);
+    }
+
+    /// Assert that no event named `name` for which `pred` holds was received or arrives
+    /// within `d` (the others are kept for later waits).
+    pub fn expect_none(&mut self, d: Duration, name: &str, pred: impl Fn(&GoEvent) -> bool) {
+        if let Some(e) = self.pending.iter().find(|e| e.name == name && pred(e)) {
+            panic!("unexpected {name}: {:?}", e.data);
+        }
+        let deadline = std::time::Instant::now() + d;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(raw) = self.rx.recv_timeout(left) else {
+                return;
+            };
+            let v = json(&raw);
+            let data: BTreeMap<String, String> =
+                serde_json::from_value(v["Data"].clone()).unwrap_or_default();
+            let e = GoEvent {
+                name: v["EventType"].as_str().unwrap_or_default().to_owned(),
+                data,
+            };
+            self.seen.push(raw);
+            if e.name == name && pred(&e) {
+                panic!("unexpected {name}: {:?}", e.data);
+            }
+            self.pending.push_back(e);
+        }
     }
 
     /// Forget the events named `name` received and not yet waited for (so that a later wait
