@@ -375,7 +375,7 @@ pub(crate) struct CreateArgs {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).multiple(true)
-    .args(["name", "status", "block_unknown", "image_previews", "image", "no_image"])))]
+    .args(["name", "status", "block_unknown", "image_previews", "image", "no_image", "autostart", "online"])))]
 pub(crate) struct SetArgs {
     /// The profile's name (shown to contacts).
     #[arg(long)]
@@ -399,6 +399,14 @@ pub(crate) struct SetArgs {
     /// have when they next connect.
     #[arg(long, conflicts_with = "image")]
     pub(crate) no_image: bool,
+    /// Go online when the profile loads (on by default). Off: `cwtch run` (or the TUI's
+    /// daemon) loads it offline, until `--online on`.
+    #[arg(long, value_name = "on|off")]
+    pub(crate) autostart: Option<OnOff>,
+    /// Take the profile online or offline now, in the running `cwtch run`. Offline: no onion
+    /// service, every connection closed, nothing dialled; messages sent meanwhile wait.
+    #[arg(long, value_name = "on|off")]
+    pub(crate) online: Option<OnOff>,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
 }

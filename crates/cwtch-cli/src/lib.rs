@@ -339,6 +339,8 @@ async fn profile_command(
                 image_previews: None,
                 image: None,
                 remove_image: false,
+                autostart: None,
+                online: None,
             };
             print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
         }
@@ -357,6 +359,8 @@ async fn profile_command(
                     .transpose()?
                     .map(|p| p.display().to_string()),
                 remove_image: args.no_image,
+                autostart: args.autostart.map(cli::OnOff::is_on),
+                online: args.online.map(cli::OnOff::is_on),
             };
             print_settings(call(dir, req, extra.as_ref()).await?.0, json)?;
         }

@@ -36,16 +36,22 @@ pub(crate) fn profile_line(p: &ProfileRow) -> String {
 }
 
 /// `key<TAB>value` lines: name, onion, status, block-unknown (on|off), image-previews
-/// (on|off), image (our profile picture's file key, or `none`).
+/// (on|off), autostart (on|off), online (on|off, only where `cwtch run` runs the profile),
+/// image (our profile picture's file key, or `none`).
 pub(crate) fn settings_text(s: &SettingsRow) -> String {
     let on_off = |b: bool| if b { "on" } else { "off" };
+    let online = s
+        .online
+        .map(|o| format!("online\t{}\n", on_off(o)))
+        .unwrap_or_default();
     format!(
-        "name\t{}\nonion\t{}\nstatus\t{}\nblock-unknown\t{}\nimage-previews\t{}\nimage\t{}",
+        "name\t{}\nonion\t{}\nstatus\t{}\nblock-unknown\t{}\nimage-previews\t{}\nautostart\t{}\n{online}image\t{}",
         escape(&s.name),
         s.onion,
         escape(&s.status),
         on_off(s.block_unknown),
         on_off(s.image_previews),
+        on_off(s.autostart),
         s.image.as_deref().unwrap_or("none"),
     )
 }

@@ -127,6 +127,12 @@ pub(crate) enum Request {
         /// Remove the profile picture.
         #[serde(default)]
         remove_image: bool,
+        /// Go online when loaded.
+        #[serde(default)]
+        autostart: Option<bool>,
+        /// Go online or offline now (a running daemon only).
+        #[serde(default)]
+        online: Option<bool>,
     },
     #[serde(rename = "contact.add")]
     ContactAdd {
@@ -391,6 +397,16 @@ pub(crate) struct SettingsRow {
     /// Our profile picture's file key, if we set one.
     #[serde(default)]
     pub(crate) image: Option<String>,
+    /// Goes online when loaded.
+    #[serde(default = "yes")]
+    pub(crate) autostart: bool,
+    /// Online now (its engine active), where a daemon runs it; `None` without one.
+    #[serde(default)]
+    pub(crate) online: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A contact.

@@ -184,7 +184,16 @@ impl Session {
                 image_previews,
                 image,
                 remove_image,
+                autostart,
+                online,
             } => {
+                if online.is_some() && !matches!(self.mode, Mode::Daemon) {
+                    return Err(CliError::Usage(
+                        "--online changes the running `cwtch run`: start one first (a profile \
+                         is online only while something runs it)"
+                            .into(),
+                    ));
+                }
                 if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
                     return Err(CliError::Usage("the profile name must not be empty".into()));
                 }
@@ -213,6 +222,12 @@ impl Session {
                 if remove_image {
                     h.remove_profile_image().await.map_err(CliError::lib)?;
                 }
+                if let Some(on) = autostart {
+                    h.set_autostart(on).await.map_err(CliError::lib)?;
+                }
+                if let Some(on) = online {
+                    h.set_engine_active(on).await.map_err(CliError::lib)?;
+                }
                 if let Some(on) = image_previews {
                     h.set_image_previews(on).await.map_err(CliError::lib)?;
                 }
@@ -233,6 +248,8 @@ impl Session {
                             .await
                             .map_err(CliError::lib)?
                             .filter(|k| !k.is_empty()),
+                        autostart: h.autostart().await.map_err(CliError::lib)?,
+                        online: matches!(self.mode, Mode::Daemon).then(|| h.engine_active()),
                     },
                 })
             }

@@ -693,7 +693,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     // Defaults.
     assert_eq!(
         ok(&with(&["profile", "show"])),
-        format!("name\tdora\nonion\t{onion}\nstatus\t\nblock-unknown\toff\nimage-previews\toff\nimage\tnone\n")
+        format!("name\tdora\nonion\t{onion}\nstatus\t\nblock-unknown\toff\nimage-previews\toff\nautostart\ton\nimage\tnone\n")
     );
     // Change all three; the result is printed and stored.
     let o = with(&[
@@ -708,7 +708,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     ]);
     assert_eq!(
         ok(&o),
-        format!("name\tDora\\tthe explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\nimage-previews\toff\nimage\tnone\n")
+        format!("name\tDora\\tthe explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\nimage-previews\toff\nautostart\ton\nimage\tnone\n")
     );
     let v = json(&cwtch(
         &home,

@@ -253,6 +253,73 @@ async fn two_daemons_add_accept_talk_block_and_deliver_after_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_profile_goes_offline_and_online_and_can_load_offline() {
+    let w = World::new().await;
+    // Only a running daemon can take a profile online.
+    fails(
+        &acwtch(&w.b_dir, &["profile", "set", "--online", "on"]).await,
+        2,
+        "start one first",
+    );
+    let mut a = w.run_a().await;
+    let mut b = w.run_b().await;
+    w.befriend(&mut a, &mut b).await;
+    let bob_gone = |e: &Value| {
+        e["event"] == "PeerStateChanged"
+            && e["contact"] == w.bob.as_str()
+            && e["state"] == "Disconnected"
+    };
+
+    // Offline: Alice's connection closes, her message waits.
+    let o = acwtch(&w.b_dir, &["profile", "set", "--online", "off"]).await;
+    assert!(
+        ok(&o).contains("\nautostart\ton\nonline\toff\n"),
+        "{}",
+        ok(&o)
+    );
+    a.wait_for(STEP, bob_gone).await;
+    let s = send(&w.a_dir, &w.bob, "while offline", &["--wait", "1"]).await;
+    assert_eq!(s["delivery"], "queued", "{s}");
+    // Online again: it arrives.
+    ok(&acwtch(&w.b_dir, &["profile", "set", "--online", "on"]).await);
+    b.wait_online(&w.bob).await;
+    b.wait_for(STEP, |e| is_new_message(e, "while offline"))
+        .await;
+
+    // Without autostart, the next `cwtch run` loads it offline until asked.
+    let o = acwtch(&w.b_dir, &["profile", "set", "--autostart", "off"]).await;
+    assert!(
+        ok(&o).contains("\nautostart\toff\nonline\ton\n"),
+        "{}",
+        ok(&o)
+    );
+    assert!(b.stop().await.success());
+    a.wait_for(STEP, bob_gone).await;
+    let mut b = Daemon::spawn(
+        &w.b_dir,
+        &["--network", "loopback", "--loopback-dir", w.net()],
+    );
+    b.wait_for(STEP, |e| e["event"] == "ProfileLoaded").await;
+    let o = acwtch(&w.b_dir, &["profile", "show"]).await;
+    assert!(
+        ok(&o).contains("\nautostart\toff\nonline\toff\n"),
+        "{}",
+        ok(&o)
+    );
+    assert!(b.events("ProfileOnline").is_empty());
+    ok(&acwtch(&w.b_dir, &["profile", "set", "--online", "on"]).await);
+    b.wait_online(&w.bob).await;
+    b.wait_for(STEP, |e| {
+        e["event"] == "PeerStateChanged"
+            && e["contact"] == w.alice.as_str()
+            && e["state"] == "Authenticated"
+    })
+    .await;
+    assert!(a.stop().await.success());
+    assert!(b.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_gone() {
     let w = World::new().await;
     let carol_dir = w._tmp.path().join("c");
@@ -276,7 +343,8 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
     .await;
     assert!(
         ok(&o).ends_with(
-            "status\tgone fishing\nblock-unknown\ton\nimage-previews\toff\nimage\tnone\n"
+            "status\tgone fishing\nblock-unknown\ton\nimage-previews\toff\nautostart\ton\n\
+             online\ton\nimage\tnone\n"
         ),
         "{}",
         ok(&o)

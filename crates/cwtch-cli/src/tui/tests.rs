@@ -1014,6 +1014,8 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
                 block_unknown: true,
                 image_previews: false,
                 image: None,
+                autostart: true,
+                online: Some(true),
             },
         }),
     );
