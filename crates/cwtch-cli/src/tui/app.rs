@@ -165,6 +165,8 @@ pub(crate) struct Profile {
     pub(crate) onion: String,
     pub(crate) name: String,
     pub(crate) online: bool,
+    /// Taken offline (`/online off`, or loaded without autostart): not connecting either.
+    pub(crate) offline: bool,
     pub(crate) status: String,
     pub(crate) block_unknown: bool,
     pub(crate) convs: Vec<Conv>,
@@ -181,6 +183,7 @@ impl Profile {
             onion: row.onion.clone(),
             name: row.name.clone(),
             online: false,
+            offline: false,
             status: String::new(),
             block_unknown: false,
             convs: Vec::new(),
@@ -402,6 +405,7 @@ struct SettingsChange {
     image_previews: Option<bool>,
     image: Option<String>,
     remove_image: bool,
+    online: Option<bool>,
 }
 
 /// The colours a terminal can draw an image in.
@@ -1080,7 +1084,7 @@ impl App {
                 image: c.image,
                 remove_image: c.remove_image,
                 autostart: None,
-                online: None,
+                online: c.online,
             },
             &me,
             None,
@@ -1105,6 +1109,27 @@ impl App {
         };
         let change = SettingsChange {
             image_previews: Some(on),
+            ..SettingsChange::default()
+        };
+        self.change_settings(change, What::Changed(what))
+    }
+
+    /// `/online on|off`: take the active profile online or offline now (offline: no onion
+    /// service, every connection closed; messages sent meanwhile wait).
+    fn go_online(&mut self, arg: &str) -> Vec<Action> {
+        let (on, what) = match arg {
+            "on" => (true, "going online"),
+            "off" => (
+                false,
+                "offline: contacts cannot reach you; messages wait until /online on",
+            ),
+            _ => {
+                self.error("usage: /online on|off");
+                return Vec::new();
+            }
+        };
+        let change = SettingsChange {
+            online: Some(on),
             ..SettingsChange::default()
         };
         self.change_settings(change, What::Changed(what))
@@ -1453,6 +1478,7 @@ impl App {
             "name" if !arg.is_empty() => self.settings(Some(arg.to_owned()), None, None),
             "status" => self.settings(None, Some(arg.to_owned()), None),
             "previews" => self.previews(arg),
+            "online" => self.go_online(arg),
             "picture" if !arg.is_empty() => self.picture(arg),
             "add" | "join" | "invite" | "server" | "group" | "name" | "share" | "download"
             | "picture" => {
@@ -1487,6 +1513,7 @@ impl App {
                 self.online.insert(profile.clone());
                 if let Some(p) = self.profile_by_onion(profile) {
                     p.online = true;
+                    p.offline = false;
                 }
                 return Vec::new();
             }
@@ -1768,10 +1795,18 @@ impl App {
                 Vec::new()
             }
             (What::Settings, Reply::Settings { settings }) => {
+                let offline = settings.online == Some(false);
+                if offline {
+                    self.online.remove(&settings.onion);
+                }
                 if let Some(p) = self.profile_by_onion(&settings.onion) {
                     p.name = settings.name;
                     p.status = settings.status;
                     p.block_unknown = settings.block_unknown;
+                    p.offline = offline;
+                    if offline {
+                        p.online = false;
+                    }
                 }
                 Vec::new()
             }

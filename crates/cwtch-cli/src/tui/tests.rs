@@ -1663,6 +1663,20 @@ fn previews_and_the_profile_picture_are_set_with_commands() {
             if p == "/tmp/me.png"),
         "{a:?}"
     );
+    for (line, want) in [("/online off", false), ("/online on", true)] {
+        let a = run(&mut app, line);
+        assert!(
+            matches!(&a[..], [Action::Call { req: Request::ProfileSettings { online: Some(on), image: None, image_previews: None, .. }, .. }]
+                if *on == want),
+            "{line}: {a:?}"
+        );
+    }
+    app.notice = None;
+    assert!(run(&mut app, "/online maybe").is_empty());
+    assert!(app
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.error && n.text.contains("usage: /online on|off")));
     let a = run(&mut app, "/picture none");
     assert!(
         matches!(
@@ -1723,4 +1737,35 @@ fn image_message(
         },
     });
     m
+}
+
+#[test]
+fn a_profile_taken_offline_says_so() {
+    let mut app = world();
+    assert!(screen(&app, 80, 24).contains("online"));
+    let settings = |online: Option<bool>| crate::protocol::SettingsRow {
+        profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+        onion: ALICE.into(),
+        name: "alice".into(),
+        status: String::new(),
+        block_unknown: false,
+        image_previews: false,
+        image: None,
+        autostart: false,
+        online,
+    };
+    app.handle_reply(
+        ctx(ALICE, None, What::Settings),
+        Ok(Reply::Settings {
+            settings: settings(Some(false)),
+        }),
+    );
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("alice offline"), "{s}");
+    // Back online: the profile's own event says so.
+    app.handle_event(Event::ProfileOnline {
+        profile: ALICE.into(),
+    });
+    let s = screen(&app, 80, 24);
+    assert!(!s.contains("offline") && s.contains("online"), "{s}");
 }

@@ -58,7 +58,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
     "/share PATH  /download KEY  (Enter sends text; //x sends /x)",
     "/permissions [files|images allow|refuse|default]",
-    "/previews on|off  /picture PATH|none",
+    "/previews on|off  /picture PATH|none  /online on|off",
 ];
 
 const ACCENT: Color = Color::Cyan;
@@ -105,7 +105,13 @@ fn conversations(app: &App, f: &mut Frame<'_>, area: Rect) {
     let mut lines: Vec<Line<'static>> = Vec::new();
     for (i, p) in app.profiles.iter().enumerate() {
         let mark = if i == app.active { "▸ " } else { "  " };
-        let state = if p.online { "online" } else { "connecting" };
+        let state = if p.offline {
+            "offline"
+        } else if p.online {
+            "online"
+        } else {
+            "connecting"
+        };
         let style = if i == app.active {
             Style::default().add_modifier(Modifier::BOLD)
         } else {
