@@ -8,7 +8,8 @@
 //! what tmux received is read back, and tmux's own clipboard buffers and the pane's title are
 //! checked untouched; a group invite is accepted from the TUI and group messages flow both
 //! ways; a `cwtch` command works through the TUI's control socket; Ctrl-C quits and restores
-//! the terminal. An image a contact shares is drawn inline in the image's colours.
+//! the terminal. An image a contact shares is drawn inline in the image's colours. A profile
+//! taken offline from the compose line goes offline (its contact loses it) and comes back.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -337,6 +338,27 @@ async fn tui_attaches_to_a_running_daemon() {
     })
     .await;
     t.wait_for_text("me: and back ✓✓");
+
+    // Offline from the compose line: the daemon takes the profile down, Bob loses it, the
+    // list says so; and back.
+    t.line("/online off");
+    b.wait_for(STEP, |e| {
+        e["event"] == "PeerStateChanged"
+            && e["contact"] == alice.as_str()
+            && e["state"] == "Disconnected"
+    })
+    .await;
+    t.wait_for_text("alice offline");
+    t.line("/online on");
+    b.wait_for(STEP, |e| {
+        e["event"] == "PeerStateChanged"
+            && e["contact"] == alice.as_str()
+            && e["state"] == "Authenticated"
+    })
+    .await;
+    t.wait(" alice online", |s| {
+        s.contains("alice online") && !s.contains("alice offline")
+    });
 
     // The daemon stops: the TUI says so and exits, the terminal restored.
     a.stop().await;
