@@ -2,7 +2,9 @@
 //! group has 10 000 messages from 20 authors: the store's one SQL pass, against reading every
 //! message out (what `ProfileHandle::group` did before), measured in the same run. And a
 //! contact's unread count (`ProfileStore::count_after`, 100 messages after the last read) in
-//! the same conversation: counted in SQL over those rows only, against reading them out.
+//! the same conversation: counted in SQL over those rows only, against reading them out. And
+//! its file offers (every 100th message; `ProfileStore::messages_containing`, what `cwtch
+//! file list` and a download look for): searched in SQL, against reading every message.
 
 #![allow(clippy::unwrap_used)] // a bench that fails should stop loudly
 
@@ -10,8 +12,8 @@ use std::hint::black_box;
 
 use criterion::Throughput;
 use cwtch_storage::{
-    authors_by_reading, count_after_by_reading, keys, Attributes, CwtchHome, MessageId,
-    NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
+    authors_by_reading, count_after_by_reading, keys, messages_containing_by_reading, Attributes,
+    CwtchHome, MessageId, NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
 };
 
 const MESSAGES: usize = 10_000;
@@ -39,13 +41,16 @@ fn main() {
             (a, format!("sig-{i}"), format!("hash-{i}"))
         })
         .collect();
+    // Every 100th message offers a file (Go's overlay 200 body).
+    let offer = r#"{"o":200,"d":"{\"f\":\"notes.txt\",\"h\":\"00\",\"n\":\"00\",\"s\":5}"}"#;
     let batch: Vec<_> = rows
         .iter()
-        .map(|(a, s, h)| {
+        .enumerate()
+        .map(|(i, (a, s, h))| {
             (
                 conv,
                 NewMessage {
-                    body: &body,
+                    body: if i % 100 == 0 { offer } else { &body },
                     attributes: a,
                     signature: s,
                     content_hash: h,
@@ -88,6 +93,19 @@ fn main() {
             .unwrap(),
         95
     );
+    let offers = messages_containing_by_reading(&p, conv, "200").unwrap();
+    assert_eq!(offers.len(), MESSAGES / 100);
+    assert_eq!(p.messages_containing(conv, "200").unwrap(), offers);
+    let mut g = c.benchmark_group("offers");
+    g.throughput(Throughput::Elements(MESSAGES as u64));
+    g.sample_size(20);
+    g.bench_function("read_every_message", |b| {
+        b.iter(|| black_box(messages_containing_by_reading(&p, conv, "200").unwrap()))
+    });
+    g.bench_function("sql", |b| {
+        b.iter(|| black_box(p.messages_containing(conv, "200").unwrap()))
+    });
+    g.finish();
     let mut g = c.benchmark_group("unread");
     g.sample_size(50);
     g.bench_function("read_unread_messages", |b| {
@@ -110,5 +128,6 @@ fn main() {
     benchkit::report(&[
         ("authors/sql", "authors/read_every_message"),
         ("unread/sql", "unread/read_unread_messages"),
+        ("offers/sql", "offers/read_every_message"),
     ]);
 }

@@ -885,6 +885,30 @@ impl ProfileStore for Profile {
         Ok(out)
     }
 
+    fn messages_containing(
+        &self,
+        conversation: ConversationId,
+        needle: &str,
+    ) -> Result<Vec<Message>, Error> {
+        if !self.channel_exists(conversation)? {
+            return Ok(Vec::new());
+        }
+        // SQLite looks; only the rows that match are read out. (`instr` of an empty needle
+        // is 1: every row, as `str::contains("")`.)
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM {} WHERE instr(CAST(Body AS TEXT), ?1) > 0 \
+             ORDER BY ID DESC",
+            schema::channel_table(conversation)
+        ))?;
+        let rows = st.query_map(params![needle], message_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
     fn count_after(
         &self,
         conversation: ConversationId,

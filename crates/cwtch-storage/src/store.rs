@@ -242,6 +242,17 @@ pub trait ProfileStore: Send {
         authors_by_reading(self, conversation, key, except, after)
     }
 
+    /// Every message whose body contains `needle` (bytes, case-sensitive), newest first (a
+    /// conversation's file offers: bodies with `200` in them). The default reads every
+    /// message; a store may search without reading the others out.
+    fn messages_containing(
+        &self,
+        conversation: ConversationId,
+        needle: &str,
+    ) -> Result<Vec<Message>, Error> {
+        messages_containing_by_reading(self, conversation, needle)
+    }
+
     /// How many messages after `after` have message attribute `key` set to something other
     /// than `except` (a contact's unread messages: theirs after the last one read). The
     /// default reads the messages after `after`; a store may count them without reading
@@ -305,6 +316,27 @@ pub struct Authors {
     pub names: std::collections::BTreeSet<String>,
     /// How many of their messages are after the given id.
     pub after: u64,
+}
+
+/// [`ProfileStore::messages_containing`] by reading every message, a page at a time (the
+/// default, and the reference the stores' own answers are checked against).
+pub fn messages_containing_by_reading<S: ProfileStore + ?Sized>(
+    store: &S,
+    conversation: ConversationId,
+    needle: &str,
+) -> Result<Vec<Message>, Error> {
+    const PAGE: u32 = 512;
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let page = store.messages(conversation, offset, PAGE)?;
+        let len = page.len();
+        out.extend(page.into_iter().filter(|m| m.body.contains(needle)));
+        if len < PAGE as usize {
+            return Ok(out);
+        }
+        offset += len as u64;
+    }
 }
 
 /// [`ProfileStore::count_after`] by reading the messages after `after`, newest first, a page

@@ -728,3 +728,38 @@ fn authors_of_a_conversation_without_messages() {
         assert_eq!(n, 0);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `messages_containing` (a conversation's file offers) finds the same messages, in the
+    /// same order, in SQL as by reading every message, for any bodies and needles.
+    #[test]
+    fn messages_containing_agrees_in_both_stores(
+        bodies in proptest::collection::vec(prop_oneof!["[02o\":{}, ]{0,16}", arb_text()], 0..30),
+        needle in prop_oneof![Just("200".to_owned()), Just(String::new()), "[02o\":]{1,4}", arb_text()],
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+        let mut sql = home.create_profile("A", &Password::Default).unwrap();
+        let mem_home = MemoryHome::new();
+        let mut mem = mem_home.create_profile("A", &Password::Default).unwrap();
+        let cs = sql.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let cm = mem.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let attrs = Attributes::new();
+        for (n, body) in bodies.iter().enumerate() {
+            let (sig, hash) = (format!("s{n}"), format!("h{n}"));
+            sql.insert_message(cs, &msg(body, &attrs, &sig, &hash)).unwrap();
+            mem.insert_message(cm, &msg(body, &attrs, &sig, &hash)).unwrap();
+        }
+        let want: Vec<String> = bodies.iter().rev().filter(|b| b.contains(needle.as_str())).cloned().collect();
+        let bodies_of = |ms: Vec<cwtch_storage::Message>| ms.into_iter().map(|m| m.body).collect::<Vec<_>>();
+        prop_assert_eq!(bodies_of(sql.messages_containing(cs, &needle).unwrap()), want.clone());
+        prop_assert_eq!(bodies_of(mem.messages_containing(cm, &needle).unwrap()), want.clone());
+        prop_assert_eq!(
+            bodies_of(cwtch_storage::messages_containing_by_reading(&sql, cs, &needle).unwrap()),
+            want
+        );
+        prop_assert!(sql.messages_containing(ConversationId(999), &needle).unwrap().is_empty());
+    }
+}

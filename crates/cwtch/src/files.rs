@@ -58,6 +58,9 @@ const DOWNLOAD_QUEUE: usize = 256;
 /// How far back in a conversation turning image previews on looks for images offered
 /// while they were off (messages, newest first).
 const PREVIEW_LOOKBACK: u32 = 100;
+/// What every file offer's body contains (its overlay number, 200, in whatever JSON spells
+/// it): the store searches bodies for it rather than handing every message over.
+const OFFER_NEEDLE: &str = "200";
 
 fn attr(scope: &str, key: &FileKey, what: &str) -> String {
     format!("{scope}.filesharing.{key}.{what}")
@@ -539,7 +542,7 @@ impl Runtime {
             .store
             .call(move |s| {
                 let mut found = None;
-                for m in s.messages(conv, 0, u32::MAX)? {
+                for m in s.messages_containing(conv, OFFER_NEEDLE)? {
                     let theirs = m.attributes.get(cwtch_storage::keys::MESSAGE_AUTHOR) != Some(&me);
                     if let (
                         true,
@@ -694,7 +697,7 @@ impl Runtime {
                     if conv.is_some_and(|id| id != c.id) {
                         continue;
                     }
-                    for m in s.messages(c.id, 0, u32::MAX)? {
+                    for m in s.messages_containing(c.id, OFFER_NEEDLE)? {
                         let Content::FileShare {
                             name,
                             file_key,
