@@ -1359,7 +1359,8 @@ impl Runtime {
     }
 
     /// The files others offered in the newest [`PREVIEW_LOOKBACK`] messages of a
-    /// conversation, newest first: (author, name, key, size).
+    /// conversation, newest first: (author, name, key, size). Not a group member's the user
+    /// has blocked in that group since.
     async fn recent_offers(
         &self,
         conv: ConversationId,
@@ -1367,6 +1368,9 @@ impl Runtime {
         let me = self.onion.as_str().to_owned();
         self.store
             .call(move |s| {
+                let Some(c) = s.conversation(conv)? else {
+                    return Ok(Vec::new());
+                };
                 let mut out = Vec::new();
                 for m in s.messages(conv, 0, PREVIEW_LOOKBACK)? {
                     let Some(author) = m
@@ -1374,6 +1378,7 @@ impl Runtime {
                         .get(cwtch_storage::keys::MESSAGE_AUTHOR)
                         .filter(|a| **a != me)
                         .and_then(|a| Onion::parse(a).ok())
+                        .filter(|a| !crate::groups::member_blocked(&c, a))
                     else {
                         continue;
                     };

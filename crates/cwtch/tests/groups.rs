@@ -665,6 +665,24 @@ async fn images_a_contact_offers_in_a_group_are_previewed() {
     )
     .await;
 
+    // Blocked in the group, Alice's earlier image is not previewed when previews go on.
+    bob.profile
+        .set_group_member_blocked(bg, &a, true)
+        .await
+        .unwrap();
+    bob.profile.set_image_previews(true).await.unwrap();
+    bob.expect_none(
+        Duration::from_millis(800),
+        "an image download",
+        is_image_event,
+    )
+    .await;
+    bob.profile.set_image_previews(false).await.unwrap();
+    bob.profile
+        .set_group_member_blocked(bg, &a, false)
+        .await
+        .unwrap();
+
     // Turned on, the earlier image is previewed, from Alice over P2P, in the group.
     bob.profile.set_image_previews(true).await.unwrap();
     let e = bob
