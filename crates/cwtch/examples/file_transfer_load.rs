@@ -13,6 +13,10 @@
 //! 3. Memory: the downloader's peak RSS (VmHWM) reset just before the download, and its peak
 //!    during it. The sharer runs in a child process (this program, `--sharer`, driven over
 //!    its stdin and stdout), so the figure is the downloader's alone.
+//! 4. CPU: what each process of the download used, and what the 4 096-byte baseline used (both
+//!    its ends are in this process), with their ratio. Where both ends share the cores and
+//!    keep them busy, throughput follows CPU: the download's ratio to the baseline is about
+//!    that CPU ratio at best.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
@@ -265,12 +269,15 @@ async fn main() {
     })
     .await;
 
-    println!("| file | raw 8150 B payloads | raw 4096 B payloads | download | ratio (8150 / 4096) | downloader RSS at start → peak during the download | CPU s: downloader / sharer |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| file | raw 8150 B payloads | raw 4096 B payloads | download | ratio (8150 / 4096) | downloader RSS at start → peak during the download | CPU s: downloader / sharer | CPU s: raw 4096 B (both ends) / download (both) |");
+    println!("|---|---|---|---|---|---|---|---|");
     for mib in sizes {
         let total = mib * 1024 * 1024;
         let full = raw_baseline(acn.clone(), total, 8150).await;
+        // Both ends of the baseline run in this process: its CPU time is theirs.
+        let cpu_raw = cpu_seconds(std::process::id());
         let chunked = raw_baseline(acn.clone(), total, 4096).await;
+        let cpu_raw = cpu_seconds(std::process::id()) - cpu_raw;
 
         let path = dir.path().join(format!("file-{mib}.bin"));
         {
@@ -329,11 +336,13 @@ async fn main() {
         );
         let rate = total as f64 / secs / 1e6;
         println!(
-            "| {mib} MiB | {full:.1} MB/s | {chunked:.1} MB/s | {rate:.1} MB/s ({secs:.1} s) | {:.2}× / {:.2}× | {} → {} MiB | {cpu_me:.1} / {cpu_sharer:.1} |",
+            "| {mib} MiB | {full:.1} MB/s | {chunked:.1} MB/s | {rate:.1} MB/s ({secs:.1} s) | {:.2}× / {:.2}× | {} → {} MiB | {cpu_me:.1} / {cpu_sharer:.1} | {cpu_raw:.1} / {:.1} ({:.2}×) |",
             rate / full,
             rate / chunked,
             before / 1024,
-            after / 1024
+            after / 1024,
+            cpu_me + cpu_sharer,
+            cpu_raw / (cpu_me + cpu_sharer)
         );
         std::fs::remove_file(&got).unwrap();
     }
