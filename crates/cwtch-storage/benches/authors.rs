@@ -4,7 +4,9 @@
 //! contact's unread count (`ProfileStore::count_after`, 100 messages after the last read) in
 //! the same conversation: counted in SQL over those rows only, against reading them out. And
 //! its file offers (every 100th message; `ProfileStore::messages_containing`, what `cwtch
-//! file list` and a download look for): searched in SQL, against reading every message.
+//! file list` and a download look for): searched in SQL, against reading every message. And
+//! what a profile's load looks for in every conversation, our messages not acknowledged
+//! (`ProfileStore::messages_where`): selected in SQL, against reading every message.
 
 #![allow(clippy::unwrap_used)] // a bench that fails should stop loudly
 
@@ -12,8 +14,9 @@ use std::hint::black_box;
 
 use criterion::Throughput;
 use cwtch_storage::{
-    authors_by_reading, count_after_by_reading, keys, messages_containing_by_reading, Attributes,
-    CwtchHome, MessageId, NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
+    authors_by_reading, count_after_by_reading, keys, messages_containing_by_reading,
+    messages_where_by_reading, AttributeCondition, Attributes, CwtchHome, MessageId,
+    NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
 };
 
 const MESSAGES: usize = 10_000;
@@ -106,6 +109,31 @@ fn main() {
         b.iter(|| black_box(p.messages_containing(conv, "200").unwrap()))
     });
     g.finish();
+    let outbox = [
+        AttributeCondition::Equals(keys::MESSAGE_AUTHOR, "author-00"),
+        AttributeCondition::NotEquals(keys::MESSAGE_ACK, keys::TRUE),
+        AttributeCondition::Empty(keys::MESSAGE_ERROR),
+    ];
+    // The acknowledged ones are not in it; author-00's are.
+    assert!(p.messages_where(conv, &outbox).unwrap().is_empty());
+    assert_eq!(
+        p.messages_where(conv, &outbox[..1]).unwrap(),
+        messages_where_by_reading(&p, conv, &outbox[..1]).unwrap()
+    );
+    assert_eq!(
+        p.messages_where(conv, &outbox[..1]).unwrap().len(),
+        MESSAGES / 20
+    );
+    let mut g = c.benchmark_group("outbox");
+    g.throughput(Throughput::Elements(MESSAGES as u64));
+    g.sample_size(20);
+    g.bench_function("read_every_message", |b| {
+        b.iter(|| black_box(messages_where_by_reading(&p, conv, &outbox).unwrap()))
+    });
+    g.bench_function("sql", |b| {
+        b.iter(|| black_box(p.messages_where(conv, &outbox).unwrap()))
+    });
+    g.finish();
     let mut g = c.benchmark_group("unread");
     g.sample_size(50);
     g.bench_function("read_unread_messages", |b| {
@@ -129,5 +157,6 @@ fn main() {
         ("authors/sql", "authors/read_every_message"),
         ("unread/sql", "unread/read_unread_messages"),
         ("offers/sql", "offers/read_every_message"),
+        ("outbox/sql", "outbox/read_every_message"),
     ]);
 }

@@ -27,6 +27,6 @@ pub use model::{
 pub use password::{Password, DEFAULT_PASSWORD, KDF_ITERATIONS, SALT_LEN};
 pub use sqlcipher::Profile;
 pub use store::{
-    authors_by_reading, count_after_by_reading, messages_containing_by_reading, Authors,
-    ProfileHome, ProfileStore,
+    authors_by_reading, count_after_by_reading, messages_containing_by_reading,
+    messages_where_by_reading, AttributeCondition, Authors, ProfileHome, ProfileStore,
 };

@@ -885,6 +885,62 @@ impl ProfileStore for Profile {
         Ok(out)
     }
 
+    fn messages_where(
+        &self,
+        conversation: ConversationId,
+        filter: &[crate::store::AttributeCondition<'_>],
+    ) -> Result<Vec<Message>, Error> {
+        use crate::store::AttributeCondition as C;
+        // Keys a JSON path cannot quote simply: read the messages instead.
+        if filter
+            .iter()
+            .any(|c| c.key().contains(['"', '\\']) || c.key().chars().any(char::is_control))
+        {
+            return crate::store::messages_where_by_reading(self, conversation, filter);
+        }
+        if !self.channel_exists(conversation)? {
+            return Ok(Vec::new());
+        }
+        // Attributes are Go's JSON object of strings; a row whose attributes are not JSON
+        // satisfies nothing. Absent is NULL: `IS`/`IS NOT` compare it as unequal to any value.
+        let mut conds = vec!["j IS NOT NULL".to_owned()];
+        let mut params: Vec<String> = Vec::new();
+        for c in filter {
+            let path_param = params.len() + 1;
+            params.push(format!("$.\"{}\"", c.key()));
+            let value = |params: &mut Vec<String>, v: &str| {
+                params.push(v.to_owned());
+                params.len()
+            };
+            conds.push(match *c {
+                C::Equals(_, v) => {
+                    let n = value(&mut params, v);
+                    format!("json_extract(j, ?{path_param}) IS ?{n}")
+                }
+                C::NotEquals(_, v) => {
+                    let n = value(&mut params, v);
+                    format!("json_extract(j, ?{path_param}) IS NOT ?{n}")
+                }
+                C::NonEmpty(_) => format!("coalesce(json_extract(j, ?{path_param}), '') != ''"),
+                C::Empty(_) => format!("coalesce(json_extract(j, ?{path_param}), '') = ''"),
+            });
+        }
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM (SELECT *, CASE WHEN \
+             json_valid(CAST(Attributes AS TEXT)) THEN CAST(Attributes AS TEXT) END AS j FROM {}) \
+             WHERE {} ORDER BY ID DESC",
+            schema::channel_table(conversation),
+            conds.join(" AND ")
+        ))?;
+        let rows = st.query_map(rusqlite::params_from_iter(params.iter()), message_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
     fn messages_containing(
         &self,
         conversation: ConversationId,

@@ -242,6 +242,17 @@ pub trait ProfileStore: Send {
         authors_by_reading(self, conversation, key, except, after)
     }
 
+    /// Every message whose attributes satisfy every condition of `filter`, newest first (the
+    /// messages of ours a crash may have left unacknowledged, or unposted). The default reads
+    /// every message; a store may select them without reading the others out.
+    fn messages_where(
+        &self,
+        conversation: ConversationId,
+        filter: &[AttributeCondition<'_>],
+    ) -> Result<Vec<Message>, Error> {
+        messages_where_by_reading(self, conversation, filter)
+    }
+
     /// Every message whose body contains `needle` (bytes, case-sensitive), newest first (a
     /// conversation's file offers: bodies with `200` in them). The default reads every
     /// message; a store may search without reading the others out.
@@ -316,6 +327,67 @@ pub struct Authors {
     pub names: std::collections::BTreeSet<String>,
     /// How many of their messages are after the given id.
     pub after: u64,
+}
+
+/// One condition on a message attribute, for [`ProfileStore::messages_where`]. An absent
+/// attribute is the empty string for `Empty`/`NonEmpty`, and is unequal to any value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeCondition<'a> {
+    /// `key` is present with exactly this value.
+    Equals(&'a str, &'a str),
+    /// `key` is absent, or has another value.
+    NotEquals(&'a str, &'a str),
+    /// `key` is present and not empty.
+    NonEmpty(&'a str),
+    /// `key` is absent or empty.
+    Empty(&'a str),
+}
+
+impl AttributeCondition<'_> {
+    /// Whether `attributes` satisfy it.
+    pub fn holds(&self, attributes: &Attributes) -> bool {
+        let get = |k: &str| attributes.get(k).map(String::as_str);
+        match *self {
+            AttributeCondition::Equals(k, v) => get(k) == Some(v),
+            AttributeCondition::NotEquals(k, v) => get(k) != Some(v),
+            AttributeCondition::NonEmpty(k) => get(k).is_some_and(|v| !v.is_empty()),
+            AttributeCondition::Empty(k) => get(k).is_none_or(str::is_empty),
+        }
+    }
+
+    /// The attribute it is about.
+    pub fn key(&self) -> &str {
+        match *self {
+            AttributeCondition::Equals(k, _)
+            | AttributeCondition::NotEquals(k, _)
+            | AttributeCondition::NonEmpty(k)
+            | AttributeCondition::Empty(k) => k,
+        }
+    }
+}
+
+/// [`ProfileStore::messages_where`] by reading every message, a page at a time (the default,
+/// and the reference the stores' own answers are checked against).
+pub fn messages_where_by_reading<S: ProfileStore + ?Sized>(
+    store: &S,
+    conversation: ConversationId,
+    filter: &[AttributeCondition<'_>],
+) -> Result<Vec<Message>, Error> {
+    const PAGE: u32 = 512;
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let page = store.messages(conversation, offset, PAGE)?;
+        let len = page.len();
+        out.extend(
+            page.into_iter()
+                .filter(|m| filter.iter().all(|c| c.holds(&m.attributes))),
+        );
+        if len < PAGE as usize {
+            return Ok(out);
+        }
+        offset += len as u64;
+    }
 }
 
 /// [`ProfileStore::messages_containing`] by reading every message, a page at a time (the

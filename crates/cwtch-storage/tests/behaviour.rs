@@ -763,3 +763,85 @@ proptest! {
         prop_assert!(sql.messages_containing(ConversationId(999), &needle).unwrap().is_empty());
     }
 }
+
+fn arb_condition() -> impl Strategy<Value = (u8, usize, usize)> {
+    (0u8..4, 0usize..4, 0usize..4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `messages_where` (the outbox and unposted posts a restart looks for) selects the same
+    /// messages, in the same order, in SQL as by reading every message, for any attributes
+    /// and conditions (also on keys a JSON path must quote, and on absent ones).
+    #[test]
+    fn messages_where_agrees_in_both_stores(
+        messages in proptest::collection::vec(
+            (arb_attributes(), proptest::collection::vec((0usize..4, 0usize..4), 0..4)),
+            0..25,
+        ),
+        conditions in proptest::collection::vec(arb_condition(), 0..4),
+    ) {
+        use cwtch_storage::AttributeCondition as C;
+        let keys = [keys::MESSAGE_AUTHOR, keys::MESSAGE_ACK, "q\"uote", "error"];
+        let values = ["me", "true", "", "x"];
+        let tmp = tempfile::tempdir().unwrap();
+        let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+        let mut sql = home.create_profile("A", &Password::Default).unwrap();
+        let mem_home = MemoryHome::new();
+        let mut mem = mem_home.create_profile("A", &Password::Default).unwrap();
+        let cs = sql.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let cm = mem.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let mut stored = Vec::new();
+        for (n, (extra, set)) in messages.iter().enumerate() {
+            let mut attrs = extra.clone();
+            for (k, v) in set {
+                attrs.insert(keys[*k].to_owned(), values[*v].to_owned());
+            }
+            let (sig, hash) = (format!("s{n}"), format!("h{n}"));
+            sql.insert_message(cs, &msg("{}", &attrs, &sig, &hash)).unwrap();
+            mem.insert_message(cm, &msg("{}", &attrs, &sig, &hash)).unwrap();
+            stored.push((sig, attrs));
+        }
+        let filter: Vec<C<'_>> = conditions
+            .iter()
+            .map(|(kind, k, v)| match kind {
+                0 => C::Equals(keys[*k], values[*v]),
+                1 => C::NotEquals(keys[*k], values[*v]),
+                2 => C::NonEmpty(keys[*k]),
+                _ => C::Empty(keys[*k]),
+            })
+            .collect();
+        let want: Vec<String> = stored
+            .iter()
+            .rev()
+            .filter(|(_, a)| filter.iter().all(|c| c.holds(a)))
+            .map(|(s, _)| s.clone())
+            .collect();
+        let sigs = |ms: Vec<cwtch_storage::Message>| ms.into_iter().map(|m| m.signature).collect::<Vec<_>>();
+        prop_assert_eq!(sigs(sql.messages_where(cs, &filter).unwrap()), want.clone());
+        prop_assert_eq!(sigs(mem.messages_where(cm, &filter).unwrap()), want.clone());
+        prop_assert_eq!(
+            sigs(cwtch_storage::messages_where_by_reading(&sql, cs, &filter).unwrap()),
+            want
+        );
+    }
+}
+
+#[test]
+fn messages_where_conditions() {
+    use cwtch_storage::AttributeCondition as C;
+    let mut a = Attributes::new();
+    a.insert("author".into(), "me".into());
+    a.insert("ack".into(), String::new());
+    assert!(C::Equals("author", "me").holds(&a));
+    assert!(!C::Equals("author", "you").holds(&a));
+    assert!(!C::Equals("missing", "").holds(&a));
+    assert!(C::NotEquals("missing", "").holds(&a));
+    assert!(C::NotEquals("ack", "true").holds(&a));
+    assert!(!C::NotEquals("author", "me").holds(&a));
+    assert!(C::Empty("ack").holds(&a) && C::Empty("missing").holds(&a));
+    assert!(!C::Empty("author").holds(&a));
+    assert!(C::NonEmpty("author").holds(&a));
+    assert!(!C::NonEmpty("ack").holds(&a) && !C::NonEmpty("missing").holds(&a));
+}

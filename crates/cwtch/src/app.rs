@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use connectivity::Acn;
 use cwtch_storage::{
-    keys, Conversation, CwtchHome, MemoryHome, MessageId, Password, Profile, ProfileHome,
-    ProfileId, ProfileStore,
+    keys, AttributeCondition, Conversation, CwtchHome, MemoryHome, MessageId, Password, Profile,
+    ProfileHome, ProfileId, ProfileStore,
 };
 use tapir_service::Service;
 use tokio::sync::{broadcast, watch, Semaphore};
@@ -663,9 +663,6 @@ struct Snapshot {
     groups: crate::groups::Loaded,
 }
 
-/// Page size of the start-up scan for unacknowledged messages.
-const OUTBOX_SCAN_PAGE: u32 = 512;
-
 fn open_for_engine(
     home: &Home,
     id: &ProfileId,
@@ -698,35 +695,24 @@ fn open_for_engine(
         }
         // Every message of ours that was never acknowledged (and did not fail) is sent
         // again (crash safety: a message is stored before it is sent).
-        let mut offset = 0u64;
-        loop {
-            let page = store.messages(c.id, offset, OUTBOX_SCAN_PAGE)?;
-            let n = page.len();
-            for m in page {
-                let ours =
-                    m.attributes.get(keys::MESSAGE_AUTHOR).map(String::as_str) == Some(me.as_str());
-                let acked =
-                    m.attributes.get(keys::MESSAGE_ACK).map(String::as_str) == Some(keys::TRUE);
-                let failed = m
-                    .attributes
-                    .get(keys::MESSAGE_ERROR)
-                    .is_some_and(|e| !e.is_empty());
-                if ours && !acked && !failed {
-                    outbox.push((
-                        onion.clone(),
-                        m.id,
-                        Outgoing {
-                            signature: m.signature,
-                            body: m.body,
-                            sent: false,
-                        },
-                    ));
-                }
-            }
-            if n < OUTBOX_SCAN_PAGE as usize {
-                break;
-            }
-            offset += n as u64;
+        let unacknowledged = store.messages_where(
+            c.id,
+            &[
+                AttributeCondition::Equals(keys::MESSAGE_AUTHOR, me.as_str()),
+                AttributeCondition::NotEquals(keys::MESSAGE_ACK, keys::TRUE),
+                AttributeCondition::Empty(keys::MESSAGE_ERROR),
+            ],
+        )?;
+        for m in unacknowledged {
+            outbox.push((
+                onion.clone(),
+                m.id,
+                Outgoing {
+                    signature: m.signature,
+                    body: m.body,
+                    sent: false,
+                },
+            ));
         }
         contacts.push((onion, c));
     }

@@ -15,8 +15,8 @@ use cwtch_model::group::{Group, GroupId};
 use cwtch_model::keybundle::TofuBundle;
 use cwtch_model::{gojson, EncryptedGroupMessage, GroupInvite, KeyBundle};
 use cwtch_storage::{
-    content_hash, keys, Acl, Attributes, Conversation, ConversationId, ConversationKind,
-    NewConversation, NewMessage,
+    content_hash, keys, Acl, AttributeCondition, Attributes, Conversation, ConversationId,
+    ConversationKind, NewConversation, NewMessage,
 };
 use privacypass::Token;
 use tokio::sync::mpsc;
@@ -1004,30 +1004,27 @@ impl Runtime {
             .call(move |s| {
                 let mut out = Vec::new();
                 for conv in convs {
-                    let mut offset = 0u64;
-                    loop {
-                        let page = s.messages(conv, offset, 512)?;
-                        let n = page.len();
-                        for m in page {
-                            let ours = m.attributes.get(keys::MESSAGE_AUTHOR) == Some(&me);
-                            let post = m.attributes.get(MESSAGE_POST).filter(|p| !p.is_empty());
-                            if let (true, Some(p)) = (ours, post) {
-                                let egm = gojson::go_base64_decode(p.as_bytes(), "post")
-                                    .ok()
-                                    .and_then(|j| EncryptedGroupMessage::from_json(&j).ok());
-                                if let Some(egm) = egm {
-                                    out.push(PostJob {
-                                        conversation: conv,
-                                        message: m.id,
-                                        egm,
-                                    });
-                                }
-                            }
+                    let unposted = s.messages_where(
+                        conv,
+                        &[
+                            AttributeCondition::Equals(keys::MESSAGE_AUTHOR, &me),
+                            AttributeCondition::NonEmpty(MESSAGE_POST),
+                        ],
+                    )?;
+                    for m in unposted {
+                        let Some(p) = m.attributes.get(MESSAGE_POST) else {
+                            continue;
+                        };
+                        let egm = gojson::go_base64_decode(p.as_bytes(), "post")
+                            .ok()
+                            .and_then(|j| EncryptedGroupMessage::from_json(&j).ok());
+                        if let Some(egm) = egm {
+                            out.push(PostJob {
+                                conversation: conv,
+                                message: m.id,
+                                egm,
+                            });
                         }
-                        if n < 512 {
-                            break;
-                        }
-                        offset += n as u64;
                     }
                 }
                 // Oldest first (messages are listed newest first).
