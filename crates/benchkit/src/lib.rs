@@ -35,7 +35,7 @@ pub fn criterion() -> Criterion {
 }
 
 /// The mean time of a bench (`"group/name"`) in nanoseconds, from this run's estimates
-/// (estimates written before [`criterion`] was called are ignored: they are another run's).
+/// (estimates written before [`criterion()`] was called are ignored: they are another run's).
 pub fn mean_ns(id: &str) -> Option<f64> {
     let path = output_dir().join(id).join("new").join("estimates.json");
     let written = std::fs::metadata(&path).ok()?.modified().ok()?;
