@@ -366,53 +366,66 @@ impl AttributeCondition<'_> {
     }
 }
 
-/// [`ProfileStore::messages_where`] by reading every message, a page at a time (the default,
-/// and the reference the stores' own answers are checked against).
+/// Every message of a conversation, newest first, read out a page at a time and handed to
+/// `each` until it breaks: the one loop the reading defaults below share.
+fn read_messages<S: ProfileStore + ?Sized>(
+    store: &S,
+    conversation: ConversationId,
+    mut each: impl FnMut(Message) -> std::ops::ControlFlow<()>,
+) -> Result<(), Error> {
+    const PAGE: u32 = 512;
+    let mut offset = 0u64;
+    loop {
+        let page = store.messages(conversation, offset, PAGE)?;
+        let len = page.len();
+        for m in page {
+            if each(m).is_break() {
+                return Ok(());
+            }
+        }
+        if len < PAGE as usize {
+            return Ok(());
+        }
+        offset += len as u64;
+    }
+}
+
+/// [`ProfileStore::messages_where`] by reading every message (the default, and the reference
+/// the stores' own answers are checked against).
 pub fn messages_where_by_reading<S: ProfileStore + ?Sized>(
     store: &S,
     conversation: ConversationId,
     filter: &[AttributeCondition<'_>],
 ) -> Result<Vec<Message>, Error> {
-    const PAGE: u32 = 512;
     let mut out = Vec::new();
-    let mut offset = 0u64;
-    loop {
-        let page = store.messages(conversation, offset, PAGE)?;
-        let len = page.len();
-        out.extend(
-            page.into_iter()
-                .filter(|m| filter.iter().all(|c| c.holds(&m.attributes))),
-        );
-        if len < PAGE as usize {
-            return Ok(out);
+    read_messages(store, conversation, |m| {
+        if filter.iter().all(|c| c.holds(&m.attributes)) {
+            out.push(m);
         }
-        offset += len as u64;
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(out)
 }
 
-/// [`ProfileStore::messages_containing`] by reading every message, a page at a time (the
-/// default, and the reference the stores' own answers are checked against).
+/// [`ProfileStore::messages_containing`] by reading every message (the default, and the
+/// reference the stores' own answers are checked against).
 pub fn messages_containing_by_reading<S: ProfileStore + ?Sized>(
     store: &S,
     conversation: ConversationId,
     needle: &str,
 ) -> Result<Vec<Message>, Error> {
-    const PAGE: u32 = 512;
     let mut out = Vec::new();
-    let mut offset = 0u64;
-    loop {
-        let page = store.messages(conversation, offset, PAGE)?;
-        let len = page.len();
-        out.extend(page.into_iter().filter(|m| m.body.contains(needle)));
-        if len < PAGE as usize {
-            return Ok(out);
+    read_messages(store, conversation, |m| {
+        if m.body.contains(needle) {
+            out.push(m);
         }
-        offset += len as u64;
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(out)
 }
 
-/// [`ProfileStore::count_after`] by reading the messages after `after`, newest first, a page
-/// at a time (the default, and the reference the stores' own answers are checked against).
+/// [`ProfileStore::count_after`] by reading the messages after `after`, newest first (the
+/// default, and the reference the stores' own answers are checked against).
 pub fn count_after_by_reading<S: ProfileStore + ?Sized>(
     store: &S,
     conversation: ConversationId,
@@ -420,29 +433,21 @@ pub fn count_after_by_reading<S: ProfileStore + ?Sized>(
     except: &str,
     after: MessageId,
 ) -> Result<u64, Error> {
-    const PAGE: u32 = 512;
     let mut n = 0u64;
-    let mut offset = 0u64;
-    loop {
-        let page = store.messages(conversation, offset, PAGE)?;
-        let len = page.len();
-        for m in page {
-            if m.id <= after {
-                return Ok(n);
-            }
-            if m.attributes.get(key).is_some_and(|a| a != except) {
-                n += 1;
-            }
+    read_messages(store, conversation, |m| {
+        if m.id <= after {
+            return std::ops::ControlFlow::Break(());
         }
-        if len < PAGE as usize {
-            return Ok(n);
+        if m.attributes.get(key).is_some_and(|a| a != except) {
+            n += 1;
         }
-        offset += len as u64;
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(n)
 }
 
-/// [`ProfileStore::authors`] by reading every message, a page at a time (the default, and the
-/// reference the stores' own answers are checked and measured against).
+/// [`ProfileStore::authors`] by reading every message (the default, and the reference the
+/// stores' own answers are checked and measured against).
 pub fn authors_by_reading<S: ProfileStore + ?Sized>(
     store: &S,
     conversation: ConversationId,
@@ -450,25 +455,15 @@ pub fn authors_by_reading<S: ProfileStore + ?Sized>(
     except: &str,
     after: MessageId,
 ) -> Result<Authors, Error> {
-    const PAGE: u32 = 512;
     let mut out = Authors::default();
-    let mut offset = 0u64;
-    loop {
-        let page = store.messages(conversation, offset, PAGE)?;
-        let len = page.len();
-        for m in page {
-            if let Some(a) = m.attributes.get(key) {
-                if a != except {
-                    if m.id > after {
-                        out.after += 1;
-                    }
-                    out.names.insert(a.clone());
-                }
+    read_messages(store, conversation, |m| {
+        if let Some(a) = m.attributes.get(key).filter(|a| *a != except) {
+            if m.id > after {
+                out.after += 1;
             }
+            out.names.insert(a.clone());
         }
-        if len < PAGE as usize {
-            return Ok(out);
-        }
-        offset += len as u64;
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(out)
 }
