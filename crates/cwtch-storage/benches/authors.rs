@@ -6,7 +6,9 @@
 //! its file offers (every 100th message; `ProfileStore::messages_containing`, what `cwtch
 //! file list` and a download look for): searched in SQL, against reading every message. And
 //! what a profile's load looks for in every conversation, our messages not acknowledged
-//! (`ProfileStore::messages_where`): selected in SQL, against reading every message.
+//! (`ProfileStore::messages_where`): selected in SQL, against reading every message. And what
+//! a search for `Notes` reads (`ProfileStore::scan_containing_ignore_ascii_case`, the file
+//! offers, with their positions): searched in SQL, against reading every message.
 
 #![allow(clippy::unwrap_used)] // a bench that fails should stop loudly
 
@@ -15,8 +17,9 @@ use std::hint::black_box;
 use criterion::Throughput;
 use cwtch_storage::{
     authors_by_reading, count_after_by_reading, keys, messages_containing_by_reading,
-    messages_where_by_reading, AttributeCondition, Attributes, CwtchHome, MessageId,
-    NewConversation, NewMessage, Password, ProfileHome, ProfileStore,
+    messages_where_by_reading, scan_containing_ignore_ascii_case_by_reading, AttributeCondition,
+    Attributes, CwtchHome, MessageId, NewConversation, NewMessage, Password, ProfileHome,
+    ProfileStore,
 };
 
 const MESSAGES: usize = 10_000;
@@ -133,6 +136,30 @@ fn main() {
     g.bench_function("sql", |b| {
         b.iter(|| black_box(p.messages_where(conv, &outbox).unwrap()))
     });
+    g.finish();
+    let needles = ["Notes", "\\u"];
+    let scan = |by_reading: bool| {
+        let mut found = Vec::new();
+        let mut each = |i: u64, m: cwtch_storage::Message| {
+            found.push((i, m.id));
+            std::ops::ControlFlow::Continue(())
+        };
+        if by_reading {
+            scan_containing_ignore_ascii_case_by_reading(&p, conv, &needles, &mut each).unwrap();
+        } else {
+            p.scan_containing_ignore_ascii_case(conv, &needles, &mut each)
+                .unwrap();
+        }
+        found
+    };
+    let want = scan(true);
+    assert_eq!(want.len(), MESSAGES / 100);
+    assert_eq!(scan(false), want);
+    let mut g = c.benchmark_group("search");
+    g.throughput(Throughput::Elements(MESSAGES as u64));
+    g.sample_size(20);
+    g.bench_function("read_every_message", |b| b.iter(|| black_box(scan(true))));
+    g.bench_function("sql", |b| b.iter(|| black_box(scan(false))));
     g.finish();
     let mut g = c.benchmark_group("unread");
     g.sample_size(50);

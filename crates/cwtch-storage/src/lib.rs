@@ -28,5 +28,6 @@ pub use password::{Password, DEFAULT_PASSWORD, KDF_ITERATIONS, SALT_LEN};
 pub use sqlcipher::Profile;
 pub use store::{
     authors_by_reading, count_after_by_reading, messages_containing_by_reading,
-    messages_where_by_reading, AttributeCondition, Authors, ProfileHome, ProfileStore,
+    messages_where_by_reading, scan_containing_ignore_ascii_case_by_reading, AttributeCondition,
+    Authors, ProfileHome, ProfileStore,
 };

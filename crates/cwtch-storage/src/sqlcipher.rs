@@ -965,6 +965,47 @@ impl ProfileStore for Profile {
         Ok(out)
     }
 
+    fn scan_containing_ignore_ascii_case(
+        &self,
+        conversation: ConversationId,
+        needles: &[&str],
+        each: &mut dyn FnMut(u64, Message) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), Error> {
+        if needles.is_empty() || !self.channel_exists(conversation)? {
+            return Ok(());
+        }
+        // SQLite looks (its `lower` folds ASCII letters only, as `to_ascii_lowercase`); only
+        // the rows that match are read out. A row's position counts the rows after it: each
+        // match's is the previous one's plus the rows between them (one pass over the keys).
+        let conds: Vec<String> = (1..=needles.len())
+            .map(|n| format!("instr(lower(CAST(Body AS TEXT)), ?{n}) > 0"))
+            .collect();
+        let table = schema::channel_table(conversation);
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM {table} WHERE {} ORDER BY ID DESC",
+            conds.join(" OR ")
+        ))?;
+        let mut between = conn.prepare(&format!(
+            "SELECT count(*) FROM {table} WHERE ID > ?1 AND ID < ?2"
+        ))?;
+        let lowered: Vec<String> = needles.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let mut rows = st.query(rusqlite::params_from_iter(lowered.iter()))?;
+        // (the previous match's key, its position)
+        let mut previous: Option<(i64, u64)> = None;
+        while let Some(r) = rows.next()? {
+            let message = message_row(r)??;
+            let (upper, base) = previous.map_or((i64::MAX, 0), |(id, at)| (id, at + 1));
+            let n: i64 = between.query_row(params![message.id.0, upper], |r| r.get(0))?;
+            let index = base + u64::try_from(n).unwrap_or(0);
+            previous = Some((message.id.0, index));
+            if each(index, message).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn count_after(
         &self,
         conversation: ConversationId,

@@ -264,6 +264,21 @@ pub trait ProfileStore: Send {
         messages_containing_by_reading(self, conversation, needle)
     }
 
+    /// Every message whose body contains one of `needles`, ignoring ASCII case (`A` and `a`
+    /// are the same; no other character is folded; an empty needle is in every body, an empty
+    /// list in none), newest first, each with its position in the conversation (0 = the
+    /// newest: the `offset` at which [`ProfileStore::messages`] lists it first), handed to
+    /// `each` until it breaks (what a search must look at more closely). The default reads
+    /// every message; a store may search without reading the others out.
+    fn scan_containing_ignore_ascii_case(
+        &self,
+        conversation: ConversationId,
+        needles: &[&str],
+        each: &mut dyn FnMut(u64, Message) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), Error> {
+        scan_containing_ignore_ascii_case_by_reading(self, conversation, needles, each)
+    }
+
     /// How many messages after `after` have message attribute `key` set to something other
     /// than `except` (a contact's unread messages: theirs after the last one read). The
     /// default reads the messages after `after`; a store may count them without reading
@@ -422,6 +437,28 @@ pub fn messages_containing_by_reading<S: ProfileStore + ?Sized>(
         std::ops::ControlFlow::Continue(())
     })?;
     Ok(out)
+}
+
+/// [`ProfileStore::scan_containing_ignore_ascii_case`] by reading every message (the default,
+/// and the reference the stores' own answers are checked against).
+pub fn scan_containing_ignore_ascii_case_by_reading<S: ProfileStore + ?Sized>(
+    store: &S,
+    conversation: ConversationId,
+    needles: &[&str],
+    each: &mut dyn FnMut(u64, Message) -> std::ops::ControlFlow<()>,
+) -> Result<(), Error> {
+    let needles: Vec<String> = needles.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let mut index = 0u64;
+    read_messages(store, conversation, |m| {
+        let at = index;
+        index += 1;
+        let body = m.body.to_ascii_lowercase();
+        if needles.iter().any(|n| body.contains(n.as_str())) {
+            each(at, m)
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
 }
 
 /// [`ProfileStore::count_after`] by reading the messages after `after`, newest first (the

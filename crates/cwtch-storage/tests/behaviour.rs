@@ -764,6 +764,72 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// `scan_containing_ignore_ascii_case` (what a search reads) finds the same messages, at
+    /// the same positions, in the same order, in SQL as by reading every message, for any
+    /// bodies and needles (ASCII case folded, nothing else), and stops when told to.
+    #[test]
+    fn scan_containing_agrees_in_both_stores(
+        bodies in proptest::collection::vec(prop_oneof!["[aAbBİı\\\\u\" ]{0,12}", arb_text()], 0..30),
+        needles in proptest::collection::vec(prop_oneof![Just(String::new()), "[aAbBİı\\\\u]{1,3}", arb_text()], 0..3),
+        stop_after in 0usize..5,
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = CwtchHome::open(tmp.path().join("home")).unwrap();
+        let mut sql = home.create_profile("A", &Password::Default).unwrap();
+        let c = sql.create_conversation(&NewConversation::contact(BOB, true)).unwrap();
+        let attrs = Attributes::new();
+        for (n, body) in bodies.iter().enumerate() {
+            sql.insert_message(c, &msg(body, &attrs, &format!("s{n}"), &format!("h{n}"))).unwrap();
+        }
+        let needle_refs: Vec<&str> = needles.iter().map(String::as_str).collect();
+        let want: Vec<(u64, String)> = bodies
+            .iter()
+            .rev()
+            .enumerate()
+            .filter(|(_, b)| {
+                let b = b.to_ascii_lowercase();
+                needles.iter().any(|n| b.contains(&n.to_ascii_lowercase()))
+            })
+            .map(|(i, b)| (i as u64, b.clone()))
+            .collect();
+        let collect = |by_reading: bool, limit: Option<usize>| {
+            let mut got = Vec::new();
+            let mut each = |i: u64, m: cwtch_storage::Message| {
+                got.push((i, m.body));
+                if limit.is_some_and(|l| got.len() >= l) {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            };
+            if by_reading {
+                cwtch_storage::scan_containing_ignore_ascii_case_by_reading(&sql, c, &needle_refs, &mut each).unwrap();
+            } else {
+                sql.scan_containing_ignore_ascii_case(c, &needle_refs, &mut each).unwrap();
+            }
+            got
+        };
+        prop_assert_eq!(collect(false, None), want.clone());
+        prop_assert_eq!(collect(true, None), want.clone());
+        let first: Vec<_> = want.iter().take(stop_after.max(1)).cloned().collect();
+        prop_assert_eq!(collect(false, Some(stop_after.max(1))), first);
+        // Each position is where `messages` lists that message.
+        for (i, body) in &want {
+            prop_assert_eq!(&sql.messages(c, *i, 1).unwrap()[0].body, body);
+        }
+        let mut none = true;
+        sql.scan_containing_ignore_ascii_case(ConversationId(999), &needle_refs, &mut |_, _| {
+            none = false;
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        prop_assert!(none);
+    }
+}
+
 fn arb_condition() -> impl Strategy<Value = (u8, usize, usize)> {
     (0u8..4, 0usize..4, 0usize..4)
 }

@@ -43,7 +43,7 @@ pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};
 pub use profile::{ProfileHandle, LIBRARY_MESSAGE_ATTRIBUTES, PUBLIC_PROFILE_STATUS};
 pub use runtime::BLOCK_UNKNOWN_ATTRIBUTE;
-pub use search::{SearchHit, SEARCH_MAX_PER_CONVERSATION};
+pub use search::{Found, SearchHit, SEARCH_MAX_PER_CONVERSATION};
 pub use types::{
     Contact, ContactId, GroupInfo, MessageInfo, Permissions, ProfileInfo, SentMessage, ServerInfo,
 };

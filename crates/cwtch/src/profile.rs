@@ -783,7 +783,12 @@ impl ProfileHandle {
             .collect())
     }
 
-    fn message_info(&self, conv: ConversationId, contact: &Onion, m: Message) -> MessageInfo {
+    pub(crate) fn message_info(
+        &self,
+        conv: ConversationId,
+        contact: &Onion,
+        m: Message,
+    ) -> MessageInfo {
         let me = self.rt.onion.as_str();
         let author = m
             .attributes

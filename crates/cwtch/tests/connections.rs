@@ -482,6 +482,16 @@ async fn search_finds_matching_messages_only() {
     .await;
     let hits = bob.profile.search_messages("BANANA").await.unwrap();
     assert_eq!(hits.len(), 1, "{hits:?}");
+    // `search` reads them out: the text, and who wrote it.
+    let found = bob.profile.search("BANANA").await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].hit, hits[0]);
+    assert_eq!(found[0].message.content.display_text(), Some("and bananas"));
+    assert_eq!(found[0].message.author, alice.onion());
+    assert!(!found[0].message.outgoing);
+    let found = alice.profile.search("apple").await.unwrap();
+    assert_eq!(found[0].message.message_id, apples.message_id);
+    assert!(found[0].message.outgoing);
     alice.shutdown().await;
     bob.shutdown().await;
 }
