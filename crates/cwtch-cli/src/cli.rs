@@ -87,6 +87,13 @@ pub(crate) enum Command {
     /// For a group, each message's author is the member's onion (`--json`: `author`); showing
     /// the newest messages (--offset 0) marks the group read.
     Messages(MessagesArgs),
+    /// Search the messages of every contact and group for a text, newest first.
+    ///
+    /// Case-insensitive; the text of a message is searched (a reply's text, a file's name,
+    /// an invite), not its JSON. Each line: conversation id, conversation (a contact's name
+    /// or onion, a group's name), position (`cwtch messages CONVERSATION --offset POSITION
+    /// --limit 1` shows it), then the message as `cwtch messages` shows it.
+    Search(SearchArgs),
     /// Bring profiles online and print events as JSON lines until SIGINT or SIGTERM.
     ///
     /// Runs every profile that opens with the default password (and, with --password-stdin,
@@ -554,6 +561,21 @@ pub(crate) struct MessagesArgs {
     /// Skip this many of the newest.
     #[arg(long, default_value_t = 0)]
     pub(crate) offset: u64,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SearchArgs {
+    /// The text to look for (case-insensitive).
+    pub(crate) pattern: String,
+    /// Only in this conversation: a contact (onion or conversation id) or a group
+    /// (conversation id, group id or name).
+    #[arg(long = "in", value_name = "CONTACT|GROUP")]
+    pub(crate) conversation: Option<String>,
+    /// Show at most this many (the newest).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
 }

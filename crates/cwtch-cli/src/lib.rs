@@ -240,6 +240,33 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Search(args) => {
+            if args.pattern.trim().is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to search for (the text is empty)".into(),
+                ));
+            }
+            if let Some(c) = &args.conversation {
+                check_target(c)?;
+            }
+            let extra = extra_password(args.password.password_stdin)?;
+            let req = Request::Search {
+                profile,
+                pattern: args.pattern.clone(),
+                conversation: args.conversation.clone(),
+                limit: args.limit,
+            };
+            match call(&dir, req, extra.as_ref()).await?.0 {
+                Reply::Found { found } if json => output::json(&found),
+                Reply::Found { found } => {
+                    for f in &found {
+                        output::line(&output::found_line(f));
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::protocol::{
-    ContactRow, Delivery, GroupRow, GroupSendRow, MessageRow, ProfileRow, SendRow, ServerRow,
-    SettingsRow,
+    ContactRow, Delivery, FoundRow, GroupRow, GroupSendRow, MessageRow, ProfileRow, SendRow,
+    ServerRow, SettingsRow,
 };
 
 /// Print one line on stdout (a closed stdout is ignored, never a panic).
@@ -104,6 +104,18 @@ pub(crate) fn message_line(m: &MessageRow) -> String {
         state,
         m.timestamp.as_deref().unwrap_or("-"),
         text
+    )
+}
+
+/// A message `search` found: conversation id, conversation, position, then the message as
+/// [`message_line`] shows it.
+pub(crate) fn found_line(f: &FoundRow) -> String {
+    format!(
+        "{}\t{}\t{}\t{}",
+        f.message.conversation_id,
+        escape(&f.conversation),
+        f.position,
+        message_line(&f.message)
     )
 }
 

@@ -193,6 +193,16 @@ pub(crate) enum Request {
         offset: u64,
         limit: u32,
     },
+    /// Up to `limit` messages whose text contains `pattern` (case-insensitively), newest
+    /// first; only in `conversation` (named as for [`Request::Messages`]) if given.
+    #[serde(rename = "search")]
+    Search {
+        profile: Option<String>,
+        pattern: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<String>,
+        limit: u32,
+    },
     /// Import a server's `server:` bundle.
     #[serde(rename = "server.add")]
     ServerAdd {
@@ -303,6 +313,7 @@ impl Request {
             Request::ContactDelete { .. } => "contact.delete",
             Request::Send { .. } => "send",
             Request::Messages { .. } => "messages",
+            Request::Search { .. } => "search",
             Request::ServerAdd { .. } => "server.add",
             Request::ServerList { .. } => "server.list",
             Request::ServerRemove { .. } => "server.remove",
@@ -484,6 +495,17 @@ pub(crate) struct MessageRow {
     /// A file message's image, once downloaded and checked (image previews on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) image: Option<cwtch::Image>,
+}
+
+/// A message a search found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FoundRow {
+    /// The conversation's name: a contact's (its onion if it has none) or a group's.
+    pub(crate) conversation: String,
+    /// Its position in the conversation, newest first (0 = the newest): the `offset` of
+    /// `messages` that shows it first.
+    pub(crate) position: u64,
+    pub(crate) message: MessageRow,
 }
 
 impl MessageRow {
@@ -686,6 +708,9 @@ pub(crate) enum Reply {
     },
     Messages {
         messages: Vec<MessageRow>,
+    },
+    Found {
+        found: Vec<FoundRow>,
     },
     Sent {
         sent: SendRow,

@@ -248,8 +248,56 @@ async fn two_daemons_add_accept_talk_block_and_deliver_after_restarts() {
     for m in am.iter().chain(&bm).filter(|m| m["outgoing"] == true) {
         assert_eq!(m["state"], "acknowledged", "{m}");
     }
+
+    // Search, through the daemon: newest first, with the position `messages --offset` takes.
+    let found = json(&acwtch(&w.a_dir, &["--json", "search", "DIRECT"]).await);
+    let texts: Vec<&Value> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["message"]["text"])
+        .collect();
+    assert_eq!(texts, ["direct, queued", "direct"], "{found}");
+    assert_eq!(found[0]["conversation"], "bob", "{found}");
+    assert_eq!(found[0]["position"], 0, "{found}");
+    assert_eq!(found[1]["position"], 1, "{found}");
+    let text = ok(&acwtch(&w.a_dir, &["search", "ALICE", "--in", &w.bob]).await);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with("1\tbob\t4\t2\tin\treceived\t") && lines[0].ends_with("\thello alice"),
+        "{text}"
+    );
+    let shown = ok(&acwtch(
+        &w.a_dir,
+        &["messages", &w.bob, "--offset", "4", "--limit", "1"],
+    )
+    .await);
+    assert!(
+        shown.starts_with("2\tin\t") && shown.trim_end().ends_with("\thello alice"),
+        "{shown}"
+    );
+    let one = json(&acwtch(&w.a_dir, &["--json", "search", "direct", "--limit", "1"]).await);
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(
+        ok(&acwtch(&w.a_dir, &["search", "no such words"]).await),
+        ""
+    );
+    fails(
+        &acwtch(&w.a_dir, &["search", "  "]).await,
+        2,
+        "nothing to search",
+    );
+    fails(
+        &acwtch(&w.a_dir, &["search", "direct", "--in", "42"]).await,
+        3,
+        "no contact or group",
+    );
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());
+    // Without a daemon, the same answer from the data directory.
+    let offline = json(&acwtch(&w.a_dir, &["--json", "search", "DIRECT"]).await);
+    assert_eq!(offline, found);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
