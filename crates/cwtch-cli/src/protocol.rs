@@ -475,7 +475,7 @@ impl ContactRow {
 }
 
 /// A message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MessageRow {
     pub(crate) conversation_id: i64,
     pub(crate) message_id: i64,
@@ -498,7 +498,7 @@ pub(crate) struct MessageRow {
 }
 
 /// A message a search found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FoundRow {
     /// The conversation's name: a contact's (its onion if it has none) or a group's.
     pub(crate) conversation: String,

@@ -339,6 +339,15 @@ async fn tui_attaches_to_a_running_daemon() {
     .await;
     t.wait_for_text("me: and back ✓✓");
 
+    // Search through the daemon: the results, then Enter opens the conversation there.
+    t.line("/search THROUGH");
+    t.wait_for_text("“THROUGH”: 1 found");
+    t.wait_for_text("bob · bob: through the daemon");
+    t.keys(&["Enter"]);
+    t.wait("the results closed", |s| !s.contains("1 found"));
+    // (Tab, not Esc, back to the compose line: an Esc just before typing reads as Alt.)
+    t.keys(&["Tab"]);
+
     // Offline from the compose line: the daemon takes the profile down, Bob loses it, the
     // list says so; and back.
     t.line("/online off");

@@ -12,11 +12,14 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use zeroize::Zeroizing;
 
 use crate::protocol::{
-    ContactRow, GroupRow, MessageRow, ProfileRow, Reply, Request, Secret, ServerRow,
+    ContactRow, FoundRow, GroupRow, MessageRow, ProfileRow, Reply, Request, Secret, ServerRow,
 };
 
 /// How many messages are read at first; scrolling past the oldest reads twice as many.
 pub(crate) const FIRST_PAGE: u32 = 200;
+
+/// At most this many search results are shown (the newest).
+pub(crate) const SEARCH_LIMIT: u32 = 200;
 
 /// Something the driver must do.
 #[derive(Debug)]
@@ -62,6 +65,8 @@ pub(crate) enum What {
     Opened(&'static str),
     /// A contact's permissions (shown or changed): say what they are.
     Permissions,
+    /// `/search`: show what was found.
+    Search,
 }
 
 /// The kind of a conversation.
@@ -334,6 +339,12 @@ pub(crate) enum Overlay {
         input: Zeroizing<String>,
     },
     Confirm(Confirm),
+    /// What `/search` found, newest first; Enter opens the chosen one at that message.
+    Search {
+        pattern: String,
+        found: Vec<FoundRow>,
+        selected: usize,
+    },
 }
 
 /// A line on the status bar.
@@ -393,6 +404,10 @@ pub(crate) struct App {
     pub(crate) unsent: Option<String>,
     /// `--open`: the conversation to open once the lists are read.
     pub(crate) pending_open: Option<String>,
+    /// A message to choose once the open conversation's messages arrive (a search result).
+    pub(crate) jump_to: Option<i64>,
+    /// The pattern of the search being run.
+    pub(crate) searching: Option<String>,
     pub(crate) quit: bool,
 }
 
@@ -500,6 +515,8 @@ impl App {
             online: BTreeSet::new(),
             unsent: None,
             pending_open: open,
+            jump_to: None,
+            searching: None,
             quit: false,
         }
     }
@@ -595,6 +612,11 @@ impl App {
                     }
                 };
             }
+            Overlay::Search {
+                pattern,
+                found,
+                selected,
+            } => return self.search_key(key, pattern, found, selected),
             Overlay::Confirm(c) => {
                 return match key.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') => self.confirmed(c),
@@ -653,6 +675,62 @@ impl App {
             Focus::Messages => self.messages_key(key),
             Focus::List => self.list_key(key),
         }
+    }
+
+    /// A key on the search results: choose one, open it, or close them.
+    fn search_key(
+        &mut self,
+        key: KeyEvent,
+        pattern: String,
+        found: Vec<FoundRow>,
+        selected: usize,
+    ) -> Vec<Action> {
+        let last = found.len().saturating_sub(1);
+        let selected = match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => return Vec::new(),
+            KeyCode::Enter => {
+                return match found.get(selected) {
+                    Some(f) => {
+                        self.open_at(f.message.conversation_id, f.position, f.message.message_id)
+                    }
+                    None => Vec::new(),
+                }
+            }
+            KeyCode::Up | KeyCode::Char('k') => selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => (selected + 1).min(last),
+            KeyCode::PageUp => selected.saturating_sub(10),
+            KeyCode::PageDown => (selected + 10).min(last),
+            KeyCode::Home => 0,
+            KeyCode::End => last,
+            _ => selected,
+        };
+        self.overlay = Overlay::Search {
+            pattern,
+            found,
+            selected,
+        };
+        Vec::new()
+    }
+
+    /// Open a conversation with the message `message` (at `position`, newest first) chosen.
+    fn open_at(&mut self, id: i64, position: u64, message: i64) -> Vec<Action> {
+        if !self
+            .profile()
+            .is_some_and(|p| p.convs.iter().any(|c| c.id == id))
+        {
+            self.error("that conversation is gone");
+            return Vec::new();
+        }
+        // Read at least as far back as the message.
+        let needed = u32::try_from(position.saturating_add(1)).unwrap_or(u32::MAX / 2);
+        let mut a = self.open(id);
+        if needed > self.limit {
+            self.limit = needed.min(u32::MAX / 2);
+            a = self.reload();
+        }
+        self.jump_to = Some(message);
+        self.focus = Focus::Messages;
+        a
     }
 
     /// Text pasted (bracketed paste): into the prompt, the filter or the compose line (from
@@ -1480,8 +1558,24 @@ impl App {
             "previews" => self.previews(arg),
             "online" => self.go_online(arg),
             "picture" if !arg.is_empty() => self.picture(arg),
+            "search" if !arg.is_empty() => {
+                let me = self.active_onion();
+                self.searching = Some(arg.to_owned());
+                self.note(format!("searching for “{arg}”…"));
+                vec![call(
+                    Request::Search {
+                        profile: Some(me.clone()),
+                        pattern: arg.to_owned(),
+                        conversation: None,
+                        limit: SEARCH_LIMIT,
+                    },
+                    &me,
+                    None,
+                    What::Search,
+                )]
+            }
             "add" | "join" | "invite" | "server" | "group" | "name" | "share" | "download"
-            | "picture" => {
+            | "picture" | "search" => {
                 self.error(format!("/{name} needs an argument (/help lists them)"));
                 Vec::new()
             }
@@ -1817,6 +1911,16 @@ impl App {
                     if let Some(i) = self.cursor {
                         self.cursor = Some(i.min(self.messages.len().saturating_sub(1)));
                     }
+                    // A search result: choose it (the view keeps it in sight).
+                    if let Some(id) = self.jump_to.take() {
+                        match self.messages.iter().position(|m| m.message_id == id) {
+                            Some(i) => {
+                                self.cursor = Some(i);
+                                self.focus = Focus::Messages;
+                            }
+                            None => self.error("that message is gone"),
+                        }
+                    }
                     // Shown: the conversation is marked read by the request itself.
                     if let Some(c) = self
                         .profile_mut()
@@ -1825,6 +1929,23 @@ impl App {
                         c.unread = 0;
                     }
                     return thumbnails;
+                }
+                Vec::new()
+            }
+            (What::Search, Reply::Found { found }) => {
+                let pattern = self.searching.take().unwrap_or_default();
+                if !self.is_active(&ctx.profile) {
+                    return Vec::new();
+                }
+                if found.is_empty() {
+                    self.note(format!("nothing found for “{pattern}”"));
+                } else {
+                    self.notice = None;
+                    self.overlay = Overlay::Search {
+                        pattern,
+                        found,
+                        selected: 0,
+                    };
                 }
                 Vec::new()
             }

@@ -1769,3 +1769,134 @@ fn a_profile_taken_offline_says_so() {
     let s = screen(&app, 80, 24);
     assert!(!s.contains("offline") && s.contains("online"), "{s}");
 }
+
+fn found(conversation: &str, position: u64, m: MessageRow) -> crate::protocol::FoundRow {
+    crate::protocol::FoundRow {
+        conversation: conversation.into(),
+        position,
+        message: m,
+    }
+}
+
+#[test]
+fn search_lists_what_was_found_and_opens_it_at_the_message() {
+    let mut app = world();
+    app.focus = Focus::Compose;
+    typing(&mut app, "/search BOOK");
+    let actions = app.handle_key(key(KeyCode::Enter));
+    let c = match &actions[..] {
+        [Action::Call {
+            req:
+                Request::Search {
+                    profile,
+                    pattern,
+                    conversation: None,
+                    ..
+                },
+            ctx: c,
+        }] => {
+            assert_eq!(profile.as_deref(), Some(ALICE));
+            assert_eq!(pattern, "BOOK");
+            c.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(c.what, What::Search);
+    // Found: one message of Bob's conversation (the 5th newest), one of a group's.
+    let in_bob = bob_messages()[2].clone();
+    let mut in_group = msg(
+        3,
+        9,
+        BOB,
+        false,
+        MessageState::Received,
+        "10:30",
+        Content::text("next book: \u{1b}[31mDune\nchapter 1"),
+    );
+    in_group.timestamp = Some("2025-01-03T10:30:00Z".into());
+    app.handle_reply(
+        c.clone(),
+        Ok(Reply::Found {
+            found: vec![
+                found("book club", 0, in_group),
+                found("bob", 4, in_bob.clone()),
+            ],
+        }),
+    );
+    assert!(matches!(&app.overlay, Overlay::Search { found, selected: 0, .. } if found.len() == 2));
+    let s = screen(&app, 80, 24);
+    snapshot("search_results", &s);
+    assert!(s.contains("“BOOK”: 2 found"), "{s}");
+    assert!(s.contains("2025-01-03 10:30 book club"), "{s}");
+    assert!(s.contains("I'll bring the book"), "{s}");
+    // Down, Enter: Bob's conversation opens, read back at least as far as the message.
+    assert!(app.handle_key(key(KeyCode::Down)).is_empty());
+    let actions = app.handle_key(key(KeyCode::Enter));
+    let c = match &actions[..] {
+        [Action::Call {
+            req:
+                Request::Messages {
+                    contact,
+                    offset: 0,
+                    limit,
+                    ..
+                },
+            ctx: c,
+        }] => {
+            assert_eq!(contact, "1");
+            assert!(*limit >= 5, "{limit}");
+            c.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(app.overlay, Overlay::None);
+    assert_eq!(app.open, Some(1));
+    app.handle_reply(
+        c,
+        Ok(Reply::Messages {
+            messages: bob_messages(),
+        }),
+    );
+    // The message is chosen: r quotes it, as any chosen message.
+    assert_eq!(app.focus, Focus::Messages);
+    assert_eq!(app.cursor, Some(2));
+    app.handle_key(ch('r'));
+    assert_eq!(
+        app.reply_to.as_ref().map(|(h, _)| h.as_str()),
+        Some(in_bob.content_hash.as_str())
+    );
+
+    // Nothing found: said on the status line. Esc closes the results.
+    app.focus = Focus::Compose;
+    typing(&mut app, "/search zebra");
+    let actions = app.handle_key(key(KeyCode::Enter));
+    let [Action::Call { ctx: c, .. }] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    app.handle_reply(c.clone(), Ok(Reply::Found { found: vec![] }));
+    assert_eq!(app.overlay, Overlay::None);
+    assert!(screen(&app, 80, 24).contains("nothing found for “zebra”"));
+    typing(&mut app, "/search");
+    let actions = app.handle_key(key(KeyCode::Enter));
+    assert!(actions.is_empty());
+    assert!(screen(&app, 80, 24).contains("/search needs an argument"));
+    app.handle_reply(
+        ctx(ALICE, None, What::Search),
+        Ok(Reply::Found {
+            found: vec![found("bob", 4, bob_messages()[2].clone())],
+        }),
+    );
+    assert!(matches!(app.overlay, Overlay::Search { .. }));
+    assert!(app.handle_key(key(KeyCode::Esc)).is_empty());
+    assert_eq!(app.overlay, Overlay::None);
+    // Small terminals do not panic.
+    app.handle_reply(
+        ctx(ALICE, None, What::Search),
+        Ok(Reply::Found {
+            found: vec![found("bob", 4, bob_messages()[2].clone())],
+        }),
+    );
+    for (w, h) in [(1, 1), (10, 3), (20, 6), (200, 60)] {
+        screen(&app, w, h);
+    }
+}

@@ -12,7 +12,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::app::{section, short, App, Ask, Colours, Confirm, Focus, Kind, Overlay, Section};
 use super::sanitize::{inert, inert_lines};
-use crate::protocol::MessageRow;
+use crate::protocol::{FoundRow, MessageRow};
 
 /// Every key, for the help screen (and the README).
 pub(crate) const KEYS: &[(&str, &str)] = &[
@@ -58,7 +58,7 @@ pub(crate) const COMMANDS: &[&str] = &[
     "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
     "/share PATH  /download KEY  (Enter sends text; //x sends /x)",
     "/permissions [files|images allow|refuse|default]",
-    "/previews on|off  /picture PATH|none  /online on|off",
+    "/previews on|off  /picture PATH|none  /online on|off  /search TEXT",
 ];
 
 const ACCENT: Color = Color::Cyan;
@@ -90,6 +90,11 @@ pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
         Overlay::Invite(invite) => invite_popup(f, area, invite),
         Overlay::Prompt { ask, input } => prompt(f, area, ask, input),
         Overlay::Confirm(c) => confirm(f, area, c),
+        Overlay::Search {
+            pattern,
+            found,
+            selected,
+        } => search_results(app, f, area, pattern, found, *selected),
     }
 }
 
@@ -795,6 +800,90 @@ fn prompt(f: &mut Frame<'_>, area: Rect, ask: &Ask, input: &str) {
         ),
     ];
     popup(f, centred(area, 66, 5), ask.title(), lines);
+}
+
+/// `YYYY-MM-DD HH:MM` of an RFC 3339 timestamp (remote text: checked, never trusted).
+fn date_time_of(ts: Option<&str>) -> String {
+    match ts {
+        Some(t) if t.len() >= 16 && t.is_char_boundary(10) && t.is_char_boundary(11) => {
+            format!("{} {}", inert(&t[..10]), time_of(Some(t)))
+        }
+        _ => "----------:--".into(),
+    }
+}
+
+/// The first `width` cells of `s` (inert already), `…` where it is cut.
+fn clip(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > width.saturating_sub(1) {
+            let rest: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
+            if rest > width {
+                out.push('…');
+                return out;
+            }
+        }
+        if w + cw > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out
+}
+
+fn search_results(
+    app: &App,
+    f: &mut Frame<'_>,
+    area: Rect,
+    pattern: &str,
+    found: &[FoundRow],
+    selected: usize,
+) {
+    let w = area.width.saturating_sub(4).min(100);
+    // As tall as the results (and the footer), up to the screen less a line above and below.
+    let most = usize::from(area.height.saturating_sub(2));
+    let h = u16::try_from((found.len() + 4).min(most)).unwrap_or(u16::MAX);
+    let inner_w = usize::from(w.saturating_sub(2));
+    // Rows for results: the popup less its borders and the footer.
+    let rows = usize::from(h.saturating_sub(4)).max(1);
+    let first = selected.saturating_sub(rows - 1);
+    let mut lines = Vec::new();
+    for (i, r) in found.iter().enumerate().skip(first).take(rows) {
+        let who = author(app, &r.message);
+        let head = format!(
+            "{} {} · {}: ",
+            date_time_of(r.message.timestamp.as_deref()),
+            clip(&inert(&r.conversation), 20),
+            clip(&inert(&who), 16)
+        );
+        let text = inert(&body(&r.message));
+        let row = clip(&format!("{head}{text}"), inner_w);
+        let style = if i == selected {
+            Style::default().fg(Color::Black).bg(ACCENT)
+        } else {
+            Style::default()
+        };
+        lines.push(Line::styled(row, style));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "↑ ↓ choose · Enter opens it there · Esc closes",
+        Style::default().fg(Color::DarkGray),
+    ));
+    let title = format!(
+        "“{}”: {} found{}",
+        clip(&inert(pattern), 30),
+        found.len(),
+        if found.len() >= crate::tui::app::SEARCH_LIMIT as usize {
+            " (the newest)"
+        } else {
+            ""
+        }
+    );
+    popup(f, centred(area, w, h), &title, lines);
 }
 
 fn confirm(f: &mut Frame<'_>, area: Rect, c: &Confirm) {
