@@ -331,8 +331,12 @@ async fn tui_attaches_to_a_running_daemon() {
     // An event streamed from the daemon: Bob's message appears.
     ok(&acwtch(&b_dir, &["send", &alice, "through the daemon"]).await);
     t.wait_for_text("bob: through the daemon");
-    // A request through the socket: the compose line (focused by --open) sends.
-    t.line("and back");
+    // A request through the socket: the compose line (focused by --open) sends; a typo is
+    // mended in the middle of the line (← twice, type, → to the end).
+    t.type_text("and bck");
+    t.keys(&["Left", "Left"]);
+    t.type_text("a");
+    t.keys(&["C-e", "Enter"]);
     b.wait_for(STEP, |e| {
         e["event"] == "NewMessage" && e["text"] == "and back"
     })

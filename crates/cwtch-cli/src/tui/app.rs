@@ -11,6 +11,7 @@ use cwtch::{ConnectionState, Event, MessageState, ServerState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use zeroize::Zeroizing;
 
+use super::line::{self, Edit};
 use crate::protocol::{
     ContactRow, FoundRow, GroupRow, MessageRow, ProfileRow, Reply, Request, Secret, ServerRow,
 };
@@ -394,6 +395,9 @@ pub(crate) struct App {
     pub(crate) thumbnails_asked: BTreeSet<String>,
     pub(crate) focus: Focus,
     pub(crate) compose: String,
+    /// The compose line's cursor: a byte offset into it, `None` at its end (where it is
+    /// whenever the line is replaced).
+    pub(crate) compose_at: Option<usize>,
     pub(crate) filter: String,
     pub(crate) overlay: Overlay,
     pub(crate) notice: Option<Notice>,
@@ -509,6 +513,7 @@ impl App {
             thumbnails_asked: BTreeSet::new(),
             focus: Focus::List,
             compose: String::new(),
+            compose_at: None,
             filter: String::new(),
             overlay: Overlay::None,
             notice: None,
@@ -750,7 +755,7 @@ impl App {
             Focus::Messages | Focus::List | Focus::Compose => {
                 self.cursor = None;
                 self.focus = Focus::Compose;
-                self.compose.push_str(&text.replace("\r\n", "\n"));
+                self.edit(&Edit::InsertStr(text.replace("\r\n", "\n")));
             }
         }
     }
@@ -765,26 +770,61 @@ impl App {
         Vec::new()
     }
 
+    /// Where the compose line's cursor is (a byte offset; the end if it is not set).
+    pub(crate) fn compose_cursor(&self) -> usize {
+        match self.compose_at {
+            Some(i) if i < self.compose.len() && self.compose.is_char_boundary(i) => i,
+            _ => self.compose.len(),
+        }
+    }
+
+    /// Edit the compose line at its cursor.
+    fn edit(&mut self, edit: &Edit) {
+        let at = self.compose_cursor();
+        let at = line::apply(&mut self.compose, at, edit);
+        self.compose_at = (at < self.compose.len()).then_some(at);
+    }
+
     fn compose_key(&mut self, key: KeyEvent, ctrl: bool) -> Vec<Action> {
-        match key.code {
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let edit = match key.code {
             // Esc drops the reply being written, else goes back to the list.
-            KeyCode::Esc if self.reply_to.is_some() => self.reply_to = None,
-            KeyCode::Esc => self.focus = Focus::List,
-            KeyCode::Tab => self.focus = Focus::List,
+            KeyCode::Esc if self.reply_to.is_some() => {
+                self.reply_to = None;
+                return Vec::new();
+            }
+            KeyCode::Esc | KeyCode::Tab => {
+                self.focus = Focus::List;
+                return Vec::new();
+            }
             KeyCode::Enter => {
                 let line = std::mem::take(&mut self.compose);
+                self.compose_at = None;
                 return self.submit(line);
-            }
-            KeyCode::Backspace => {
-                self.compose.pop();
             }
             KeyCode::Up if self.compose.is_empty() => {
                 self.focus = Focus::Messages;
                 self.cursor = self.messages.len().checked_sub(1);
+                return Vec::new();
             }
-            KeyCode::Char(c) if !ctrl => self.compose.push(c),
-            _ => {}
-        }
+            KeyCode::Backspace if ctrl || alt => Edit::DeleteWordBack,
+            KeyCode::Backspace => Edit::Backspace,
+            KeyCode::Delete => Edit::Delete,
+            KeyCode::Left if ctrl || alt => Edit::WordLeft,
+            KeyCode::Right if ctrl || alt => Edit::WordRight,
+            KeyCode::Left => Edit::Left,
+            KeyCode::Right => Edit::Right,
+            KeyCode::Char('a') if ctrl => Edit::Start,
+            KeyCode::Char('e') if ctrl => Edit::End,
+            KeyCode::Char('w') if ctrl => Edit::DeleteWordBack,
+            KeyCode::Char('u') if ctrl => Edit::DeleteToStart,
+            KeyCode::Char('k') if ctrl => Edit::DeleteToEnd,
+            KeyCode::Char('b') if alt => Edit::WordLeft,
+            KeyCode::Char('f') if alt => Edit::WordRight,
+            KeyCode::Char(c) if !ctrl => Edit::Insert(c),
+            _ => return Vec::new(),
+        };
+        self.edit(&edit);
         Vec::new()
     }
 
@@ -1804,6 +1844,7 @@ impl App {
                     if let Some(text) = self.unsent.take() {
                         if self.compose.is_empty() {
                             self.compose = text;
+                            self.compose_at = None;
                         }
                     }
                 }

@@ -9,6 +9,7 @@
 //!   carries out the actions.
 
 mod app;
+mod line;
 pub(crate) mod sanitize;
 mod view;
 

@@ -1900,3 +1900,73 @@ fn search_lists_what_was_found_and_opens_it_at_the_message() {
         screen(&app, w, h);
     }
 }
+
+/// The text of the compose box's row on the screen (between its borders).
+fn compose_row(app: &App) -> String {
+    let s = screen(app, 80, 24);
+    let row = s.lines().nth(21).unwrap();
+    row.trim_start_matches('│')
+        .trim_end()
+        .trim_end_matches('│')
+        .trim_end()
+        .to_owned()
+}
+
+#[test]
+fn the_compose_line_edits_at_a_cursor() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    typing(&mut app, "hello world");
+    assert_eq!(compose_row(&app), "hello world▏");
+    // Ctrl-← (or Alt-b) to the word before, and type there.
+    app.handle_key(KeyEvent::new(KeyCode::Left, KeyModifiers::CONTROL));
+    typing(&mut app, "big ");
+    assert_eq!(app.compose, "hello big world");
+    assert_eq!(compose_row(&app), "hello big ▏world");
+    // ← → Delete Backspace, one character at a time (not bytes).
+    app.handle_key(key(KeyCode::Right));
+    app.handle_key(key(KeyCode::Delete));
+    app.handle_key(key(KeyCode::Backspace));
+    assert_eq!(app.compose, "hello big rld");
+    typing(&mut app, "wö");
+    assert_eq!(app.compose, "hello big wörld");
+    app.handle_key(key(KeyCode::Left));
+    app.handle_key(key(KeyCode::Backspace));
+    assert_eq!(app.compose, "hello big örld");
+    // Ctrl-A to the start, Ctrl-K cuts the rest; Ctrl-E to the end; Ctrl-W a word.
+    app.handle_key(ctrl('a'));
+    typing(&mut app, ">");
+    assert_eq!(compose_row(&app), ">▏hello big örld");
+    app.handle_key(ctrl('e'));
+    app.handle_key(ctrl('w'));
+    assert_eq!(app.compose, ">hello big ");
+    app.handle_key(KeyEvent::new(KeyCode::Char('b'), KeyModifiers::ALT));
+    app.handle_key(ctrl('k'));
+    assert_eq!(app.compose, ">hello ");
+    app.handle_key(ctrl('u'));
+    assert_eq!(app.compose, "");
+    // A paste lands at the cursor; Enter sends the whole line and starts a new one.
+    typing(&mut app, "ab");
+    app.handle_key(key(KeyCode::Left));
+    app.handle_paste("XY");
+    assert_eq!(compose_row(&app), "aXY▏b");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { text, .. }, .. }] if text == "aXYb"),
+        "{a:?}"
+    );
+    assert_eq!(compose_row(&app), "▏");
+    typing(&mut app, "next");
+    assert_eq!(app.compose, "next");
+    // A long line shows the row the cursor is on.
+    app.handle_key(ctrl('u'));
+    let long = "word ".repeat(40);
+    typing(&mut app, &long);
+    app.handle_key(ctrl('a'));
+    assert!(
+        compose_row(&app).starts_with("▏word word"),
+        "{}",
+        compose_row(&app)
+    );
+    assert!(compose_row(&app).ends_with('…'), "{}", compose_row(&app));
+}

@@ -620,12 +620,20 @@ fn compose(app: &App, f: &mut Frame<'_>, area: Rect) {
         .title(title)
         .border_style(focused(app.focus == Focus::Compose));
     let inner = block.inner(area);
-    let text = inert(&app.compose);
-    // Show the end of a long line.
+    let at = app.compose_cursor();
+    let before = inert(&app.compose[..at]);
+    let after = inert(&app.compose[at..]);
+    // The row the cursor is on: the end of what is before it, then as much of the rest as fits.
     let w = inner.width.saturating_sub(1) as usize;
     let shown: String = {
-        let rows = wrap(&text, w.max(1));
+        let rows = wrap(&before, w.max(1));
         rows.last().cloned().unwrap_or_default()
+    };
+    let used: usize = shown.chars().map(|c| c.width().unwrap_or(0)).sum();
+    let rest = if after.is_empty() {
+        String::new()
+    } else {
+        clip(&after, w.saturating_sub(used))
     };
     let cursor = if app.focus == Focus::Compose {
         "▏"
@@ -636,6 +644,7 @@ fn compose(app: &App, f: &mut Frame<'_>, area: Rect) {
         Paragraph::new(Line::from(vec![
             Span::raw(shown),
             Span::styled(cursor, Style::default().fg(ACCENT)),
+            Span::raw(rest),
         ]))
         .block(block),
         area,
