@@ -15,6 +15,12 @@ mod protocol;
 mod session;
 mod tui;
 
+/// The TUI's conversation view, for `benches/tui.rs` (not an API).
+#[doc(hidden)]
+pub mod benching {
+    pub use crate::tui::bench::History;
+}
+
 /// The control-socket parsers, for the fuzz targets in `fuzz/` (not an API).
 #[doc(hidden)]
 pub mod fuzzing {

@@ -185,5 +185,6 @@ fn main() {
         ("unread/sql", "unread/read_unread_messages"),
         ("offers/sql", "offers/read_every_message"),
         ("outbox/sql", "outbox/read_every_message"),
+        ("search/sql", "search/read_every_message"),
     ]);
 }

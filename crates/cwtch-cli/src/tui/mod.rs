@@ -3,6 +3,7 @@
 //! * `app.rs` — the state ([`app::App`]): keys, library events and request results go in,
 //!   [`app::Action`]s come out. No IO.
 //! * `view.rs` — `render(&App, &mut Frame)`, a pure function of the state.
+//! * `line.rs` — editing the compose line at a cursor, a pure function.
 //! * `sanitize.rs` — the one function remote text passes through before any widget.
 //! * this file — the thin driver: it owns the terminal, the key reader, and the connection to
 //!   the library (in-process, or a running `cwtch run` through the control socket), and
@@ -12,6 +13,102 @@ mod app;
 mod line;
 pub(crate) mod sanitize;
 mod view;
+
+/// A long conversation open in the TUI, for `benches/tui.rs`.
+pub(crate) mod bench {
+    use super::app::{App, Ctx, What};
+    use crate::protocol::{ContactRow, MessageRow, ProfileRow, Reply};
+    use cwtch::{ConnectionState, Content, MessageState};
+
+    const ME: &str = "vbmmtsfg3h6wxwpmsrg53fgdiuosbcscs5a5ni7ffuy4tkrvp7nzpbyd";
+    const BOB: &str = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
+
+    /// `n` messages with a contact, open, every 7th a reply quoting the 3rd before it.
+    pub struct History {
+        app: App,
+    }
+
+    impl History {
+        /// The history, open in a TUI whose profile has that contact.
+        pub fn new(n: usize) -> History {
+            let mut app = App::new(false, 0, None);
+            let ctx = |what| Ctx {
+                profile: ME.into(),
+                conv: None,
+                what,
+            };
+            app.handle_reply(
+                ctx(What::Profiles),
+                Ok(Reply::Pong {
+                    version: 1,
+                    pid: 1,
+                    acn: None,
+                    profiles: vec![ProfileRow {
+                        profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                        onion: ME.into(),
+                        name: "alice".into(),
+                        running: true,
+                    }],
+                }),
+            );
+            app.handle_reply(
+                ctx(What::Contacts),
+                Ok(Reply::Contacts {
+                    contacts: vec![ContactRow {
+                        conversation_id: 1,
+                        onion: BOB.into(),
+                        name: Some("bob".into()),
+                        accepted: true,
+                        blocked: false,
+                        state: ConnectionState::Authenticated,
+                        message_count: 0,
+                        unread: 0,
+                        unacknowledged: 0,
+                        attributes: Default::default(),
+                        permissions: Default::default(),
+                    }],
+                }),
+            );
+            app.open = Some(1);
+            app.messages = (0..n)
+                .map(|i| {
+                    let content = if i % 7 == 3 {
+                        Content::QuotedReply {
+                            quoted_hash: format!("hash-{}", i - 3),
+                            body: "a reply to that".into(),
+                        }
+                    } else {
+                        Content::text("a message of some length that may wrap once or twice in a narrow window")
+                    };
+                    MessageRow {
+                        conversation_id: 1,
+                        message_id: i64::try_from(i).unwrap_or(i64::MAX),
+                        signature: String::new(),
+                        author: BOB.into(),
+                        outgoing: false,
+                        state: MessageState::Received,
+                        timestamp: Some(format!("2025-01-{:02}T09:00:00Z", 1 + (i / 1000) % 28)),
+                        text: content.display_text().map(str::to_owned),
+                        overlay: Some(1),
+                        content,
+                        body: String::new(),
+                        content_hash: format!("hash-{i}"),
+                        image: None,
+                    }
+                })
+                .collect();
+            History { app }
+        }
+
+        /// The conversation's lines for a window `rows` high and `width` wide: only the
+        /// messages shown (what the TUI draws), or, with `whole`, every message (what it drew
+        /// before: the baseline). The number of lines made.
+        pub fn lines(&self, width: usize, rows: usize, whole: bool) -> usize {
+            let need = if whole { usize::MAX } else { rows };
+            super::view::message_lines(&self.app, width, need).0.len()
+        }
+    }
+}
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;

@@ -1970,3 +1970,103 @@ fn the_compose_line_edits_at_a_cursor() {
     );
     assert!(compose_row(&app).ends_with('…'), "{}", compose_row(&app));
 }
+
+/// A long history: only the messages the window shows are drawn, and they are drawn exactly
+/// as when every message is (date lines from the message before, quotes of messages out of
+/// sight, the chosen message's range).
+#[test]
+fn only_the_shown_messages_are_drawn_and_they_are_drawn_the_same() {
+    let mut app = world();
+    let mut ms = Vec::new();
+    for i in 0..3000i64 {
+        let content = if i % 7 == 3 {
+            Content::QuotedReply {
+                quoted_hash: format!("hash1-{}", i - 3),
+                body: format!("replying to {}", i - 3),
+            }
+        } else {
+            Content::text("word ".repeat(usize::try_from(i % 23).unwrap()))
+        };
+        let mut m = msg(
+            1,
+            i,
+            if i % 2 == 0 { BOB } else { ALICE },
+            i % 2 == 1,
+            MessageState::Received,
+            "09:00",
+            content,
+        );
+        m.timestamp = if i % 11 == 5 {
+            None
+        } else {
+            Some(format!("2025-01-{:02}T09:00:00Z", 1 + i / 100))
+        };
+        ms.push(m);
+    }
+    app.missing.insert((ALICE.into(), 1, 2990));
+    open_with(&mut app, 1, ms);
+    let (all, _) = view::message_lines(&app, 60, usize::MAX);
+    assert!(all.len() > 5000, "{}", all.len());
+    for need in [0, 1, 10, 45, 500] {
+        let (some, chosen) = view::message_lines(&app, 60, need);
+        assert!(some.len() >= need, "{need}");
+        // Whole messages only: at most one (of at most 8 lines here) beyond what is needed.
+        assert!(some.len() < need + 10, "{need}: {}", some.len());
+        assert_eq!(some[..], all[all.len() - some.len()..], "{need}");
+        assert_eq!(chosen, None);
+    }
+    // A chosen message far back is drawn, and so is everything after it.
+    app.cursor = Some(100);
+    let (all, all_chosen) = view::message_lines(&app, 60, usize::MAX);
+    let (some, chosen) = view::message_lines(&app, 60, 40);
+    assert_eq!(some[..], all[all.len() - some.len()..]);
+    let (a, b) = all_chosen.unwrap();
+    let off = all.len() - some.len();
+    assert_eq!(chosen, Some((a - off, b - off)));
+    assert!(
+        some.len() < all.len(),
+        "the messages before it are not drawn"
+    );
+}
+
+/// A reply quotes the nearest message before it with that content hash (one author's equal
+/// texts share one).
+#[test]
+fn a_quote_shows_the_nearest_message_before_it() {
+    let mut app = world();
+    let mut first = msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "09:00",
+        Content::text("ok (the first)"),
+    );
+    let mut second = msg(
+        1,
+        2,
+        BOB,
+        false,
+        MessageState::Received,
+        "09:01",
+        Content::text("ok (the second)"),
+    );
+    first.content_hash = "same".into();
+    second.content_hash = "same".into();
+    let reply = msg(
+        1,
+        3,
+        ALICE,
+        true,
+        MessageState::Acknowledged,
+        "09:02",
+        Content::QuotedReply {
+            quoted_hash: "same".into(),
+            body: "good".into(),
+        },
+    );
+    open_with(&mut app, 1, vec![first, second, reply]);
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("┃ bob: ok (the second)"), "{s}");
+}

@@ -436,96 +436,142 @@ fn wrap_hanging(s: &str, width: usize) -> Vec<String> {
     rows
 }
 
-/// The open conversation's lines (all of them; the view shows the window scrolled to).
-/// Also the range of lines of the chosen message, if one is.
-fn message_lines(app: &App, width: usize) -> (Vec<Line<'static>>, Option<(usize, usize)>) {
-    let group = app.open_conv().is_some_and(|c| c.kind == Kind::Group);
-    let me = app.profile().map(|p| p.onion.clone()).unwrap_or_default();
+/// The date of a message (`YYYY-MM-DD`), if its timestamp has one (remote text for groups:
+/// checked).
+fn day_of(m: &MessageRow) -> Option<&str> {
+    m.timestamp
+        .as_deref()
+        .and_then(|t| t.get(..10))
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+}
+
+/// What one message is drawn with, besides itself.
+struct Drawing {
+    width: usize,
+    group: bool,
+    me: String,
+}
+
+/// The lines of message `i`: a line with the date where it changes (from the message before
+/// it that has one), the missing-messages marker, then the message itself (a quote, its
+/// text, a thumbnail), which starts at the returned index.
+fn message_block(app: &App, i: usize, d: &Drawing) -> (Vec<Line<'static>>, usize) {
+    let m = &app.messages[i];
+    let width = d.width;
     let mut out = Vec::new();
-    let mut chosen_lines = None;
-    let mut day: Option<&str> = None;
-    for (i, m) in app.messages.iter().enumerate() {
-        // A line with the date where it changes (remote text for groups: checked).
-        let d = m
-            .timestamp
-            .as_deref()
-            .and_then(|t| t.get(..10))
-            .filter(|d| d.bytes().all(|b| b.is_ascii_digit() || b == b'-'));
-        if d.is_some() && d != day {
-            day = d;
-            out.push(Line::styled(
-                format!("── {} ──", d.unwrap_or_default()),
-                Style::default().fg(Color::DarkGray),
-            ));
-        }
-        if app
-            .missing
-            .contains(&(me.clone(), m.conversation_id, m.message_id))
-        {
-            out.push(Line::styled(
-                "┄┄ missing messages: some never arrived ┄┄",
-                Style::default().fg(Color::Red),
-            ));
-        }
-        let chosen = app.cursor == Some(i);
-        let first_line = out.len();
-        if let Some(hash) = m.content.quoted_hash() {
-            let quoted = app.messages.iter().find(|q| q.content_hash == hash);
-            let q = match quoted {
-                Some(q) => format!("{}: {}", author(app, q), body(q)),
-                None => "(a message not shown here)".into(),
-            };
-            let first = inert_lines(&q).into_iter().next().unwrap_or_default();
-            for row in wrap(&format!("  ┃ {first}"), width).into_iter().take(2) {
-                out.push(Line::styled(row, Style::default().fg(Color::DarkGray)));
-            }
-        }
-        let who = inert(&author(app, m));
-        let (mark, mstyle) = delivery(app, m, group);
-        let head = format!("{} {who}: ", time_of(m.timestamp.as_deref()));
-        let who_style = if m.outgoing {
-            Style::default().fg(ACCENT)
-        } else {
-            Style::default().fg(Color::Magenta)
+    let day = day_of(m);
+    let before = app.messages[..i].iter().rev().find_map(day_of);
+    if day.is_some() && day != before {
+        out.push(Line::styled(
+            format!("── {} ──", day.unwrap_or_default()),
+            Style::default().fg(Color::DarkGray),
+        ));
+    }
+    if app
+        .missing
+        .contains(&(d.me.clone(), m.conversation_id, m.message_id))
+    {
+        out.push(Line::styled(
+            "┄┄ missing messages: some never arrived ┄┄",
+            Style::default().fg(Color::Red),
+        ));
+    }
+    let chosen = app.cursor == Some(i);
+    let own = out.len();
+    if let Some(hash) = m.content.quoted_hash() {
+        // The message it quotes: the nearest before it with that hash (two equal texts from
+        // one author have one hash), else one after it.
+        let quoted = app.messages[..i]
+            .iter()
+            .rev()
+            .chain(&app.messages[i + 1..])
+            .find(|q| q.content_hash == hash);
+        let q = match quoted {
+            Some(q) => format!("{}: {}", author(app, q), body(q)),
+            None => "(a message not shown here)".into(),
         };
-        let text_lines = inert_lines(&body_in(app, m));
-        let mut rows: Vec<(String, bool)> = Vec::new();
-        for (k, l) in text_lines.iter().enumerate() {
-            let l = if k == 0 {
-                format!("{head}{l}")
-            } else {
-                format!("{INDENT}{l}")
-            };
-            for (j, r) in wrap_hanging(&l, width).into_iter().enumerate() {
-                rows.push((r, k == 0 && j == 0));
-            }
+        let first = inert_lines(&q).into_iter().next().unwrap_or_default();
+        for row in wrap(&format!("  ┃ {first}"), width).into_iter().take(2) {
+            out.push(Line::styled(row, Style::default().fg(Color::DarkGray)));
         }
-        let n = rows.len();
-        for (k, (r, first)) in rows.into_iter().enumerate() {
-            let mut spans = Vec::new();
-            if first {
-                // Colour the author's part of the first row.
-                let split = head.chars().count().min(r.chars().count());
-                let (a, b) = r.split_at(r.char_indices().nth(split).map_or(r.len(), |(i, _)| i));
-                spans.push(Span::styled(a.to_owned(), who_style));
-                spans.push(Span::raw(b.to_owned()));
-            } else {
-                spans.push(Span::raw(r));
-            }
-            if k + 1 == n && !mark.is_empty() {
-                spans.push(Span::styled(format!(" {mark}"), mstyle));
-            }
-            let mut line = Line::from(spans);
-            if chosen {
-                line = line.style(Style::default().add_modifier(Modifier::REVERSED));
-            }
-            out.push(line);
+    }
+    let who = inert(&author(app, m));
+    let (mark, mstyle) = delivery(app, m, d.group);
+    let head = format!("{} {who}: ", time_of(m.timestamp.as_deref()));
+    let who_style = if m.outgoing {
+        Style::default().fg(ACCENT)
+    } else {
+        Style::default().fg(Color::Magenta)
+    };
+    let text_lines = inert_lines(&body_in(app, m));
+    let mut rows: Vec<(String, bool)> = Vec::new();
+    for (k, l) in text_lines.iter().enumerate() {
+        let l = if k == 0 {
+            format!("{head}{l}")
+        } else {
+            format!("{INDENT}{l}")
+        };
+        for (j, r) in wrap_hanging(&l, width).into_iter().enumerate() {
+            rows.push((r, k == 0 && j == 0));
         }
-        if let Some(lines) = thumbnail_lines(app, m, width) {
-            out.extend(lines);
+    }
+    let n = rows.len();
+    for (k, (r, first)) in rows.into_iter().enumerate() {
+        let mut spans = Vec::new();
+        if first {
+            // Colour the author's part of the first row.
+            let split = head.chars().count().min(r.chars().count());
+            let (a, b) = r.split_at(r.char_indices().nth(split).map_or(r.len(), |(i, _)| i));
+            spans.push(Span::styled(a.to_owned(), who_style));
+            spans.push(Span::raw(b.to_owned()));
+        } else {
+            spans.push(Span::raw(r));
         }
+        if k + 1 == n && !mark.is_empty() {
+            spans.push(Span::styled(format!(" {mark}"), mstyle));
+        }
+        let mut line = Line::from(spans);
         if chosen {
-            chosen_lines = Some((first_line, out.len()));
+            line = line.style(Style::default().add_modifier(Modifier::REVERSED));
+        }
+        out.push(line);
+    }
+    if let Some(lines) = thumbnail_lines(app, m, width) {
+        out.extend(lines);
+    }
+    (out, own)
+}
+
+/// The open conversation's last lines: at least `need` of them (all, if there are fewer),
+/// and enough to reach back to the chosen message, whose lines' range is returned too. Only
+/// those messages are drawn, so a long history costs what is shown, not what was read.
+pub(super) fn message_lines(
+    app: &App,
+    width: usize,
+    need: usize,
+) -> (Vec<Line<'static>>, Option<(usize, usize)>) {
+    let d = Drawing {
+        width,
+        group: app.open_conv().is_some_and(|c| c.kind == Kind::Group),
+        me: app.profile().map(|p| p.onion.clone()).unwrap_or_default(),
+    };
+    let mut blocks = Vec::new();
+    let mut total = 0usize;
+    for i in (0..app.messages.len()).rev() {
+        let (lines, own) = message_block(app, i, &d);
+        total += lines.len();
+        blocks.push((i, lines, own));
+        if total >= need && app.cursor.is_none_or(|c| c >= i) {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut chosen_lines = None;
+    for (i, lines, own) in blocks.into_iter().rev() {
+        let start = out.len() + own;
+        out.extend(lines);
+        if app.cursor == Some(i) {
+            chosen_lines = Some((start, out.len()));
         }
     }
     (out, chosen_lines)
@@ -573,8 +619,8 @@ fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
         f.render_widget(Paragraph::new(hint).wrap(Wrap { trim: false }), inner);
         return;
     }
-    let (lines, chosen) = message_lines(app, inner.width as usize);
     let h = inner.height as usize;
+    let (lines, chosen) = message_lines(app, inner.width as usize, app.scroll.saturating_add(h));
     let max_scroll = lines.len().saturating_sub(h);
     let mut scroll = app.scroll.min(max_scroll);
     // A chosen message is kept in view.
