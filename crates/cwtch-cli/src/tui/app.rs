@@ -410,6 +410,11 @@ pub(crate) struct App {
     pub(crate) pending_open: Option<String>,
     /// A message to choose once the open conversation's messages arrive (a search result).
     pub(crate) jump_to: Option<i64>,
+    /// The open conversation's unread count when it was opened, until its messages arrive.
+    pub(crate) unread_at_open: Option<u64>,
+    /// The first message that was unread when the conversation was opened: a "new" line is
+    /// drawn above it while the conversation stays open.
+    pub(crate) new_from: Option<i64>,
     /// The pattern of the search being run.
     pub(crate) searching: Option<String>,
     pub(crate) quit: bool,
@@ -521,6 +526,8 @@ impl App {
             unsent: None,
             pending_open: open,
             jump_to: None,
+            unread_at_open: None,
+            new_from: None,
             searching: None,
             quit: false,
         }
@@ -1409,6 +1416,8 @@ impl App {
 
     fn close(&mut self) {
         self.open = None;
+        self.new_from = None;
+        self.unread_at_open = None;
         self.messages.clear();
         self.cursor = None;
         self.reply_to = None;
@@ -1427,6 +1436,12 @@ impl App {
             self.reply_to = None;
             self.scroll = 0;
             self.limit = FIRST_PAGE;
+            self.new_from = None;
+            self.unread_at_open = self
+                .profile()
+                .and_then(|p| p.convs.iter().find(|c| c.id == id))
+                .map(|c| c.unread)
+                .filter(|&n| n > 0);
         }
         self.open = Some(id);
         if let Some(i) = self.visible().iter().position(|c| c.id == id) {
@@ -1951,6 +1966,13 @@ impl App {
                     let thumbnails = self.known_images();
                     if let Some(i) = self.cursor {
                         self.cursor = Some(i.min(self.messages.len().saturating_sub(1)));
+                    }
+                    // What was unread when it was opened: its oldest gets the "new" line.
+                    if let Some(n) = self.unread_at_open.take() {
+                        let theirs: Vec<&MessageRow> =
+                            self.messages.iter().filter(|m| !m.outgoing).collect();
+                        let k = usize::try_from(n).unwrap_or(usize::MAX).min(theirs.len());
+                        self.new_from = theirs.get(theirs.len() - k).map(|m| m.message_id);
                     }
                     // A search result: choose it (the view keeps it in sight).
                     if let Some(id) = self.jump_to.take() {

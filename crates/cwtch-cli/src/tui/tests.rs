@@ -2070,3 +2070,80 @@ fn a_quote_shows_the_nearest_message_before_it() {
     let s = screen(&app, 80, 24);
     assert!(s.contains("┃ bob: ok (the second)"), "{s}");
 }
+
+/// Opening a conversation with unread messages draws a "new" line above the oldest of them,
+/// where it stays while the conversation is open, whatever arrives after.
+#[test]
+fn unread_messages_are_marked_new_when_the_conversation_opens() {
+    let mut app = world();
+    // The group has 2 unread: Bob's last two (ours in between is not counted).
+    let ms = vec![
+        msg(
+            3,
+            1,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:00",
+            Content::text("read before"),
+        ),
+        msg(
+            3,
+            2,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:01",
+            Content::text("first new"),
+        ),
+        msg(
+            3,
+            3,
+            ALICE,
+            true,
+            MessageState::Acknowledged,
+            "09:02",
+            Content::text("mine"),
+        ),
+        msg(
+            3,
+            4,
+            BOB,
+            false,
+            MessageState::Received,
+            "09:03",
+            Content::text("second new"),
+        ),
+    ];
+    open_with(&mut app, 3, ms.clone());
+    assert_eq!(app.new_from, Some(2));
+    let s = screen(&app, 80, 24);
+    let lines: Vec<&str> = s.lines().collect();
+    let at = |t: &str| lines.iter().position(|l| l.contains(t)).unwrap();
+    assert!(s.contains("─ new ─"), "{s}");
+    assert_eq!(at("─ new ─") + 1, at("first new"), "{s}");
+    assert!(at("read before") < at("─ new ─"), "{s}");
+    // A message arriving (the conversation re-read) does not move it.
+    let mut more = ms.clone();
+    more.push(msg(
+        3,
+        5,
+        BOB,
+        false,
+        MessageState::Received,
+        "09:04",
+        Content::text("newest"),
+    ));
+    app.handle_reply(
+        ctx(ALICE, Some(3), What::Messages),
+        Ok(Reply::Messages { messages: more }),
+    );
+    assert_eq!(app.new_from, Some(2));
+    // Opened again later (nothing unread): no line.
+    app.focus = Focus::List;
+    open_with(&mut app, 1, bob_messages());
+    assert_eq!(app.new_from, None, "Bob's conversation had nothing unread");
+    app.focus = Focus::List;
+    open_with(&mut app, 3, ms);
+    assert!(!screen(&app, 80, 24).contains("─ new ─"));
+}

@@ -467,6 +467,12 @@ fn message_block(app: &App, i: usize, d: &Drawing) -> (Vec<Line<'static>>, usize
             Style::default().fg(Color::DarkGray),
         ));
     }
+    if app.new_from == Some(m.message_id) {
+        out.push(Line::styled(
+            format!("{:─^w$}", " new ", w = width.clamp(5, 40)),
+            Style::default().fg(ACCENT),
+        ));
+    }
     if app
         .missing
         .contains(&(d.me.clone(), m.conversation_id, m.message_id))
