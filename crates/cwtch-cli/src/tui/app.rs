@@ -804,6 +804,8 @@ impl App {
                 self.focus = Focus::List;
                 return Vec::new();
             }
+            // Alt-Enter: a line break in the message.
+            KeyCode::Enter if alt => Edit::Insert('\n'),
             KeyCode::Enter => {
                 let line = std::mem::take(&mut self.compose);
                 self.compose_at = None;

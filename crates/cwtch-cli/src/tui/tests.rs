@@ -1945,6 +1945,17 @@ fn the_compose_line_edits_at_a_cursor() {
     assert_eq!(app.compose, ">hello ");
     app.handle_key(ctrl('u'));
     assert_eq!(app.compose, "");
+    // Alt-Enter breaks the line (shown as ␊ on the one-line box), and it is sent.
+    typing(&mut app, "two");
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+    typing(&mut app, "lines");
+    assert_eq!(app.compose, "two\nlines");
+    assert_eq!(compose_row(&app), "two␊lines▏");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Send { text, .. }, .. }] if text == "two\nlines"),
+        "{a:?}"
+    );
     // A paste lands at the cursor; Enter sends the whole line and starts a new one.
     typing(&mut app, "ab");
     app.handle_key(key(KeyCode::Left));
