@@ -3,10 +3,12 @@
 //!
 //! Asserts: a bad request is a usage error (exit 2), never a panic; a request that parses
 //! re-encodes to a line that parses to the same operation and re-encodes identically; an
-//! answer parses to a reply or to an error with one of the documented exit codes.
+//! answer parses to a reply or to an error with one of the documented exit codes. And a
+//! message timestamp (remote text, ordered by `cwtch search`) parses or not without a panic,
+//! to a time within RFC 3339's years (0000–9999, any offset up to ±99:99).
 #![no_main]
 
-use cwtch_cli::fuzzing::{parse_answer, parse_request};
+use cwtch_cli::fuzzing::{message_time, parse_answer, parse_request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,5 +25,15 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Err(code) = parse_answer(data) {
         assert!((1..=5).contains(&code), "exit code {code}");
+    }
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Some((secs, nanos)) = message_time(s) {
+            assert!(nanos < 1_000_000_000, "{s:?}");
+            // 0000-01-01 less a day of offset .. 9999-12-31 plus one.
+            assert!(
+                (-62_167_219_200 - 400_000..=253_402_300_800 + 400_000).contains(&secs),
+                "{s:?}"
+            );
+        }
     }
 });

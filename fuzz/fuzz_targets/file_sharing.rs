@@ -11,12 +11,12 @@
 #![no_main]
 
 use cwtch_model::files::{
-    ChunkSpec, Download, DownloadConfig, DownloadOutput, FileKey, FileMessage, FileShare,
-    Manifest, ManifestBuilder, ManifestReader, LIMIT_REASON,
+    ChunkSpec, Download, DownloadConfig, DownloadOutput, FileKey, FileMessage, FileShare, Manifest,
+    ManifestBuilder, ManifestReader, LIMIT_REASON,
 };
-use cwtch_model::Error;
 use cwtch_model::gojson::GoJson;
 use cwtch_model::peer::PeerMessage;
+use cwtch_model::Error;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -112,7 +112,11 @@ fn download(data: &[u8]) {
             0 => FileMessage::ManifestPart {
                 key,
                 index: 0,
-                data: if rest.is_empty() { json.clone() } else { rest.to_vec() },
+                data: if rest.is_empty() {
+                    json.clone()
+                } else {
+                    rest.to_vec()
+                },
             },
             // The real chunk.
             1 => {

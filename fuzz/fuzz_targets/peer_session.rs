@@ -54,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
                     if let Some(k) = key {
                         assert!(k.starts_with("public."));
                     }
-                    let value = (op & 2 == 2).then(|| String::from_utf8_lossy(payload).into_owned());
+                    let value =
+                        (op & 2 == 2).then(|| String::from_utf8_lossy(payload).into_owned());
                     let before = s.pending_requests();
                     let answer = s.answer_attribute(request_id, value, op & 4 == 4, &mut new_id);
                     assert!(!answer.is_empty());
