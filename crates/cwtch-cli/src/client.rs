@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 
 use crate::error::CliError;
 use crate::offline::OfflineAcn;
-use crate::protocol::{Reply, Request, Response, MAX_LINE, SOCKET_NAME};
+use crate::protocol::{Reply, Request, Response, MAX_ANSWER, SOCKET_NAME};
 use crate::session::{Mode, Session};
 
 /// The lock file (in the data directory) of the processes that work on it directly.
@@ -143,9 +143,16 @@ pub(crate) async fn ask(stream: UnixStream, req: &Request) -> Result<Reply, CliE
         |e: std::io::Error| CliError::Failed(format!("the running `cwtch run` went away: {e}"));
     w.write_all(line.as_bytes()).await.map_err(lost)?;
     w.flush().await.map_err(lost)?;
+    read_answer(r, MAX_ANSWER).await
+}
+
+/// One answer line, at most `max` bytes.
+async fn read_answer(r: impl tokio::io::AsyncRead + Unpin, max: usize) -> Result<Reply, CliError> {
+    let lost =
+        |e: std::io::Error| CliError::Failed(format!("the running `cwtch run` went away: {e}"));
     let mut buf = Vec::new();
     let n = BufReader::new(r)
-        .take(MAX_LINE as u64)
+        .take(max as u64)
         .read_until(b'\n', &mut buf)
         .await
         .map_err(lost)?;
@@ -153,6 +160,12 @@ pub(crate) async fn ask(stream: UnixStream, req: &Request) -> Result<Reply, CliE
         return Err(CliError::Failed(
             "the running `cwtch run` closed the connection without answering (did it stop?)".into(),
         ));
+    }
+    if n >= max && !buf.ends_with(b"\n") {
+        return Err(CliError::Failed(format!(
+            "the answer is longer than {} MiB: ask for less (`--limit`)",
+            max >> 20
+        )));
     }
     Response::parse(&buf)
 }
@@ -188,4 +201,44 @@ async fn run_direct(data_dir: &Path, req: Request, d: Direct<'_>) -> Result<Repl
     .await;
     acn.close().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::protocol::{MessageRow, MAX_LINE};
+
+    /// An answer longer than a request may be (every message of a long conversation) is
+    /// read whole; one longer than the limit is a clear error, not a parse failure.
+    #[tokio::test]
+    async fn long_answers_are_read_and_overlong_ones_refused() {
+        let text = "x".repeat(2000);
+        let row = MessageRow {
+            conversation_id: 1,
+            message_id: 1,
+            signature: "s".into(),
+            author: "a".into(),
+            outgoing: false,
+            state: cwtch::MessageState::Received,
+            timestamp: None,
+            text: Some(text.clone()),
+            overlay: Some(1),
+            content: cwtch::Content::text(&text),
+            body: text.clone(),
+            content_hash: "h".into(),
+            image: None,
+        };
+        let messages = vec![row; 1000];
+        let mut line =
+            serde_json::to_string(&Response::new(Ok(Reply::Messages { messages }))).unwrap();
+        line.push('\n');
+        assert!(line.len() > MAX_LINE, "{}", line.len());
+        match read_answer(line.as_bytes(), MAX_ANSWER).await.unwrap() {
+            Reply::Messages { messages } => assert_eq!(messages.len(), 1000),
+            other => panic!("{other:?}"),
+        }
+        let e = read_answer(line.as_bytes(), 1 << 20).await.unwrap_err();
+        assert!(e.to_string().contains("longer than 1 MiB"), "{e}");
+    }
 }

@@ -19,8 +19,12 @@ use crate::error::{CliError, ErrorCode};
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 /// The control socket's file name in the data directory.
 pub(crate) const SOCKET_NAME: &str = "cwtch.sock";
-/// The longest request or response line.
+/// The longest request line a daemon reads.
 pub(crate) const MAX_LINE: usize = 4 << 20;
+/// The longest answer line a client reads. An answer is as long as what was asked for (every
+/// message of a long conversation: `messages --limit`, the TUI scrolled back to the oldest),
+/// and comes from our own `cwtch run`.
+pub(crate) const MAX_ANSWER: usize = 256 << 20;
 
 /// A password (or another secret: a group invite) on the wire. Zeroized on drop; `Debug`
 /// hides it.
