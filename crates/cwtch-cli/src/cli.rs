@@ -154,6 +154,9 @@ pub(crate) enum ContactCommand {
     Block(ContactArgs),
     /// Unblock a contact.
     Unblock(ContactArgs),
+    /// Give a contact a name of your own, shown instead of the name it gives itself (kept on
+    /// this machine; the contact is not told). Without NAME, yours is removed.
+    Rename(ContactRenameArgs),
     /// Show or change what a contact may do beyond chatting: offer files we download, and
     /// have its images previewed (with image previews on: `cwtch profile set
     /// --image-previews on`).
@@ -221,6 +224,8 @@ pub(crate) enum GroupCommand {
     Accept(GroupArgs),
     /// Leave a group, or decline an invite: its conversation and messages are deleted here.
     Leave(GroupArgs),
+    /// Rename a group, for you alone (kept on this machine; members are not told).
+    Rename(GroupRenameArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +335,16 @@ pub(crate) struct GroupCreateArgs {
 pub(crate) struct GroupArgs {
     /// The group: its conversation id, group id (hex) or name.
     pub(crate) group: String,
+    #[command(flatten)]
+    pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupRenameArgs {
+    /// The group: its conversation id, group id (hex) or name.
+    pub(crate) group: String,
+    /// Its new name (one line, at most 256 characters).
+    pub(crate) name: String,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
 }
@@ -476,6 +491,14 @@ pub(crate) struct ContactArgs {
     pub(crate) contact: String,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ContactRenameArgs {
+    #[command(flatten)]
+    pub(crate) contact: ContactArgs,
+    /// The name (one line, at most 256 characters); absent or empty: remove yours.
+    pub(crate) name: Option<String>,
 }
 
 #[derive(Debug, Args)]

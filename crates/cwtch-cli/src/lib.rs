@@ -549,6 +549,14 @@ async fn contact_command(
         ContactCommand::Unblock(a) => {
             named(a, |contact| Request::ContactUnblock { profile, contact })?
         }
+        ContactCommand::Rename(a) => {
+            let name = a.name;
+            named(a.contact, |contact| Request::ContactRename {
+                profile,
+                contact,
+                name,
+            })?
+        }
         ContactCommand::Permissions(a) => {
             let (files, images) = (a.files, a.images);
             named(a.contact, |contact| Request::ContactPermissions {
@@ -825,6 +833,20 @@ async fn group_command(
             };
             let (reply, _) = call(dir, req, extra.as_ref()).await?;
             print_group(reply, json, None)
+        }
+        GroupCommand::Rename(a) if a.group.trim().is_empty() => group_arg(&a.group),
+        GroupCommand::Rename(a) => {
+            if a.name.trim().is_empty() {
+                return Err(CliError::Usage("the group's new name is empty".into()));
+            }
+            let extra = extra_password(a.password.password_stdin)?;
+            let req = Request::GroupRename {
+                profile,
+                group: a.group,
+                name: a.name,
+            };
+            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            print_group(reply, json, Some("renamed"))
         }
         GroupCommand::Leave(a) => {
             let extra = extra_password(a.password.password_stdin)?;

@@ -207,6 +207,21 @@ pub(crate) enum Request {
         conversation: Option<String>,
         limit: u32,
     },
+    /// Our own name for a contact (`None`: remove ours).
+    #[serde(rename = "contact.rename")]
+    ContactRename {
+        profile: Option<String>,
+        contact: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Rename a group, for us alone.
+    #[serde(rename = "group.rename")]
+    GroupRename {
+        profile: Option<String>,
+        group: String,
+        name: String,
+    },
     /// Import a server's `server:` bundle.
     #[serde(rename = "server.add")]
     ServerAdd {
@@ -318,6 +333,8 @@ impl Request {
             Request::Send { .. } => "send",
             Request::Messages { .. } => "messages",
             Request::Search { .. } => "search",
+            Request::ContactRename { .. } => "contact.rename",
+            Request::GroupRename { .. } => "group.rename",
             Request::ServerAdd { .. } => "server.add",
             Request::ServerList { .. } => "server.list",
             Request::ServerRemove { .. } => "server.remove",

@@ -286,6 +286,24 @@ impl Session {
                 self.contact_op(profile.as_deref(), &contact, Op::Unblock)
                     .await
             }
+            Request::ContactRename {
+                profile,
+                contact,
+                name,
+            } => {
+                let cid = parse_contact(&contact)?;
+                let h = self.handle(profile.as_deref()).await?;
+                h.set_contact_nickname(cid.clone(), name.as_deref())
+                    .await
+                    .map_err(|e| contact_error(e, &contact))?;
+                let c = h
+                    .contact(cid)
+                    .await
+                    .map_err(|e| contact_error(e, &contact))?;
+                Ok(Reply::Contact {
+                    contact: ContactRow::from_contact(c, self.online()),
+                })
+            }
             Request::ContactPermissions {
                 profile,
                 contact,
@@ -381,6 +399,7 @@ impl Session {
             | Request::GroupJoin { .. }
             | Request::GroupList { .. }
             | Request::GroupAccept { .. }
+            | Request::GroupRename { .. }
             | Request::GroupLeave { .. }) => self.server_request(req).await,
             req @ (Request::FileShare { .. }
             | Request::FileList { .. }
@@ -890,6 +909,28 @@ impl Session {
                     .await
                     .map_err(|e| group_error(e, &group))?;
                 let info = h.group(g).await.map_err(|e| group_error(e, &group))?;
+                Ok(Reply::Group {
+                    group: GroupRow::from_info(info, online, false),
+                })
+            }
+            Request::GroupRename {
+                profile,
+                group,
+                name,
+            } => {
+                let h = self.handle(profile.as_deref()).await?;
+                let info = h
+                    .group(parse_group(&group))
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
+                // By conversation id: the new name may be another group's.
+                h.rename_group(info.conversation_id, &name)
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
+                let info = h
+                    .group(info.conversation_id)
+                    .await
+                    .map_err(|e| group_error(e, &group))?;
                 Ok(Reply::Group {
                     group: GroupRow::from_info(info, online, false),
                 })

@@ -524,6 +524,59 @@ async fn group_and_server_errors_are_clear() {
             .unwrap()
             .is_empty());
 
+        // A group renamed (ours alone): the name no longer ambiguous; bad names refused.
+        fails(
+            &run(vec!["group", "rename", "twin", "x"]).await,
+            2,
+            "several groups",
+        );
+        fails(
+            &run(vec!["group", "rename", &first, "  "]).await,
+            2,
+            "empty",
+        );
+        fails(
+            &run(vec!["group", "rename", &first, "two\nlines"]).await,
+            2,
+            "line break",
+        );
+        fails(
+            &run(vec!["group", "rename", "99", "x"]).await,
+            3,
+            "no group",
+        );
+        let o = run(vec!["group", "rename", &first, " first twin "]).await;
+        assert!(ok(&o).starts_with("renamed: "), "{}", ok(&o));
+        assert!(ok(&o).trim_end().ends_with("\tfirst twin"), "{}", ok(&o));
+        let v = json(&run(vec!["--json", "group", "list"]).await);
+        let mut names: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["first twin", "twin"], "{v}");
+        assert!(json(&run(vec!["--json", "messages", "twin"]).await)
+            .as_array()
+            .unwrap()
+            .is_empty());
+        // A contact named by us, then not.
+        ok(&run(vec!["contact", "add", &stranger]).await);
+        let o = run(vec!["contact", "rename", &stranger, "Mr X"]).await;
+        assert!(ok(&o).trim_end().ends_with("\tMr X"), "{}", ok(&o));
+        let v = json(&run(vec!["--json", "contact", "list"]).await);
+        assert_eq!(v[0]["name"], "Mr X", "{v}");
+        fails(
+            &run(vec!["contact", "rename", &stranger, "a\u{7}b"]).await,
+            2,
+            "control character",
+        );
+        ok(&run(vec!["contact", "rename", &stranger]).await);
+        let v = json(&run(vec!["--json", "contact", "list"]).await);
+        assert_eq!(v[0]["name"], Value::Null, "{v}");
+        ok(&run(vec!["contact", "delete", &stranger, "--yes"]).await);
+
         // Unknown groups and contacts.
         fails(
             &run(vec!["messages", "book club"]).await,
@@ -600,7 +653,13 @@ async fn group_and_server_errors_are_clear() {
         );
 
         if let Some(mut d) = d {
-            for name in ["ServerAdded", "GroupCreated", "GroupLeft", "ServerRemoved"] {
+            for name in [
+                "ServerAdded",
+                "GroupCreated",
+                "GroupRenamed",
+                "GroupLeft",
+                "ServerRemoved",
+            ] {
                 d.wait_for(STEP, |e| e["event"] == name).await;
             }
             assert!(d.stop().await.success());

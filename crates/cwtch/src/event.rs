@@ -318,6 +318,15 @@ pub enum Event {
         /// Whether it is accepted.
         accepted: bool,
     },
+    /// We renamed a group (the name is ours alone: members are not told).
+    GroupRenamed {
+        /// The profile's onion.
+        profile: String,
+        /// The group's conversation id.
+        conversation_id: i64,
+        /// Its new name.
+        name: String,
+    },
     /// We left a group (or declined its invite); its messages are deleted.
     GroupLeft {
         /// The profile's onion.
@@ -488,6 +497,7 @@ impl Event {
             | Event::GroupInvite { profile, .. }
             | Event::GroupUpdated { profile, .. }
             | Event::GroupLeft { profile, .. }
+            | Event::GroupRenamed { profile, .. }
             | Event::GroupMessage { profile, .. }
             | Event::GroupMessageSent { profile, .. }
             | Event::GroupMessageSeen { profile, .. }

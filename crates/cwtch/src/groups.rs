@@ -572,6 +572,25 @@ impl Runtime {
         Ok(())
     }
 
+    /// Rename a group, for us alone (its `local.profile.name`).
+    pub(crate) async fn rename_group(self: &Arc<Self>, g: &GroupRef, name: &str) -> Result<()> {
+        let name = check_local_name(name)?;
+        let conv = self.resolve_group(g)?;
+        let n = name.clone();
+        self.store
+            .call(move |s| s.set_conversation_attribute(conv, keys::GROUP_NAME, &n))
+            .await?;
+        if let Some(e) = self.state().groups.groups.get_mut(&conv) {
+            e.name = name.clone();
+        }
+        self.emit(Event::GroupRenamed {
+            profile: self.profile(),
+            conversation_id: conv.0,
+            name,
+        });
+        Ok(())
+    }
+
     /// Leave (or decline) a group: its conversation and messages are deleted.
     pub(crate) async fn leave_group(self: &Arc<Self>, g: &GroupRef) -> Result<()> {
         let conv = self.resolve_group(g)?;
@@ -1054,6 +1073,31 @@ pub(crate) fn parse_invite(s: &str) -> Result<(Option<KeyBundle>, GroupInvite)> 
 }
 
 /// The conversation a group message belongs to and whether its author is blocked there.
+/// The longest name we give a contact or a group, in characters.
+pub const LOCAL_NAME_MAX_CHARS: usize = 256;
+
+/// A name we give a contact or a group: trimmed, not empty, at most
+/// [`LOCAL_NAME_MAX_CHARS`], on one line.
+pub(crate) fn check_local_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Invalid {
+            what: "name (empty)",
+        });
+    }
+    if name.chars().count() > LOCAL_NAME_MAX_CHARS {
+        return Err(Error::Invalid {
+            what: "name (longer than 256 characters)",
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::Invalid {
+            what: "name (a line break or another control character)",
+        });
+    }
+    Ok(name.to_owned())
+}
+
 pub(crate) fn member_blocked(c: &Conversation, member: &Onion) -> bool {
     c.acl.get(member.as_str()).is_some_and(|a| a.blocked)
 }

@@ -37,7 +37,7 @@ pub use connections::{Connections, AUTOSTART_ATTRIBUTE};
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
 pub use files::{FileInfo, Image};
-pub use groups::GroupRef;
+pub use groups::{GroupRef, LOCAL_NAME_MAX_CHARS};
 pub use images::{ImageError, ImageInfo};
 pub use lock::LOCK_FILE;
 pub use overlay::{Content, MalformedReason, P2P_TEXT_MAX_CHARS};

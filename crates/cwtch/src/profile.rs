@@ -351,8 +351,10 @@ impl ProfileHandle {
                 .map(|e| (e.conn_state, e.outbox.len()))
                 .unwrap_or((ConnectionState::Disconnected, 0))
         };
+        // Ours if we gave one (an empty one is none), else its own.
         let name = c
             .attribute(keys::LOCAL_PROFILE_NAME)
+            .filter(|n| !n.is_empty())
             .or_else(|| c.attribute(keys::PUBLIC_PROFILE_NAME))
             .map(str::to_owned);
         Some(Contact {
@@ -431,6 +433,29 @@ impl ProfileHandle {
     /// Accept a group invite received from a contact.
     pub async fn accept_group(&self, group: impl Into<GroupRef>) -> Result<()> {
         self.rt.accept_group(&group.into()).await
+    }
+
+    /// Rename a group, for us alone (members are not told; it is stored as the group's
+    /// `local.profile.name`). The name is trimmed; empty, multi-line or longer than
+    /// [`crate::LOCAL_NAME_MAX_CHARS`] is refused.
+    pub async fn rename_group(&self, group: impl Into<GroupRef>, name: &str) -> Result<()> {
+        self.rt.rename_group(&group.into(), name).await
+    }
+
+    /// Our own name for a contact (its `local.profile.name`), shown instead of the name it
+    /// gives itself; `None` (or an empty name) removes ours. Trimmed; multi-line or longer
+    /// than [`crate::LOCAL_NAME_MAX_CHARS`] is refused.
+    pub async fn set_contact_nickname(
+        &self,
+        contact: impl Into<ContactId>,
+        name: Option<&str>,
+    ) -> Result<()> {
+        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => crate::groups::check_local_name(n)?,
+            None => String::new(),
+        };
+        self.set_contact_attribute(contact, keys::LOCAL_PROFILE_NAME, &name)
+            .await
     }
 
     /// Leave a group, or decline its invite: its conversation and messages are deleted.

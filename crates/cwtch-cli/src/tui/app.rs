@@ -1279,6 +1279,37 @@ impl App {
         self.change_settings(change, What::Changed("profile picture set"))
     }
 
+    /// `/rename NAME`: our own name for the open contact (none: remove ours) or group.
+    fn rename(&mut self, name: &str) -> Vec<Action> {
+        let Some(c) = self.open_conv().cloned() else {
+            self.error("/rename: no conversation is open");
+            return Vec::new();
+        };
+        let me = self.active_onion();
+        let req = match c.kind {
+            Kind::Contact => Request::ContactRename {
+                profile: Some(me.clone()),
+                contact: c.id.to_string(),
+                name: (!name.is_empty()).then(|| name.to_owned()),
+            },
+            Kind::Group if name.is_empty() => {
+                self.error("/rename NAME: a group needs a name");
+                return Vec::new();
+            }
+            Kind::Group => Request::GroupRename {
+                profile: Some(me.clone()),
+                group: c.id.to_string(),
+                name: name.to_owned(),
+            },
+        };
+        let what = if name.is_empty() {
+            "your name for them removed"
+        } else {
+            "renamed (for you alone)"
+        };
+        vec![call(req, &me, Some(c.id), What::Changed(what))]
+    }
+
     fn add_contact(&mut self, onion: &str) -> Vec<Action> {
         let me = self.active_onion();
         if let Err(e) = crate::session::parse_onion(onion) {
@@ -1615,6 +1646,7 @@ impl App {
             "previews" => self.previews(arg),
             "online" => self.go_online(arg),
             "picture" if !arg.is_empty() => self.picture(arg),
+            "rename" => self.rename(arg),
             "search" if !arg.is_empty() => {
                 let me = self.active_onion();
                 self.searching = Some(arg.to_owned());
@@ -1830,7 +1862,8 @@ impl App {
             | Event::AttributeUpdated { .. }
             | Event::GroupCreated { .. }
             | Event::GroupInvite { .. }
-            | Event::GroupUpdated { .. } => refresh(&onion),
+            | Event::GroupUpdated { .. }
+            | Event::GroupRenamed { .. } => refresh(&onion),
             _ => Vec::new(),
         }
     }

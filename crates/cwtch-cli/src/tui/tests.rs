@@ -2158,3 +2158,77 @@ fn unread_messages_are_marked_new_when_the_conversation_opens() {
     open_with(&mut app, 3, ms);
     assert!(!screen(&app, 80, 24).contains("─ new ─"));
 }
+
+/// `/rename NAME` names the open contact or group for us alone; `/rename` alone removes our
+/// name for a contact (a group must have one).
+#[test]
+fn rename_names_the_open_conversation() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    typing(&mut app, "/rename Bobby T");
+    let a = app.handle_key(key(KeyCode::Enter));
+    let c = match &a[..] {
+        [Action::Call {
+            req:
+                Request::ContactRename {
+                    contact,
+                    name: Some(n),
+                    ..
+                },
+            ctx,
+        }] if contact == "1" && n == "Bobby T" => ctx.clone(),
+        other => panic!("{other:?}"),
+    };
+    app.handle_reply(
+        c,
+        Ok(Reply::Contact {
+            contact: contact(
+                1,
+                BOB,
+                Some("Bobby T"),
+                true,
+                ConnectionState::Authenticated,
+            ),
+        }),
+    );
+    assert!(screen(&app, 80, 24).contains("renamed (for you alone)"));
+    typing(&mut app, "/rename");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::ContactRename { name: None, .. },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    app.focus = Focus::List;
+    open_with(&mut app, 3, vec![]);
+    typing(&mut app, "/rename");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+    assert!(screen(&app, 80, 24).contains("a group needs a name"));
+    typing(&mut app, "/rename readers");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::GroupRename { group, name, .. }, .. }] if group == "3" && name == "readers"),
+        "{a:?}"
+    );
+    // The library's event re-reads the lists.
+    let a = app.handle_event(Event::GroupRenamed {
+        profile: ALICE.into(),
+        conversation_id: 3,
+        name: "readers".into(),
+    });
+    assert!(
+        a.iter().any(|x| matches!(
+            x,
+            Action::Call {
+                req: Request::GroupList { .. },
+                ..
+            }
+        )),
+        "{a:?}"
+    );
+}

@@ -53,7 +53,7 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
 
 /// The compose line's commands.
 pub(crate) const COMMANDS: &[&str] = &[
-    "/add ONION  /accept  /decline  /block  /unblock",
+    "/add ONION  /accept  /decline  /block  /unblock  /rename NAME",
     "/join INVITE  /invite CONTACT  /group NAME SERVER-ONION",
     "/server BUNDLE  /name NAME  /status TEXT  /help  /quit",
     "/share PATH  /download KEY  (Enter sends text; //x sends /x)",
