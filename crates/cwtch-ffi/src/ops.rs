@@ -257,7 +257,8 @@ pub(crate) async fn set_conversation_attribute(
     value: &str,
 ) -> CallResult<()> {
     let p = r.profile(onion)?;
-    p.set_contact_attribute(conv(c), &scoped(key, "local"), value)
+    // A contact's or a group's (a group's name renames it).
+    p.set_conversation_attribute(ConversationId(i64::from(c)), &scoped(key, "local"), value)
         .await
         .map_err(err)
 }
@@ -270,8 +271,9 @@ pub(crate) async fn get_conversation_attribute(
 ) -> Attribute {
     let found = async {
         let p = r.profile(onion)?;
-        let contact = p.contact(conv(c)).await.map_err(err)?;
-        Ok(contact.attributes.get(&scoped(key, "local")).cloned())
+        p.conversation_attribute(ConversationId(i64::from(c)), &scoped(key, "local"))
+            .await
+            .map_err(err)
     }
     .await;
     attribute(found)

@@ -91,6 +91,24 @@ fn a_group_invite_accepted_used_and_left() {
         .get("ConversationID")
         .parse()
         .expect("number");
+    // A group's name is a conversation attribute too: renaming it (for alice alone).
+    let a = lib.get_conversation_attribute(&alice, gid, "profile.name");
+    assert_eq!(
+        (&a["Exists"], &a["Value"]),
+        (&true.into(), &"club".into()),
+        "{a}"
+    );
+    lib.set_conversation_attribute(&alice, gid, "profile.name", "the club");
+    let a = lib.get_conversation_attribute(&alice, gid, "local.profile.name");
+    assert_eq!(a["Value"], "the club", "{a}");
+    // What makes the group is not an attribute to change.
+    lib.set_conversation_attribute(&alice, gid, "legacy.groupkey", "AAAA");
+    assert_eq!(
+        events.app_errors_so_far(&lib),
+        ["c_SetConversationAttribute: invalid group attribute key (the group's own)"]
+    );
+    let a = lib.get_conversation_attribute(&alice, gid, "legacy.groupkey");
+    assert_ne!(a["Value"], "AAAA", "{a}");
     let sent = send_invite(&lib, &alice, alice_bob, gid);
     let overlay = json(sent["Message"].as_str().expect("Message"));
     assert_eq!(overlay["o"], 101, "a group invite: {sent}");
@@ -101,11 +119,12 @@ fn a_group_invite_accepted_used_and_left() {
         "{sent}"
     );
 
-    // Bob gets it as NewGroup, not yet joined; accepts it through c_AcceptConversation.
+    // Bob gets it as NewGroup (named as alice names it now), not yet joined; accepts it
+    // through c_AcceptConversation.
     let invited = events.wait("NewGroup", |e| e.get("ProfileOnion") == bob);
     assert_eq!(
         (invited.get("GroupServer"), invited.get("GroupName")),
-        (server.as_str(), "club")
+        (server.as_str(), "the club")
     );
     assert!(invited.get("GroupInvite").starts_with("tofubundle:"));
     let bob_gid: c_int = invited.get("ConversationID").parse().expect("number");

@@ -435,6 +435,50 @@ impl ProfileHandle {
         self.rt.accept_group(&group.into()).await
     }
 
+    /// An attribute of any conversation, a contact's or a group's (`None`: not set).
+    pub async fn conversation_attribute(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+    ) -> Result<Option<String>> {
+        let c = self
+            .rt
+            .store
+            .call(move |s| s.conversation(conversation))
+            .await?
+            .ok_or(Error::ContactNotFound)?;
+        Ok(c.attribute(key).map(str::to_owned))
+    }
+
+    /// Set an attribute of any conversation, a contact's or a group's. A group's name
+    /// (`local.profile.name`) is [`ProfileHandle::rename_group`]; the keys that make a group
+    /// (`local.legacy.*`: its id, server and key) are refused.
+    pub async fn set_conversation_attribute(
+        &self,
+        conversation: ConversationId,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        let group = self.rt.state().groups.groups.contains_key(&conversation);
+        if !group {
+            return self.set_contact_attribute(conversation, key, value).await;
+        }
+        if key == keys::GROUP_NAME {
+            return self.rename_group(conversation, value).await;
+        }
+        if key.is_empty() || key.starts_with("local.legacy.") {
+            return Err(Error::Invalid {
+                what: "group attribute key (the group's own)",
+            });
+        }
+        let (k, v) = (key.to_owned(), value.to_owned());
+        self.rt
+            .store
+            .call(move |s| s.set_conversation_attribute(conversation, &k, &v))
+            .await?;
+        Ok(())
+    }
+
     /// Rename a group, for us alone (members are not told; it is stored as the group's
     /// `local.profile.name`). The name is trimmed; empty, multi-line or longer than
     /// [`crate::LOCAL_NAME_MAX_CHARS`] is refused.
