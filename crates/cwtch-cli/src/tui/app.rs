@@ -1448,6 +1448,10 @@ impl App {
     }
 
     fn close(&mut self) {
+        // Search results are the active profile's: not another's.
+        if matches!(self.overlay, Overlay::Search { .. }) {
+            self.overlay = Overlay::None;
+        }
         self.open = None;
         self.new_from = None;
         self.unread_at_open = None;

@@ -1899,6 +1899,17 @@ fn search_lists_what_was_found_and_opens_it_at_the_message() {
     for (w, h) in [(1, 1), (10, 3), (20, 6), (200, 60)] {
         screen(&app, w, h);
     }
+    // The profile goes away (deleted elsewhere): its results go with it.
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(Reply::Pong {
+            version: 1,
+            pid: 1,
+            acn: None,
+            profiles: vec![],
+        }),
+    );
+    assert!(!matches!(app.overlay, Overlay::Search { .. }));
 }
 
 /// The text of the compose box's row on the screen (between its borders).
