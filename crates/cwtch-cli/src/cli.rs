@@ -623,6 +623,10 @@ pub(crate) struct TuiArgs {
     /// id, or a group's conversation id, group id or name.
     #[arg(long, value_name = "CONVERSATION")]
     pub(crate) open: Option<String>,
+    /// Ring the terminal's bell when a message arrives in a conversation that is not open
+    /// (tmux and most terminals then mark the window or tab).
+    #[arg(long)]
+    pub(crate) bell: bool,
     #[command(flatten)]
     pub(crate) acn: AcnArgs,
 }

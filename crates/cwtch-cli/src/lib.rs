@@ -194,6 +194,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 acn: &args.acn,
                 open: args.open.clone(),
                 profile,
+                bell: args.bell,
             })
             .await
         }

@@ -29,6 +29,8 @@ pub(crate) enum Action {
     Call { req: Request, ctx: Ctx },
     /// Put our own text (our address) on the clipboard (OSC 52).
     Copy(String),
+    /// Ring the terminal's bell (`--bell`: a message arrived elsewhere).
+    Bell,
     /// Make a thumbnail of the image at `path` (a checked image that arrived); it comes back
     /// to [`App::handle_thumbnail`].
     Thumbnail { file_key: String, path: String },
@@ -410,6 +412,8 @@ pub(crate) struct App {
     pub(crate) pending_open: Option<String>,
     /// A message to choose once the open conversation's messages arrive (a search result).
     pub(crate) jump_to: Option<i64>,
+    /// `--bell`: ring when a message arrives in a conversation that is not open.
+    pub(crate) bell: bool,
     /// The open conversation's unread count when it was opened, until its messages arrive.
     pub(crate) unread_at_open: Option<u64>,
     /// The first message that was unread when the conversation was opened: a "new" line is
@@ -526,6 +530,7 @@ impl App {
             unsent: None,
             pending_open: open,
             jump_to: None,
+            bell: false,
             unread_at_open: None,
             new_from: None,
             searching: None,
@@ -1718,6 +1723,7 @@ impl App {
         };
         let active = self.is_active(&onion);
         let open = self.open;
+        let bell = self.bell.then_some(Action::Bell);
         let Some(p) = self.profile_by_onion(&onion) else {
             return Vec::new();
         };
@@ -1754,10 +1760,12 @@ impl App {
                 } else {
                     if let Some(c) = p.conv_mut(conversation_id) {
                         c.unread += 1;
-                        return Vec::new();
+                        return bell.into_iter().collect();
                     }
                     // A conversation we do not list yet.
-                    refresh(&onion)
+                    let mut a = refresh(&onion);
+                    a.extend(bell);
+                    a
                 }
             }
             Event::GroupMessageSent {

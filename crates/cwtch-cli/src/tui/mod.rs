@@ -144,6 +144,8 @@ pub(crate) struct Plan<'a> {
     pub(crate) open: Option<String>,
     /// `--profile`: the profile shown first.
     pub(crate) profile: Option<String>,
+    /// `--bell`.
+    pub(crate) bell: bool,
 }
 
 /// Send logs to `D/tui.log` (the terminal is the TUI's).
@@ -339,6 +341,13 @@ fn profile_dirs(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// BEL: the terminal (or tmux) marks the window; some beep or flash.
+fn ring_bell() {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x07");
+    let _ = out.flush();
+}
+
 /// OSC 52: put our own text on the clipboard (terminals that allow it).
 fn copy_to_clipboard(text: &str) {
     let seq = format!("\x1b]52;c;{}\x07", base64(text.as_bytes()));
@@ -395,6 +404,7 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
 
     let mut app = App::new(false, 0, plan.open.clone());
     app.inline_images = terminal_colours();
+    app.bell = plan.bell;
     draw(&mut terminal, &app)?;
 
     // The network first (launching tor can take a while); Ctrl-C still works.
@@ -546,6 +556,7 @@ async fn main_loop(
                     let _ = calls.send((req, ctx));
                 }
                 Action::Copy(text) => copy_to_clipboard(&text),
+                Action::Bell => ring_bell(),
                 Action::Thumbnail { file_key, path } => make_thumbnail(file_key, path, tx.clone()),
                 Action::Quit => return Ok(()),
             }
@@ -659,6 +670,7 @@ async fn attached(plan: &Plan<'_>) -> Result<(), CliError> {
     forward_signals(tx.clone())?;
     let mut app = App::new(true, 0, plan.open.clone());
     app.inline_images = terminal_colours();
+    app.bell = plan.bell;
     let calls = spawn_worker(Backend::Daemon(dir), tx.clone());
     let r = main_loop(
         &mut terminal,

@@ -2243,3 +2243,34 @@ fn rename_names_the_open_conversation() {
         "{a:?}"
     );
 }
+
+/// `--bell`: a message in a conversation that is not open rings the terminal's bell; one in
+/// the open conversation, or without `--bell`, does not.
+#[test]
+fn the_bell_rings_for_messages_elsewhere_when_asked() {
+    let new_message = |conv: i64| Event::NewMessage {
+        profile: ALICE.into(),
+        conversation_id: conv,
+        contact: BOB.into(),
+        message_id: 99,
+        signature: "1".into(),
+        overlay: Some(1),
+        body: String::new(),
+        text: Some("hi".into()),
+        quoted_hash: None,
+        content_hash: "h".into(),
+        malformed: false,
+        timestamp: "2025-01-02T03:04:05Z".into(),
+    };
+    let rings = |a: &[Action]| a.iter().any(|x| matches!(x, Action::Bell));
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    assert!(!rings(&app.handle_event(new_message(3))), "not asked for");
+    app.bell = true;
+    assert!(rings(&app.handle_event(new_message(3))));
+    assert!(
+        rings(&app.handle_event(new_message(42))),
+        "a conversation not listed yet"
+    );
+    assert!(!rings(&app.handle_event(new_message(1))), "the open one");
+}
