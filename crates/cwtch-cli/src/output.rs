@@ -86,7 +86,8 @@ pub(crate) fn permissions_line(p: &cwtch::Permissions) -> String {
     )
 }
 
-/// `id<TAB>in|out<TAB>state<TAB>timestamp<TAB>text`.
+/// `id<TAB>in|out<TAB>state<TAB>timestamp<TAB>author<TAB>text` (the author `me`, or the
+/// contact's or group member's onion).
 pub(crate) fn message_line(m: &MessageRow) -> String {
     let state = serde_json::to_value(&m.state)
         .ok()
@@ -98,11 +99,16 @@ pub(crate) fn message_line(m: &MessageRow) -> String {
         (None, None) => format!("[malformed] {}", escape(&m.body)),
     };
     format!(
-        "{}\t{}\t{}\t{}\t{}",
+        "{}\t{}\t{}\t{}\t{}\t{}",
         m.message_id,
         if m.outgoing { "out" } else { "in" },
         state,
         m.timestamp.as_deref().unwrap_or("-"),
+        if m.outgoing {
+            "me".to_owned()
+        } else {
+            escape(&m.author)
+        },
         text
     )
 }

@@ -230,7 +230,8 @@ async fn three_members_invite_accept_join_post_and_read() {
     );
     assert!(
         text.lines()
-            .any(|l| l.contains("\tin\treceived\t") && l.ends_with("\thello from bob")),
+            .any(|l| l.contains("\tin\treceived\t")
+                && l.ends_with(&format!("\t{bob}\thello from bob"))),
         "{text}"
     );
 

@@ -156,12 +156,14 @@ async fn two_daemons_add_accept_talk_block_and_deliver_after_restarts() {
     assert_eq!(lines.len(), 2, "{text}");
     let v = json(&acwtch(&w.a_dir, &["--json", "contact", "list"]).await);
     assert_eq!(v[0]["unread"], 0, "{v}");
+    // Each line: id, direction, state, time, author, text.
     assert!(
-        lines[0].starts_with("1\tout\tacknowledged\t") && lines[0].ends_with("\thello bob"),
+        lines[0].starts_with("1\tout\tacknowledged\t") && lines[0].ends_with("\tme\thello bob"),
         "{text}"
     );
     assert!(
-        lines[1].starts_with("2\tin\treceived\t") && lines[1].ends_with("\thello alice"),
+        lines[1].starts_with("2\tin\treceived\t")
+            && lines[1].ends_with(&format!("\t{}\thello alice", w.bob)),
         "{text}"
     );
     let bm = messages(&w.b_dir, &w.alice).await;
@@ -265,7 +267,8 @@ async fn two_daemons_add_accept_talk_block_and_deliver_after_restarts() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "{text}");
     assert!(
-        lines[0].starts_with("1\tbob\t4\t2\tin\treceived\t") && lines[0].ends_with("\thello alice"),
+        lines[0].starts_with("1\tbob\t4\t2\tin\treceived\t")
+            && lines[0].ends_with(&format!("\t{}\thello alice", w.bob)),
         "{text}"
     );
     let shown = ok(&acwtch(
