@@ -60,6 +60,9 @@ pub(crate) enum What {
     Settings,
     /// The open conversation's messages.
     Messages,
+    /// The open conversation's newest messages, merged into those read (a long history is
+    /// not read again for each event).
+    Recent,
     /// A message was sent: re-read the conversation.
     Sent,
     /// A change to a contact, group, server or profile: say so, and re-read the lists.
@@ -1756,7 +1759,7 @@ impl App {
                 conversation_id, ..
             } => {
                 if active && open == Some(conversation_id) {
-                    self.reload()
+                    self.refresh_open(true, conversation_id, None)
                 } else {
                     if let Some(c) = p.conv_mut(conversation_id) {
                         c.unread += 1;
@@ -1775,20 +1778,28 @@ impl App {
             } => {
                 self.accepted
                     .insert((onion.clone(), conversation_id, message_id));
-                self.reload_if_open(active, conversation_id)
+                self.refresh_open(active, conversation_id, Some(message_id))
             }
             Event::MessageSent {
-                conversation_id, ..
+                conversation_id,
+                message_id,
+                ..
             }
             | Event::Acknowledged {
-                conversation_id, ..
+                conversation_id,
+                message_id,
+                ..
             }
             | Event::MessageFailed {
-                conversation_id, ..
+                conversation_id,
+                message_id,
+                ..
             }
             | Event::GroupMessageSeen {
-                conversation_id, ..
-            } => self.reload_if_open(active, conversation_id),
+                conversation_id,
+                message_id,
+                ..
+            } => self.refresh_open(active, conversation_id, Some(message_id)),
             Event::FileDownloadProgress { done, total, .. } => {
                 let pct = (done * 100).checked_div(total).unwrap_or(100);
                 self.note(format!("downloading: {pct}% of {total} bytes"));
@@ -1878,6 +1889,33 @@ impl App {
             | Event::GroupRenamed { .. } => refresh(&onion),
             _ => Vec::new(),
         }
+    }
+
+    /// Something changed in conversation `conv` (message `changed`, or a new one): re-read it
+    /// if it is open. A long history read back is not read again: only the newest page,
+    /// merged in, unless the message that changed is older than that page.
+    fn refresh_open(&mut self, active: bool, conv: i64, changed: Option<i64>) -> Vec<Action> {
+        if !active || self.open != Some(conv) {
+            return Vec::new();
+        }
+        let page = FIRST_PAGE as usize;
+        let n = self.messages.len();
+        let older = n > page && changed.is_some_and(|id| id < self.messages[n - page].message_id);
+        if n <= page || older {
+            return self.reload();
+        }
+        let me = self.active_onion();
+        vec![call(
+            Request::Messages {
+                profile: Some(me.clone()),
+                contact: conv.to_string(),
+                offset: 0,
+                limit: FIRST_PAGE,
+            },
+            &me,
+            Some(conv),
+            What::Recent,
+        )]
     }
 
     fn reload_if_open(&mut self, active: bool, conv: i64) -> Vec<Action> {
@@ -2062,7 +2100,21 @@ impl App {
             (What::Sent, Reply::Sent { .. } | Reply::GroupSent { .. }) => {
                 self.notice = None;
                 self.unsent = None;
-                self.reload_if_open(self.is_active(&ctx.profile), ctx.conv.unwrap_or(-1))
+                self.refresh_open(self.is_active(&ctx.profile), ctx.conv.unwrap_or(-1), None)
+            }
+            (What::Recent, Reply::Messages { messages }) => {
+                // The newest page replaces what it covers; older messages stay as read.
+                if self.is_active(&ctx.profile) && self.open == ctx.conv {
+                    if let Some(first) = messages.first().map(|m| m.message_id) {
+                        self.messages.retain(|m| m.message_id < first);
+                        self.messages.extend(messages);
+                    }
+                    if let Some(i) = self.cursor {
+                        self.cursor = Some(i.min(self.messages.len().saturating_sub(1)));
+                    }
+                    return self.known_images();
+                }
+                Vec::new()
             }
             (What::Opened(what), reply) => {
                 let id = match &reply {

@@ -13,7 +13,7 @@ use ratatui::style::Color;
 use ratatui::Terminal;
 use unicode_width::UnicodeWidthStr;
 
-use super::app::{Action, App, Ask, Ctx, Focus, Overlay, What};
+use super::app::{self, Action, App, Ask, Ctx, Focus, Overlay, What};
 use super::sanitize::is_dangerous;
 use super::view;
 use crate::protocol::{ContactRow, GroupRow, MessageRow, ProfileRow, Reply, Request, ServerRow};
@@ -2273,4 +2273,73 @@ fn the_bell_rings_for_messages_elsewhere_when_asked() {
         "a conversation not listed yet"
     );
     assert!(!rings(&app.handle_event(new_message(1))), "the open one");
+}
+
+/// With a long history read back, an event in the open conversation re-reads only the newest
+/// page and merges it in; a change to a message older than that page re-reads everything.
+#[test]
+fn a_long_history_is_not_read_again_for_each_event() {
+    let mut app = world();
+    let history = |n: i64, acked_upto: i64| -> Vec<MessageRow> {
+        (1..=n)
+            .map(|i| {
+                let state = if i <= acked_upto {
+                    MessageState::Acknowledged
+                } else {
+                    MessageState::Sending
+                };
+                msg(
+                    1,
+                    i,
+                    ALICE,
+                    true,
+                    state,
+                    "09:00",
+                    Content::text(format!("m{i}")),
+                )
+            })
+            .collect()
+    };
+    open_with(&mut app, 1, history(500, 0));
+    app.limit = 1000;
+    let ack = |id: i64| Event::Acknowledged {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        message_id: id,
+        signature: String::new(),
+    };
+    // A recent message acknowledged: the newest page only, merged.
+    let a = app.handle_event(ack(450));
+    let c = match &a[..] {
+        [Action::Call {
+            req: Request::Messages {
+                limit, offset: 0, ..
+            },
+            ctx,
+        }] => {
+            assert_eq!(*limit, app::FIRST_PAGE);
+            assert_eq!(ctx.what, What::Recent);
+            ctx.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let mut newest = history(501, 500);
+    let newest = newest.split_off(501 - app::FIRST_PAGE as usize);
+    app.handle_reply(c, Ok(Reply::Messages { messages: newest }));
+    assert_eq!(app.messages.len(), 501);
+    let ids: Vec<i64> = app.messages.iter().map(|m| m.message_id).collect();
+    assert_eq!(ids, (1..=501).collect::<Vec<_>>());
+    assert_eq!(app.messages[449].state, MessageState::Acknowledged);
+    assert_eq!(
+        app.messages[0].state,
+        MessageState::Sending,
+        "older ones as read"
+    );
+    // One older than the page: everything again.
+    let a = app.handle_event(ack(5));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Messages { limit: 1000, .. }, ctx }] if ctx.what == What::Messages),
+        "{a:?}"
+    );
 }
