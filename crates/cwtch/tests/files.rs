@@ -185,11 +185,19 @@ async fn an_interrupted_download_resumes_after_a_restart() {
         unreachable!()
     };
     assert!(resumed >= before, "resumed at {resumed}, had {before}");
-    bob.expect(
-        "downloaded",
-        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
-    )
-    .await;
+    // Until it is done, each progress event restarts the wait: a loaded machine is slow, a
+    // stuck download makes no progress.
+    loop {
+        let e = bob
+            .expect("progress or the end of the download", |e| {
+                matches!(e, Event::FileDownloaded { file_key, .. }
+                    | Event::FileDownloadProgress { file_key, .. } if *file_key == key)
+            })
+            .await;
+        if matches!(e, Event::FileDownloaded { .. }) {
+            break;
+        }
+    }
     assert_eq!(
         std::fs::read(&target).unwrap(),
         std::fs::read(&path).unwrap()

@@ -2059,13 +2059,15 @@ impl App {
                         let k = usize::try_from(n).unwrap_or(usize::MAX).min(theirs.len());
                         self.new_from = theirs.get(theirs.len() - k).map(|m| m.message_id);
                     }
-                    // A search result: choose it (the view keeps it in sight).
-                    if let Some(id) = self.jump_to.take() {
+                    // A search result: choose it (the view keeps it in sight), unless the
+                    // user has moved on (left the messages) before the messages arrived.
+                    if let Some(id) = self
+                        .jump_to
+                        .take()
+                        .filter(|_| self.focus == Focus::Messages)
+                    {
                         match self.messages.iter().position(|m| m.message_id == id) {
-                            Some(i) => {
-                                self.cursor = Some(i);
-                                self.focus = Focus::Messages;
-                            }
+                            Some(i) => self.cursor = Some(i),
                             None => self.error("that message is gone"),
                         }
                     }

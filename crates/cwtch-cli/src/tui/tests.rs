@@ -1865,6 +1865,32 @@ fn search_lists_what_was_found_and_opens_it_at_the_message() {
         app.reply_to.as_ref().map(|(h, _)| h.as_str()),
         Some(in_bob.content_hash.as_str())
     );
+    app.reply_to = None;
+    // Moved on (Tab to the compose line) before the messages arrive: nothing is chosen,
+    // the focus stays where the user put it.
+    app.focus = Focus::Compose;
+    app.handle_reply(
+        ctx(ALICE, None, What::Search),
+        Ok(Reply::Found {
+            found: vec![found("bob", 4, in_bob.clone())],
+        }),
+    );
+    let a = app.handle_key(key(KeyCode::Enter));
+    let [Action::Call { ctx: c, .. }] = &a[..] else {
+        panic!("{a:?}")
+    };
+    let c = c.clone();
+    assert_eq!(app.focus, Focus::Messages);
+    app.handle_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::Compose);
+    app.handle_reply(
+        c,
+        Ok(Reply::Messages {
+            messages: bob_messages(),
+        }),
+    );
+    assert_eq!(app.focus, Focus::Compose);
+    assert_eq!(app.cursor, None);
 
     // Nothing found: said on the status line. Esc closes the results.
     app.focus = Focus::Compose;
