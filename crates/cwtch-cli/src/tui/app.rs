@@ -651,6 +651,16 @@ impl App {
             self.overlay = Overlay::Help;
             return Vec::new();
         }
+        // Ctrl-F from anywhere: a search on the compose line (what was typed stays after it).
+        if ctrl && key.code == KeyCode::Char('f') && !self.profiles.is_empty() {
+            self.cursor = None;
+            self.focus = Focus::Compose;
+            if !self.compose.starts_with("/search ") {
+                self.compose.insert_str(0, "/search ");
+            }
+            self.compose_at = None;
+            return Vec::new();
+        }
         // Scrolling works from anywhere.
         match key.code {
             KeyCode::PageUp => return self.scroll_by(10),

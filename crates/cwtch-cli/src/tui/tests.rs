@@ -2369,3 +2369,23 @@ fn a_long_history_is_not_read_again_for_each_event() {
         "{a:?}"
     );
 }
+
+/// Ctrl-F, from the list or the messages, puts a search on the compose line.
+#[test]
+fn ctrl_f_starts_a_search() {
+    let mut app = world();
+    assert_eq!(app.focus, Focus::List);
+    app.handle_key(ctrl('f'));
+    assert_eq!(app.focus, Focus::Compose);
+    assert_eq!(app.compose, "/search ");
+    typing(&mut app, "book");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::Search { pattern, .. }, .. }] if pattern == "book"),
+        "{a:?}"
+    );
+    // Twice: one prefix.
+    app.handle_key(ctrl('f'));
+    app.handle_key(ctrl('f'));
+    assert_eq!(app.compose, "/search ");
+}

@@ -20,7 +20,10 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ("? F1", "this help (any key closes it)"),
     ("Tab", "the list ⇄ the compose line"),
     ("↑ ↓ Enter", "choose and open a conversation"),
-    ("/", "filter the conversations (Esc clears)"),
+    (
+        "/ Ctrl-F",
+        "filter the conversations (Esc clears); search messages",
+    ),
     (
         "PgUp PgDn",
         "scroll the conversation (Home End: oldest, newest)",
