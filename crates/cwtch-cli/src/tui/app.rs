@@ -885,6 +885,19 @@ impl App {
                     self.focus = Focus::Compose;
                 }
             }
+            KeyCode::Char('y') => {
+                let text = self
+                    .cursor
+                    .and_then(|i| self.messages.get(i))
+                    .and_then(|m| m.text.clone());
+                match text {
+                    Some(t) => {
+                        self.note("the message's text copied (if your terminal allows it)");
+                        return vec![Action::Copy(t)];
+                    }
+                    None => self.error("this message has no text to copy"),
+                }
+            }
             KeyCode::Char('R') => {
                 let failed = self
                     .cursor

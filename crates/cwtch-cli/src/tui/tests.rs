@@ -2389,3 +2389,35 @@ fn ctrl_f_starts_a_search() {
     app.handle_key(ctrl('f'));
     assert_eq!(app.compose, "/search ");
 }
+
+/// `y` on a chosen message copies its text (OSC 52 by the driver); a message without text
+/// (not understood) says so.
+#[test]
+fn a_chosen_message_is_copied_with_y() {
+    let mut app = world();
+    let mut ms = bob_messages();
+    ms.push(msg(
+        1,
+        8,
+        BOB,
+        false,
+        MessageState::Received,
+        "09:09",
+        Content::Malformed {
+            overlay: Some(7),
+            reason: cwtch::MalformedReason::UnknownOverlay,
+        },
+    ));
+    ms[7].text = None;
+    open_with(&mut app, 1, ms);
+    app.handle_key(key(KeyCode::Up));
+    assert!(app.handle_key(ch('y')).is_empty());
+    assert!(screen(&app, 80, 24).contains("no text to copy"));
+    app.handle_key(key(KeyCode::Up));
+    app.handle_key(key(KeyCode::Up));
+    let a = app.handle_key(ch('y'));
+    assert!(
+        matches!(&a[..], [Action::Copy(t)] if t == "a long one, to wrap: 你好你好你好 the quick brown fox jumps over the lazy dog and keeps running"),
+        "{a:?}"
+    );
+}

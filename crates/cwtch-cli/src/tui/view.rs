@@ -30,7 +30,7 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ),
     (
         "↑ (empty line)",
-        "choose a message: r quote it, R retry, d download",
+        "choose a message: r quote, y copy, R retry, d download",
     ),
     ("a", "add a contact (paste their address)"),
     (
