@@ -823,6 +823,13 @@ fn settings_and_contact_deletion_without_a_daemon() {
     assert_eq!(key.len(), 128 + 1 + 48, "{v}");
     // It stays (shared from the profile, restored when it loads).
     assert!(ok(&with(&["profile", "show"])).ends_with(&format!("\nimage\t{key}\n")));
+    // `file list` shows it, shared with no conversation (-1).
+    let files = ok(&with(&["file", "list"]));
+    assert!(
+        files.starts_with(&format!("-1\t{key}\tours\tsharing\t"))
+            && files.trim_end().ends_with("\tprofile-image.png"),
+        "{files}"
+    );
     // Removed: none again; both at once is a usage error.
     fails(
         &with(&[
@@ -837,6 +844,11 @@ fn settings_and_contact_deletion_without_a_daemon() {
     );
     ok(&with(&["profile", "set", "--no-image"]));
     assert!(ok(&with(&["profile", "show"])).ends_with("\nimage\tnone\n"));
+    let files = ok(&with(&["file", "list"]));
+    assert!(
+        files.starts_with(&format!("-1\t{key}\tours\tstopped\t")),
+        "{files}"
+    );
 
     // Contact deletion: confirmation required, then the conversation is gone.
     let peer = create(&tmp.path().join("other"), "peer");

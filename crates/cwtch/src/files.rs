@@ -188,7 +188,8 @@ pub(crate) struct Files {
 /// What a file we share or download looks like to a client.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileInfo {
-    /// The conversation it was shared in.
+    /// The conversation it was shared in; -1 for a file shared with no conversation (our
+    /// profile picture, served to every accepted contact; libCwtch's `c_ShareFile` with -1).
     pub conversation_id: i64,
     /// The file key.
     pub file_key: String,
@@ -690,7 +691,31 @@ impl Runtime {
     /// The files shared with us and by us in a conversation (all conversations: `None`).
     pub(crate) async fn files(&self, conv: Option<ConversationId>) -> Result<Vec<FileInfo>> {
         let me = self.onion.as_str().to_owned();
-        self.store
+        // Ours with no conversation (the profile picture) are listed with all of them.
+        let mut unbound: Vec<FileInfo> = if conv.is_some() {
+            Vec::new()
+        } else {
+            let st = self.state();
+            let mut v: Vec<FileInfo> = st
+                .files
+                .shares
+                .iter()
+                .filter(|(_, s)| s.conversation.is_none())
+                .map(|(key, s)| FileInfo {
+                    conversation_id: -1,
+                    file_key: key.to_string(),
+                    ours: true,
+                    path: Some(s.path.display().to_string()),
+                    state: if s.active { "sharing" } else { "stopped" }.to_owned(),
+                    name: s.manifest.file_name.clone(),
+                    size: s.manifest.file_size,
+                })
+                .collect();
+            v.sort_by(|a, b| a.file_key.cmp(&b.file_key));
+            v
+        };
+        let mut listed = self
+            .store
             .call(move |s| {
                 let mut out = Vec::new();
                 for c in s.conversations()? {
@@ -728,7 +753,9 @@ impl Runtime {
                 }
                 Ok(out)
             })
-            .await
+            .await?;
+        listed.append(&mut unbound);
+        Ok(listed)
     }
 
     /// A file-sharing message from a contact (the engine's [`cwtch_model::peer::Output::File`]).
