@@ -1072,7 +1072,6 @@ pub(crate) fn parse_invite(s: &str) -> Result<(Option<KeyBundle>, GroupInvite)> 
     }
 }
 
-/// The conversation a group message belongs to and whether its author is blocked there.
 /// The longest name we give a contact or a group, in characters.
 pub const LOCAL_NAME_MAX_CHARS: usize = 256;
 
@@ -1098,6 +1097,7 @@ pub(crate) fn check_local_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// The conversation a group message belongs to and whether its author is blocked there.
 pub(crate) fn member_blocked(c: &Conversation, member: &Onion) -> bool {
     c.acl.get(member.as_str()).is_some_and(|a| a.blocked)
 }
