@@ -753,8 +753,11 @@ impl Session {
                 }
             }),
         };
-        let mut found = h.search(pattern).await.map_err(CliError::lib)?;
-        found.retain(|f| only.is_none_or(|c| f.hit.conversation_id == c));
+        let mut found = match only {
+            Some(c) => h.search_conversation(c, pattern).await,
+            None => h.search(pattern).await,
+        }
+        .map_err(CliError::lib)?;
         // Newest first across conversations (undated last; a stable sort keeps each
         // conversation's newest first among equal times).
         found.sort_by_key(|f| {

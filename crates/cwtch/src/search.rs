@@ -68,7 +68,7 @@ impl ProfileHandle {
     /// refused.
     pub async fn search_messages(&self, pattern: &str) -> Result<Vec<SearchHit>> {
         Ok(self
-            .search_rows(pattern)
+            .search_rows(pattern, None)
             .await?
             .into_iter()
             .map(|(hit, _)| hit)
@@ -77,9 +77,28 @@ impl ProfileHandle {
 
     /// [`ProfileHandle::search_messages`], with each message read out.
     pub async fn search(&self, pattern: &str) -> Result<Vec<Found>> {
-        let rows = self.search_rows(pattern).await?;
+        self.search_found(pattern, None).await
+    }
+
+    /// [`ProfileHandle::search`] in one conversation (a contact's or a group's; another id is
+    /// [`Error::ContactNotFound`]).
+    pub async fn search_conversation(
+        &self,
+        conversation: ConversationId,
+        pattern: &str,
+    ) -> Result<Vec<Found>> {
+        self.search_found(pattern, Some(conversation)).await
+    }
+
+    async fn search_found(
+        &self,
+        pattern: &str,
+        only: Option<ConversationId>,
+    ) -> Result<Vec<Found>> {
+        let rows = self.search_rows(pattern, only).await?;
         let me = self.rt.onion.clone();
-        let contacts: Vec<(ConversationId, Onion)> = {
+        // A contact's messages without an author are the contact's; a group's all carry theirs.
+        let contacts: std::collections::HashMap<ConversationId, Onion> = {
             let st = self.rt.state();
             rows.iter()
                 .filter_map(|(h, _)| {
@@ -92,12 +111,7 @@ impl ProfileHandle {
         Ok(rows
             .into_iter()
             .map(|(hit, m)| {
-                // A contact's messages without an author are the contact's; a group's all
-                // carry theirs.
-                let who = contacts
-                    .iter()
-                    .find(|(c, _)| *c == hit.conversation_id)
-                    .map_or(&me, |(_, o)| o);
+                let who = contacts.get(&hit.conversation_id).unwrap_or(&me);
                 Found {
                     hit,
                     message: self.message_info(hit.conversation_id, who, m),
@@ -106,7 +120,11 @@ impl ProfileHandle {
             .collect())
     }
 
-    async fn search_rows(&self, pattern: &str) -> Result<Vec<(SearchHit, Message)>> {
+    async fn search_rows(
+        &self,
+        pattern: &str,
+        only: Option<ConversationId>,
+    ) -> Result<Vec<(SearchHit, Message)>> {
         let needle = pattern.to_lowercase();
         if needle.trim().is_empty() {
             return Err(Error::Invalid {
@@ -123,6 +141,12 @@ impl ProfileHandle {
         };
         conversations.sort();
         conversations.dedup();
+        if let Some(c) = only {
+            if !conversations.contains(&c) {
+                return Err(Error::ContactNotFound);
+            }
+            conversations = vec![c];
+        }
         // Storage hands over only the messages the search must parse: those whose body holds
         // a piece of the pattern that JSON writes as it is (or that hold a `\u` escape).
         let needles: Vec<String> = match prefilter(&needle) {

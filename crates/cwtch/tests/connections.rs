@@ -492,6 +492,18 @@ async fn search_finds_matching_messages_only() {
     let found = alice.profile.search("apple").await.unwrap();
     assert_eq!(found[0].message.message_id, apples.message_id);
     assert!(found[0].message.outgoing);
+    // In one conversation: the same there, an error for a conversation that is none.
+    let only = alice
+        .profile
+        .search_conversation(apples.conversation_id, "APPLE")
+        .await
+        .unwrap();
+    assert_eq!(only, found);
+    assert!(alice
+        .profile
+        .search_conversation(cwtch::ConversationId(999), "apple")
+        .await
+        .is_err());
     alice.shutdown().await;
     bob.shutdown().await;
 }
