@@ -362,8 +362,9 @@ async fn load_settings(dir: &Path) -> GlobalSettings {
 }
 
 impl Running {
-    /// Save settings and apply what this library acts on (`BlockUnknownConnections`, to every
-    /// loaded profile). Returns whether they changed (nothing is done if not).
+    /// Save settings and apply what this library acts on to every loaded profile (see
+    /// [`apply_settings`](Self::apply_settings)). Returns whether they changed (nothing is
+    /// done if not).
     pub(crate) async fn update_settings(&self, settings: GlobalSettings) -> CallResult<bool> {
         if settings == self.settings() {
             return Ok(false);
@@ -372,24 +373,28 @@ impl Running {
         tokio::fs::write(self.dir.join(SETTINGS_FILE), json)
             .await
             .map_err(|e| format!("cannot save settings: {e}"))?;
-        let block = settings.BlockUnknownConnections;
         *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
         for p in self.app.loaded_profiles() {
-            if p.block_unknown() != block {
-                p.set_block_unknown(block)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+            self.apply_settings(&p).await;
         }
         Ok(true)
     }
 
-    /// Apply the settings to a profile just loaded.
+    /// Apply what this library acts on in the settings to a profile: `BlockUnknownConnections`,
+    /// and the image previews experiment (`ExperimentsEnabled` and `filesharing-images`),
+    /// which turns the profile's image previews and profile pictures on or off.
     pub(crate) async fn apply_settings(&self, p: &ProfileHandle) {
-        let block = self.settings().BlockUnknownConnections;
+        let settings = self.settings();
+        let block = settings.BlockUnknownConnections;
         if p.block_unknown() != block {
             if let Err(e) = p.set_block_unknown(block).await {
                 warn!("cannot apply BlockUnknownConnections to a profile: {e}");
+            }
+        }
+        let previews = settings.image_previews();
+        if p.image_previews() != previews {
+            if let Err(e) = p.set_image_previews(previews).await {
+                warn!("cannot apply the image previews experiment to a profile: {e}");
             }
         }
     }

@@ -39,6 +39,7 @@ use crate::json::{
     bool_str, to_json, AccessControl, AccessControlList, ContactJson, GlobalSettings, GoEvent,
     ServerJson,
 };
+use crate::pictures;
 
 /// Go's notification policy value for new messages (`notification` field;
 /// `libcwtch::event::MessageNotification`): this library has no per-conversation policy.
@@ -108,7 +109,8 @@ fn acl_json(onion: &str, accepted: bool, blocked: bool) -> String {
     to_json(&acl)
 }
 
-fn contact_json(c: &Contact) -> ContactJson {
+/// A contact in `ContactsJson`; `picture` from [`pictures::contact_picture`].
+fn contact_json(c: &Contact, picture: String) -> ContactJson {
     let onion = c.onion.as_str().to_owned();
     let mut acl = AccessControlList::new();
     acl.insert(
@@ -140,10 +142,11 @@ fn contact_json(c: &Contact) -> ContactJson {
         group_server: String::new(),
         is_archived: c.attributes.get(crate::ops::ARCHIVED).map(String::as_str) == Some("true"),
         num_messages: c.message_count,
+        // Not c.unread: no call of the header marks a conversation read (docs/specs/libcwtch.md).
         num_unread: 0,
         last_msg_time: String::new(),
-        picture: String::new(),
-        default_picture: String::new(),
+        picture,
+        default_picture: pictures::default_profile_picture(c.onion.as_str()),
     }
 }
 
@@ -157,13 +160,17 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
         .ok()
         .flatten()
         .unwrap_or_else(|| "v1-defaultPassword".to_owned());
-    let mut conversations: Vec<ContactJson> = match p.contacts().await {
-        Ok(cs) => cs.iter().map(contact_json).collect(),
-        Err(e) => {
-            warn!("NewPeer: cannot list contacts: {e}");
-            Vec::new()
+    let mut conversations: Vec<ContactJson> = Vec::new();
+    match p.contacts().await {
+        Ok(cs) => {
+            for c in &cs {
+                let picture =
+                    pictures::contact_picture(p, c.conversation_id.0, c.onion.as_str()).await;
+                conversations.push(contact_json(c, picture));
+            }
         }
-    };
+        Err(e) => warn!("NewPeer: cannot list contacts: {e}"),
+    }
     if let Ok(groups) = p.groups().await {
         for g in groups {
             conversations.push(ContactJson {
@@ -182,12 +189,14 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
                 num_messages: g.messages,
                 num_unread: g.unread,
                 last_msg_time: String::new(),
-                picture: String::new(),
-                default_picture: String::new(),
+                picture: pictures::default_group_picture(&g.group_id),
+                default_picture: pictures::default_group_picture(&g.group_id),
             });
         }
     }
     let servers = server_list(p).await;
+    let default_picture = pictures::default_profile_picture(&onion);
+    let picture = pictures::our_picture(p).await;
     let mut fields = BTreeMap::from([
         ("Identity", onion),
         ("name", name),
@@ -195,8 +204,8 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
         ("Created", bool_str(created)),
         ("Online", bool_str(p.is_online())),
         ("autostart", bool_str(p.autostart().await.unwrap_or(true))),
-        ("picture", String::new()),
-        ("defaultPicture", String::new()),
+        ("picture", picture),
+        ("defaultPicture", default_picture),
         ("ContactsJson", to_json(&conversations)),
         ("ServerList", to_json(&servers)),
     ]);
@@ -308,8 +317,12 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
                     ("nick", contact.clone()),
                     ("status", peer_state_name(state).into()),
                     ("unread", "0".into()),
-                    ("picture", String::new()),
-                    ("defaultPicture", String::new()),
+                    // A contact just made has published no picture to us yet.
+                    ("picture", pictures::default_profile_picture(&contact)),
+                    (
+                        "defaultPicture",
+                        pictures::default_profile_picture(&contact),
+                    ),
                     ("numMessages", messages.to_string()),
                     ("accepted", bool_str(accepted)),
                     ("accessControlList", acl_json(&contact, accepted, blocked)),
@@ -347,6 +360,10 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
             let nick = contact_name(r, &profile, conversation_id)
                 .await
                 .unwrap_or_else(|| contact.clone());
+            let picture = match r.profile(&profile) {
+                Ok(p) => pictures::contact_picture(&p, conversation_id, &contact).await,
+                Err(_) => pictures::default_profile_picture(&contact),
+            };
             one(GoEvent::new(
                 "NewMessageFromPeer",
                 [
@@ -360,7 +377,7 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
                     ("ContentHash", content_hash),
                     ("Signature", signature),
                     ("notification", NOTIFICATION.into()),
-                    ("picture", String::new()),
+                    ("picture", picture),
                 ],
             ))
         }
@@ -441,10 +458,10 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
             [
                 ("ProfileOnion", profile),
                 ("ConversationID", conversation_id.to_string()),
+                ("picture", pictures::default_group_picture(&group_id)),
                 ("GroupID", group_id),
                 ("GroupServer", server),
                 ("GroupName", name),
-                ("picture", String::new()),
                 ("accessControlList", "{}".into()),
             ],
         )),
@@ -484,21 +501,27 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
             content_hash,
             timestamp,
             ..
-        } => one(GoEvent::new(
-            "NewMessageFromGroup",
-            [
-                ("ProfileOnion", profile),
-                ("ConversationID", conversation_id.to_string()),
-                ("TimestampSent", timestamp),
-                ("RemotePeer", author),
-                ("Index", message_id.to_string()),
-                ("Data", body),
-                ("ContentHash", content_hash),
-                ("Signature", signature),
-                ("picture", String::new()),
-                ("notification", NOTIFICATION.into()),
-            ],
-        )),
+        } => {
+            let picture = match r.profile(&profile) {
+                Ok(p) => pictures::member_picture(&p, &author).await,
+                Err(_) => pictures::default_profile_picture(&author),
+            };
+            one(GoEvent::new(
+                "NewMessageFromGroup",
+                [
+                    ("ProfileOnion", profile),
+                    ("ConversationID", conversation_id.to_string()),
+                    ("TimestampSent", timestamp),
+                    ("RemotePeer", author),
+                    ("Index", message_id.to_string()),
+                    ("Data", body),
+                    ("ContentHash", content_hash),
+                    ("Signature", signature),
+                    ("picture", picture),
+                    ("notification", NOTIFICATION.into()),
+                ],
+            ))
+        }
         Event::FileDownloadProgress {
             profile,
             file_key,

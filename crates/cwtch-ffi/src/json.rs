@@ -140,13 +140,13 @@ pub(crate) struct ContactJson {
     pub(crate) is_archived: bool,
     /// Messages stored.
     pub(crate) num_messages: u64,
-    /// Unread messages (not tracked for contacts: 0).
+    /// Unread messages.
     pub(crate) num_unread: u64,
     /// Time of the last message (RFC 3339), if known.
     pub(crate) last_msg_time: String,
-    /// Picture path (not provided: empty).
+    /// Picture: a downloaded profile picture's absolute path, else the default.
     pub(crate) picture: String,
-    /// Default picture path (not provided: empty).
+    /// Default picture: a UI asset path ([`crate::pictures`]).
     pub(crate) default_picture: String,
 }
 
@@ -270,7 +270,16 @@ impl Default for GlobalSettings {
     }
 }
 
+/// The experiment that turns on image previews and profile pictures (`libcwtch`'s
+/// `Experiments::ImagePreviewsExperiment`: "auto downloading of image files").
+pub(crate) const IMAGE_PREVIEWS_EXPERIMENT: &str = "filesharing-images";
+
 impl GlobalSettings {
+    /// Whether the image previews experiment is on (experiments on, and it on).
+    pub(crate) fn image_previews(&self) -> bool {
+        self.ExperimentsEnabled && self.Experiments.get(IMAGE_PREVIEWS_EXPERIMENT) == Some(&true)
+    }
+
     /// The control port of a running tor to attach to: with Go's `UseExternalTor` true,
     /// `127.0.0.1:<CustomControlPort>` (tor's default 9051 when that is not a port).
     /// UNCONFIRMED: how Go combines these fields; `CustomSocksPort` is not needed (the SOCKS
@@ -330,6 +339,22 @@ mod tests {
         assert_eq!(s.external_tor_control().as_deref(), Some("127.0.0.1:9999"));
         s.extra.insert("CustomControlPort".into(), (-1).into());
         assert_eq!(s.external_tor_control().as_deref(), Some("127.0.0.1:9051"));
+    }
+
+    #[test]
+    fn image_previews_need_experiments_on_and_filesharing_images() {
+        let mut s = GlobalSettings::default();
+        assert!(!s.image_previews());
+        s.Experiments.insert(IMAGE_PREVIEWS_EXPERIMENT.into(), true);
+        assert!(!s.image_previews(), "experiments are off");
+        s.ExperimentsEnabled = true;
+        assert!(s.image_previews());
+        s.Experiments
+            .insert(IMAGE_PREVIEWS_EXPERIMENT.into(), false);
+        assert!(!s.image_previews());
+        s.Experiments.remove(IMAGE_PREVIEWS_EXPERIMENT);
+        s.Experiments.insert("filesharing".into(), true);
+        assert!(!s.image_previews(), "file sharing alone is not previews");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod events;
 pub mod ffi;
 mod json;
 mod ops;
+mod pictures;
 mod servers;
 
 pub use app::{LOG_ENV, NETWORK_ENV, TOR_CONTROL_ENV};

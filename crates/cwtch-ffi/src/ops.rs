@@ -16,6 +16,7 @@ use crate::json::{
     to_json, AccessControl, AccessControlList, Attribute, EnhancedMessage, GlobalSettings, GoEvent,
     SharedFile,
 };
+use crate::pictures;
 
 /// Go's answer to `AppErrLoaded0` (cwtch `event.AppErrLoaded0`); cwtch-imp creates its
 /// profile when it sees exactly this text.
@@ -373,8 +374,8 @@ const OWN_MESSAGE_ATTRIBUTES: &str = "rs.";
 
 /// Go's `EnhancedMessage` for a stored message. `Attributes`: every stored attribute (those
 /// a client set with `c_UpdateMessageAttribute` too), with `author`, `ack`, `sent` and `error`
-/// as the message's state says.
-pub(crate) fn enhanced(m: &MessageInfo) -> EnhancedMessage {
+/// as the message's state says. `picture`: the author's ([`pictures::author_picture`]).
+pub(crate) fn enhanced(m: &MessageInfo, picture: String) -> EnhancedMessage {
     let (acknowledged, error) = match &m.state {
         MessageState::Acknowledged => (true, String::new()),
         MessageState::Failed { error } => (false, error.clone()),
@@ -409,9 +410,14 @@ pub(crate) fn enhanced(m: &MessageInfo) -> EnhancedMessage {
         Error: error,
         Flags: 0,
         ContentHash: m.content_hash.clone(),
-        ContactImage: String::new(),
+        ContactImage: picture,
         Attributes: attributes,
     }
+}
+
+/// [`enhanced`] with the author's picture.
+async fn enhanced_by(p: &ProfileHandle, m: &MessageInfo) -> EnhancedMessage {
+    enhanced(m, pictures::author_picture(p, &m.author).await)
 }
 
 /// The overlay wrapper `{"o": <int>, "d": <string>}` a client sends.
@@ -443,7 +449,7 @@ pub(crate) async fn send_message(
             .into_iter()
             .find(|m| m.message_id == sent.message_id)
             .ok_or("the message sent is not stored")?;
-        return Ok(enhanced(&m));
+        return Ok(enhanced_by(&p, &m).await);
     }
     let sent = p.send_overlay(conv(c), w.o, &w.d).await.map_err(err)?;
     let m = p
@@ -451,7 +457,7 @@ pub(crate) async fn send_message(
         .await
         .map_err(err)?
         .ok_or("the message sent is not stored")?;
-    Ok(enhanced(&m))
+    Ok(enhanced_by(&p, &m).await)
 }
 
 pub(crate) async fn message_by_id(
@@ -462,14 +468,14 @@ pub(crate) async fn message_by_id(
 ) -> CallResult<EnhancedMessage> {
     let p = r.profile(onion)?;
     let id = MessageId(i64::from(id));
-    if is_group(&p, c).await {
+    let m = if is_group(&p, c).await {
         p.group_message(ConversationId(i64::from(c)), id).await
     } else {
         p.message(conv(c), id).await
     }
     .map_err(err)?
-    .map(|m| enhanced(&m))
-    .ok_or_else(|| "no such message".to_owned())
+    .ok_or_else(|| "no such message".to_owned())?;
+    Ok(enhanced_by(&p, &m).await)
 }
 
 pub(crate) async fn message_by_hash(
@@ -479,11 +485,12 @@ pub(crate) async fn message_by_hash(
     hash: &str,
 ) -> CallResult<EnhancedMessage> {
     let p = r.profile(onion)?;
-    p.message_by_content_hash(conv(c), hash)
+    let m = p
+        .message_by_content_hash(conv(c), hash)
         .await
         .map_err(err)?
-        .map(|m| enhanced(&m))
-        .ok_or_else(|| "no such message".to_owned())
+        .ok_or_else(|| "no such message".to_owned())?;
+    Ok(enhanced_by(&p, &m).await)
 }
 
 /// `count` messages, newest first, skipping the `index` newest (Go's
@@ -504,7 +511,12 @@ pub(crate) async fn messages(
         p.messages(conv(c), offset, count).await
     }
     .map_err(err)?;
-    Ok(list.iter().map(enhanced).collect())
+    let mut pictures = pictures::AuthorPictures::new(&p);
+    let mut out = Vec::with_capacity(list.len());
+    for m in &list {
+        out.push(enhanced(m, pictures.of(&m.author).await));
+    }
+    Ok(out)
 }
 
 /// Share a file with a contact; returns the file message sent (overlay 200).
@@ -537,7 +549,7 @@ pub(crate) async fn share_file(
     }
     .map_err(err)?
     .ok_or("the message sent is not stored")?;
-    serde_json::to_value(enhanced(&m)).map_err(err)
+    serde_json::to_value(enhanced_by(&p, &m).await).map_err(err)
 }
 
 /// `c_ShareFile`'s conversation for the profile's own picture (Go's UI passes -1).
@@ -687,7 +699,7 @@ pub(crate) async fn send_invite(
         .await
         .map_err(err)?
         .ok_or("the message sent is not stored")?;
-    Ok(enhanced(&m))
+    Ok(enhanced_by(&p, &m).await)
 }
 
 fn onion_arg(what: &str, handle: &str) -> CallResult<Onion> {

@@ -188,6 +188,12 @@ fn the_c_abi_end_to_end() {
     assert_eq!(json(peer.get("ContactsJson")), serde_json::json!([]));
     let bot = peer.get("Identity").to_owned();
     assert_eq!(bot.len(), 56, "an onion: {bot}");
+    // No picture of its own yet: Go's default for its onion, twice.
+    assert_default_picture(
+        peer.get("defaultPicture"),
+        &default_profile_picture_prefix(&bot),
+    );
+    assert_eq!(peer.get("picture"), peer.get("defaultPicture"));
     events.wait("NetworkError", |e| {
         e.get("ProfileOnion") == bot && e.get("Status") == "Success"
     });
@@ -208,6 +214,19 @@ fn the_c_abi_end_to_end() {
             .expect("load")
     });
     let alice_onion = alice.onion().as_str().to_owned();
+    // Alice has a profile picture (the bot learns its key when it accepts her, and fetches
+    // it once the image previews experiment is on, below).
+    let png = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+            .expect("base64")
+    };
+    let alice_png = tmp.path().join("alice.png");
+    std::fs::write(&alice_png, &png).expect("write");
+    let (alice_picture_key, _) = rt
+        .block_on(alice.set_profile_image(&alice_png))
+        .expect("alice's picture");
     let contact = rt
         .block_on(alice.add_contact(&bot))
         .expect("alice adds the bot");
@@ -218,6 +237,12 @@ fn the_c_abi_end_to_end() {
     assert_parsable(&created);
     assert_eq!(created.get("ProfileOnion"), bot);
     assert_eq!(created.get("accepted"), "false", "a contact request");
+    let alice_default = created.get("defaultPicture").to_owned();
+    assert_default_picture(
+        &alice_default,
+        &default_profile_picture_prefix(&alice_onion),
+    );
+    assert_eq!(created.get("picture"), alice_default);
     let acl = json(created.get("accessControlList"));
     assert_eq!(acl[&alice_onion]["Blocked"], false, "{acl}");
     let cid: c_int = created.get("ConversationID").parse().expect("number");
@@ -229,6 +254,11 @@ fn the_c_abi_end_to_end() {
         serde_json::json!({"o": 1, "d": "hello bot"})
     );
     assert!(msg.get("TimestampReceived").ends_with('Z'), "{msg:?}");
+    assert_eq!(
+        msg.get("picture"),
+        alice_default,
+        "previews off: the default"
+    );
 
     // ---- the bot accepts and answers; the answer arrives and is acknowledged ----
     lib.void_conv("c_AcceptConversation", &bot, cid);
@@ -401,18 +431,14 @@ fn the_c_abi_end_to_end() {
     assert_eq!(overlay["o"], 200, "a file message: {share}");
     // Conversation -1: the profile's picture (checked as an image; its key published).
     {
-        use base64::Engine as _;
         let f: unsafe extern "C" fn(Str, c_int, c_int, Str, c_int) -> Str = lib.sym("c_ShareFile");
         let share_as = |conversation: c_int, path: &std::path::Path| {
             let (p, path) = (s(&bot), s(path.to_str().expect("utf-8")));
             // SAFETY: the pairs describe live strings.
             json(&lib.take(unsafe { f(p.0, p.1, conversation, path.0, path.1) }))
         };
-        let png = base64::engine::general_purpose::STANDARD
-            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
-            .expect("base64");
         let picture = files.join("me.png");
-        std::fs::write(&picture, png).expect("write");
+        std::fs::write(&picture, &png).expect("write");
         let r = share_as(-1, &picture);
         let key = r["FileKey"].as_str().unwrap_or_default().to_owned();
         assert!(key.len() == 128 + 1 + 48 && key.contains('.'), "{r}");
@@ -601,11 +627,48 @@ fn the_c_abi_end_to_end() {
     let mut new_settings = sv.clone();
     new_settings["BlockUnknownConnections"] = true.into();
     new_settings["CustomField"] = "kept".into();
+    // The image previews experiment: the bot fetches alice's picture.
+    new_settings["ExperimentsEnabled"] = true.into();
+    new_settings["Experiments"]["filesharing-images"] = true.into();
     lib.void1("c_UpdateSettings", &new_settings.to_string());
     let updated = events.wait("UpdateGlobalSettings", |_| true);
     let uv = json(updated.get("Data"));
     assert_eq!(uv["BlockUnknownConnections"], true);
     assert_eq!(uv["CustomField"], "kept");
+    let fetched = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_picture_key);
+    let alice_picture = fetched.get("FilePath").to_owned();
+    assert!(
+        std::path::Path::new(&alice_picture).is_absolute()
+            && std::fs::read(&alice_picture).ok().as_deref() == Some(png.as_slice()),
+        "alice's picture at {alice_picture:?}"
+    );
+    rt.block_on(alice.send_text(&contact, "now with a face"))
+        .expect("send");
+    let msg = events.wait("NewMessageFromPeer", |e| {
+        e.get("RemotePeer") == alice_onion && e.get("Data").contains("now with a face")
+    });
+    assert_eq!(
+        msg.get("picture"),
+        alice_picture,
+        "her picture, not the default"
+    );
+    // Messages read back name their author's picture: hers, and the bot's own.
+    let me = std::fs::canonicalize(files.join("me.png")).expect("me.png");
+    let me = me.to_str().expect("utf-8");
+    let index: c_int = msg.get("Index").parse().expect("number");
+    let m = lib.get_message_by_id(&bot, cid, index);
+    assert_eq!(m["ContactImage"], alice_picture.as_str(), "{m}");
+    let list = lib.get_messages(&bot, cid, 0, 100);
+    let list = list.as_array().expect("messages");
+    assert!(list.iter().any(|m| m["PeerID"] == bot.as_str()), "{list:?}");
+    for m in list {
+        let expected = if m["PeerID"] == alice_onion.as_str() {
+            alice_picture.as_str()
+        } else {
+            me
+        };
+        assert_eq!(m["ContactImage"], expected, "{m}");
+    }
     // Saving the same settings again announces nothing (cwtch-imp saves on every
     // UpdateGlobalSettings: an announcement would loop forever).
     lib.void1("c_UpdateSettings", &new_settings.to_string());
@@ -628,6 +691,17 @@ fn the_c_abi_end_to_end() {
     assert_eq!(c["accepted"], true);
     assert_eq!(c["isGroup"], false);
     assert_eq!(c["isArchived"], true, "archived above");
+    assert_eq!(
+        (c["picture"].as_str(), c["defaultPicture"].as_str()),
+        (Some(alice_picture.as_str()), Some(alice_default.as_str())),
+        "{c}"
+    );
+    // The bot's own picture (set with c_ShareFile -1 above): its file, by absolute path.
+    assert_eq!(again.get("picture"), me);
+    assert_default_picture(
+        again.get("defaultPicture"),
+        &default_profile_picture_prefix(&bot),
+    );
     assert!(c["accessControlList"][&alice_onion]["Read"] == true, "{c}");
 
     // ---- bundles, block, not-yet functions ----

@@ -86,11 +86,13 @@ fn a_group_invite_accepted_used_and_left() {
 
     // Alice's group; she invites bob.
     lib.void3("c_StartGroup", &alice, "club", &server);
-    let gid: c_int = events
-        .wait("GroupCreated", |e| e.get("ProfileOnion") == alice)
-        .get("ConversationID")
-        .parse()
-        .expect("number");
+    let created = events.wait("GroupCreated", |e| e.get("ProfileOnion") == alice);
+    let gid: c_int = created.get("ConversationID").parse().expect("number");
+    // Go's default picture of the group, chosen by its id.
+    assert_default_picture(
+        created.get("picture"),
+        &default_group_picture_prefix(created.get("GroupID")),
+    );
     // A group's name is a conversation attribute too: renaming it (for alice alone).
     let a = lib.get_conversation_attribute(&alice, gid, "profile.name");
     assert_eq!(
@@ -146,6 +148,8 @@ fn a_group_invite_accepted_used_and_left() {
     assert_eq!(got.get("ConversationID"), bob_gid.to_string());
     assert_eq!(got.get("RemotePeer"), alice);
     assert_eq!(got.get("Data"), r#"{"o":1,"d":"welcome bob"}"#);
+    // The author's picture: alice's default (no image previews here).
+    assert_default_picture(got.get("picture"), &default_profile_picture_prefix(&alice));
     let list = lib.get_messages(&bob, bob_gid, 0, 10);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     let index: c_int = got.get("Index").parse().expect("number");
@@ -218,6 +222,24 @@ fn a_group_invite_accepted_used_and_left() {
     });
     assert_eq!(std::fs::read(done.get("FilePath")).expect("read"), content);
     assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
+
+    // The group in bob's ContactsJson: its default picture, its messages.
+    lib.void0("c_ReconnectCwtchForeground");
+    let again = events.wait("NewPeer", |e| {
+        e.get("Identity") == bob && e.data.contains_key("Reload")
+    });
+    let conversations = json(again.get("ContactsJson"));
+    let group = conversations
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["isGroup"] == true))
+        .unwrap_or_else(|| panic!("the group among {conversations}"));
+    let picture = group["picture"].as_str().unwrap_or_default();
+    assert_default_picture(
+        picture,
+        &default_group_picture_prefix(created.get("GroupID")),
+    );
+    assert_eq!(group["defaultPicture"].as_str(), Some(picture), "{group}");
+    assert_eq!(group["numMessages"], 2, "{group}");
 
     // Bob leaves: the group and its messages are gone from his profile.
     lib.void_conv("c_DeleteConversation", &bob, bob_gid);

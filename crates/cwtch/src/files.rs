@@ -1603,6 +1603,26 @@ impl Runtime {
         })
     }
 
+    /// Our profile picture's file, if we have one and it is still there (it is served from
+    /// where it was when we set it).
+    pub(crate) async fn our_profile_image(&self) -> Result<Option<PathBuf>> {
+        let value = self
+            .store
+            .call(move |s| s.attribute(PROFILE_IMAGE_ATTRIBUTE))
+            .await?;
+        let Some(Ok(key)) = value.as_deref().map(FileKey::parse) else {
+            return Ok(None);
+        };
+        let path = self
+            .state()
+            .files
+            .shares
+            .get(&key)
+            .filter(|s| s.conversation.is_none())
+            .map(|s| s.path.clone());
+        Ok(path.filter(|p| p.is_file()))
+    }
+
     /// A contact's profile picture, if it was downloaded and checked.
     pub(crate) async fn profile_image(&self, conv: ConversationId) -> Result<Option<Image>> {
         let value = self

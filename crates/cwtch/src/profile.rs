@@ -195,6 +195,12 @@ impl ProfileHandle {
         self.rt.remove_profile_image().await
     }
 
+    /// Our profile picture's file ([`set_profile_image`](Self::set_profile_image)), if we
+    /// have one and the file is still there.
+    pub async fn our_profile_image(&self) -> Result<Option<std::path::PathBuf>> {
+        self.rt.our_profile_image().await
+    }
+
     /// A contact's profile picture, if image previews fetched it and it decoded.
     pub async fn profile_image(
         &self,

@@ -89,6 +89,11 @@ impl Onion {
         key
     }
 
+    /// The two checksum bytes the address carries (bytes 32 and 33 of the 35 it encodes).
+    pub fn checksum(&self) -> [u8; 2] {
+        checksum(&self.key_bytes())
+    }
+
     /// The Ed25519 public key of this address, if its bytes are a valid point.
     pub fn public_key(&self) -> Result<PublicKey, Error> {
         PublicKey::from_bytes(&self.key_bytes())
@@ -177,6 +182,15 @@ mod tests {
             assert_eq!(o.as_str(), *s);
             let pk = o.public_key().unwrap();
             assert_eq!(Onion::from_public_key(&pk), o);
+        }
+    }
+
+    #[test]
+    fn checksum_is_the_two_bytes_after_the_key() {
+        for s in REAL {
+            let raw = BASE32.decode(s.to_ascii_uppercase().as_bytes()).unwrap();
+            let o = Onion::parse(s).unwrap();
+            assert_eq!(o.checksum(), [raw[32], raw[33]], "{s}");
         }
     }
 

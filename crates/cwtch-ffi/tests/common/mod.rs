@@ -283,6 +283,31 @@ impl Lib {
     }
 }
 
+/// The start of Go's default picture of a profile (`RandomProfileImage`: the second checksum
+/// byte of the onion, byte 33 of the 35 it encodes, picks one of 50), worked out here apart
+/// from the library's own code.
+pub fn default_profile_picture_prefix(onion: &str) -> String {
+    let raw = data_encoding::BASE32
+        .decode(onion.to_ascii_uppercase().as_bytes())
+        .unwrap_or_else(|e| panic!("not an onion ({e}): {onion}"));
+    format!("profiles/{:03}-", raw[33] % 50 + 1)
+}
+
+/// The start of Go's default picture of a group (`RandomGroupImage`: the first byte of its
+/// hex id picks one of 60).
+pub fn default_group_picture_prefix(group_id: &str) -> String {
+    let first = u8::from_str_radix(&group_id[..2], 16).expect("hex group id");
+    format!("servers/{:03}-", first % 60 + 1)
+}
+
+/// Assert `picture` is the default picture starting with `prefix` (an asset path).
+pub fn assert_default_picture(picture: &str, prefix: &str) {
+    assert!(
+        picture.starts_with(prefix) && picture.ends_with(".png") && !picture.contains(' '),
+        "{picture:?} is not the default {prefix}….png"
+    );
+}
+
 pub fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s:?}"))
 }
