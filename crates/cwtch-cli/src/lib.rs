@@ -42,7 +42,7 @@ pub mod fuzzing {
     /// A message's timestamp (remote text in a group) as `search` orders it: seconds and
     /// nanoseconds since 1970, if it is RFC 3339.
     pub fn message_time(s: &str) -> Option<(i64, u32)> {
-        crate::session::rfc3339_instant(s)
+        cwtch::rfc3339_instant(s)
     }
 
     /// An answer line as the client parses it: `Ok` for a reply, else the exit code.

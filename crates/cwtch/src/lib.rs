@@ -47,6 +47,7 @@ pub use search::{Found, SearchHit, SEARCH_MAX_PER_CONVERSATION};
 pub use types::{
     Contact, ContactId, GroupInfo, MessageInfo, Permissions, ProfileInfo, SentMessage, ServerInfo,
 };
+pub use util::rfc3339_instant;
 
 // What clients need from the layers below, so that they depend on this crate only.
 pub use connectivity;

@@ -27,6 +27,69 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// An RFC 3339 time (`2026-12-05T06:30:00Z`, `…:00.123+01:00`) as seconds and nanoseconds
+/// since 1970 (UTC), to order times written in different offsets and precisions.
+pub fn rfc3339_instant(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = s.get(start..i)?;
+        if frac.is_empty() {
+            return None;
+        }
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        nanos = digits.parse().ok()?;
+    }
+    let offset = match s.get(i..)? {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
+            let mins = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if o.starts_with('-') {
+                -mins
+            } else {
+                mins
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((
+        days * 86_400 + h * 3600 + mi * 60 + sec - offset * 60,
+        nanos,
+    ))
+}
+
 /// The current time as [`rfc3339`].
 pub(crate) fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
@@ -93,6 +156,56 @@ pub(crate) fn jitter(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_times_order_across_offsets_and_precisions() {
+        assert_eq!(rfc3339_instant("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(
+            rfc3339_instant("2026-12-05T06:30:00Z"),
+            Some((1_796_452_200, 0))
+        );
+        assert_eq!(
+            rfc3339_instant("2026-12-05T07:30:00.25+01:00"),
+            Some((1_796_452_200, 250_000_000))
+        );
+        assert_eq!(
+            rfc3339_instant("2024-02-29T23:59:59-00:30"),
+            Some((1_709_251_199 + 1800, 0))
+        );
+        // Later in the same second, though `.` sorts before `Z` as text.
+        assert!(
+            rfc3339_instant("2026-12-05T06:30:00.5Z") > rfc3339_instant("2026-12-05T06:30:00Z")
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-12-05",
+            "2026-13-05T06:30:00Z",
+            "2026-12-05T06:30:00",
+            "2026-12-05T06:30:00.Z",
+            "2026-12-05T06:30:00+0100",
+            "2026-12-05T06:30:00Zjunk",
+            "２026-12-05T06:30:00Z",
+        ] {
+            assert_eq!(rfc3339_instant(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Never panics, whatever the text.
+        #[test]
+        fn rfc3339_parsing_takes_anything(s in "\\PC{0,40}", t in "[0-9:T.Z+-]{15,32}") {
+            let _ = rfc3339_instant(&s);
+            let _ = rfc3339_instant(&t);
+        }
+
+        /// What [`rfc3339`] writes reads back as the same second.
+        #[test]
+        fn written_times_read_back(secs in 0u64..8_000_000_000) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            proptest::prop_assert_eq!(rfc3339_instant(&rfc3339(t)), Some((secs as i64, 0)));
+        }
+    }
 
     #[test]
     fn timestamps() {
