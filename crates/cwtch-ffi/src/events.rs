@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use cwtch::{ConnectionState, Contact, Event, ProfileHandle, ServerState};
+use cwtch::{ConnectionState, Contact, Event, MessageInfo, ProfileHandle, ServerState};
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
@@ -109,8 +109,19 @@ fn acl_json(onion: &str, accepted: bool, blocked: bool) -> String {
     to_json(&acl)
 }
 
-/// A contact in `ContactsJson`; `picture` from [`pictures::contact_picture`].
-fn contact_json(c: &Contact, picture: String) -> ContactJson {
+/// `lastMsgTime` in `ContactsJson`: the newest message's time in seconds since 1970, as a
+/// decimal string (the UI reads `int.parse(lastMsgTime)` seconds); "0" with no messages.
+fn last_msg_time(newest: Option<MessageInfo>) -> String {
+    newest
+        .and_then(|m| m.timestamp)
+        .and_then(|t| cwtch::rfc3339_instant(&t))
+        .map_or(0, |(secs, _)| secs)
+        .to_string()
+}
+
+/// A contact in `ContactsJson`; `picture` from [`pictures::contact_picture`], `last` from
+/// [`last_msg_time`].
+fn contact_json(c: &Contact, picture: String, last: String) -> ContactJson {
     let onion = c.onion.as_str().to_owned();
     let mut acl = AccessControlList::new();
     acl.insert(
@@ -144,7 +155,7 @@ fn contact_json(c: &Contact, picture: String) -> ContactJson {
         num_messages: c.message_count,
         // Not c.unread: no call of the header marks a conversation read (docs/specs/libcwtch.md).
         num_unread: 0,
-        last_msg_time: String::new(),
+        last_msg_time: last,
         picture,
         default_picture: pictures::default_profile_picture(c.onion.as_str()),
     }
@@ -166,13 +177,17 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
             for c in &cs {
                 let picture =
                     pictures::contact_picture(p, c.conversation_id.0, c.onion.as_str()).await;
-                conversations.push(contact_json(c, picture));
+                let newest = p.messages(c.conversation_id, 0, 1).await.ok();
+                let last = last_msg_time(newest.and_then(|l| l.into_iter().next()));
+                conversations.push(contact_json(c, picture, last));
             }
         }
         Err(e) => warn!("NewPeer: cannot list contacts: {e}"),
     }
     if let Ok(groups) = p.groups().await {
         for g in groups {
+            let newest = p.group_messages(g.conversation_id, 0, 1).await.ok();
+            let last = last_msg_time(newest.and_then(|l| l.into_iter().next()));
             conversations.push(ContactJson {
                 onion: g.group_id.clone(),
                 identifier: g.conversation_id.0,
@@ -188,7 +203,7 @@ pub(crate) async fn new_peer(p: &ProfileHandle, created: bool, reload: bool) -> 
                 is_archived: false,
                 num_messages: g.messages,
                 num_unread: g.unread,
-                last_msg_time: String::new(),
+                last_msg_time: last,
                 picture: pictures::default_group_picture(&g.group_id),
                 default_picture: pictures::default_group_picture(&g.group_id),
             });

@@ -142,7 +142,7 @@ pub(crate) struct ContactJson {
     pub(crate) num_messages: u64,
     /// Unread messages.
     pub(crate) num_unread: u64,
-    /// Time of the last message (RFC 3339), if known.
+    /// Time of the newest message: seconds since 1970 in decimal ("0": none).
     pub(crate) last_msg_time: String,
     /// Picture: a downloaded profile picture's absolute path, else the default.
     pub(crate) picture: String,

@@ -691,6 +691,16 @@ fn the_c_abi_end_to_end() {
     assert_eq!(c["accepted"], true);
     assert_eq!(c["isGroup"], false);
     assert_eq!(c["isArchived"], true, "archived above");
+    // Its newest message's time, in seconds since 1970 (the UI's `int.parse`): today's.
+    let last: u64 = c["lastMsgTime"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("lastMsgTime in seconds: {c}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(last + 24 * 3600 > now && last <= now, "{last} vs {now}");
     assert_eq!(
         (c["picture"].as_str(), c["defaultPicture"].as_str()),
         (Some(alice_picture.as_str()), Some(alice_default.as_str())),

@@ -240,6 +240,13 @@ fn a_group_invite_accepted_used_and_left() {
     );
     assert_eq!(group["defaultPicture"].as_str(), Some(picture), "{group}");
     assert_eq!(group["numMessages"], 2, "{group}");
+    assert!(
+        group["lastMsgTime"]
+            .as_str()
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|t| t > 1_700_000_000),
+        "{group}"
+    );
 
     // Bob leaves: the group and its messages are gone from his profile.
     lib.void_conv("c_DeleteConversation", &bob, bob_gid);
