@@ -182,6 +182,12 @@ pub trait Acn: Send + Sync + 'static {
     /// Bootstrap progress; 100 = ready. The channel closes when the ACN is closed.
     fn status(&self) -> watch::Receiver<AcnStatus>;
 
+    /// The network's software version, if it has one to tell (tor's `GETINFO version`, Go's
+    /// `GetVersion`); `None` by default and while it cannot be asked.
+    async fn network_version(&self) -> Option<String> {
+        None
+    }
+
     /// Wait until bootstrap reaches 100 (Go's `WaitTillBootstrapped`). Fails with
     /// [`Error::Closed`] if the ACN is closed first. Callers add their own timeout.
     async fn wait_until_bootstrapped(&self) -> Result<(), Error> {

@@ -174,6 +174,7 @@ impl Global {
             match start_app(self, PathBuf::from(app_dir), &tor_path).await {
                 Ok(running) => {
                     let settings = running.settings();
+                    let acn = running.acn();
                     *self.phase() = Phase::Running(running);
                     self.bus
                         .push(events::update_global_settings(&settings))
@@ -182,6 +183,12 @@ impl Global {
                         .push(GoEvent::new::<&str, &str>("CwtchStarted", []))
                         .await;
                     info!("libCwtch started");
+                    // Go's `ACNVersion {Data}`: tor's version, for the client to show.
+                    if let Some(version) = acn.network_version().await {
+                        self.bus
+                            .push(GoEvent::new("ACNVersion", [("Data", version)]))
+                            .await;
+                    }
                 }
                 Err(e) => {
                     error!("c_StartCwtch failed: {e}");

@@ -7,7 +7,7 @@
 //!
 //! | library event | Go event |
 //! |---|---|
-//! | `AcnStatus` | `ACNStatus {Progress, Status}` |
+//! | `AcnStatus` | `ACNStatus {Progress, Status}` (`ACNVersion {Data}`: once, from `app`, on Tor) |
 //! | `ProfileLoaded` | `NewPeer {Identity, name, tag, Created, Online, picture, defaultPicture, autostart, ContactsJson, ServerList}` |
 //! | `ProfileOnline` / `NetworkError` | `NetworkError {ProfileOnion, Error, Status: Success / Error}` |
 //! | `ContactCreated` | `ContactCreated {ProfileOnion, ConversationID, RemotePeer, nick, status, unread, picture, defaultPicture, numMessages, accepted, accessControlList, blocked, loading, lastMsgTime}` |

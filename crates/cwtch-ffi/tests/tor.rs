@@ -55,6 +55,18 @@ fn the_c_abi_over_a_private_tor_network() {
     assert_eq!(lib.start(app_dir.to_str().expect("utf-8"), ""), 0);
     let started = events.wait_within(TOR_GUARD, "CwtchStarted", |_| true);
     assert!(started.data.is_empty());
+    // Tor's version, as `tor --version` of the same binary says it.
+    let version = events.wait_within(TOR_GUARD, "ACNVersion", |_| true);
+    let said = std::process::Command::new("tor")
+        .arg("--version")
+        .output()
+        .expect("tor --version");
+    let said = String::from_utf8_lossy(&said.stdout);
+    let v = version.get("Data");
+    assert!(
+        v.starts_with(|c: char| c.is_ascii_digit()) && said.contains(&format!("version {v}")),
+        "ACNVersion {v:?}, tor says {said:?}"
+    );
     let s = events.wait("UpdateGlobalSettings", |_| true);
     assert_eq!(json(s.get("Data"))["UseExternalTor"], true, "kept");
     lib.create_profile("torbot", DEFAULT_PASSWORD);

@@ -682,6 +682,10 @@ async fn pump(inner: Weak<Inner>, mut events: EventStream, control: Weak<Control
 
 #[async_trait]
 impl Acn for TorAcn {
+    async fn network_version(&self) -> Option<String> {
+        TorAcn::version(self).await.ok()
+    }
+
     async fn listen(
         &self,
         identity: &Identity,
