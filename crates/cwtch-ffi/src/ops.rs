@@ -638,6 +638,20 @@ pub(crate) async fn check_download(
                 ("TempFile", path.as_str()),
             ],
         ));
+    } else {
+        // Go's "interrupted" report: progress and size -1, where it is being saved (a
+        // client offers to resume it, with c_VerifyOrResumeDownload).
+        let path = f.path.unwrap_or_default();
+        g.emit(GoEvent::new(
+            "FileDownloadProgressUpdate",
+            [
+                ("ProfileOnion", onion),
+                ("FileKey", key),
+                ("Progress", "-1"),
+                ("FileSizeInChunks", "-1"),
+                ("FilePath", path.as_str()),
+            ],
+        ));
     }
     Ok(())
 }

@@ -75,6 +75,16 @@ fn an_unfinished_download_resumes_after_a_restart() {
     verify_or_resume(&lib, &bot, cid, &key);
     assert_eq!(events.app_errors_so_far(&lib), Vec::<String>::new());
     assert_eq!(events.pending("FileDownloaded"), 0);
+    // Its status: Go's "interrupted" report, progress -1 with where it is being saved.
+    lib.void2("c_CheckDownloadStatus", &bot, &key);
+    let status = events.wait("FileDownloadProgressUpdate", |e| {
+        e.get("FileKey") == key && e.get("Progress") == "-1"
+    });
+    assert_eq!(status.get("FileSizeInChunks"), "-1");
+    assert_eq!(
+        status.get("FilePath"),
+        dl.join("big.bin").to_str().expect("utf-8")
+    );
 
     // The library stops with the download unfinished; alice serves again; the library
     // starts, the profile loads, the download resumes and finishes.
