@@ -574,7 +574,7 @@ impl Runtime {
 
     /// Rename a group, for us alone (its `local.profile.name`).
     pub(crate) async fn rename_group(self: &Arc<Self>, g: &GroupRef, name: &str) -> Result<()> {
-        let name = check_local_name(name)?;
+        let name = crate::names::check_local_name(name)?;
         let conv = self.resolve_group(g)?;
         let n = name.clone();
         self.store
@@ -1070,31 +1070,6 @@ pub(crate) fn parse_invite(s: &str) -> Result<(Option<KeyBundle>, GroupInvite)> 
         let invite = GroupInvite::parse_invite_string(s).map_err(Error::Bundle)?;
         Ok((None, invite))
     }
-}
-
-/// The longest name we give a contact or a group, in characters.
-pub const LOCAL_NAME_MAX_CHARS: usize = 256;
-
-/// A name we give a contact or a group: trimmed, not empty, at most
-/// [`LOCAL_NAME_MAX_CHARS`], on one line.
-pub(crate) fn check_local_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::Invalid {
-            what: "name (empty)",
-        });
-    }
-    if name.chars().count() > LOCAL_NAME_MAX_CHARS {
-        return Err(Error::Invalid {
-            what: "name (longer than 256 characters)",
-        });
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::Invalid {
-            what: "name (a line break or another control character)",
-        });
-    }
-    Ok(name.to_owned())
 }
 
 /// The conversation a group message belongs to and whether its author is blocked there.

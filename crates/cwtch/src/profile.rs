@@ -501,7 +501,7 @@ impl ProfileHandle {
         name: Option<&str>,
     ) -> Result<()> {
         let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(n) => crate::groups::check_local_name(n)?,
+            Some(n) => crate::names::check_local_name(n)?,
             None => String::new(),
         };
         self.set_contact_attribute(contact, keys::LOCAL_PROFILE_NAME, &name)
