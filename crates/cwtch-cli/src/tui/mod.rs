@@ -10,6 +10,7 @@
 //!   carries out the actions.
 
 mod app;
+mod fixture;
 mod line;
 pub(crate) mod sanitize;
 mod view;
@@ -17,7 +18,8 @@ mod view;
 /// A long conversation open in the TUI, for `benches/tui.rs`.
 pub(crate) mod bench {
     use super::app::{App, Ctx, What};
-    use crate::protocol::{ContactRow, MessageRow, ProfileRow, Reply};
+    use super::fixture;
+    use crate::protocol::{MessageRow, Reply};
     use cwtch::{ConnectionState, Content, MessageState};
 
     const ME: &str = "vbmmtsfg3h6wxwpmsrg53fgdiuosbcscs5a5ni7ffuy4tkrvp7nzpbyd";
@@ -39,34 +41,18 @@ pub(crate) mod bench {
             };
             app.handle_reply(
                 ctx(What::Profiles),
-                Ok(Reply::Pong {
-                    version: 1,
-                    pid: 1,
-                    acn: None,
-                    profiles: vec![ProfileRow {
-                        profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
-                        onion: ME.into(),
-                        name: "alice".into(),
-                        running: true,
-                    }],
-                }),
+                Ok(fixture::pong(vec![fixture::profile(ME)])),
             );
             app.handle_reply(
                 ctx(What::Contacts),
                 Ok(Reply::Contacts {
-                    contacts: vec![ContactRow {
-                        conversation_id: 1,
-                        onion: BOB.into(),
-                        name: Some("bob".into()),
-                        accepted: true,
-                        blocked: false,
-                        state: ConnectionState::Authenticated,
-                        message_count: 0,
-                        unread: 0,
-                        unacknowledged: 0,
-                        attributes: Default::default(),
-                        permissions: Default::default(),
-                    }],
+                    contacts: vec![fixture::contact(
+                        1,
+                        BOB,
+                        Some("bob"),
+                        true,
+                        ConnectionState::Authenticated,
+                    )],
                 }),
             );
             app.open = Some(1);

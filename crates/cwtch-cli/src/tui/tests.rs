@@ -14,9 +14,10 @@ use ratatui::Terminal;
 use unicode_width::UnicodeWidthStr;
 
 use super::app::{self, Action, App, Ask, Ctx, Focus, Overlay, What};
+use super::fixture::{self, contact};
 use super::sanitize::is_dangerous;
 use super::view;
-use crate::protocol::{ContactRow, GroupRow, MessageRow, ProfileRow, Reply, Request, ServerRow};
+use crate::protocol::{GroupRow, MessageRow, Reply, Request, ServerRow};
 
 const ALICE: &str = "vbmmtsfg3h6wxwpmsrg53fgdiuosbcscs5a5ni7ffuy4tkrvp7nzpbyd";
 const BOB: &str = "pjurzypqui3dnpxj6aemk6cqz22yx6zfr5lq4jzu7muwe2yyx2zrnzyd";
@@ -41,28 +42,6 @@ fn typing(app: &mut App, s: &str) -> Vec<Action> {
         out.extend(app.handle_key(ch(c)));
     }
     out
-}
-
-fn contact(
-    id: i64,
-    onion: &str,
-    name: Option<&str>,
-    accepted: bool,
-    state: ConnectionState,
-) -> ContactRow {
-    ContactRow {
-        conversation_id: id,
-        onion: onion.into(),
-        name: name.map(Into::into),
-        accepted,
-        blocked: false,
-        state,
-        message_count: 0,
-        unread: 0,
-        unacknowledged: 0,
-        attributes: Default::default(),
-        permissions: Default::default(),
-    }
 }
 
 fn group(id: i64, name: &str, accepted: bool, unread: u64, missing: u64) -> GroupRow {
@@ -131,17 +110,7 @@ fn world() -> App {
     ));
     app.handle_reply(
         ctx("", None, What::Profiles),
-        Ok(Reply::Pong {
-            version: 1,
-            pid: 1,
-            acn: None,
-            profiles: vec![ProfileRow {
-                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
-                onion: ALICE.into(),
-                name: "alice".into(),
-                running: true,
-            }],
-        }),
+        Ok(fixture::pong(vec![fixture::profile(ALICE)])),
     );
     app.handle_event(Event::ProfileOnline {
         profile: ALICE.into(),
@@ -518,15 +487,7 @@ fn password_prompt_never_echoes() {
     let mut app = App::new(false, 2, None);
     app.acn = Some((100, "Done".into()));
     // No profile opens without a password, and two are locked: the unlock prompt.
-    app.handle_reply(
-        ctx("", None, What::Profiles),
-        Ok(Reply::Pong {
-            version: 1,
-            pid: 1,
-            acn: None,
-            profiles: vec![],
-        }),
-    );
+    app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
     assert!(matches!(
         &app.overlay,
         Overlay::Prompt {
@@ -558,15 +519,7 @@ fn password_prompt_never_echoes() {
 #[test]
 fn first_run_offers_to_create_a_profile() {
     let mut app = App::new(false, 0, None);
-    app.handle_reply(
-        ctx("", None, What::Profiles),
-        Ok(Reply::Pong {
-            version: 1,
-            pid: 1,
-            acn: None,
-            profiles: vec![],
-        }),
-    );
+    app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
     assert!(matches!(
         &app.overlay,
         Overlay::Prompt {
@@ -715,17 +668,7 @@ fn open_flag_opens_by_onion_name_or_id() {
         let mut app = App::new(false, 0, Some(want.to_owned()));
         app.handle_reply(
             ctx("", None, What::Profiles),
-            Ok(Reply::Pong {
-                version: 1,
-                pid: 1,
-                acn: None,
-                profiles: vec![ProfileRow {
-                    profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
-                    onion: ALICE.into(),
-                    name: "alice".into(),
-                    running: true,
-                }],
-            }),
+            Ok(fixture::pong(vec![fixture::profile(ALICE)])),
         );
         app.handle_reply(
             ctx(ALICE, None, What::Contacts),
@@ -1242,15 +1185,7 @@ fn deleting_asks_first() {
     );
     // Once it is gone, the list no longer has it, and nothing of it stays open.
     open_with(&mut app, 1, bob_messages());
-    app.handle_reply(
-        ctx("", None, What::Profiles),
-        Ok(Reply::Pong {
-            version: 1,
-            pid: 1,
-            profiles: vec![],
-            acn: None,
-        }),
-    );
+    app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
     assert!(app.profiles.is_empty() && app.open.is_none() && app.messages.is_empty());
 }
 
@@ -1926,15 +1861,7 @@ fn search_lists_what_was_found_and_opens_it_at_the_message() {
         screen(&app, w, h);
     }
     // The profile goes away (deleted elsewhere): its results go with it.
-    app.handle_reply(
-        ctx("", None, What::Profiles),
-        Ok(Reply::Pong {
-            version: 1,
-            pid: 1,
-            acn: None,
-            profiles: vec![],
-        }),
-    );
+    app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
     assert!(!matches!(app.overlay, Overlay::Search { .. }));
 }
 
