@@ -422,7 +422,9 @@ async fn tui_creates_a_profile_and_unlocks_a_password_one() {
     t.type_text("c");
     t.wait_for_text("New profile: its public name");
     t.line("dave");
-    t.wait_for_text("New profile: password");
+    t.wait_for_text("New profile: its password");
+    // What an empty password means is said in full (it was cut off in the title).
+    t.wait_for_text("anyone who can use this computer");
     t.keys(&["Enter"]); // none
     t.wait_for_text("dave online");
     let o = acwtch(&dir, &["--json", "profile", "list"]).await;

@@ -295,9 +295,7 @@ impl Ask {
         match self {
             Ask::Unlock => "Unlock profiles: password",
             Ask::NewProfileName => "New profile: its public name",
-            Ask::NewProfilePassword { .. } => {
-                "New profile: password (empty: none, anyone with this computer can open it)"
-            }
+            Ask::NewProfilePassword { .. } => "New profile: its password",
             Ask::AddContact => "Add a contact: paste their address",
             Ask::JoinGroup => "Join a group: paste the invite (tofubundle:… or torv3…)",
             Ask::AddServer => "Add a server: paste its bundle (server:…)",
@@ -307,6 +305,16 @@ impl Ask {
             Ask::SetName => "Your public name",
             Ask::SetStatus => "Your status",
             Ask::DeleteProfile { .. } => "Delete the profile: its password (empty: none)",
+        }
+    }
+
+    /// What the prompt's title has no room to say, shown above the typed text.
+    pub(crate) fn hint(&self) -> Option<&'static str> {
+        match self {
+            Ask::NewProfilePassword { .. } => Some(
+                "Empty: no password, and anyone who can use this computer can open the profile.",
+            ),
+            _ => None,
         }
     }
 

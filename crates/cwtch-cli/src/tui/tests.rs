@@ -2348,3 +2348,49 @@ fn a_chosen_message_is_copied_with_y() {
         "{a:?}"
     );
 }
+
+/// Every prompt's title is read whole: it fits in the prompt (a cut title hid the
+/// no-password warning of a new profile); what does not fit is its hint, shown whole.
+#[test]
+fn prompt_titles_fit_and_hints_show_whole() {
+    let asks = [
+        Ask::Unlock,
+        Ask::NewProfileName,
+        Ask::NewProfilePassword { name: "a".into() },
+        Ask::AddContact,
+        Ask::JoinGroup,
+        Ask::AddServer,
+        Ask::GroupName,
+        Ask::GroupServer { name: "g".into() },
+        Ask::InviteContact,
+        Ask::SetName,
+        Ask::SetStatus,
+        Ask::DeleteProfile {
+            onion: ALICE.into(),
+        },
+    ];
+    for ask in asks {
+        let title = ask.title();
+        assert!(
+            title.width() + 4 <= usize::from(view::PROMPT_WIDTH),
+            "{title:?} does not fit"
+        );
+        let mut app = world();
+        app.overlay = Overlay::Prompt {
+            ask: ask.clone(),
+            input: String::new().into(),
+        };
+        let s = screen(&app, 100, 30);
+        assert!(s.contains(title), "{title:?} cut:\n{s}");
+        if let Some(hint) = ask.hint() {
+            // The prompt's inside: columns 18..82 of a 100-wide screen (66 wide, centred).
+            let inside: Vec<String> = s
+                .lines()
+                .map(|l| l.chars().skip(18).take(64).collect::<String>())
+                .map(|l| l.trim().to_owned())
+                .collect();
+            let shown = inside.join(" ");
+            assert!(shown.contains(hint), "hint {hint:?} not whole:\n{s}");
+        }
+    }
+}

@@ -225,12 +225,18 @@ fn conversations(app: &App, f: &mut Frame<'_>, area: Rect) {
     if visible.is_empty() && !app.profiles.is_empty() {
         lines.push(Line::styled(
             if app.filter.is_empty() {
-                "no conversations yet (a adds a contact)"
+                "no conversations yet"
             } else {
                 "nothing matches the filter"
             },
             Style::default().fg(Color::DarkGray),
         ));
+        if app.filter.is_empty() {
+            lines.push(Line::styled(
+                "(a adds a contact)",
+                Style::default().fg(Color::DarkGray),
+            ));
+        }
     }
     let inner = area.height.saturating_sub(2) as usize;
     let top = (selected_line + 1).saturating_sub(inner);
@@ -855,16 +861,27 @@ fn prompt(f: &mut Frame<'_>, area: Rect, ask: &Ask, input: &str) {
         let rows = wrap(&inert(input), w);
         Span::raw(rows.last().cloned().unwrap_or_default())
     };
-    let lines = vec![
-        Line::from(vec![shown, Span::styled("▏", Style::default().fg(ACCENT))]),
-        Line::raw(""),
-        Line::styled(
-            "Enter: done · Esc: cancel",
-            Style::default().fg(Color::DarkGray),
-        ),
-    ];
-    popup(f, centred(area, 66, 5), ask.title(), lines);
+    let mut lines = Vec::new();
+    if let Some(hint) = ask.hint() {
+        for row in wrap(hint, usize::from(PROMPT_WIDTH - 2)) {
+            lines.push(Line::styled(row, Style::default().fg(Color::Yellow)));
+        }
+    }
+    lines.push(Line::from(vec![
+        shown,
+        Span::styled("▏", Style::default().fg(ACCENT)),
+    ]));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Enter: done · Esc: cancel",
+        Style::default().fg(Color::DarkGray),
+    ));
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    popup(f, centred(area, PROMPT_WIDTH, height), ask.title(), lines);
 }
+
+/// A prompt's width, borders included: its title must fit in it.
+pub(crate) const PROMPT_WIDTH: u16 = 66;
 
 /// `YYYY-MM-DD HH:MM` of an RFC 3339 timestamp (remote text: checked, never trusted).
 fn date_time_of(ts: Option<&str>) -> String {
