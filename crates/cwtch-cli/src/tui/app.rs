@@ -2303,12 +2303,24 @@ fn expand_home(p: &str) -> std::path::PathBuf {
 
 /// How an image is described (the TUI shows no pixels): `PNG image, 640×480, 12.3 KiB`.
 pub(crate) fn image_description(format: &str, width: u32, height: u32, bytes: u64) -> String {
-    let size = if bytes < 1024 {
+    format!(
+        "{} image, {width}×{height}, {}",
+        format.to_uppercase(),
+        human_size(bytes)
+    )
+}
+
+/// A size for people: `512 bytes`, `12.3 KiB`, `2.9 MiB`, `4.0 GiB`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if bytes < 1024 {
         format!("{bytes} bytes")
-    } else if bytes < 1024 * 1024 {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else if b < KIB * KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else if b < KIB * KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB))
     } else {
-        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-    };
-    format!("{} image, {width}×{height}, {size}", format.to_uppercase())
+        format!("{:.1} GiB", b / (KIB * KIB * KIB))
+    }
 }

@@ -833,7 +833,7 @@ fn hostile_text_is_drawn_inert() {
     open_with(&mut app, 1, ms);
     let s = screen(&app, 100, 30);
     assert!(
-        s.contains("[shares a file: cat<U+202E>gpj.exe␛[8m") && s.contains("(1234 bytes)"),
+        s.contains("[shares a file: cat<U+202E>gpj.exe␛[8m") && s.contains("(1.2 KiB)"),
         "{s}"
     );
     assert!(s.contains("␛[31mred␛[0m"), "{s}");
@@ -1288,7 +1288,7 @@ fn an_image_that_arrived_is_described_not_shown() {
         },
     )];
     open_with(&mut app, 1, ms);
-    assert!(screen(&app, 100, 24).contains("[shares a file: cat.jpg (12288 bytes)"));
+    assert!(screen(&app, 100, 24).contains("[shares a file: cat.jpg (12.0 KiB)"));
     app.handle_event(Event::ImagePreview {
         profile: ALICE.into(),
         conversation_id: 1,
@@ -2393,4 +2393,42 @@ fn prompt_titles_fit_and_hints_show_whole() {
             assert!(shown.contains(hint), "hint {hint:?} not whole:\n{s}");
         }
     }
+}
+
+#[test]
+fn sizes_read_as_people_say_them() {
+    for (bytes, said) in [
+        (0, "0 bytes"),
+        (1023, "1023 bytes"),
+        (1024, "1.0 KiB"),
+        (3_000_000, "2.9 MiB"),
+        (10 * 1024 * 1024 * 1024, "10.0 GiB"),
+    ] {
+        assert_eq!(app::human_size(bytes), said);
+    }
+}
+
+/// Our own file offer says we share it, not that we could download it.
+#[test]
+fn our_own_file_offer_is_not_offered_to_us() {
+    let mut app = world();
+    let offer = |outgoing| {
+        msg(
+            1,
+            if outgoing { 2 } else { 1 },
+            if outgoing { ALICE } else { BOB },
+            outgoing,
+            MessageState::Acknowledged,
+            "08:00",
+            Content::FileShare {
+                name: "notes.txt".into(),
+                file_key: "00.11".into(),
+                size: 3_000_000,
+            },
+        )
+    };
+    open_with(&mut app, 1, vec![offer(false), offer(true)]);
+    let s = screen(&app, 100, 24);
+    assert!(s.contains("[you share a file: notes.txt (2.9 MiB)]"), "{s}");
+    assert_eq!(s.matches("press d to download").count(), 1, "{s}");
 }

@@ -381,9 +381,16 @@ fn body(m: &MessageRow) -> String {
         Content::QuotedReply { body, .. } => body.clone(),
         Content::ContactSuggestion { onion } => format!("[suggests a contact: {onion}]"),
         Content::GroupInvite { .. } => "[an invite to a group: see Requests]".into(),
-        Content::FileShare { name, size, .. } => {
-            format!("[shares a file: {name} ({size} bytes); choose it and press d to download]")
+        Content::FileShare { name, size, .. } if m.outgoing => {
+            format!(
+                "[you share a file: {name} ({})]",
+                super::app::human_size(*size)
+            )
         }
+        Content::FileShare { name, size, .. } => format!(
+            "[shares a file: {name} ({}); choose it and press d to download]",
+            super::app::human_size(*size)
+        ),
         Content::Malformed { .. } => format!("[not understood: {}]", m.body),
         // Overlays added later: their text if they have one.
         other => match other.display_text() {
