@@ -614,10 +614,7 @@ impl Runtime {
             return Err(Error::NotEnoughSpace { needed, available });
         }
         // Reserve the name: an empty partial file.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
+        partial_options()
             .open(partial_path(&path))
             .map_err(io_err("create", &path))?;
         let values = vec![
@@ -1555,10 +1552,7 @@ impl Runtime {
             None => {
                 create_private_dir(&dir.to_path_buf())?;
                 let path = unused_path(dir, name);
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
+                partial_options()
                     .open(partial_path(&path))
                     .map_err(io_err("create", &path))?;
                 path
@@ -1951,6 +1945,16 @@ impl ChunkHashes for HashFile {
     }
 }
 
+/// How a partial download is opened (read and write; created if missing, never truncated):
+/// what a contact sent is for us alone, so a file created is readable by us only (0600).
+fn partial_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// Open (or create) the partial file, sized to the manifest, and check which chunks it
 /// already holds against the manifest's `hashes` (blocking).
 fn open_partial(
@@ -1958,12 +1962,7 @@ fn open_partial(
     m: &ManifestInfo,
     hashes: &HashFile,
 ) -> std::io::Result<(std::fs::File, ChunkSet)> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let mut f = partial_options().open(path)?;
     let len = f.metadata()?.len();
     let count = usize::try_from(m.chunk_count).map_err(std::io::Error::other)?;
     let mut have = ChunkSet::new(count);

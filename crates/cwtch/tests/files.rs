@@ -102,6 +102,13 @@ async fn a_shared_file_arrives_bit_identical() {
     );
     // Nothing else is left in the folder (no partial file).
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 1);
+    // Readable by us only, whatever the umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
 
     let files = bob.profile.files(None).await.unwrap();
     assert_eq!(files.len(), 1);
