@@ -289,6 +289,10 @@ pub(crate) struct FileDownloadArgs {
     /// The folder to download into (created if missing). Default: ~/Downloads.
     #[arg(long, value_name = "DIR")]
     pub(crate) to: Option<PathBuf>,
+    /// With a `cwtch run` doing the download: wait for it and show its progress (without
+    /// one, the command always does the download itself and waits).
+    #[arg(long)]
+    pub(crate) wait: bool,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
     /// Network options, used only when no `cwtch run` is running.

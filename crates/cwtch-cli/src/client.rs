@@ -115,6 +115,61 @@ pub(crate) async fn connect(data_dir: &Path) -> Result<Option<UnixStream>, CliEr
     }
 }
 
+/// A subscription to a running `cwtch run`'s events (`events.subscribe`): one JSON line per
+/// event. Dropping it ends the subscription.
+pub(crate) struct Subscription {
+    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    // Kept open: closing it ends the subscription.
+    _w: tokio::net::unix::OwnedWriteHalf,
+}
+
+/// What the next line of a [`Subscription`] is.
+pub(crate) enum Next {
+    Event(Box<cwtch::Event>),
+    /// `EventsLost` (the reader was too slow), or an event this version does not know.
+    Skipped,
+    /// The `cwtch run` went away.
+    Ended,
+}
+
+impl Subscription {
+    pub(crate) async fn next(&mut self) -> Next {
+        match self.lines.next_line().await {
+            Ok(Some(l)) => match serde_json::from_str::<cwtch::Event>(&l) {
+                Ok(e) => Next::Event(Box::new(e)),
+                Err(_) => Next::Skipped,
+            },
+            Ok(None) | Err(_) => Next::Ended,
+        }
+    }
+}
+
+/// Subscribe to the events of the `cwtch run` serving `data_dir`; `None` if none runs.
+/// Events from the moment this returns are delivered.
+pub(crate) async fn subscribe(data_dir: &Path) -> Result<Option<Subscription>, CliError> {
+    let Some(stream) = connect(data_dir).await? else {
+        return Ok(None);
+    };
+    let (r, mut w) = stream.into_split();
+    let mut line = Request::EventsSubscribe.to_line()?;
+    line.push('\n');
+    let lost =
+        |e: std::io::Error| CliError::Failed(format!("the running `cwtch run` went away: {e}"));
+    w.write_all(line.as_bytes()).await.map_err(lost)?;
+    let mut lines = BufReader::new(r).lines();
+    match lines.next_line().await.map_err(lost)? {
+        Some(answer) => match Response::parse(answer.as_bytes())? {
+            Reply::Subscribed => Ok(Some(Subscription { lines, _w: w })),
+            other => Err(CliError::Failed(format!(
+                "unexpected answer to events.subscribe: {other:?}"
+            ))),
+        },
+        None => Err(CliError::Failed(
+            "the running `cwtch run` closed the connection (is it older than this `cwtch`?)".into(),
+        )),
+    }
+}
+
 pub(crate) async fn execute(
     data_dir: &Path,
     req: Request,

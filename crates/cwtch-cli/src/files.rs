@@ -90,7 +90,7 @@ impl Session {
                     });
                 }
                 let me = h.onion().as_str().to_owned();
-                let path = follow_download(events, &me, &file_key).await?;
+                let path = follow_download(Events::Local(events), Some(&me), &file_key).await?;
                 Ok(Reply::FileDownload {
                     file_key,
                     path,
@@ -150,13 +150,42 @@ fn file_error(e: cwtch::Error, contact: &str) -> CliError {
     }
 }
 
+/// Where a download's events come from: the library in this process, or a running
+/// `cwtch run` (its event subscription).
+enum Events {
+    Local(tokio::sync::broadcast::Receiver<Event>),
+    Daemon(client::Subscription),
+}
+
+impl Events {
+    /// The next event; `None` when no more can come (the profile or the `cwtch run` stopped).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            match self {
+                Events::Local(rx) => match rx.recv().await {
+                    Ok(e) => return Some(e),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                },
+                Events::Daemon(sub) => match sub.next().await {
+                    client::Next::Event(e) => return Some(*e),
+                    client::Next::Skipped => {}
+                    client::Next::Ended => return None,
+                },
+            }
+        }
+    }
+}
+
 /// Show a download's progress until it completes (its path) or fails (an error): a bar on a
-/// terminal (stderr), JSON lines on stdout otherwise.
+/// terminal (stderr), JSON lines on stdout otherwise. `me`: the downloading profile's onion,
+/// if known (a `cwtch run`'s answer does not say which of its profiles it is).
 async fn follow_download(
-    mut events: tokio::sync::broadcast::Receiver<Event>,
-    me: &str,
+    mut events: Events,
+    me: Option<&str>,
     key: &str,
 ) -> Result<String, CliError> {
+    let mine = |profile: &str, file_key: &str| file_key == key && me.is_none_or(|m| m == profile);
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -168,14 +197,14 @@ async fn follow_download(
         b
     });
     loop {
-        match events.recv().await {
-            Ok(Event::FileDownloadProgress {
+        match events.next().await {
+            Some(Event::FileDownloadProgress {
                 profile,
                 file_key,
                 done,
                 total,
                 ..
-            }) if profile == me && file_key == key => match &bar {
+            }) if mine(&profile, &file_key) => match &bar {
                 Some(b) => {
                     b.set_length(total);
                     b.set_position(done);
@@ -184,23 +213,23 @@ async fn follow_download(
                     &serde_json::json!({"file_key": key, "done": done, "total": total}).to_string(),
                 ),
             },
-            Ok(Event::FileDownloaded {
+            Some(Event::FileDownloaded {
                 profile,
                 file_key,
                 path,
                 ..
-            }) if profile == me && file_key == key => {
+            }) if mine(&profile, &file_key) => {
                 if let Some(b) = &bar {
                     b.finish_and_clear();
                 }
                 return Ok(path);
             }
-            Ok(Event::FileDownloadFailed {
+            Some(Event::FileDownloadFailed {
                 profile,
                 file_key,
                 reason,
                 ..
-            }) if profile == me && file_key == key => {
+            }) if mine(&profile, &file_key) => {
                 if let Some(b) = &bar {
                     b.abandon();
                 }
@@ -208,9 +237,16 @@ async fn follow_download(
                     "the download failed: {reason} (what was verified is kept; run the same command to resume)"
                 )));
             }
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => {
-                return Err(CliError::Failed("the profile stopped".into()));
+            Some(_) => {}
+            None => {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(CliError::Failed(
+                    "the profile stopped before the download ended (what was verified is kept; \
+                     it resumes when the profile runs again)"
+                        .into(),
+                ));
             }
         }
     }
@@ -307,7 +343,30 @@ pub(crate) async fn file_command(
                 acn: Some(&a.acn),
                 create_home: false,
             };
-            match client::execute(dir, req, direct).await?.0 {
+            // Subscribe before asking: a small file can be done before the answer arrives.
+            let events = match a.wait {
+                true => client::subscribe(dir).await?,
+                false => None,
+            };
+            let reply = match (client::execute(dir, req, direct).await?.0, events) {
+                (
+                    Reply::FileDownload {
+                        file_key,
+                        state,
+                        path: _,
+                    },
+                    Some(events),
+                ) if state == "downloading" => {
+                    let path = follow_download(Events::Daemon(events), None, &file_key).await?;
+                    Reply::FileDownload {
+                        file_key,
+                        path,
+                        state: "downloaded".into(),
+                    }
+                }
+                (r, _) => r,
+            };
+            match reply {
                 r @ Reply::FileDownload { .. } if json => output::json(&r),
                 Reply::FileDownload { path, state, .. } => {
                     output::line(&format!("{state}: {path}"));

@@ -204,6 +204,51 @@ async fn a_100_mib_file_arrives_despite_a_sigkilled_downloader_and_a_restarted_s
     assert_eq!(files[0]["ours"], false, "{files}");
 }
 
+/// `--wait` with a `cwtch run` doing the download: the command follows it to the end
+/// (progress as JSON lines, then where the file is), instead of answering at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_through_a_daemon_waits_with_wait() {
+    let w = World::new().await;
+    let _a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("minutes.txt");
+    write_file(&src, 2 * 1024 * 1024 + 5);
+    let key = w.share(&mut b, &src).await;
+    let dest = w.tmp.path().join("dl");
+    let o = acwtch(
+        &w.b_dir,
+        &[
+            "file",
+            "download",
+            &w.alice,
+            &key,
+            "--to",
+            dest.to_str().unwrap(),
+            "--wait",
+        ],
+    )
+    .await;
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let target = dest.join("minutes.txt");
+    assert_eq!(
+        *lines.last().unwrap(),
+        format!("downloaded: {}", target.display()),
+        "{out}"
+    );
+    let progress_lines: Vec<Value> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        progress_lines.iter().all(|p| p["file_key"] == key.as_str()),
+        "{out}"
+    );
+    // Done when it says so: the whole file is there, under its final name.
+    assert!(same_file(&src, &target), "the file arrived altered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_download_without_a_daemon_shows_progress_and_stop_restart_work() {
     let w = World::new().await;

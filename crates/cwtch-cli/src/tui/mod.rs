@@ -594,44 +594,15 @@ async fn main_loop(
 
 /// Subscribe to a running `cwtch run`'s events (`events.subscribe`) and forward them.
 async fn subscribe(dir: &Path, tx: mpsc::Sender<Input>) -> Result<(), CliError> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let stream = client::connect(dir).await?.ok_or_else(|| {
+    let mut sub = client::subscribe(dir).await?.ok_or_else(|| {
         CliError::Failed("the `cwtch run` serving this data directory has stopped".into())
     })?;
-    let (r, mut w) = stream.into_split();
-    let mut line = Request::EventsSubscribe.to_line()?;
-    line.push('\n');
-    let lost =
-        |e: std::io::Error| CliError::Failed(format!("the running `cwtch run` went away: {e}"));
-    w.write_all(line.as_bytes()).await.map_err(lost)?;
-    let mut lines = BufReader::new(r).lines();
-    match lines.next_line().await.map_err(lost)? {
-        Some(answer) => match crate::protocol::Response::parse(answer.as_bytes())? {
-            Reply::Subscribed => {}
-            other => {
-                return Err(CliError::Failed(format!(
-                    "unexpected answer to events.subscribe: {other:?}"
-                )))
-            }
-        },
-        None => {
-            return Err(CliError::Failed(
-                "the running `cwtch run` closed the connection (is it older than this `cwtch`?)"
-                    .into(),
-            ))
-        }
-    }
     tokio::spawn(async move {
-        // `w` stays open: closing it ends the subscription.
-        let _w = w;
         loop {
-            let input = match lines.next_line().await {
-                Ok(Some(l)) => match serde_json::from_str::<Event>(&l) {
-                    Ok(e) => Input::Event(e),
-                    // `EventsLost`, or an event this version does not know: read again.
-                    Err(_) => Input::Lost(false),
-                },
-                Ok(None) | Err(_) => Input::Lost(true),
+            let input = match sub.next().await {
+                client::Next::Event(e) => Input::Event(*e),
+                client::Next::Skipped => Input::Lost(false),
+                client::Next::Ended => Input::Lost(true),
             };
             let end = matches!(input, Input::Lost(true));
             if tx.send(input).await.is_err() || end {
