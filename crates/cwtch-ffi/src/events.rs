@@ -21,6 +21,7 @@
 //! | `GroupInvite` | `NewGroup {ProfileOnion, ConversationID, GroupServer, GroupName, GroupInvite}` |
 //! | `GroupMessage` | `NewMessageFromGroup {ProfileOnion, ConversationID, TimestampSent, RemotePeer, Index, Data, ContentHash, Signature, picture, notification}` |
 //! | `FileDownloadProgress` | `FileDownloadProgressUpdate {ProfileOnion, FileKey, Progress, FileSizeInChunks, NameSuggestion}` (chunks of 4096 bytes) |
+//! | `FileManifestReceived` | `ManifestSaved {ProfileOnion, Handle, FileKey, SerializedManifest (empty), TempFile, NameSuggestion}` |
 //! | `FileDownloaded` | `FileDownloaded {ProfileOnion, FileKey, FilePath, TempFile}` |
 //!
 //! Other library events have no Go counterpart a client parses and are not forwarded (logged
@@ -534,6 +535,31 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
                     ("Signature", signature),
                     ("picture", picture),
                     ("notification", NOTIFICATION.into()),
+                ],
+            ))
+        }
+        Event::FileManifestReceived {
+            profile,
+            contact,
+            file_key,
+            path,
+            ..
+        } => {
+            let name = std::path::Path::new(&path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            one(GoEvent::new(
+                "ManifestSaved",
+                [
+                    ("ProfileOnion", profile),
+                    ("Handle", contact),
+                    ("FileKey", file_key),
+                    // The manifest itself stays in the library (its chunk hashes can run
+                    // to megabytes); clients read the file's state from the other events.
+                    ("SerializedManifest", String::new()),
+                    ("TempFile", format!("{path}.part")),
+                    ("NameSuggestion", name),
                 ],
             ))
         }

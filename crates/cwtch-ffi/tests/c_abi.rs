@@ -553,6 +553,13 @@ fn the_c_abi_end_to_end() {
             )
         };
     }
+    let saved = events.wait("ManifestSaved", |e| e.get("FileKey") == alice_key);
+    assert_eq!(saved.get("Handle"), alice_onion);
+    assert_eq!(saved.get("NameSuggestion"), "from-alice.bin");
+    assert_eq!(
+        saved.get("TempFile"),
+        format!("{}.part", bot_dl.join("from-alice.bin").display())
+    );
     let done = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
     assert_eq!(
         std::fs::read(done.get("FilePath")).expect("read"),

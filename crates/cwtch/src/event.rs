@@ -407,6 +407,22 @@ pub enum Event {
         /// The signature it refers to (std base64), which we do not have.
         previous_signature: String,
     },
+    /// A download's manifest arrived and was accepted: the file's size and chunks are known
+    /// and its partial file is open (resumed downloads too). Before its progress.
+    FileManifestReceived {
+        /// The profile's onion.
+        profile: String,
+        /// The conversation the file was offered in.
+        conversation_id: i64,
+        /// Who serves it.
+        contact: String,
+        /// The file key.
+        file_key: String,
+        /// Where the file will be once complete (it is written to `<path>.part` until then).
+        path: String,
+        /// Its size, as the manifest says (checked against the offer and the limits).
+        size: u64,
+    },
     /// Progress of a download (after verified chunks are written).
     FileDownloadProgress {
         /// The profile's onion.
@@ -502,6 +518,7 @@ impl Event {
             | Event::GroupMessageSent { profile, .. }
             | Event::GroupMessageSeen { profile, .. }
             | Event::MissingMessages { profile, .. }
+            | Event::FileManifestReceived { profile, .. }
             | Event::FileDownloadProgress { profile, .. }
             | Event::FileDownloaded { profile, .. }
             | Event::FileDownloadFailed { profile, .. }

@@ -949,6 +949,14 @@ impl Runtime {
                         match opened {
                             Ok((f, have)) => {
                                 file = Some(f);
+                                self.emit(Event::FileManifestReceived {
+                                    profile: self.profile(),
+                                    conversation_id: conv.0,
+                                    contact: contact.as_str().to_owned(),
+                                    file_key: key.to_string(),
+                                    path: path.to_string_lossy().into_owned(),
+                                    size: m.file_size,
+                                });
                                 outputs.extend(d.manifest_accepted(Some(have)));
                             }
                             Err(e) => {

@@ -86,6 +86,26 @@ async fn a_shared_file_arrives_bit_identical() {
             .await,
         Err(cwtch::Error::DownloadRunning)
     ));
+    // The manifest first: who serves it, its size, where it goes.
+    let manifest = bob
+        .expect(
+            "the manifest",
+            |e| matches!(e, Event::FileManifestReceived { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileManifestReceived {
+        contact,
+        path: going_to,
+        size,
+        ..
+    } = manifest
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (contact.as_str(), PathBuf::from(going_to), size),
+        (a.as_str(), target.clone(), 3 * 1024 * 1024 + 123)
+    );
     let done = bob
         .expect(
             "downloaded",
