@@ -400,6 +400,9 @@ pub(crate) struct App {
     /// Images that arrived and decoded (with image previews on), by file key: a
     /// description (format, dimensions, size), shown with their file message.
     pub(crate) images: BTreeMap<String, String>,
+    /// Downloads whose manifest arrived, by file key: the name the file gets (for the
+    /// status line's progress).
+    pub(crate) downloads: BTreeMap<String, String>,
     /// How images are drawn in the conversation, if they are (what the terminal can show).
     pub(crate) inline_images: Option<Colours>,
     /// Thumbnails of those images, by file key, drawn under their description.
@@ -528,6 +531,7 @@ impl App {
             missing: BTreeSet::new(),
             accepted: BTreeSet::new(),
             images: BTreeMap::new(),
+            downloads: BTreeMap::new(),
             inline_images: None,
             thumbnails: BTreeMap::new(),
             thumbnails_asked: BTreeSet::new(),
@@ -1831,17 +1835,55 @@ impl App {
                 message_id,
                 ..
             } => self.refresh_open(active, conversation_id, Some(message_id)),
-            Event::FileDownloadProgress { done, total, .. } => {
+            Event::FileManifestReceived {
+                file_key,
+                path,
+                size,
+                ..
+            } => {
+                let name = std::path::Path::new(&path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                self.note(format!("downloading {name}: 0% of {}", human_size(size)));
+                self.downloads.insert(file_key, name);
+                Vec::new()
+            }
+            Event::FileDownloadProgress {
+                file_key,
+                done,
+                total,
+                ..
+            } => {
                 let pct = (done * 100).checked_div(total).unwrap_or(100);
-                self.note(format!("downloading: {pct}% of {total} bytes"));
+                let name = self
+                    .downloads
+                    .get(&file_key)
+                    .map(|n| format!(" {n}"))
+                    .unwrap_or_default();
+                self.note(format!(
+                    "downloading{name}: {pct}% of {}",
+                    human_size(total)
+                ));
                 Vec::new()
             }
-            Event::FileDownloaded { path, .. } => {
-                self.note(format!("downloaded: {}", path));
+            Event::FileDownloaded { file_key, path, .. } => {
+                self.downloads.remove(&file_key);
+                self.note(format!("downloaded: {path}"));
                 Vec::new()
             }
-            Event::FileDownloadFailed { reason, .. } => {
-                self.error(format!("download failed: {}", reason));
+            Event::FileDownloadFailed {
+                file_key, reason, ..
+            } => {
+                let name = self
+                    .downloads
+                    .remove(&file_key)
+                    .map(|n| format!(" of {n}"))
+                    .unwrap_or_default();
+                self.error(format!(
+                    "the download{name} failed: {} (what arrived is kept: d resumes it)",
+                    reason
+                ));
                 Vec::new()
             }
             Event::ImagePreview {

@@ -1263,6 +1263,43 @@ fn files_are_shared_with_a_command_and_downloaded_with_a_key() {
         total: 10,
     });
     assert!(app.notice.as_ref().is_some_and(|n| n.text.contains("50%")));
+    // Once the manifest is in, the status line names the file and says sizes as people do.
+    app.handle_event(Event::FileManifestReceived {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        file_key: key_str.clone(),
+        path: "/home/alice/Downloads/cat (1).jpg".into(),
+        size: 3_000_000,
+    });
+    app.handle_event(Event::FileDownloadProgress {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        file_key: key_str.clone(),
+        done: 1_500_000,
+        total: 3_000_000,
+    });
+    let said = app
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    assert_eq!(said, "downloading cat (1).jpg: 50% of 2.9 MiB");
+    app.handle_event(Event::FileDownloadFailed {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        file_key: key_str.clone(),
+        reason: "the sharer went away".into(),
+    });
+    let n = app.notice.clone().unwrap();
+    assert!(
+        n.error
+            && n.text
+                .contains("of cat (1).jpg failed: the sharer went away"),
+        "{}",
+        n.text
+    );
+    assert!(app.downloads.is_empty());
     // /share and /download need their argument.
     app.handle_key(key(KeyCode::Esc));
     typing(&mut app, "/share");
