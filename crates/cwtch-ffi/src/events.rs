@@ -20,7 +20,7 @@
 //! | `GroupCreated` (accepted) | `GroupCreated {ProfileOnion, ConversationID, GroupID, GroupServer, GroupName, picture, accessControlList}` |
 //! | `GroupInvite` | `NewGroup {ProfileOnion, ConversationID, GroupServer, GroupName, GroupInvite}` |
 //! | `GroupMessage` | `NewMessageFromGroup {ProfileOnion, ConversationID, TimestampSent, RemotePeer, Index, Data, ContentHash, Signature, picture, notification}` |
-//! | `FileDownloadProgress` | `FileDownloadProgressUpdate {ProfileOnion, FileKey, Progress, FileSizeInChunks, NameSuggestion}` (chunks of 4096 bytes) |
+//! | `FileDownloadProgress` | `FileDownloadProgressUpdate {ProfileOnion, FileKey, Progress, FileSizeInChunks, NameSuggestion}` (chunks of 4096 bytes; `NameSuggestion` from its `ManifestSaved`) |
 //! | `FileManifestReceived` | `ManifestSaved {ProfileOnion, Handle, FileKey, SerializedManifest (empty), TempFile, NameSuggestion}` |
 //! | `FileDownloaded` | `FileDownloaded {ProfileOnion, FileKey, FilePath, TempFile}` |
 //!
@@ -54,6 +54,7 @@ pub(crate) async fn forward(
     running: Weak<Running>,
     bus: Arc<Bus>,
 ) {
+    let mut names = Names::default();
     loop {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
@@ -64,7 +65,7 @@ pub(crate) async fn forward(
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(r) = running.upgrade() else { return };
-        for go in translate(ev, &r).await {
+        for go in translate(ev, &r, &mut names).await {
             bus.push(go).await;
         }
     }
@@ -263,8 +264,22 @@ async fn contact_name(r: &Running, profile: &str, conversation_id: i64) -> Optio
 }
 
 /// The Go events for one library event (usually one, sometimes none).
-pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
+/// The names downloads get, by profile and file key, from their `ManifestSaved` on (Go's
+/// `NameSuggestion` of their progress): the state the translation keeps.
+#[derive(Default)]
+pub(crate) struct Names(BTreeMap<(String, String), String>);
+
+pub(crate) async fn translate(ev: Event, r: &Running, names: &mut Names) -> Vec<GoEvent> {
     let one = |e: GoEvent| vec![e];
+    if let Event::FileDownloaded {
+        profile, file_key, ..
+    }
+    | Event::FileDownloadFailed {
+        profile, file_key, ..
+    } = &ev
+    {
+        names.0.remove(&(profile.clone(), file_key.clone()));
+    }
     match ev {
         Event::AcnStatus { progress, summary } => one(GoEvent::new(
             "ACNStatus",
@@ -549,6 +564,9 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            names
+                .0
+                .insert((profile.clone(), file_key.clone()), name.clone());
             one(GoEvent::new(
                 "ManifestSaved",
                 [
@@ -569,16 +587,23 @@ pub(crate) async fn translate(ev: Event, r: &Running) -> Vec<GoEvent> {
             done,
             total,
             ..
-        } => one(GoEvent::new(
-            "FileDownloadProgressUpdate",
-            [
-                ("ProfileOnion", profile),
-                ("FileKey", file_key),
-                ("Progress", done.div_ceil(CHUNK_SIZE).to_string()),
-                ("FileSizeInChunks", total.div_ceil(CHUNK_SIZE).to_string()),
-                ("NameSuggestion", String::new()),
-            ],
-        )),
+        } => {
+            let name = names
+                .0
+                .get(&(profile.clone(), file_key.clone()))
+                .cloned()
+                .unwrap_or_default();
+            one(GoEvent::new(
+                "FileDownloadProgressUpdate",
+                [
+                    ("ProfileOnion", profile),
+                    ("FileKey", file_key),
+                    ("Progress", done.div_ceil(CHUNK_SIZE).to_string()),
+                    ("FileSizeInChunks", total.div_ceil(CHUNK_SIZE).to_string()),
+                    ("NameSuggestion", name),
+                ],
+            ))
+        }
         Event::FileDownloaded {
             profile,
             file_key,

@@ -560,6 +560,10 @@ fn the_c_abi_end_to_end() {
         saved.get("TempFile"),
         format!("{}.part", bot_dl.join("from-alice.bin").display())
     );
+    let progress = events.wait("FileDownloadProgressUpdate", |e| {
+        e.get("FileKey") == alice_key
+    });
+    assert_eq!(progress.get("NameSuggestion"), "from-alice.bin");
     let done = events.wait("FileDownloaded", |e| e.get("FileKey") == alice_key);
     assert_eq!(
         std::fs::read(done.get("FilePath")).expect("read"),
