@@ -283,6 +283,7 @@ mod tests {
             body: text.clone(),
             content_hash: "h".into(),
             image: None,
+            file: None,
         };
         let messages = vec![row; 1000];
         let mut line =

@@ -516,6 +516,19 @@ pub(crate) struct MessageRow {
     /// A file message's image, once downloaded and checked (image previews on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) image: Option<cwtch::Image>,
+    /// A file message's file, as `file list` says it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) file: Option<FileStateRow>,
+}
+
+/// Where a file of a file message stands (from `cwtch::FileInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileStateRow {
+    /// `sharing`, `stopped` (ours); `offered`, `downloading`, `downloaded` or
+    /// `failed: <reason>` (theirs).
+    pub(crate) state: String,
+    /// Our file, or where it is (being) downloaded to.
+    pub(crate) path: Option<String>,
 }
 
 /// A message a search found.
@@ -545,6 +558,7 @@ impl MessageRow {
             body: m.body,
             content_hash: m.content_hash,
             image: None,
+            file: None,
         }
     }
 }

@@ -687,7 +687,8 @@ impl Session {
         limit: u32,
     ) -> Result<Reply, CliError> {
         let h = self.handle(profile).await?;
-        let mut ms = match resolve_target(&h, target).await? {
+        let t = resolve_target(&h, target).await?;
+        let mut ms = match &t {
             Target::Contact(cid) => {
                 let ms = h
                     .messages(cid.clone(), offset, limit)
@@ -695,7 +696,7 @@ impl Session {
                     .map_err(|e| contact_error(e, target))?;
                 // The newest were shown: the contact's messages are read.
                 if offset == 0 {
-                    h.mark_read(cid)
+                    h.mark_read(cid.clone())
                         .await
                         .map_err(|e| contact_error(e, target))?;
                 }
@@ -708,7 +709,7 @@ impl Session {
                     .map_err(|e| group_error(e, target))?;
                 // The newest were shown: the group is read (`group list` counts unread).
                 if offset == 0 {
-                    h.mark_group_read(g)
+                    h.mark_group_read(g.clone())
                         .await
                         .map_err(|e| group_error(e, target))?;
                 }
@@ -723,6 +724,26 @@ impl Session {
             if let cwtch::Content::FileShare { file_key, .. } = &r.content {
                 let conv = cwtch::ConversationId(r.conversation_id);
                 r.image = h.image(conv, file_key).await.ok().flatten();
+            }
+        }
+        // Where each file message's file stands (one listing, only if there are any).
+        let is_file = |r: &MessageRow| matches!(r.content, cwtch::Content::FileShare { .. });
+        if rows.iter().any(is_file) {
+            let files = match &t {
+                Target::Contact(cid) => h.files(Some(cid.clone())).await,
+                Target::Group(g) => h.group_files(g.clone()).await,
+            }
+            .unwrap_or_default();
+            for r in &mut rows {
+                if let cwtch::Content::FileShare { file_key, .. } = &r.content {
+                    r.file = files
+                        .iter()
+                        .find(|f| f.file_key == *file_key && f.ours == r.outgoing)
+                        .map(|f| crate::protocol::FileStateRow {
+                            state: f.state.clone(),
+                            path: f.path.clone(),
+                        });
+                }
             }
         }
         Ok(Reply::Messages { messages: rows })

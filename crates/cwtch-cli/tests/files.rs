@@ -247,6 +247,17 @@ async fn a_download_through_a_daemon_waits_with_wait() {
     );
     // Done when it says so: the whole file is there, under its final name.
     assert!(same_file(&src, &target), "the file arrived altered");
+    // Its message says so too (what the TUI shows on it).
+    let o = acwtch(&w.b_dir, &["--json", "messages", &w.alice]).await;
+    let ms = json(&o);
+    let offer = ms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["overlay"] == 200)
+        .unwrap_or_else(|| panic!("the file message among {ms}"));
+    assert_eq!(offer["file"]["state"], "downloaded", "{offer}");
+    assert_eq!(offer["file"]["path"].as_str(), target.to_str(), "{offer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -403,6 +403,9 @@ pub(crate) struct App {
     /// Downloads whose manifest arrived, by file key: the name the file gets (for the
     /// status line's progress).
     pub(crate) downloads: BTreeMap<String, String>,
+    /// Downloads running, by file key: bytes verified and the file's size (shown with their
+    /// file message).
+    pub(crate) progress: BTreeMap<String, (u64, u64)>,
     /// How images are drawn in the conversation, if they are (what the terminal can show).
     pub(crate) inline_images: Option<Colours>,
     /// Thumbnails of those images, by file key, drawn under their description.
@@ -532,6 +535,7 @@ impl App {
             accepted: BTreeSet::new(),
             images: BTreeMap::new(),
             downloads: BTreeMap::new(),
+            progress: BTreeMap::new(),
             inline_images: None,
             thumbnails: BTreeMap::new(),
             thumbnails_asked: BTreeSet::new(),
@@ -1836,6 +1840,7 @@ impl App {
                 ..
             } => self.refresh_open(active, conversation_id, Some(message_id)),
             Event::FileManifestReceived {
+                conversation_id,
                 file_key,
                 path,
                 size,
@@ -1846,8 +1851,9 @@ impl App {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 self.note(format!("downloading {name}: 0% of {}", human_size(size)));
+                self.progress.insert(file_key.clone(), (0, size));
                 self.downloads.insert(file_key, name);
-                Vec::new()
+                self.reload_if_open(active, conversation_id)
             }
             Event::FileDownloadProgress {
                 file_key,
@@ -1855,6 +1861,7 @@ impl App {
                 total,
                 ..
             } => {
+                self.progress.insert(file_key.clone(), (done, total));
                 let pct = (done * 100).checked_div(total).unwrap_or(100);
                 let name = self
                     .downloads
@@ -1867,24 +1874,33 @@ impl App {
                 ));
                 Vec::new()
             }
-            Event::FileDownloaded { file_key, path, .. } => {
+            Event::FileDownloaded {
+                conversation_id,
+                file_key,
+                path,
+                ..
+            } => {
                 self.downloads.remove(&file_key);
+                self.progress.remove(&file_key);
                 self.note(format!("downloaded: {path}"));
-                Vec::new()
+                self.reload_if_open(active, conversation_id)
             }
             Event::FileDownloadFailed {
-                file_key, reason, ..
+                conversation_id,
+                file_key,
+                reason,
+                ..
             } => {
+                self.progress.remove(&file_key);
                 let name = self
                     .downloads
                     .remove(&file_key)
                     .map(|n| format!(" of {n}"))
                     .unwrap_or_default();
                 self.error(format!(
-                    "the download{name} failed: {} (what arrived is kept: d resumes it)",
-                    reason
+                    "the download{name} failed: {reason} (what arrived is kept: d resumes it)"
                 ));
-                Vec::new()
+                self.reload_if_open(active, conversation_id)
             }
             Event::ImagePreview {
                 conversation_id,

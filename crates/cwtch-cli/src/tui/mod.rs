@@ -80,6 +80,7 @@ pub(crate) mod bench {
                         body: String::new(),
                         content_hash: format!("hash-{i}"),
                         image: None,
+                        file: None,
                     }
                 })
                 .collect();

@@ -84,6 +84,7 @@ fn msg(
         body: String::new(),
         content_hash: format!("hash{conv}-{id}"),
         image: None,
+        file: None,
     }
 }
 
@@ -2468,4 +2469,102 @@ fn our_own_file_offer_is_not_offered_to_us() {
     let s = screen(&app, 100, 24);
     assert!(s.contains("[you share a file: notes.txt (2.9 MiB)]"), "{s}");
     assert_eq!(s.matches("press d to download").count(), 1, "{s}");
+}
+
+/// A download shows in the conversation, on its file message: offered, running with its
+/// percentage (live, from the events), then where it went, or why it failed.
+#[test]
+fn a_download_shows_its_progress_on_its_file_message() {
+    use crate::protocol::FileStateRow;
+    let mut app = world();
+    let key = format!("{}.{}", "ab".repeat(64), "cd".repeat(24));
+    let offer = |state: &str, path: Option<&str>| {
+        let mut m = msg(
+            1,
+            1,
+            BOB,
+            false,
+            MessageState::Received,
+            "08:00",
+            Content::FileShare {
+                name: "cat.jpg".into(),
+                file_key: key.clone(),
+                size: 12_288,
+            },
+        );
+        m.file = Some(FileStateRow {
+            state: state.into(),
+            path: path.map(Into::into),
+        });
+        m
+    };
+    open_with(&mut app, 1, vec![offer("offered", None)]);
+    let s = screen(&app, 140, 24);
+    assert!(
+        s.contains("[shares a file: cat.jpg (12.0 KiB); choose it"),
+        "{s}"
+    );
+    // The manifest is in: the conversation is read again; progress shows as it comes.
+    let a = app.handle_event(Event::FileManifestReceived {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        contact: BOB.into(),
+        file_key: key.clone(),
+        path: "/dl/cat.jpg".into(),
+        size: 12_288,
+    });
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Call {
+                req: Request::Messages { .. },
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    for done in [4096, 8192] {
+        let a = app.handle_event(Event::FileDownloadProgress {
+            profile: ALICE.into(),
+            conversation_id: 1,
+            file_key: key.clone(),
+            done,
+            total: 12_288,
+        });
+        assert!(a.is_empty(), "progress alone reads nothing again: {a:?}");
+    }
+    let s = screen(&app, 140, 24);
+    assert!(
+        s.contains("[file: cat.jpg (12.0 KiB): downloading, 66%]"),
+        "{s}"
+    );
+    // Done: read again, it says where the file is.
+    let a = app.handle_event(Event::FileDownloaded {
+        profile: ALICE.into(),
+        conversation_id: 1,
+        file_key: key.clone(),
+        path: "/dl/cat.jpg".into(),
+    });
+    let [Action::Call { ctx, .. }] = &a[..] else {
+        panic!("{a:?}")
+    };
+    app.handle_reply(
+        ctx.clone(),
+        Ok(Reply::Messages {
+            messages: vec![offer("downloaded", Some("/dl/cat.jpg"))],
+        }),
+    );
+    let s = screen(&app, 140, 24);
+    assert!(
+        s.contains("[file: cat.jpg (12.0 KiB): downloaded to /dl/cat.jpg]"),
+        "{s}"
+    );
+    // A failed one says why, and how to go on.
+    app.focus = Focus::List;
+    open_with(&mut app, 1, vec![offer("failed: gone", None)]);
+    let s = screen(&app, 140, 24);
+    assert!(
+        s.contains("[file: cat.jpg (12.0 KiB): failed: gone; press d to resume]"),
+        "{s}"
+    );
 }

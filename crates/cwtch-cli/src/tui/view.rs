@@ -366,10 +366,35 @@ pub(crate) fn palette256(p: [u8; 3]) -> u8 {
 /// The text of a message's body, as shown (with an image's description once it arrived).
 fn body_in(app: &App, m: &MessageRow) -> String {
     match &m.content {
-        Content::FileShare { file_key, name, .. } => match app.images.get(file_key) {
-            Some(what) => format!("[image: {name}, {what}]"),
-            None => body(m),
-        },
+        Content::FileShare {
+            file_key,
+            name,
+            size,
+        } => {
+            if let Some(what) = app.images.get(file_key) {
+                return format!("[image: {name}, {what}]");
+            }
+            let state = m.file.as_ref().map(|f| f.state.as_str()).unwrap_or("");
+            let file = format!("file: {name} ({})", super::app::human_size(*size));
+            match (m.outgoing, app.progress.get(file_key), state) {
+                (true, _, "stopped") => format!("[you share a {file}; no longer shared]"),
+                (true, _, _) => body(m),
+                // Live progress first: the state read with the messages is older.
+                (false, Some((done, total)), _) => {
+                    let pct = (done * 100).checked_div(*total).unwrap_or(100);
+                    format!("[{file}: downloading, {pct}%]")
+                }
+                (false, None, "downloaded") => {
+                    let path = m.file.as_ref().and_then(|f| f.path.as_deref());
+                    format!("[{file}: downloaded to {}]", path.unwrap_or("?"))
+                }
+                (false, None, "downloading") => format!("[{file}: downloading]"),
+                (false, None, s) if s.starts_with("failed") => {
+                    format!("[{file}: {s}; press d to resume]")
+                }
+                _ => body(m),
+            }
+        }
         _ => body(m),
     }
 }
