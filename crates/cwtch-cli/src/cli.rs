@@ -248,7 +248,9 @@ pub(crate) enum FileCommand {
     /// downloads there (progress as events) and this prints where the file will be. Without,
     /// this brings the profile online (network flags below), shows progress (a bar on a
     /// terminal, JSON lines otherwise) and prints the file's path when it is complete;
-    /// interrupted, it resumes from what is on disk the next time.
+    /// interrupted, it resumes from what is on disk the next time. Asking for a download
+    /// that is already running (the profile resumes unfinished downloads when it starts)
+    /// follows it instead of starting another.
     Download(FileDownloadArgs),
     /// Stop sharing a file (contacts can no longer download it).
     Stop(FileKeyArgs),
@@ -289,8 +291,9 @@ pub(crate) struct FileDownloadArgs {
     /// The folder to download into (created if missing). Default: ~/Downloads.
     #[arg(long, value_name = "DIR")]
     pub(crate) to: Option<PathBuf>,
-    /// With a `cwtch run` doing the download: wait for it and show its progress (without
-    /// one, the command always does the download itself and waits).
+    /// With a `cwtch run` doing the download: wait for it and show its progress, also for a
+    /// download it was already doing (without one, the command always does the download
+    /// itself and waits).
     #[arg(long)]
     pub(crate) wait: bool,
     #[command(flatten)]

@@ -76,17 +76,42 @@ impl Session {
                 wait,
             } => {
                 let h = self.handle(profile.as_deref()).await?;
+                // Subscribe first: the download may end before this request does.
                 let events = self.app.events();
-                let path = match resolve_target(&h, &contact).await? {
-                    Target::Contact(cid) => h.download_file(cid, &file_key, Path::new(&dir)).await,
-                    Target::Group(g) => h.download_group_file(g, &file_key, Path::new(&dir)).await,
-                }
-                .map_err(|e| file_error(e, &contact))?;
-                if !wait || self.is_daemon() {
+                let target = resolve_target(&h, &contact).await?;
+                let started = match &target {
+                    Target::Contact(cid) => {
+                        h.download_file(cid.clone(), &file_key, Path::new(&dir))
+                            .await
+                    }
+                    Target::Group(g) => {
+                        h.download_group_file(g.clone(), &file_key, Path::new(&dir))
+                            .await
+                    }
+                };
+                let (path, state) = match started {
+                    Ok(path) => (path.display().to_string(), "downloading".to_owned()),
+                    // Running already (resumed when the profile started after a crash, or
+                    // asked for before): this request follows that download.
+                    Err(cwtch::Error::DownloadRunning) => {
+                        let files = match target {
+                            Target::Contact(cid) => h.files(Some(cid)).await,
+                            Target::Group(g) => h.group_files(g).await,
+                        }
+                        .map_err(|e| file_error(e, &contact))?;
+                        let f = files
+                            .into_iter()
+                            .find(|f| !f.ours && f.file_key == file_key)
+                            .ok_or_else(|| file_error(cwtch::Error::FileNotFound, &contact))?;
+                        (f.path.unwrap_or_default(), f.state)
+                    }
+                    Err(e) => return Err(file_error(e, &contact)),
+                };
+                if !wait || self.is_daemon() || state != "downloading" {
                     return Ok(Reply::FileDownload {
                         file_key,
-                        path: path.display().to_string(),
-                        state: "downloading".into(),
+                        path,
+                        state,
                     });
                 }
                 let me = h.onion().as_str().to_owned();

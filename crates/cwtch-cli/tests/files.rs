@@ -329,3 +329,70 @@ async fn a_download_without_a_daemon_shows_progress_and_stop_restart_work() {
     let o = acwtch(&w.b_dir, &["file", "download", &w.alice, "nonsense"]).await;
     fails(&o, 2, "not a file key");
 }
+
+/// Without a `cwtch run`: the downloading command is SIGKILLed midway; the same command run
+/// again finds the download resumed (the profile resumes unfinished downloads when it starts)
+/// and follows it to the end, from what the first run verified, instead of refusing it as
+/// already running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_download_resumes_when_the_same_command_runs_again() {
+    let w = World::new().await;
+    let _a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("video.bin");
+    write_file(&src, 40 * 1024 * 1024);
+    let key = w.share(&mut b, &src).await;
+    b.stop().await;
+
+    let dest = w.tmp.path().join("dl");
+    let net = w.net().to_owned();
+    let args = [
+        "file",
+        "download",
+        &w.alice,
+        &key,
+        "--to",
+        dest.to_str().unwrap(),
+        "--network",
+        "loopback",
+        "--loopback-dir",
+        &net,
+    ];
+    let target = dest.join("video.bin");
+    let (done_before, total) = {
+        let mut first = Daemon::spawn_command(&w.b_dir, &args, "");
+        let e = first
+            .wait_for(BIG, |p| {
+                p["file_key"] == key.as_str()
+                    && p["done"].as_u64().unwrap_or(0) >= 2 << 20
+                    && p["done"].as_u64() < p["total"].as_u64()
+            })
+            .await;
+        first.kill9().await;
+        (e["done"].as_u64().unwrap(), e["total"].as_u64().unwrap())
+    };
+    assert_eq!(total, 40 * 1024 * 1024);
+    assert!(
+        !target.exists(),
+        "the final name appears only when complete"
+    );
+    assert!(dest.join("video.bin.part").exists());
+
+    let o = acwtch(&w.b_dir, &args).await;
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        *lines.last().unwrap(),
+        format!("downloaded: {}", target.display()),
+        "{out}"
+    );
+    // It went on from what was verified before the kill.
+    let first: Value = serde_json::from_str(lines[0]).unwrap();
+    assert!(
+        first["done"].as_u64().unwrap() >= done_before,
+        "resumed at {first}, had {done_before} before the kill"
+    );
+    assert!(same_file(&src, &target), "the file arrived altered");
+    assert!(!dest.join("video.bin.part").exists());
+}

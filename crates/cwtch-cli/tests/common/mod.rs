@@ -174,6 +174,14 @@ impl Daemon {
     pub fn spawn_stdin(dir: &Path, args: &[&str], input: &str) -> Daemon {
         let mut full = vec!["run"];
         full.extend_from_slice(args);
+        Daemon::spawn_command(dir, &full, input)
+    }
+
+    /// Any `cwtch` command that prints JSON lines (`full`: its whole argument list), with
+    /// `input` on its stdin. `cwtch run` prints nothing else (a line that is not JSON fails
+    /// the test); another command's other lines become `{"line": …}`.
+    pub fn spawn_command(dir: &Path, full: &[&str], input: &str) -> Daemon {
+        let only_json = full.first() == Some(&"run");
         // Its log goes to a file next to the data directory, shown if the test fails.
         let log_path = log_path(dir);
         let log = std::fs::OpenOptions::new()
@@ -181,7 +189,7 @@ impl Daemon {
             .append(true)
             .open(&log_path)
             .unwrap();
-        let mut child = tokio::process::Command::from(command(dir, &full))
+        let mut child = tokio::process::Command::from(command(dir, full))
             .env("CWTCH_LOG", "info")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -201,8 +209,11 @@ impl Daemon {
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(out).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                let v: Value = match serde_json::from_str(&line) {
+                    Ok(v) => v,
+                    Err(e) if only_json => panic!("stdout line is not JSON ({e}): {line}"),
+                    Err(_) => serde_json::json!({ "line": line }),
+                };
                 seen2.lock().unwrap().push(v.clone());
                 let _ = tx.send(v);
             }
