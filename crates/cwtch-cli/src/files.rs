@@ -89,24 +89,29 @@ impl Session {
                             .await
                     }
                 };
-                let (path, state) = match started {
-                    Ok(path) => (path.display().to_string(), "downloading".to_owned()),
+                let started = match started {
+                    Ok(path) => Some(path.display().to_string()),
                     // Running already (resumed when the profile started after a crash, or
                     // asked for before): this request follows that download.
-                    Err(cwtch::Error::DownloadRunning) => {
-                        let files = match target {
-                            Target::Contact(cid) => h.files(Some(cid)).await,
-                            Target::Group(g) => h.group_files(g).await,
-                        }
-                        .map_err(|e| file_error(e, &contact))?;
-                        let f = files
-                            .into_iter()
-                            .find(|f| !f.ours && f.file_key == file_key)
-                            .ok_or_else(|| file_error(cwtch::Error::FileNotFound, &contact))?;
-                        (f.path.unwrap_or_default(), f.state)
-                    }
+                    Err(cwtch::Error::DownloadRunning) => None,
                     Err(e) => return Err(file_error(e, &contact)),
                 };
+                // Where it goes and whether it is there already (downloaded before, or
+                // that quickly).
+                let files = match target {
+                    Target::Contact(cid) => h.files(Some(cid)).await,
+                    Target::Group(g) => h.group_files(g).await,
+                }
+                .map_err(|e| file_error(e, &contact))?;
+                let row = files
+                    .into_iter()
+                    .find(|f| !f.ours && f.file_key == file_key);
+                let done = row.as_ref().is_some_and(|f| f.state == "downloaded");
+                let path = row
+                    .and_then(|f| f.path)
+                    .or(started)
+                    .ok_or_else(|| file_error(cwtch::Error::FileNotFound, &contact))?;
+                let state = if done { "downloaded" } else { "downloading" }.to_owned();
                 if !wait || self.is_daemon() || state != "downloading" {
                     return Ok(Reply::FileDownload {
                         file_key,

@@ -247,6 +247,27 @@ async fn a_download_through_a_daemon_waits_with_wait() {
     );
     // Done when it says so: the whole file is there, under its final name.
     assert!(same_file(&src, &target), "the file arrived altered");
+    // Asked for again: it is there already (no second copy), with or without --wait.
+    for wait in [false, true] {
+        let mut args = vec![
+            "file",
+            "download",
+            &w.alice,
+            &key,
+            "--to",
+            dest.to_str().unwrap(),
+        ];
+        if wait {
+            args.push("--wait");
+        }
+        let o = acwtch(&w.b_dir, &args).await;
+        assert_eq!(
+            ok(&o).trim(),
+            format!("downloaded: {}", target.display()),
+            "--wait {wait}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
     // Its message says so too (what the TUI shows on it).
     let o = acwtch(&w.b_dir, &["--json", "messages", &w.alice]).await;
     let ms = json(&o);

@@ -537,6 +537,7 @@ impl Runtime {
         }
         let wanted = key.to_string();
         let path_attr = attr("local", key, "path");
+        let state_attr = attr("local", key, "state");
         let me = self.onion.as_str().to_owned();
         // The offer: a file message from the contact with this key.
         let offer = self
@@ -564,14 +565,31 @@ impl Runtime {
                         }
                     }
                 }
-                // An earlier attempt's target (to resume what it verified).
-                let before = s
-                    .conversation(conv)?
-                    .and_then(|c| c.attribute(&path_attr).map(PathBuf::from));
+                // An earlier attempt's target (to resume what it verified) and its state.
+                let c = s.conversation(conv)?;
+                let before = c.as_ref().and_then(|c| {
+                    let path = c.attribute(&path_attr).map(PathBuf::from)?;
+                    Some((path, c.attribute(&state_attr) == Some("downloaded")))
+                });
                 Ok(found.map(|f| (f, before)))
             })
             .await?;
         let ((name, size, author), before) = offer.ok_or(Error::FileNotFound)?;
+        // Downloaded into this folder before and still there, whole: that is the answer
+        // (a second click is not a second copy). Moved, deleted or changed: downloaded anew.
+        if let Some((path, true)) = &before {
+            let whole = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size);
+            if path.parent() == Some(dir) && whole {
+                self.emit(Event::FileDownloaded {
+                    profile: self.profile(),
+                    conversation_id: conv.0,
+                    file_key: key.to_string(),
+                    path: path.to_string_lossy().into_owned(),
+                });
+                return Ok(path.clone());
+            }
+        }
+        let before = before.map(|(path, _)| path);
         let sharer = match contact {
             Some(onion) => onion,
             None => {

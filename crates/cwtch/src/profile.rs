@@ -717,7 +717,9 @@ impl ProfileHandle {
     /// Download a file a contact offered us into `dir`, verifying every chunk; resumes what
     /// an earlier attempt left (also after a crash: unfinished downloads resume when the
     /// profile loads). Returns where the file will be once complete; progress, completion
-    /// and failure come as events.
+    /// and failure come as events. A file downloaded into `dir` before and still there,
+    /// whole, is not fetched again: its path is returned and `FileDownloaded` is emitted
+    /// again.
     pub async fn download_file(
         &self,
         contact: impl Into<ContactId>,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -136,7 +137,29 @@ async fn a_shared_file_arrives_bit_identical() {
     let mine = alice.profile.files(None).await.unwrap();
     assert!(mine[0].ours && mine[0].state == "sharing");
 
-    // Downloaded again: a numbered name, never an overwrite.
+    // Asked for again while it is there, whole: the same file, reported downloaded again
+    // (nothing fetched, no second copy).
+    let same = bob
+        .profile
+        .download_file(onion(&a), &key, dest.path())
+        .await
+        .unwrap();
+    assert_eq!(same, target);
+    bob.expect(
+        "reported downloaded again",
+        |e| matches!(e, Event::FileDownloaded { path, .. } if Path::new(path) == target),
+    )
+    .await;
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 1);
+
+    // Changed since (not the file that was offered any more): downloaded again under a
+    // numbered name, never an overwrite.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&target)
+        .unwrap()
+        .write_all(b"my own notes")
+        .unwrap();
     let again = bob
         .profile
         .download_file(onion(&a), &key, dest.path())
