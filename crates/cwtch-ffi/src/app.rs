@@ -27,6 +27,9 @@ pub const NETWORK_ENV: &str = "CWTCH_NETWORK";
 pub const TOR_CONTROL_ENV: &str = "CWTCH_TOR_CONTROL";
 /// `CWTCH_LOG`: a `tracing` filter for the library's log on stderr (default `warn`).
 pub const LOG_ENV: &str = "CWTCH_LOG";
+/// `CWTCH_UNSAFE_LOGGING=1`: logs show onion addresses, paths and error texts (off by
+/// default: logs get shared). The `cwtch` command's `--unsafe-logging`. Ours.
+pub const UNSAFE_LOGGING_ENV: &str = "CWTCH_UNSAFE_LOGGING";
 /// Where the settings live, under the app directory (ours: Go keeps an encrypted
 /// `ui.globals`).
 pub(crate) const SETTINGS_FILE: &str = "libcwtch-settings.json";
@@ -191,7 +194,7 @@ impl Global {
                     }
                 }
                 Err(e) => {
-                    error!("c_StartCwtch failed: {e}");
+                    error!(error = %cwtch::Sensitive(&e), "c_StartCwtch failed");
                     *self.phase() = Phase::Stopped;
                     self.bus
                         .push(GoEvent::new("CwtchStartError", [("Error", e.as_str())]))
@@ -239,8 +242,11 @@ impl Global {
 }
 
 /// Log to stderr through `tracing` (filter `CWTCH_LOG`, default `warn`), unless the host
-/// already installed a subscriber.
+/// already installed a subscriber; redacted unless `CWTCH_UNSAFE_LOGGING=1`.
 fn init_logging() {
+    if std::env::var(UNSAFE_LOGGING_ENV).is_ok_and(|v| v == "1") {
+        cwtch::set_unsafe_logging(true);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_ENV)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -361,7 +367,7 @@ async fn private_dir(dir: &Path) -> CallResult<()> {
 async fn load_settings(dir: &Path) -> GlobalSettings {
     match tokio::fs::read(dir.join(SETTINGS_FILE)).await {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            warn!("settings file unreadable ({e}); using defaults");
+            warn!(error = %cwtch::Sensitive(&e), "settings file unreadable; using defaults");
             GlobalSettings::default()
         }),
         Err(_) => GlobalSettings::default(),

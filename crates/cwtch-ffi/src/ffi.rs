@@ -37,8 +37,15 @@ macro_rules! arg {
     };
 }
 
+/// Log a failed call: which one, and why only with unsafe logging (an error's text can
+/// name files, folders and contacts; the host gets it whole in the `AppError` or the
+/// returned value).
+fn log_failure(name: &str, e: &str) {
+    warn!(function = name, error = %cwtch::Sensitive(e), "call failed");
+}
+
 fn report(g: &Global, name: &str, e: &str) {
-    warn!(function = name, "{e}");
+    log_failure(name, e);
     g.emit(GoEvent::app_error(&format!("{name}: {e}"), ""));
 }
 
@@ -72,7 +79,7 @@ fn string_call(
             match f(g) {
                 Ok(s) => give_string(s),
                 Err(e) => {
-                    warn!(function = name, "{e}");
+                    log_failure(name, &e);
                     give_string(on_error(&format!("{name}: {e}")))
                 }
             }
@@ -1357,4 +1364,43 @@ pub unsafe extern "C" fn c_DeleteServer(
         let r = g.running()?;
         g.call(r.servers.delete(g, &server, &pass))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// What a `tracing` subscriber wrote, for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_call_is_logged_by_name_without_its_error_text() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            super::log_failure(
+                "c_ShareFile",
+                "open /home/alice/Documents/plans.pdf: No such file or directory",
+            );
+        });
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("c_ShareFile"), "{log}");
+        assert!(log.contains("[scrubbed]"), "{log}");
+        assert!(!log.contains("alice") && !log.contains("plans"), "{log}");
+    }
 }

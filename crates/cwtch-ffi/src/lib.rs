@@ -14,5 +14,5 @@ mod ops;
 mod pictures;
 mod servers;
 
-pub use app::{LOG_ENV, NETWORK_ENV, TOR_CONTROL_ENV};
+pub use app::{LOG_ENV, NETWORK_ENV, TOR_CONTROL_ENV, UNSAFE_LOGGING_ENV};
 pub use cwtch::connectivity::LOOPBACK_DIR_ENV;

@@ -79,7 +79,9 @@ pub(crate) async fn load_profiles(r: &Running, pass: &str) -> CallResult<usize> 
     for info in list.into_iter().filter(|i| !i.loaded) {
         match r.app.load_profile(info.profile_id.as_str(), &pw).await {
             Ok(_) => loaded += 1,
-            Err(e) => tracing::warn!("c_LoadProfiles: a profile did not load: {e}"),
+            Err(e) => {
+                tracing::warn!(error = %cwtch::Sensitive(&e), "c_LoadProfiles: a profile did not load")
+            }
         }
     }
     Ok(loaded)

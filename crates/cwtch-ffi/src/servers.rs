@@ -256,7 +256,9 @@ impl Servers {
                 match open_dir(&dir, &pass) {
                     Ok(Some((c, key))) => out.push((c, Known { dir, key })),
                     Ok(None) => debug!("a server directory is not this password's"),
-                    Err(e) => warn!("a server directory does not load: {e}"),
+                    Err(e) => {
+                        warn!(error = %cwtch::Sensitive(&e), "a server directory does not load")
+                    }
                 }
             }
             Ok(out)
@@ -271,7 +273,7 @@ impl Servers {
             g.emit(self.new_server_event(&onion, &config).await);
             if config.attributes.get(AUTOSTART).map(String::as_str) == Some("true") {
                 if let Err(e) = self.launch(g, r, &onion).await {
-                    warn!("a server did not launch: {e}");
+                    warn!(error = %cwtch::Sensitive(&e), "a server did not launch");
                 }
             }
         }

@@ -37,6 +37,7 @@ use tracing::warn;
 
 use crate::error::StoreError;
 use crate::metrics::{inc, Metrics};
+use torv3::safelog::Sensitive;
 
 /// Go's message database file name (which also holds our spent tokens).
 pub const MESSAGES_FILE: &str = "cwtch.messages";
@@ -251,7 +252,7 @@ fn import_legacy_tokens(conn: &mut Connection, dir: &Path) -> Result<u64, StoreE
         if from.exists() {
             let to = dir.join(format!("{IMPORTED_TOKENS_FILE}{suffix}"));
             if let Err(e) = std::fs::rename(&from, &to) {
-                warn!(error = %e, file = %from.display(), "could not rename an imported token store");
+                warn!(error = %Sensitive(&e), file = %Sensitive(from.display()), "could not rename an imported token store");
             }
         }
     }

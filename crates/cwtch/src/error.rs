@@ -152,14 +152,18 @@ pub enum Error {
     /// A file offered in a group is downloaded from its sharer over P2P, who must be an
     /// accepted contact.
     #[error(
-        "the file's sharer {0} is not an accepted contact: add them as a contact to download it"
+        "the file's sharer {} is not an accepted contact: add them as a contact to download it",
+        .0.redacted()
     )]
-    SharerNotContact(String),
+    SharerNotContact(torv3::Onion),
     /// The contact's permissions refuse this (see [`crate::Permissions`]).
-    #[error("contact {contact} is not allowed to {what}: change its permissions first")]
+    #[error(
+        "contact {} is not allowed to {what}: change its permissions first",
+        .contact.redacted()
+    )]
     NotPermitted {
-        /// The contact's onion.
-        contact: String,
+        /// The contact's onion (shown redacted).
+        contact: torv3::Onion,
         /// What it may not do.
         what: &'static str,
     },
@@ -196,3 +200,24 @@ impl From<PeerMessageError> for Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn errors_naming_a_contact_show_its_onion_redacted() {
+        let onion = torv3::Identity::from_seed(&[7; 32]).onion();
+        for e in [
+            Error::SharerNotContact(onion.clone()),
+            Error::NotPermitted {
+                contact: onion.clone(),
+                what: "share files",
+            },
+        ] {
+            let text = e.to_string();
+            assert!(!text.contains(onion.as_str()), "{text}");
+            assert!(text.contains(&onion.as_str()[..4]), "{text}");
+        }
+    }
+}

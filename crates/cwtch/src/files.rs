@@ -33,6 +33,7 @@ use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha512};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use torv3::safelog::Sensitive;
 use torv3::Onion;
 use tracing::{debug, info, warn};
 
@@ -598,7 +599,7 @@ impl Runtime {
                     .ok_or(Error::FileNotFound)?;
                 match self.lookup(&onion) {
                     Some(r) if r.accepted && !r.blocked => onion,
-                    _ => return Err(Error::SharerNotContact(onion.as_str().to_owned())),
+                    _ => return Err(Error::SharerNotContact(onion)),
                 }
             }
         };
@@ -606,7 +607,7 @@ impl Runtime {
         if let Some(r) = self.lookup(&sharer) {
             if !self.permissions(r.conversation).await?.shares_files() {
                 return Err(Error::NotPermitted {
-                    contact: sharer.as_str().to_owned(),
+                    contact: sharer.clone(),
                     what: "share files",
                 });
             }
@@ -1185,7 +1186,7 @@ impl Runtime {
             if let Some(p) = path.filter(|p| p.starts_with(&dir)) {
                 if let Err(e) = std::fs::remove_file(&p) {
                     if e.kind() != std::io::ErrorKind::NotFound {
-                        warn!(error = %e, "could not delete a replaced profile picture");
+                        warn!(error = %Sensitive(&e), "could not delete a replaced profile picture");
                         continue;
                     }
                 }
@@ -1542,7 +1543,7 @@ impl Runtime {
             .await;
         self.state().files.starting.remove(&key);
         if let Err(e) = started {
-            warn!(error = %e, "could not start an image download");
+            warn!(error = %Sensitive(&e), "could not start an image download");
         }
     }
 
@@ -2123,7 +2124,7 @@ impl Runtime {
             let chunks = match read {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
-                    warn!(error = %e, "cannot serve a shared file");
+                    warn!(error = %Sensitive(&e), "cannot serve a shared file");
                     return end(self);
                 }
                 Err(_) => return end(self),

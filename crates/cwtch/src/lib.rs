@@ -56,5 +56,5 @@ pub use connectivity;
 pub use connectivity::{Acn, AcnStatus, LoopbackAcn};
 pub use cwtch_storage::Error as StorageError;
 pub use cwtch_storage::{ConversationId, MemoryHome, MessageId, Password, ProfileId};
-pub use torv3::safelog::{install_redacting_panic_hook, set_unsafe_logging};
+pub use torv3::safelog::{install_redacting_panic_hook, set_unsafe_logging, Sensitive};
 pub use torv3::{Identity, Onion};
