@@ -28,6 +28,13 @@ use crate::cabi::{bool_arg, free_string, give_string, guard};
 use crate::json::{error_json, to_json, Attribute, GoEvent};
 use crate::ops;
 
+/// Read a `(ptr, len)` password argument, as [`arg!`], into memory wiped when dropped.
+macro_rules! secret_arg {
+    ($name:literal, $ptr:expr, $len:expr) => {
+        zeroize::Zeroizing::new(arg!($name, $ptr, $len))
+    };
+}
+
 /// Read a `(ptr, len)` string argument inside a call body returning `CallResult`.
 macro_rules! arg {
     ($name:literal, $ptr:expr, $len:expr) => {
@@ -419,7 +426,7 @@ pub unsafe extern "C" fn c_CreateProfile(
     void_call("c_CreateProfile", |g| {
         let (name, pass) = (
             arg!("name", name_ptr, name_len),
-            arg!("password", password_ptr, password_len),
+            secret_arg!("password", password_ptr, password_len),
         );
         let r = g.running()?;
         g.call(ops::create_profile(&r, &name, &pass, bool_arg(autostart4)))
@@ -434,7 +441,7 @@ pub unsafe extern "C" fn c_CreateProfile(
 #[no_mangle]
 pub unsafe extern "C" fn c_LoadProfiles(password_ptr: *mut c_char, password_len: c_int) {
     void_call("c_LoadProfiles", |g| {
-        let pass = arg!("password", password_ptr, password_len);
+        let pass = secret_arg!("password", password_ptr, password_len);
         let r = g.running()?;
         if g.call(ops::load_profiles(&r, &pass))? == 0 {
             g.emit(GoEvent::app_error(ops::LOADED_0_PROFILES, ""));
@@ -457,7 +464,7 @@ pub unsafe extern "C" fn c_DeleteProfile(
     void_call("c_DeleteProfile", |g| {
         let (p, pass) = (
             arg!("profile", onion_ptr, onion_len),
-            arg!("password", password_ptr, password_len),
+            secret_arg!("password", password_ptr, password_len),
         );
         let r = g.running()?;
         g.call(ops::delete_profile(g, &r, &p, &pass))
@@ -479,7 +486,7 @@ pub unsafe extern "C" fn c_ImportProfile(
     string_call("c_ImportProfile", str::to_owned, |g| {
         let (file, pass) = (
             arg!("file", file5_ptr, file5_len),
-            arg!("password", password_ptr, password_len),
+            secret_arg!("password", password_ptr, password_len),
         );
         let r = g.running()?;
         g.call(ops::import_profile(&r, &file, &pass))?;
@@ -505,9 +512,9 @@ pub unsafe extern "C" fn c_ChangePassword(
     void_call("c_ChangePassword", |g| {
         let (p, cur, new, again) = (
             arg!("profile", onion_ptr, onion_len),
-            arg!("current", current6_ptr, current6_len),
-            arg!("newPassword", newPassword7_ptr, newPassword7_len),
-            arg!(
+            secret_arg!("current", current6_ptr, current6_len),
+            secret_arg!("newPassword", newPassword7_ptr, newPassword7_len),
+            secret_arg!(
                 "newPasswordAgain",
                 newPasswordAgain8_ptr,
                 newPasswordAgain8_len
@@ -1234,7 +1241,7 @@ pub unsafe extern "C" fn c_CreateServer(
 ) {
     void_call("c_CreateServer", |g| {
         let (pass, description) = (
-            arg!("password", password_ptr, password_len),
+            secret_arg!("password", password_ptr, password_len),
             arg!("description", description32_ptr, description32_len),
         );
         let r = g.running()?;
@@ -1276,7 +1283,7 @@ pub unsafe extern "C" fn c_SetServerAttribute(
 #[no_mangle]
 pub unsafe extern "C" fn c_LoadServers(password_ptr: *mut c_char, password_len: c_int) {
     void_call("c_LoadServers", |g| {
-        let pass = arg!("password", password_ptr, password_len);
+        let pass = secret_arg!("password", password_ptr, password_len);
         let r = g.running()?;
         g.call(r.servers.load(g, &r, &pass))
     })
@@ -1359,7 +1366,7 @@ pub unsafe extern "C" fn c_DeleteServer(
     void_call("c_DeleteServer", |g| {
         let (server, pass) = (
             arg!("server", handle39_ptr, handle39_len),
-            arg!("password", password_ptr, password_len),
+            secret_arg!("password", password_ptr, password_len),
         );
         let r = g.running()?;
         g.call(r.servers.delete(g, &server, &pass))

@@ -215,7 +215,11 @@ impl Servers {
         }
         let onion = config.onion().as_str().to_owned();
         let dir = servers_dir(r).join(random_id());
-        let (d, c, pass) = (dir.clone(), config, password.to_owned());
+        let (d, c, pass) = (
+            dir.clone(),
+            config,
+            zeroize::Zeroizing::new(password.to_owned()),
+        );
         let (config, key) = blocking(move || {
             let key = encrypted::init_dir(&d, &pass, &mut rand_core::OsRng).map_err(err)?;
             c.save_encrypted(&d, &key, &mut rand_core::OsRng)
@@ -240,7 +244,7 @@ impl Servers {
         password: &str,
     ) -> CallResult<()> {
         let root = servers_dir(r);
-        let pass = password.to_owned();
+        let pass = zeroize::Zeroizing::new(password.to_owned());
         let found = blocking(move || {
             let mut out = Vec::new();
             let entries = match std::fs::read_dir(&root) {

@@ -133,6 +133,31 @@ struct ConfigFile {
     limits: Limits,
 }
 
+/// The private keys and the token secret, as text, are wiped when the file's form of the
+/// config is dropped (after every load and save).
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.private_key.zeroize();
+        self.token_server_private_key.zeroize();
+        self.token_service_k.zeroize();
+    }
+}
+
+/// Counts what is written (to size a buffer that must never grow: a grown buffer leaves the
+/// old one, secrets included, unwiped).
+struct Counter(usize);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn unlimited() -> i64 {
     -1
 }
@@ -262,7 +287,7 @@ impl ServerConfig {
 
     /// Parse and validate Go's JSON.
     pub fn from_json(bytes: &[u8]) -> Result<ServerConfig, ConfigError> {
-        let f: ConfigFile = serde_json::from_slice(bytes).map_err(ConfigError::Syntax)?;
+        let mut f: ConfigFile = serde_json::from_slice(bytes).map_err(ConfigError::Syntax)?;
         let identity = identity_from("publicKey", &f.public_key, "privateKey", &f.private_key)?;
         let token_identity = identity_from(
             "tokenServerPublicKey",
@@ -287,9 +312,9 @@ impl ServerConfig {
             token_identity,
             token_server: std::sync::Arc::new(token_server),
             log_metrics_to_file: f.server_reporting.log_metrics_to_file,
-            attributes: f.attributes,
+            attributes: std::mem::take(&mut f.attributes),
             max_storage_mbs: f.max_storage_mbs,
-            limits: f.limits,
+            limits: std::mem::take(&mut f.limits),
         })
     }
 
@@ -308,12 +333,21 @@ impl ServerConfig {
             max_storage_mbs: self.max_storage_mbs,
             limits: self.limits.clone(),
         };
-        let mut out = zeroize::Zeroizing::new(Vec::new());
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
-        let mut ser = serde_json::Serializer::with_formatter(&mut *out, fmt);
-        // Serialising plain strings, ints and maps into a Vec cannot fail.
-        let _ = f.serialize(&mut ser);
+        let pretty = || serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        // Serialising plain strings, ints and maps cannot fail. Measured first, so that the
+        // buffer holding the keys is allocated once, at its size.
+        let mut size = Counter(0);
+        let _ = f.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut size,
+            pretty(),
+        ));
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(size.0 + 1));
+        let _ = f.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut *out,
+            pretty(),
+        ));
         out.push(b'\n');
+        debug_assert_eq!(out.len(), out.capacity());
         out
     }
 
