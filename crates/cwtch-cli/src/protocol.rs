@@ -353,14 +353,44 @@ impl Request {
         }
     }
 
-    /// One request line (without the newline).
+    /// One request line (without the newline, but with room for it). A request can carry
+    /// passwords: it is written once into a buffer of its size (no copy left unwiped by a
+    /// buffer that grew), and pushing the newline does not grow it either.
     pub(crate) fn to_line(&self) -> Result<Zeroizing<String>, CliError> {
-        let mut v = serde_json::to_value(self)
-            .map_err(|e| CliError::Failed(format!("cannot encode the request: {e}")))?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("v".into(), PROTOCOL_VERSION.into());
+        #[derive(Serialize)]
+        struct Line<'a> {
+            v: u32,
+            #[serde(flatten)]
+            request: &'a Request,
         }
-        Ok(Zeroizing::new(v.to_string()))
+        /// Counts the bytes written.
+        struct Counter(usize);
+        impl std::io::Write for Counter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let line = Line {
+            v: PROTOCOL_VERSION,
+            request: self,
+        };
+        let failed =
+            |e: serde_json::Error| CliError::Failed(format!("cannot encode the request: {e}"));
+        let mut size = Counter(0);
+        serde_json::to_writer(&mut size, &line).map_err(failed)?;
+        let mut out = Zeroizing::new(Vec::with_capacity(size.0 + 1));
+        serde_json::to_writer(&mut *out, &line).map_err(failed)?;
+        let bytes = std::mem::take(&mut *out);
+        // serde_json writes UTF-8 only.
+        String::from_utf8(bytes).map(Zeroizing::new).map_err(|e| {
+            // Wipe what came back too.
+            drop(Zeroizing::new(e.into_bytes()));
+            CliError::Failed("cannot encode the request: not UTF-8".into())
+        })
     }
 
     /// Parse one line as the daemon reads it (bytes, the newline included or not): `None`
@@ -953,7 +983,9 @@ mod tests {
     #[test]
     fn event_subscriptions_and_pongs_on_the_wire() {
         let line = Request::EventsSubscribe.to_line().unwrap();
-        assert_eq!(line.as_str(), r#"{"op":"events.subscribe","v":1}"#);
+        assert_eq!(line.as_str(), r#"{"v":1,"op":"events.subscribe"}"#);
+        // Written once into a buffer of its size, with room for the newline.
+        assert_eq!(line.capacity(), line.len() + 1);
         assert!(matches!(
             Request::from_line(&line).unwrap(),
             Request::EventsSubscribe
