@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::tui::sanitize::is_dangerous;
 use serde::Serialize;
 
 use crate::protocol::{
@@ -219,7 +220,10 @@ pub(crate) fn group_line(g: &GroupRow) -> String {
     )
 }
 
-/// Tabs, line breaks and backslashes escaped, so that one record stays one line.
+/// Tabs, line breaks and backslashes escaped, so that one record stays one line; control
+/// characters, bidirectional overrides and the invisible format characters that can disguise
+/// text (the TUI's [`is_dangerous`]) shown as `\u{..}`, so that remote text printed to a
+/// terminal can neither drive it nor reorder what it shows (`abc\u{202e}txt.exe`).
 pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -228,7 +232,7 @@ pub(crate) fn escape(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            c if c.is_control() => o.push_str(&c.escape_unicode().to_string()),
+            c if is_dangerous(c) => o.push_str(&c.escape_unicode().to_string()),
             c => o.push(c),
         }
     }
@@ -239,8 +243,30 @@ pub(crate) fn escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
     #[test]
     fn one_record_one_line() {
         assert_eq!(escape("a\tb\nc\\d\u{1b}"), "a\\tb\\nc\\\\d\\u{1b}");
+    }
+
+    #[test]
+    fn text_cannot_reorder_or_hide_what_follows() {
+        assert_eq!(escape("invoice\u{202E}fdp.exe"), "invoice\\u{202e}fdp.exe");
+        assert_eq!(
+            escape("a\u{2066}b\u{200B}c\u{FEFF}\u{2028}d\u{9b}"),
+            "a\\u{2066}b\\u{200b}c\\u{feff}\\u{2028}d\\u{9b}"
+        );
+        // Text in any script stays as it is.
+        assert_eq!(escape("héllo שלום 你好"), "héllo שלום 你好");
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_text_is_one_inert_line(s in any::<String>()) {
+            let e = escape(&s);
+            prop_assert!(!e.chars().any(is_dangerous), "{:?}", e);
+            prop_assert!(!e.contains('\t'));
+        }
     }
 }
