@@ -89,7 +89,10 @@ pub enum Error {
         max: usize,
     },
     /// An encoded peer message that does not fit one tapir packet. Never truncated.
-    #[error("peer message of {len} bytes does not fit a packet (at most {max})")]
+    #[error(
+        "message too long: {len} bytes once encoded, at most {max} fit one packet \
+         (a character outside ASCII takes 2 to 4 bytes, so such text fits fewer than 7000)"
+    )]
     PayloadTooLarge {
         /// Encoded length.
         len: usize,
@@ -219,5 +222,21 @@ mod tests {
             assert!(!text.contains(onion.as_str()), "{text}");
             assert!(text.contains(&onion.as_str()[..4]), "{text}");
         }
+    }
+
+    /// 7000 characters of non-ASCII text pass the character limit but not the packet: the
+    /// error says why, in terms a person typing can act on.
+    #[test]
+    fn a_message_too_large_for_a_packet_says_why() {
+        let text = Error::PayloadTooLarge {
+            len: 14046,
+            max: 8150,
+        }
+        .to_string();
+        assert!(text.starts_with("message too long: 14046 bytes"), "{text}");
+        assert!(
+            text.contains("at most 8150") && text.contains("outside ASCII"),
+            "{text}"
+        );
     }
 }
