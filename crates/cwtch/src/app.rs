@@ -166,7 +166,9 @@ impl Cwtch {
         }
     }
 
-    /// Create a profile (a fresh identity). It is not loaded.
+    /// Create a profile (a fresh identity). It is not loaded. Its name is trimmed; empty,
+    /// multi-line or longer than [`LOCAL_NAME_MAX_CHARS`](crate::LOCAL_NAME_MAX_CHARS)
+    /// characters is [`Error::Invalid`].
     pub async fn create_profile(&self, name: &str, password: &Password) -> Result<ProfileInfo> {
         self.create_profile_inner(name, password, None, true).await
     }
@@ -202,7 +204,8 @@ impl Cwtch {
         key: Option<zeroize::Zeroizing<[u8; 64]>>,
         autostart: bool,
     ) -> Result<ProfileInfo> {
-        let (home, name, password) = (self.inner.home.clone(), name.to_owned(), password.clone());
+        let name = crate::names::check_local_name(name)?;
+        let (home, password) = (self.inner.home.clone(), password.clone());
         blocking(move || {
             let identity = match &key {
                 Some(k) => Identity::from_go_private_key(k.as_ref())

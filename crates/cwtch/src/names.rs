@@ -1,12 +1,12 @@
-//! The names we give contacts and groups ourselves (a contact's nickname, a group's name):
-//! what is accepted, one rule for both.
+//! The names we give ourselves: our profile's name (which contacts fetch), a contact's
+//! nickname, a group's name. What is accepted: one rule for all three.
 
 use crate::error::{Error, Result};
 
-/// The longest name we give a contact or a group, in characters.
+/// The longest name we give a profile, a contact or a group, in characters.
 pub const LOCAL_NAME_MAX_CHARS: usize = 256;
 
-/// A name we give a contact or a group: trimmed, not empty, at most
+/// A name we give a profile, a contact or a group: trimmed, not empty, at most
 /// [`LOCAL_NAME_MAX_CHARS`], on one line.
 pub(crate) fn check_local_name(name: &str) -> Result<String> {
     let name = name.trim();

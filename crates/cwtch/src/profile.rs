@@ -100,8 +100,11 @@ impl ProfileHandle {
     }
 
     /// Set our name: `public.profile.name` (what contacts fetch) and `local.profile.name`.
+    /// The name is trimmed; empty, multi-line or longer than
+    /// [`LOCAL_NAME_MAX_CHARS`](crate::LOCAL_NAME_MAX_CHARS) characters is
+    /// [`Error::Invalid`](crate::Error::Invalid).
     pub async fn set_name(&self, name: &str) -> Result<()> {
-        let n = name.to_owned();
+        let n = crate::names::check_local_name(name)?;
         self.rt
             .store
             .call(move |s| {

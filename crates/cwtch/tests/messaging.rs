@@ -206,7 +206,32 @@ async fn attributes_are_disclosed_only_after_acceptance() {
     let mut bob = peer(&w, "bob", fast_config()).await;
     let (a, b) = (alice.onion(), bob.onion());
     alice.profile.set_status("busy").await.unwrap();
-    bob.profile.set_name("Robert").await.unwrap();
+    bob.profile.set_name("  Robert ").await.unwrap();
+    // A name contacts fetch is one line of at most 256 characters, not empty: anything else
+    // is refused and the name kept, as is a profile created with such a name.
+    let long = "n".repeat(cwtch::LOCAL_NAME_MAX_CHARS + 1);
+    for bad in ["", "  ", "Rob\nert", "Rob\u{1b}[2Jert", long.as_str()] {
+        assert!(
+            matches!(bob.profile.set_name(bad).await, Err(Error::Invalid { .. })),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(
+                bob.cwtch.create_profile(bad, &Password::Default).await,
+                Err(Error::Invalid { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(bob.profile.name().await.unwrap(), "Robert");
+    assert_eq!(
+        bob.cwtch
+            .list_profiles(&Password::Default)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let c = alice.profile.add_contact(&b).await.unwrap();
     let req = bob
