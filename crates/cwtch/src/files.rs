@@ -25,7 +25,8 @@ use std::sync::Arc;
 use cwtch_model::files::{
     chunk_peer_message, manifest_parts, numbered_file_name, safe_file_name, ChunkHashes, ChunkSet,
     ChunkSpec, Download, DownloadConfig, DownloadError, DownloadOutput, FileKey, FileMessage,
-    Manifest, ManifestBuilder, ManifestInfo, CHUNK_HASH_LEN, MAX_FILE_SIZE, NONCE_LEN,
+    Manifest, ManifestBuilder, ManifestInfo, CHUNK_HASH_LEN, MAX_CHUNK_SPEC_RANGES, MAX_FILE_SIZE,
+    NONCE_LEN,
 };
 use cwtch_model::gojson::GoJson;
 use cwtch_storage::{ConversationId, KeyType};
@@ -813,7 +814,12 @@ impl Runtime {
                     let mut st = self.state();
                     match st.files.serving.get(&(remote.clone(), key)) {
                         Some(serving) => {
-                            lock(&serving.pending).extend(&spec);
+                            // Bounded: a contact cannot grow the set (and the cost of every
+                            // merge and take, under this lock) without end; an honest
+                            // downloader asks again for what it still misses.
+                            if !lock(&serving.pending).extend_bounded(&spec, MAX_PENDING_RANGES) {
+                                debug!("ignoring a chunk request: too many ranges pending");
+                            }
                             None
                         }
                         None => {
@@ -2063,6 +2069,10 @@ fn read_run(f: &std::fs::File, offset: u64, run: &mut [(u64, Vec<u8>)]) -> std::
     }
     Ok(())
 }
+
+/// The most disjoint chunk ranges waiting to be sent to one contact for one file: two
+/// requests' worth ([`MAX_CHUNK_SPEC_RANGES`] each).
+const MAX_PENDING_RANGES: usize = 2 * MAX_CHUNK_SPEC_RANGES;
 
 fn lock(m: &std::sync::Mutex<ChunkSpec>) -> std::sync::MutexGuard<'_, ChunkSpec> {
     m.lock().unwrap_or_else(|e| e.into_inner())

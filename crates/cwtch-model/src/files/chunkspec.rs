@@ -101,22 +101,50 @@ impl ChunkSpec {
         *self = ChunkSpec::from_ranges(ranges);
     }
 
+    /// Add every chunk of `other` unless the set would then hold more than `max_ranges`
+    /// ranges: a sharer's pending set per downloader, which a hostile contact could otherwise
+    /// grow (request after request of scattered chunks) until every merge and every take
+    /// costs more than the chunks it serves. Whether it was added.
+    pub fn extend_bounded(&mut self, other: &ChunkSpec, max_ranges: usize) -> bool {
+        // The merged set has at most this many ranges; only when the bound might be passed
+        // is the merge counted.
+        if self.ranges.len() + other.ranges.len() <= max_ranges {
+            self.extend(other);
+            return true;
+        }
+        let mut merged = self.clone();
+        merged.extend(other);
+        if merged.ranges.len() > max_ranges {
+            return false;
+        }
+        *self = merged;
+        true
+    }
+
+    /// How many disjoint ranges the set holds.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+
     /// Take the `n` lowest chunks out of the set.
     pub fn take_first(&mut self, n: usize) -> Vec<u64> {
         let mut out = Vec::with_capacity(n.min(1024));
-        while out.len() < n {
-            let Some(first) = self.ranges.first_mut() else {
+        // Ranges used up, removed at once at the end (not one shift of the rest each).
+        let mut used = 0;
+        for r in self.ranges.iter_mut() {
+            if out.len() >= n {
                 break;
-            };
-            let (start, end) = (*first.start(), *first.end());
+            }
+            let (start, end) = (*r.start(), *r.end());
             let take = ((n - out.len()) as u64).min(end - start + 1);
             out.extend(start..start + take);
             if start + take > end {
-                self.ranges.remove(0);
+                used += 1;
             } else {
-                *first = start + take..=end;
+                *r = start + take..=end;
             }
         }
+        self.ranges.drain(..used);
         out
     }
 
@@ -263,6 +291,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_set_grows_only_to_its_bound() {
+        let every_other = |from: u64, n: u64| {
+            ChunkSpec::parse(
+                &(0..n)
+                    .map(|i| (from + 2 * i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                1000,
+            )
+            .unwrap()
+        };
+        let mut s = every_other(0, 3); // 0,2,4
+        assert!(s.extend_bounded(&every_other(10, 2), 5)); // 0,2,4,10,12
+        assert_eq!(s.range_count(), 5);
+        // One more scattered chunk would make six ranges: refused, the set unchanged.
+        assert!(!s.extend_bounded(&every_other(20, 1), 5));
+        assert_eq!(s.to_string(), "0,2,4,10,12");
+        // Chunks that merge into what is there pass the bound's rough count but fit.
+        assert!(s.extend_bounded(&ChunkSpec::parse("1,3,11", 1000).unwrap(), 5));
+        assert_eq!(s.to_string(), "0:4,10:12");
+        assert!(s.extend_bounded(&every_other(20, 3), 5));
+        assert_eq!(s.range_count(), 5);
+    }
+
+    #[test]
     fn missing_chunks() {
         let have = [true, false, false, true, false, true, true, false];
         let s = ChunkSpec::missing(&have, 100);
@@ -285,6 +338,17 @@ mod tests {
             for i in 0..have.len() as u64 {
                 prop_assert_eq!(s.contains(i), want.contains(&i));
             }
+        }
+
+        /// Taking the first `n` chunks yields the `n` lowest, in order, and leaves the rest.
+        #[test]
+        fn take_first_takes_the_lowest(have in proptest::collection::vec(any::<bool>(), 0..300), n in 0usize..400) {
+            let mut s = ChunkSpec::missing(&have, usize::MAX);
+            let all: Vec<u64> = s.indices().collect();
+            let taken = s.take_first(n);
+            let k = n.min(all.len());
+            prop_assert_eq!(&taken[..], &all[..k]);
+            prop_assert_eq!(s.indices().collect::<Vec<_>>(), all[k..].to_vec());
         }
 
         /// Arbitrary text never panics, and what parses re-serialises to a canonical form
