@@ -32,7 +32,7 @@ pub enum NetworkKind {
 ///
 /// - default: launch `tor` from `PATH` with its files in `<data dir>/tor`;
 /// - `--tor-binary PATH`, `--tor-data-dir DIR`: launch this tor, with its files there;
-/// - `--tor-control HOST:PORT` [`--tor-cookie-file F` | `--tor-password-stdin`]: attach to
+/// - `--tor-control IP:PORT` [`--tor-cookie-file F` | `--tor-password-stdin`]: attach to
 ///   a running tor (cookie file from Tor's `PROTOCOLINFO` if neither is given);
 /// - `--network loopback` [`--loopback-dir L`, default `$CWTCH_LOOPBACK_DIR`]: no anonymity.
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
@@ -44,8 +44,9 @@ pub struct AcnArgs {
     /// Launch this tor binary (default: `tor` on PATH).
     #[arg(long, value_name = "PATH")]
     pub tor_binary: Option<PathBuf>,
-    /// Attach to a running tor's control port instead of launching one.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Attach to a running tor's control port instead of launching one: an IP address and
+    /// port (or localhost:PORT), never a host name, which would be looked up outside Tor.
+    #[arg(long, value_name = "IP:PORT")]
     pub tor_control: Option<String>,
     /// With --tor-control: authenticate with the cookie in this file.
     #[arg(long, value_name = "FILE")]

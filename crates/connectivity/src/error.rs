@@ -493,7 +493,8 @@ pub enum ConfigProblem {
     UnusablePath(PathBuf),
     /// An extra torrc line that holds a newline or NUL (line number, from 0).
     InvalidTorrcLine(usize),
-    /// A control-port address that is not `HOST:PORT`.
+    /// A control-port address that is not `IP:PORT` or `localhost:PORT` (a host name would be
+    /// looked up outside Tor).
     InvalidControlAddress,
     /// A password that could not be read (empty stdin).
     MissingPassword,
@@ -512,9 +513,10 @@ impl fmt::Display for ConfigProblem {
             ConfigProblem::InvalidTorrcLine(n) => {
                 write!(f, "extra torrc line {n} contains a newline or NUL")
             }
-            ConfigProblem::InvalidControlAddress => {
-                f.write_str("control-port address is not HOST:PORT")
-            }
+            ConfigProblem::InvalidControlAddress => f.write_str(
+                "control-port address is not IP:PORT (such as 127.0.0.1:9051; a host name \
+                     other than localhost would be looked up outside Tor)",
+            ),
             ConfigProblem::MissingPassword => f.write_str("no control-port password given"),
         }
     }

@@ -179,6 +179,15 @@ async fn invalid_attach_configurations_are_refused() {
             TorConfig::attach("no-port", ControlAuth::Cookie(None)),
             "address",
         ),
+        // A host name would be looked up outside Tor: refused before anything is resolved.
+        (
+            TorConfig::attach("tor.example.org:9051", ControlAuth::Cookie(None)),
+            "host name",
+        ),
+        (
+            TorConfig::attach("127.0.0.1:notaport", ControlAuth::Cookie(None)),
+            "port",
+        ),
     ] {
         let r = TorAcn::new(cfg).await;
         assert!(
@@ -798,4 +807,18 @@ async fn a_tor_that_refuses_the_pow_defense_still_hosts_the_service_without_it()
     let mut buf = [0u8; 2];
     inbound.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"hi");
+}
+
+#[tokio::test]
+async fn localhost_names_the_loopback_address() {
+    let mock = MockTor::start(AuthMode::SafeCookie).await;
+    let cfg = TorConfig::attach(
+        format!("LocalHost:{}", mock.control.port()),
+        ControlAuth::Cookie(None),
+    )
+    .timeouts(quick_timeouts())
+    .dial_policy(policy(1));
+    let acn = TorAcn::new(cfg).await.unwrap();
+    assert_eq!(mock.state.control_connections.load(Ordering::SeqCst), 1);
+    drop(acn);
 }

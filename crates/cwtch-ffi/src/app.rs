@@ -20,7 +20,7 @@ use crate::json::{to_json, GlobalSettings, GoEvent};
 /// `CWTCH_NETWORK`: `loopback` selects the loopback network (no anonymity, tests);
 /// `tor` or unset, Tor.
 pub const NETWORK_ENV: &str = "CWTCH_NETWORK";
-/// `HOST:PORT` of a running tor's control port to attach to (cookie authentication), whatever
+/// `IP:PORT` of a running tor's control port to attach to (cookie authentication), whatever
 /// the settings say: for bots beside a system tor, whose programs start the library with an
 /// app directory they create afresh (no settings file yet), and for tests on a private Tor
 /// network. Ours; Go has no such variable.

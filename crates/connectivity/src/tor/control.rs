@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -131,8 +132,9 @@ impl EventStream {
 }
 
 impl Control {
-    /// Connect to a control port at `addr` (`HOST:PORT`), waiting at most `timeout`.
-    pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<Control, Error> {
+    /// Connect to a control port at `addr`, waiting at most `timeout`. An address, never a
+    /// host name: a name would be looked up outside Tor.
+    pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Control, Error> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Err(_) => {
                 return Err(Error::Timeout {

@@ -113,7 +113,7 @@ impl TorConfig {
         })
     }
 
-    /// Attach to a running tor through its control port at `control` (`HOST:PORT`).
+    /// Attach to a running tor through its control port at `control` (`IP:PORT`).
     pub fn attach(control: impl Into<String>, auth: ControlAuth) -> TorConfig {
         TorConfig::new(TorMode::Attach {
             control: control.into(),

@@ -134,7 +134,7 @@ impl TorAcn {
         TorAcn::new(TorConfig::launch(data_dir)).await
     }
 
-    /// Attach to the tor whose control port is at `control` (`HOST:PORT`).
+    /// Attach to the tor whose control port is at `control` (`IP:PORT`).
     pub async fn attach(control: impl Into<String>, auth: ControlAuth) -> Result<TorAcn, Error> {
         TorAcn::new(TorConfig::attach(control, auth)).await
     }
@@ -267,6 +267,24 @@ impl TorAcn {
     }
 }
 
+/// The control port's address: `IP:PORT` (`[::1]:9051` for IPv6), or `localhost:PORT` for
+/// `127.0.0.1:PORT`. Never a host name, which would be looked up (DNS) outside Tor.
+fn control_addr(control: &str) -> Result<SocketAddr, Error> {
+    let invalid = || Error::InvalidConfig {
+        problem: ConfigProblem::InvalidControlAddress,
+    };
+    if let Ok(addr) = control.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match control.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| invalid()),
+        _ => Err(invalid()),
+    }
+}
+
 /// Refuse configurations that cannot work.
 fn validate(config: &TorConfig) -> Result<(), Error> {
     let conflict = |first, second| {
@@ -282,14 +300,7 @@ fn validate(config: &TorConfig) -> Result<(), Error> {
             if !config.extra_torrc.is_empty() {
                 return conflict("extra torrc lines", "attaching to a running tor");
             }
-            let valid = control
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !valid {
-                return Err(Error::InvalidConfig {
-                    problem: ConfigProblem::InvalidControlAddress,
-                });
-            }
+            control_addr(control)?;
         }
         TorMode::Launch { data_dir } => {
             // Checked again when the torrc is written; fail early with a clear error.
@@ -350,19 +361,25 @@ impl Inner {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("tor"));
                 let (process, addr) = TorProcess::spawn(&binary, &paths, timeouts.start).await?;
-                let control = Control::connect(&addr.to_string(), timeouts.command).await?;
+                let control = Control::connect(addr, timeouts.command).await?;
                 authenticate(&control, &ControlAuth::Cookie(Some(paths.cookie.clone()))).await?;
                 (control, Some(process), true)
             }
             TorMode::Attach { control, auth } => {
-                let control = tokio::time::timeout(
-                    timeouts.start,
-                    Control::connect(control, timeouts.command),
-                )
-                .await
-                .map_err(|_| Error::Timeout {
-                    operation: Operation::Control,
-                })??;
+                let addr = control_addr(control)?;
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(
+                        "the tor control port is not on this machine: its password or cookie \
+                         and every command (our onion services' keys among them) cross the \
+                         network unencrypted"
+                    );
+                }
+                let control =
+                    tokio::time::timeout(timeouts.start, Control::connect(addr, timeouts.command))
+                        .await
+                        .map_err(|_| Error::Timeout {
+                            operation: Operation::Control,
+                        })??;
                 authenticate(&control, auth).await?;
                 (control, None, false)
             }
