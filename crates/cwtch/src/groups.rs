@@ -170,10 +170,16 @@ fn server_bundle(c: &Conversation) -> Option<KeyBundle> {
 
 fn group_of(c: &Conversation) -> Option<Group> {
     let server = Onion::parse(c.attribute(keys::GROUP_SERVER)?).ok()?;
-    let key =
-        gojson::go_base64_decode(c.attribute(keys::GROUP_KEY)?.as_bytes(), "group key").ok()?;
-    let key: [u8; 32] = key.try_into().ok()?;
-    let invite = GroupInvite::new(String::new(), key, server);
+    // The group's secret: every copy wiped (the invite wipes its own).
+    let key = zeroize::Zeroizing::new(
+        gojson::go_base64_decode(c.attribute(keys::GROUP_KEY)?.as_bytes(), "group key").ok()?,
+    );
+    let mut array = zeroize::Zeroizing::new([0u8; 32]);
+    if key.len() != array.len() {
+        return None;
+    }
+    array.copy_from_slice(&key);
+    let invite = GroupInvite::new(String::new(), *array, server);
     let g = Group::from_invite(&invite).ok()?;
     (g.id().to_string() == c.handle).then_some(g)
 }

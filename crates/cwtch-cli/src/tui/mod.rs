@@ -149,6 +149,9 @@ pub(crate) fn log_to_file(dir: &Path, level: &str) {
     else {
         return;
     };
+    // A log left by an older version may be readable by others (`mode` sets new files only).
+    use std::os::unix::fs::PermissionsExt;
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
