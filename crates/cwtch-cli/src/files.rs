@@ -207,6 +207,10 @@ impl Events {
     }
 }
 
+/// What a download shows until the sharer answers.
+const WAITING_FOR_SHARER: &str =
+    "waiting for the sharer: the download starts when it is online (what arrives is kept)";
+
 /// Show a download's progress until it completes (its path) or fails (an error): a bar on a
 /// terminal (stderr), JSON lines on stdout otherwise. `me`: the downloading profile's onion,
 /// if known (a `cwtch run`'s answer does not say which of its profiles it is).
@@ -216,18 +220,39 @@ async fn follow_download(
     key: &str,
 ) -> Result<String, CliError> {
     let mine = |profile: &str, file_key: &str| file_key == key && me.is_none_or(|m| m == profile);
+    // Until the sharer answers (it may be offline for hours) say what is awaited, rather than
+    // show an empty bar or nothing.
     let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bytes:>10}/{total_bytes:10} {bar:40} {bytes_per_sec:>12} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_message(WAITING_FOR_SHARER);
+        b.enable_steady_tick(std::time::Duration::from_millis(250));
         b
     });
+    if bar.is_none() {
+        output::note(WAITING_FOR_SHARER);
+    }
+    let mut answered = false;
+    let mut sharer_answered = |b: &indicatif::ProgressBar| {
+        if !std::mem::replace(&mut answered, true) {
+            b.disable_steady_tick();
+            b.set_message("");
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bytes:>10}/{total_bytes:10} {bar:40} {bytes_per_sec:>12} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+        }
+    };
     loop {
         match events.next().await {
+            Some(Event::FileManifestReceived {
+                profile, file_key, ..
+            }) if mine(&profile, &file_key) => {
+                if let Some(b) = &bar {
+                    sharer_answered(b);
+                }
+            }
             Some(Event::FileDownloadProgress {
                 profile,
                 file_key,
@@ -236,6 +261,7 @@ async fn follow_download(
                 ..
             }) if mine(&profile, &file_key) => match &bar {
                 Some(b) => {
+                    sharer_answered(b);
                     b.set_length(total);
                     b.set_position(done);
                 }
