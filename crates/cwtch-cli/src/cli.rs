@@ -391,7 +391,7 @@ pub(crate) struct PasswordArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("pw").required(true).args(["no_password", "password_stdin"])))]
 pub(crate) struct CreateArgs {
-    /// The profile's name (shown to contacts).
+    /// The profile's name (shown to contacts): one line, at most 256 characters.
     #[arg(long)]
     pub(crate) name: String,
     /// No password (Go Cwtch's default password): anyone with the files can open it.
@@ -406,7 +406,7 @@ pub(crate) struct CreateArgs {
 #[command(group(ArgGroup::new("what").required(true).multiple(true)
     .args(["name", "status", "block_unknown", "image_previews", "image", "no_image", "autostart", "online"])))]
 pub(crate) struct SetArgs {
-    /// The profile's name (shown to contacts).
+    /// The profile's name (shown to contacts): one line, at most 256 characters.
     #[arg(long)]
     pub(crate) name: Option<String>,
     /// The profile's status text (shown to contacts; empty to clear).

@@ -212,6 +212,11 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             } else {
                 args.text.clone()
             };
+            if text.trim().is_empty() {
+                return Err(CliError::Usage(
+                    "the message is empty (nothing was sent)".into(),
+                ));
+            }
             let req = Request::Send {
                 profile,
                 contact: args.contact.clone(),

@@ -534,6 +534,27 @@ fn misuse_is_a_clear_error() {
     );
     let v = json(&with(&["--json", "contact", "list"]));
     assert_eq!(v[0]["onion"], carol.as_str());
+    // An empty message is not sent (nor stored).
+    for empty in ["", " \n\t"] {
+        fails(&with(&["send", "1", empty]), 2, "empty");
+    }
+    assert_eq!(
+        json(&with(&["--json", "messages", "1"])),
+        Value::Array(vec![])
+    );
+    // A profile's name (which contacts fetch) is one line, not empty, not too long.
+    let long = "n".repeat(257);
+    for bad in ["two\nlines", "esc\u{1b}[2J", long.as_str()] {
+        fails(
+            &cwtch(
+                &home,
+                &["profile", "create", "--name", bad, "--no-password"],
+            ),
+            2,
+            "invalid name",
+        );
+        fails(&with(&["profile", "set", "--name", bad]), 2, "invalid name");
+    }
     assert_eq!(v[0]["conversation_id"], 1);
     // Permissions: shown, changed one at a time, back to the default; stored.
     assert_eq!(
@@ -695,12 +716,12 @@ fn settings_and_contact_deletion_without_a_daemon() {
         ok(&with(&["profile", "show"])),
         format!("name\tdora\nonion\t{onion}\nstatus\t\nblock-unknown\toff\nimage-previews\toff\nautostart\ton\nimage\tnone\n")
     );
-    // Change all three; the result is printed and stored.
+    // Change all three; the result is printed (escaped: a backslash doubled) and stored.
     let o = with(&[
         "profile",
         "set",
         "--name",
-        "Dora\tthe explorer",
+        "Dora\\the explorer",
         "--status",
         "away",
         "--block-unknown",
@@ -708,18 +729,18 @@ fn settings_and_contact_deletion_without_a_daemon() {
     ]);
     assert_eq!(
         ok(&o),
-        format!("name\tDora\\tthe explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\nimage-previews\toff\nautostart\ton\nimage\tnone\n")
+        format!("name\tDora\\\\the explorer\nonion\t{onion}\nstatus\taway\nblock-unknown\ton\nimage-previews\toff\nautostart\ton\nimage\tnone\n")
     );
     let v = json(&cwtch(
         &home,
         &["--profile", &onion, "--json", "profile", "show"],
     ));
-    assert_eq!(v["name"], "Dora\tthe explorer", "{v}");
+    assert_eq!(v["name"], "Dora\\the explorer", "{v}");
     assert_eq!(v["status"], "away", "{v}");
     assert_eq!(v["block_unknown"], true, "{v}");
     assert_eq!(v["onion"], onion.as_str(), "{v}");
     // The new name is the one listed.
-    assert!(ok(&cwtch(&home, &["profile", "list"])).starts_with("Dora\\tthe explorer\t"));
+    assert!(ok(&cwtch(&home, &["profile", "list"])).starts_with("Dora\\\\the explorer\t"));
     // Only what is given changes; --block-unknown off turns it off.
     let v = json(&cwtch(
         &home,
@@ -736,7 +757,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     assert_eq!(
         (&v["name"], &v["status"], &v["block_unknown"]),
         (
-            &Value::from("Dora\tthe explorer"),
+            &Value::from("Dora\\the explorer"),
             &Value::from("away"),
             &Value::from(false)
         )
@@ -752,7 +773,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     fails(
         &cwtch(&home, &["--profile", "nobody", "profile", "show"]),
         3,
-        "  Dora\\tthe explorer\t",
+        "  Dora\\\\the explorer\t",
     );
     let o = cwtch_stdin(
         &home,
