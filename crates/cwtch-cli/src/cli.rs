@@ -114,8 +114,9 @@ pub(crate) enum Command {
 pub(crate) enum ProfileCommand {
     /// Create a profile and print its onion address (the last line of stdout).
     Create(CreateArgs),
-    /// List the profiles that open with the default password (or --password-stdin):
-    /// name and onion, tab-separated.
+    /// List the profiles that open with the default password (and --password-stdin's; one
+    /// that opens nothing is an error) and those a running `cwtch run` runs: name and onion,
+    /// tab-separated.
     List(PasswordArgs),
     /// Unlock password-protected profiles in the running `cwtch run` (password: first line
     /// of stdin). Without a running `cwtch run`, check the password and list the profiles it

@@ -83,11 +83,38 @@ impl Session {
                 self.new_profile(&info, &pw, "created").await
             }
             Request::ProfileList { password: pw } => {
-                let passwords = with_default(pw.as_ref().map(|s| s.password()));
-                let rows = self.listable(&passwords).await?;
-                Ok(Reply::Profiles {
-                    profiles: rows.into_iter().map(|(r, _)| r).collect(),
-                })
+                let extra = pw
+                    .as_ref()
+                    .map(|s| s.password())
+                    .filter(|p| !p.is_default());
+                let mut rows: Vec<ProfileRow> = Vec::new();
+                if let Some(extra) = &extra {
+                    // A password that opens nothing is a mistake to say, not an empty
+                    // addition to the list.
+                    rows = self
+                        .listable(std::slice::from_ref(extra))
+                        .await?
+                        .into_iter()
+                        .map(|(r, _)| r)
+                        .collect();
+                    if rows.is_empty() {
+                        return Err(CliError::WrongPassword(
+                            "no profile opens with this password".into(),
+                        ));
+                    }
+                }
+                // Then those without a password, and those this process runs (a `cwtch
+                // run` opened them with their passwords; whoever reaches its socket can use
+                // them already).
+                let defaults = self.listable(&[Password::Default]).await?;
+                let running = self.running_rows().await;
+                for r in defaults.into_iter().map(|(r, _)| r).chain(running) {
+                    if rows.iter().all(|o| o.profile_id != r.profile_id) {
+                        rows.push(r);
+                    }
+                }
+                rows.sort_by(|a, b| (&a.name, &a.onion).cmp(&(&b.name, &b.onion)));
+                Ok(Reply::Profiles { profiles: rows })
             }
             Request::ProfileUnlock {
                 profile,

@@ -70,6 +70,12 @@ fn create_and_list_profiles_with_and_without_a_password() {
     }
     let o = cwtch_stdin(&home, &["profile", "list", "--password-stdin"], "hunter2\n");
     assert_eq!(ok(&o).lines().count(), 2);
+    // A mistyped password is an error, not a list without bob.
+    fails(
+        &cwtch_stdin(&home, &["profile", "list", "--password-stdin"], "hunter3\n"),
+        4,
+        "no profile opens with this password",
+    );
 
     // Creating needs a choice of password, and a name.
     fails(
@@ -129,9 +135,12 @@ fn unlock_without_a_daemon_checks_the_password() {
         4,
         "password",
     );
-    // The wrong password lists nothing more than the default one does.
-    let o = cwtch_stdin(&home, &["profile", "list", "--password-stdin"], "wrong\n");
-    assert_eq!(ok(&o).lines().count(), 1);
+    // The wrong password lists nothing: it says so.
+    fails(
+        &cwtch_stdin(&home, &["profile", "list", "--password-stdin"], "wrong\n"),
+        4,
+        "password",
+    );
     // A password-protected profile is not usable without its password.
     fails(
         &cwtch(&home, &["--profile", "locked", "contact", "list"]),

@@ -239,9 +239,16 @@ async fn password_profiles_are_unlocked_and_managed_through_the_daemon() {
         .filter(|p| p["running"] == true)
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert!(
-        running.is_empty(),
-        "list without the password shows only open profiles: {v}"
+    assert_eq!(
+        running,
+        ["secret"],
+        "what the daemon runs is listed without its password (ping shows it too): {v}"
+    );
+    // A password that opens nothing is an error, not a shorter list.
+    fails(
+        &acwtch_stdin(&dir, &["profile", "list", "--password-stdin"], "nope\n").await,
+        4,
+        "no profile opens with this password",
     );
     let o = acwtch_stdin(
         &dir,

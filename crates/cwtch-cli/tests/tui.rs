@@ -436,9 +436,13 @@ async fn tui_creates_a_profile_and_unlocks_a_password_one() {
             .any(|p| p["name"] == "dave" && p["running"] == true),
         "{v}"
     );
+    // Carol is listed too: the TUI runs her (unlocked), as its status line shows.
     assert!(
-        !ok(&o).contains(&carol),
-        "carol needs her password to be listed"
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["onion"] == carol.as_str() && p["running"] == true),
+        "{v}"
     );
     // Choose Dave with `p` (profiles are listed by name: Carol first) and delete him.
     t.type_text("p");
@@ -453,9 +457,13 @@ async fn tui_creates_a_profile_and_unlocks_a_password_one() {
         !s.contains("dave online") && s.contains("▸ carol online")
     });
     let v = json(&acwtch(&dir, &["--json", "profile", "list"]).await);
-    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["name"], "carol", "{v}");
     t.keys(&["C-c"]);
     t.wait_for_text("tui exited 0");
+    // Once nothing runs her, she needs her password to be listed again.
+    let v = json(&acwtch(&dir, &["--json", "profile", "list"]).await);
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
 }
 
 /// An image a contact shares, with image previews on, is described and drawn inline in a
