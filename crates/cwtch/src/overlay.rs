@@ -147,6 +147,17 @@ impl Content {
         }
     }
 
+    /// The id of the group an invite (overlay 101) names: the `group_id` its group
+    /// conversation has once the invite is stored or joined. `None` for other content.
+    pub fn invited_group_id(&self) -> Option<String> {
+        let Content::GroupInvite { invite } = self else {
+            return None;
+        };
+        let (_, invite) = crate::groups::parse_invite(invite).ok()?;
+        let group = cwtch_model::group::Group::from_invite(&invite).ok()?;
+        Some(group.id().to_string())
+    }
+
     /// The quoted hash of a reply.
     pub fn quoted_hash(&self) -> Option<&str> {
         match self {
@@ -338,6 +349,14 @@ mod tests {
         let body = c.to_body().unwrap();
         assert_eq!(Content::parse(&body), c);
         assert_eq!(c.overlay(), Some(101));
+        // It names its group (what its conversation shows as group_id), bare or bundled.
+        let id = group.id().to_string();
+        assert_eq!(c.invited_group_id().as_deref(), Some(id.as_str()));
+        let bare_c = Content::GroupInvite {
+            invite: group.invite("g".into()).to_invite_string(),
+        };
+        assert_eq!(bare_c.invited_group_id().as_deref(), Some(id.as_str()));
+        assert_eq!(Content::text("x").invited_group_id(), None);
         // A bare torv3 invite is understood too; a tampered one is not.
         let bare = group.invite("g".into()).to_invite_string();
         assert!(matches!(

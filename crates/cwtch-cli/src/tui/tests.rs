@@ -2568,3 +2568,55 @@ fn a_download_shows_its_progress_on_its_file_message() {
         "{s}"
     );
 }
+
+/// A group invite in a conversation says where it stands: waiting in Requests, joined, or
+/// not joined (declined or left); ours says whom it invited to what.
+#[test]
+fn an_invite_says_where_it_stands() {
+    use cwtch_model::group::Group;
+    let mut app = world();
+    let g = Group::generate(&mut rand_core::OsRng, torv3::Onion::parse(SERVER).unwrap());
+    let invite = g.invite("chess".into()).to_invite_string();
+    let mut row = group(6, "chess", false, 0, 0);
+    row.group_id = g.id().to_string();
+    let set_groups = |app: &mut App, groups: Vec<GroupRow>| {
+        app.handle_reply(ctx(ALICE, None, What::Groups), Ok(Reply::Groups { groups }));
+    };
+    set_groups(&mut app, vec![row.clone()]);
+    let invite_msg = |id, author, outgoing| {
+        let mut m = msg(
+            1,
+            id,
+            author,
+            outgoing,
+            MessageState::Received,
+            "12:00",
+            Content::GroupInvite {
+                invite: invite.clone(),
+            },
+        );
+        m.overlay = Some(101);
+        m
+    };
+    open_with(
+        &mut app,
+        1,
+        vec![invite_msg(1, BOB, false), invite_msg(2, ALICE, true)],
+    );
+    let s = screen(&app, 100, 30);
+    assert!(
+        s.contains("[an invite to the group chess: see Requests]"),
+        "{s}"
+    );
+    assert!(s.contains("[you invite them to the group chess]"), "{s}");
+    // Accepted: it says so (it used to send her to Requests still).
+    row.accepted = true;
+    set_groups(&mut app, vec![row]);
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("[an invite to the group chess: joined]"), "{s}");
+    // Declined or left: the group is gone.
+    set_groups(&mut app, vec![]);
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("[an invite to a group: not joined]"), "{s}");
+    assert!(s.contains("[you invite them to a group]"), "{s}");
+}

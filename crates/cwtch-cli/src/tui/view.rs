@@ -395,6 +395,24 @@ fn body_in(app: &App, m: &MessageRow) -> String {
                 _ => body(m),
             }
         }
+        Content::GroupInvite { .. } => {
+            // Where the invite stands: its group's conversation says.
+            let conv = m.content.invited_group_id().and_then(|id| {
+                app.profile()?
+                    .convs
+                    .iter()
+                    .find(|c| c.kind == super::app::Kind::Group && c.address == id)
+            });
+            match (m.outgoing, conv) {
+                (true, Some(c)) => format!("[you invite them to the group {}]", c.label()),
+                (true, None) => "[you invite them to a group]".into(),
+                (false, Some(c)) if c.request => {
+                    format!("[an invite to the group {}: see Requests]", c.label())
+                }
+                (false, Some(c)) => format!("[an invite to the group {}: joined]", c.label()),
+                (false, None) => "[an invite to a group: not joined]".into(),
+            }
+        }
         _ => body(m),
     }
 }
