@@ -387,6 +387,7 @@ pub(crate) async fn file_command(
             let to = a.to.clone().unwrap_or_else(default_download_dir);
             let to = std::path::absolute(&to)
                 .map_err(|e| CliError::io(&format!("cannot use {}", to.display()), e))?;
+            crate::check_dir("the download folder", &to)?;
             let req = Request::FileDownload {
                 profile,
                 contact: a.contact.clone(),

@@ -696,9 +696,29 @@ fn misuse_is_a_clear_error() {
     // A file where the home should be.
     let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let o = cwtch(&file, &["profile", "list"]);
-    assert!(!o.status.success());
-    assert!(!stderr(&o).contains("panicked"));
+    fails(&cwtch(&file, &["profile", "list"]), 2, "is not a directory");
+    // Or under a file: named, not the control socket's error.
+    let o = cwtch(
+        &file.join("sub"),
+        &["profile", "create", "--name", "x", "--no-password"],
+    );
+    fails(&o, 2, &format!("{} is not a directory", file.display()));
+    assert!(!stderr(&o).contains("socket"), "{}", stderr(&o));
+    // A file as the download folder: said before anything starts.
+    let o = cwtch(
+        &home,
+        &[
+            "--profile",
+            &a,
+            "file",
+            "download",
+            "1",
+            "00.11",
+            "--to",
+            file.to_str().unwrap(),
+        ],
+    );
+    fails(&o, 2, "the download folder");
     // An exposed home is refused.
     {
         use std::os::unix::fs::PermissionsExt;
