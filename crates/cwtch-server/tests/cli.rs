@@ -165,6 +165,10 @@ async fn run_serves_until_sigterm_then_stats_report_the_run() {
         ],
     );
     assert_clean_failure(&second, "already running");
+    // Its log, written to a pipe (a file, a journal), carries no colour codes.
+    let log = stderr(&second);
+    assert!(log.contains("WARN"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log: {log:?}");
     // SIGTERM: graceful, exit 0.
     std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
