@@ -451,11 +451,11 @@ async fn act(
 /// never polled again.
 ///
 /// This asserts unwind safety for everything `fut` touches: the caller says why that holds.
-fn catch_panic<F: Future>(fut: F) -> CatchPanic<F> {
+pub(crate) fn catch_panic<F: Future>(fut: F) -> CatchPanic<F> {
     CatchPanic(Box::pin(fut))
 }
 
-struct CatchPanic<F>(Pin<Box<F>>);
+pub(crate) struct CatchPanic<F>(Pin<Box<F>>);
 
 impl<F: Future> Future for CatchPanic<F> {
     type Output = std::thread::Result<F::Output>;
@@ -472,7 +472,7 @@ impl<F: Future> Future for CatchPanic<F> {
 
 /// A panic's message, if it has one (it may quote what was being handled: log it only as
 /// [`Sensitive`]).
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()

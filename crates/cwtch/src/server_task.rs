@@ -25,7 +25,7 @@ use crate::event::{Event, ServerState};
 use crate::groups::{member_blocked, MESSAGE_POST};
 use crate::overlay::Content;
 use crate::runtime::Runtime;
-use crate::util::{rfc3339, Backoff};
+use crate::util::{rfc3339_secs, Backoff};
 
 /// A post for the server: an own message already stored with its post.
 #[derive(Debug, Clone)]
@@ -65,7 +65,22 @@ pub(crate) struct Start {
     pub(crate) from_start: bool,
 }
 
+/// Run a server's task until it is stopped or fails. However it ends (a panic included: a
+/// bug must cost this server's connection, not leave its groups unsynced until a restart),
+/// its stop switch is thrown, so that the task can be started again.
 pub(crate) async fn run(rt: Arc<Runtime>, start: Start) {
+    let _stopped = start.cancel.clone().drop_guard();
+    // Unwind safety: what the task shares (the runtime's state and storage) is behind locks
+    // and channels that a panic leaves consistent (a poisoned state lock is recovered).
+    if let Err(panic) = crate::engine::catch_panic(run_task(rt, start)).await {
+        tracing::error!(
+            panic = %crate::Sensitive(crate::engine::panic_message(&*panic)),
+            "a server's task panicked (a bug); it stopped and can be started again"
+        );
+    }
+}
+
+async fn run_task(rt: Arc<Runtime>, start: Start) {
     let Start {
         server,
         conv,
@@ -561,7 +576,8 @@ impl Runtime {
                 signature: gojson::base64_std(m.signature().as_slice()),
                 hash: content_hash(&sender, &body),
                 body,
-                when: rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(m.timestamp())),
+                // The sender's choice, any u64: clamped, never a panic.
+                when: rfc3339_secs(m.timestamp()),
                 previous: m
                     .previous_message_sig()
                     .filter(|p| *p != first_marker.as_slice())

@@ -27,6 +27,16 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// The last second RFC 3339 can write with a four-digit year: 9999-12-31T23:59:59Z.
+pub(crate) const RFC3339_MAX_SECS: u64 = 253_402_300_799;
+
+/// A time in seconds since 1970 that someone else chose (a group message's timestamp: any
+/// u64), as RFC 3339; past year 9999 it is that year's last second (adding it to
+/// `UNIX_EPOCH` would overflow, and panic, from 2^63 seconds on).
+pub(crate) fn rfc3339_secs(secs: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_secs(secs.min(RFC3339_MAX_SECS)))
+}
+
 /// An RFC 3339 time (`2026-12-05T06:30:00Z`, `…:00.123+01:00`) as seconds and nanoseconds
 /// since 1970 (UTC), to order times written in different offsets and precisions.
 pub fn rfc3339_instant(s: &str) -> Option<(i64, u32)> {
@@ -204,6 +214,18 @@ mod tests {
         fn written_times_read_back(secs in 0u64..8_000_000_000) {
             let t = UNIX_EPOCH + Duration::from_secs(secs);
             proptest::prop_assert_eq!(rfc3339_instant(&rfc3339(t)), Some((secs as i64, 0)));
+        }
+    }
+
+    #[test]
+    fn any_remote_timestamp_is_a_time() {
+        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_secs(1_735_787_045),
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_735_787_045))
+        );
+        for huge in [RFC3339_MAX_SECS, RFC3339_MAX_SECS + 1, 1 << 63, u64::MAX] {
+            assert_eq!(rfc3339_secs(huge), "9999-12-31T23:59:59Z", "{huge}");
         }
     }
 

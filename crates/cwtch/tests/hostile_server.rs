@@ -516,3 +516,52 @@ async fn protocol_garbage_costs_only_the_connection() {
     drop(conn);
     bob.shutdown().await;
 }
+
+/// A member chooses its messages' timestamps: one far past year 9999 (2^63 seconds and more
+/// made adding it to the epoch panic, which killed the server's task for good and replayed the
+/// same message into the same panic at every restart) is stored at 9999's last second, and
+/// the group goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timestamp_from_the_far_future_is_a_time_not_a_crash() {
+    let Setup {
+        w: _w,
+        server: _server,
+        group,
+        bob,
+        mut events,
+        conv,
+        conn,
+    } = setup().await;
+    let (alice, _, _) = identities();
+    let seal_at = |text: &str, previous: Option<&EncryptedGroupMessage>, when: u64| {
+        let previous: Option<torv3::Signature> = previous.map(|p| sig_bytes(p).try_into().unwrap());
+        group
+            .seal(&alice, &overlay(text), previous.as_ref(), when, &mut OsRng)
+            .unwrap()
+            .egm
+    };
+    let m1 = seal_at("from the far future", None, u64::MAX);
+    let m2 = seal_at("and one from 2^63", Some(&m1), 1 << 63);
+    let m3 = seal_at("and now", Some(&m2), now());
+    conn.replay(&[&m1]).await;
+    events
+        .until("synced", server_state(ServerState::Synced))
+        .await;
+    conn.live(&m2).await;
+    conn.live(&m3).await;
+    events.until("and now", group_text("and now")).await;
+    assert_eq!(
+        events.group_texts(),
+        ["from the far future", "and one from 2^63", "and now"]
+    );
+    let mut got = bob.profile.group_messages(conv, 0, 10).await.unwrap();
+    got.reverse();
+    let times: Vec<Option<&str>> = got.iter().map(|m| m.timestamp.as_deref()).collect();
+    assert_eq!(
+        &times[..2],
+        [Some("9999-12-31T23:59:59Z"), Some("9999-12-31T23:59:59Z")]
+    );
+    assert_eq!(events.server_states(ServerState::Disconnected), 0);
+    drop(conn);
+    bob.shutdown().await;
+}
