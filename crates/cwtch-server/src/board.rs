@@ -24,13 +24,12 @@ use cwtch_model::Message;
 use privacypass::{SpentToken, TokenServer};
 use tapir::{Capability, Onion};
 use tapir_service::{Connection, Service};
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::config::Limits;
 use crate::metrics::{inc, Gauge, Metrics};
-use crate::store::{GroupCommit, MessageStore, Outcome, Post, StoredMessage};
+use crate::store::{GroupCommit, MessageStore, Outcome, Post};
 
 /// Set on a connection once its replay is done: it then receives broadcasts (Go's value).
 pub const SYNCED_CAPABILITY: Capability = Capability("CwtchServerSyncedCapability");
@@ -46,6 +45,8 @@ pub(crate) struct Board {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
     pub(crate) service: Service,
+    /// Replays served at once ([`Limits::max_concurrent_replays`]).
+    pub(crate) replays: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a connection is being closed.
@@ -54,6 +55,8 @@ enum Close {
     Gone,
     Malformed,
     Store,
+    /// A replay page was not read in time ([`Limits::replay_page_timeout_secs`]).
+    Slow,
 }
 
 /// A token bucket: `rate` per second sustained, `burst` above it.
@@ -112,6 +115,11 @@ impl Board {
                     debug!("closing a connection that sent a malformed request");
                     break;
                 }
+                Err(Close::Slow) => {
+                    inc(&self.metrics.closed_slow);
+                    debug!("closing a connection that read its replay too slowly");
+                    break;
+                }
                 Err(why) => {
                     debug!(?why, "closing connection");
                     break;
@@ -130,37 +138,24 @@ impl Board {
         if last.len() > self.limits.max_last_commit_bytes {
             return Err(Close::Malformed);
         }
-        // A blocking thread reads one snapshot page by page; we send as the client reads.
+        // One snapshot, read page by page on the blocking pool: a thread for each page's read,
+        // none while the client reads (a slow reader must not hold a thread), and a bounded
+        // number of replays at once (each holds its snapshot).
+        let _permit = self
+            .replays
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Close::Gone)?;
         let store = self.store.clone();
-        let (head_tx, head_rx) = oneshot::channel();
-        let (tx, mut rx) = mpsc::channel::<Vec<StoredMessage>>(2);
-        tokio::task::spawn_blocking(move || {
-            let mut r = match store.replay(Some(&last)) {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(error = %e, "replay failed");
-                    return;
-                }
-            };
-            if head_tx.send((r.count, r.snapshot_end())).is_err() {
-                return;
-            }
-            loop {
-                match r.next_page(REPLAY_PAGE) {
-                    Ok(p) if p.is_empty() => return,
-                    Ok(p) => {
-                        if tx.blocking_send(p).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "replay failed");
-                        return;
-                    }
-                }
-            }
-        });
-        let (count, end) = head_rx.await.map_err(|_| Close::Store)?;
+        let mut replay = tokio::task::spawn_blocking(move || store.replay(Some(&last)))
+            .await
+            .map_err(|_| Close::Store)?
+            .map_err(|e| {
+                warn!(error = %e, "replay failed");
+                Close::Store
+            })?;
+        let (count, end) = (replay.count, replay.snapshot_end());
         // Counted as it is answered, before anything is sent: a client that has read its
         // replay (even an empty one) then always finds it counted. Counting at the end raced
         // with the client, which stops reading after the last replayed message.
@@ -170,12 +165,38 @@ impl Board {
         }));
         self.send(conn, head.to_json()).await?;
         let mut sent = 0u64;
-        while let Some(page) = rx.recv().await {
-            for m in page {
-                self.send(conn, m.egm.to_json()).await?;
-                sent += 1;
+        loop {
+            let (back, page) = tokio::task::spawn_blocking(move || {
+                let page = replay.next_page(REPLAY_PAGE);
+                (replay, page)
+            })
+            .await
+            .map_err(|_| Close::Store)?;
+            replay = back;
+            let page = match page {
+                Ok(p) if p.is_empty() => break,
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(error = %e, "replay failed");
+                    break;
+                }
+            };
+            let n = page.len() as u64;
+            let send_page = async {
+                for m in page {
+                    self.send(conn, m.egm.to_json()).await?;
+                }
+                Ok::<(), Close>(())
+            };
+            match self.limits.replay_page_timeout() {
+                Some(t) => tokio::time::timeout(t, send_page)
+                    .await
+                    .map_err(|_| Close::Slow)??,
+                None => send_page.await?,
             }
+            sent += n;
         }
+        drop(replay);
         if sent != count {
             // The store failed mid-replay: the client expects `count` messages; close rather
             // than let it read later frames as replayed messages.

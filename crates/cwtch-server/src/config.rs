@@ -59,6 +59,14 @@ pub struct Limits {
     /// Seconds an established token-board connection may stay silent before it is closed
     /// (0: never). Cwtch clients reconnect and replay from their last message when closed.
     pub idle_timeout_secs: u64,
+    /// Most replays served at once; more wait their turn. Each holds a read snapshot of the
+    /// store (which keeps its write-ahead log from being checkpointed) and a page of messages.
+    pub max_concurrent_replays: usize,
+    /// Seconds a replay may take to send one page (256 messages, up to about 2 MB) before the
+    /// connection is closed (0: no limit): a client reading slower than about 16 KB/s cannot
+    /// hold a replay, and the store's snapshot, for hours. Closed clients reconnect and resume
+    /// from their last message.
+    pub replay_page_timeout_secs: u64,
     /// Over Tor, turn on tor's onion-service proof-of-work defence for both services
     /// (tor 0.4.9.5 or later; an older tor hosts them without it, with a warning).
     pub tor_pow_defense: bool,
@@ -81,6 +89,8 @@ impl Default for Limits {
             max_last_commit_bytes: 64,
             handshake_timeout_secs: 30,
             idle_timeout_secs: 3600,
+            max_concurrent_replays: 64,
+            replay_page_timeout_secs: 120,
             tor_pow_defense: true,
             tor_pow_queue_rate: 250,
             tor_pow_queue_burst: 2500,
@@ -92,6 +102,12 @@ impl Limits {
     /// The handshake deadline.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs.max(1))
+    }
+
+    /// How long a replay may take to send one page, if limited.
+    pub fn replay_page_timeout(&self) -> Option<Duration> {
+        (self.replay_page_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.replay_page_timeout_secs))
     }
 
     /// The idle deadline, if any.

@@ -209,6 +209,9 @@ impl Server {
             token_server: config.token_server.clone(),
             onion: config.onion(),
             metrics: metrics.clone(),
+            replays: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrent_replays.max(1),
+            )),
             limits,
             service: board.clone(),
         });

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub closed_rate_limited: AtomicU64,
     /// Connections closed for sending something malformed.
     pub closed_malformed: AtomicU64,
+    /// Connections closed for reading a replay too slowly.
+    pub closed_slow: AtomicU64,
     /// Store transactions committed by the group commit (one WAL fsync each).
     pub commits: AtomicU64,
     /// Posts those transactions committed (divided by `commits`: the mean batch).
@@ -56,6 +58,7 @@ impl Default for Metrics {
             replays: AtomicU64::new(0),
             closed_rate_limited: AtomicU64::new(0),
             closed_malformed: AtomicU64::new(0),
+            closed_slow: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             committed_posts: AtomicU64::new(0),
         }
@@ -109,6 +112,9 @@ pub struct Stats {
     pub closed_rate_limited: u64,
     /// Connections closed for malformed requests.
     pub closed_malformed: u64,
+    /// Connections closed for reading a replay too slowly (`replayPageTimeoutSecs`).
+    #[serde(default)]
+    pub closed_slow: u64,
     /// Connections in their handshake now, both services (not yet authenticated, or not yet
     /// past the proof of work).
     #[serde(default)]
@@ -148,6 +154,7 @@ impl Metrics {
             replays: g(&self.replays),
             closed_rate_limited: g(&self.closed_rate_limited),
             closed_malformed: g(&self.closed_malformed),
+            closed_slow: g(&self.closed_slow),
             handshakes: 0,
             handshakes_evicted: 0,
             connections_refused: 0,
@@ -200,8 +207,8 @@ impl Stats {
             ),
             format!("replays:             {}", self.replays),
             format!(
-                "closed connections:  {} rate-limited, {} malformed",
-                self.closed_rate_limited, self.closed_malformed
+                "closed connections:  {} rate-limited, {} malformed, {} slow",
+                self.closed_rate_limited, self.closed_malformed, self.closed_slow
             ),
             format!(
                 "handshakes:          {} in progress, {} evicted, {} refused",

@@ -325,3 +325,52 @@ async fn spent_tokens_and_messages_survive_a_restart() {
     s.shutdown().await;
     let _ = &w.net;
 }
+
+/// A client that asks for a replay and then reads slower than a page per
+/// `replayPageTimeoutSecs` is closed; replays beyond `maxConcurrentReplays` wait their turn
+/// rather than fail, and run once the slow one is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_read_too_slowly_is_closed_and_the_next_one_runs() {
+    use cwtch_model::tokenboard::{Payload, ReplayRequest};
+    let w = world();
+    let dir = w.root.join("s");
+    cwtch_server::create_data_dir(&dir).unwrap();
+    let mut config = ServerConfig::generate(&mut rand_core::OsRng);
+    config.limits = Limits {
+        replay_page_timeout_secs: 5,
+        max_concurrent_replays: 1,
+        ..Limits::default()
+    };
+    config.save_new(&dir).unwrap();
+    // More full-size messages than the connection's queues and socket buffers hold.
+    const N: u32 = 1500;
+    {
+        let store = cwtch_server::store::MessageStore::open(&dir, -1).unwrap();
+        let body = vec![b'x'; 5800];
+        let posts: Vec<_> = (0..N)
+            .map(|i| {
+                let mut token = [0u8; 32];
+                token[..4].copy_from_slice(&i.to_be_bytes());
+                cwtch_server::store::Post::new(token, format!("sig {i:06}").as_bytes(), &body)
+            })
+            .collect();
+        for batch in posts.chunks(500) {
+            store.commit(batch).unwrap();
+        }
+    }
+    let s = Server::start(ServerConfig::load(&dir).unwrap(), &dir, w.acn.clone())
+        .await
+        .unwrap();
+    let c = client(&w, &s);
+    // Asks for everything, then reads nothing.
+    let mut slow = c.connect().await.unwrap();
+    let ask = Message::from(Payload::ReplayRequest(ReplayRequest::default()));
+    slow.send_raw(ask.to_json()).await.unwrap();
+    // Waits for the slow one's turn to end, then gets everything.
+    let mut fine = c.connect().await.unwrap();
+    let all = fine.replay(None).await.unwrap();
+    assert_eq!(all.len(), N as usize);
+    assert_eq!(s.stats().closed_slow, 1);
+    assert!(slow.closed_by_server().await);
+    s.shutdown().await;
+}
