@@ -17,7 +17,7 @@
 //! `None`) keeps the same keys as profile attributes, and is served to every accepted contact
 //! (the key, with its random nonce, is what a contact needs to know).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,8 +180,8 @@ enum DownloadInput {
 pub(crate) struct Files {
     pub(crate) shares: HashMap<FileKey, Share>,
     downloads: HashMap<FileKey, Running>,
-    /// Automatic image downloads being set up (not yet in `downloads`).
-    starting: HashSet<FileKey>,
+    /// Automatic image downloads being set up (not yet in `downloads`), and from whom.
+    starting: HashMap<FileKey, Onion>,
     /// Chunk streams being served: one per contact and file. A new request adds its chunks
     /// to the stream's pending set (a chunk asked for twice before it is sent goes once).
     serving: HashMap<(Onion, FileKey), Serving>,
@@ -701,8 +701,58 @@ impl Runtime {
             };
             rt.run_download(&d, rx, cancel).await;
             rt.download_ended(&d);
+            if d.kind == DownloadKind::Preview {
+                rt.preview_waiting(d.conv).await;
+            }
         });
         true
+    }
+
+    /// A preview ended: the images offered in its conversation that were left waiting (the
+    /// automatic downloads were at their bound) and never tried start now, within the bound.
+    /// One that failed is not tried again here (it would be again and again against a sharer
+    /// who fails it); it is when previews are turned on or the profile starts.
+    async fn preview_waiting(self: &Arc<Self>, conv: ConversationId) {
+        let Ok(offers) = self.recent_offers(conv).await else {
+            return;
+        };
+        let offers: Vec<(Onion, String, FileKey, u64)> = offers
+            .into_iter()
+            .filter(|(_, name, _, size)| is_image_name(name) && *size <= MAX_IMAGE_SIZE)
+            .filter_map(|(a, name, key, size)| Some((a, name, FileKey::parse(&key).ok()?, size)))
+            .collect();
+        if offers.is_empty() {
+            return;
+        }
+        let keys: Vec<FileKey> = offers.iter().map(|o| o.2).collect();
+        let untried = self
+            .store
+            .call(move |s| {
+                let c = s.conversation(conv)?;
+                Ok(keys
+                    .into_iter()
+                    .filter(|k| {
+                        c.as_ref()
+                            .is_none_or(|c| c.attribute(&attr("local", k, "state")).is_none())
+                    })
+                    .collect::<Vec<FileKey>>())
+            })
+            .await
+            .unwrap_or_default();
+        for (author, name, key, size) in offers.into_iter().rev() {
+            if untried.contains(&key) {
+                let name = safe_file_name(&name);
+                self.auto_download_image(
+                    &author,
+                    Some(conv),
+                    key,
+                    DownloadKind::Preview,
+                    &name,
+                    Some(size),
+                )
+                .await;
+            }
+        }
     }
 
     /// The files shared with us and by us in a conversation (all conversations: `None`).
@@ -1539,9 +1589,27 @@ impl Runtime {
         }
         {
             let mut st = self.state();
-            if st.files.downloads.contains_key(&key) || !st.files.starting.insert(key) {
+            if st.files.downloads.contains_key(&key) || st.files.starting.contains_key(&key) {
                 return;
             }
+            // Bounded: each download holds a file, a hashing thread and, at the end, an image
+            // decode; a contact offering a thousand images at once gets a few previews, and the
+            // rest stay offered (downloaded when asked for).
+            let automatic = st
+                .files
+                .downloads
+                .values()
+                .filter(|d| d.kind.is_image())
+                .map(|d| &d.contact)
+                .chain(st.files.starting.values());
+            let (all, theirs) = automatic.fold((0, 0), |(all, theirs), c| {
+                (all + 1, theirs + usize::from(*c == r.onion))
+            });
+            if all >= MAX_AUTO_DOWNLOADS || theirs >= MAX_AUTO_DOWNLOADS_PER_CONTACT {
+                debug!("enough images are being downloaded already: this one stays offered");
+                return;
+            }
+            st.files.starting.insert(key, r.onion.clone());
         }
         let conv = conv.unwrap_or(r.conversation);
         let started = self
@@ -2069,6 +2137,11 @@ fn read_run(f: &std::fs::File, offset: u64, run: &mut [(u64, Vec<u8>)]) -> std::
     }
     Ok(())
 }
+
+/// The most automatic image downloads (previews, profile pictures) at once, and from one
+/// contact.
+const MAX_AUTO_DOWNLOADS: usize = 8;
+const MAX_AUTO_DOWNLOADS_PER_CONTACT: usize = 2;
 
 /// The most disjoint chunk ranges waiting to be sent to one contact for one file: two
 /// requests' worth ([`MAX_CHUNK_SPEC_RANGES`] each).

@@ -269,3 +269,68 @@ async fn a_hostile_name_is_only_a_suggestion() {
     assert_eq!(outside, vec![std::ffi::OsString::from("downloads")]);
     bob.shutdown().await;
 }
+
+/// A contact offering many images at once (previews on) gets a few downloads, not one each:
+/// every automatic download holds a file, a thread and, at its end, an image decode. The rest
+/// stay offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_image_offers_starts_only_a_few_downloads() {
+    let w = World::new();
+    let mut bob = peer(&w, "bob", fast_config()).await;
+    bob.profile.set_image_previews(true).await.unwrap();
+    let id = Arc::new(Identity::from_seed(&[0x67; 32]));
+    let mallory = id.onion();
+    let service = Service::new(id, w.acn(), ServiceConfig::default());
+    bob.profile.add_contact(mallory.as_str()).await.unwrap();
+    let mut conn = service
+        .connect(&onion(&bob.onion()), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    conn.send(VERSION_V1.to_vec()).await.unwrap();
+    const OFFERS: u8 = 12;
+    for i in 0..OFFERS {
+        let key = FileKey {
+            root_hash: [i; 64],
+            nonce: [i; 24],
+        };
+        let offer = FileShare::for_key(&format!("cat {i}.png"), &key, 1000).to_go_json();
+        let body = format!(
+            r#"{{"o":200,"d":{}}}"#,
+            serde_json::to_string(&String::from_utf8(offer).unwrap()).unwrap()
+        );
+        conn.send(
+            PeerMessage::new(format!("offer-{i}"), CONTEXT_RAW, body.into_bytes()).encode_v1(),
+        )
+        .await
+        .unwrap();
+    }
+    // A text after them: once it has arrived, every offer before it has been handled.
+    conn.send(
+        PeerMessage::new(
+            "text",
+            CONTEXT_RAW,
+            br#"{"o":1,"d":"that is all"}"#.to_vec(),
+        )
+        .encode_v1(),
+    )
+    .await
+    .unwrap();
+    // Mallory never answers a request.
+    tokio::spawn(async move { while conn.recv().await.is_some() {} });
+    bob.expect(
+        "the text after the offers",
+        |e| matches!(e, Event::NewMessage { text: Some(t), .. } if t == "that is all"),
+    )
+    .await;
+    let files = bob
+        .profile
+        .files(Some(cwtch::ContactId::Onion(mallory.clone())))
+        .await
+        .unwrap();
+    let offered = files.iter().filter(|f| !f.ours).count();
+    let downloading = files.iter().filter(|f| f.state == "downloading").count();
+    assert_eq!(offered, OFFERS as usize, "{files:?}");
+    assert_eq!(downloading, 2, "{files:?}");
+    drop(service);
+    bob.shutdown().await;
+}

@@ -754,3 +754,45 @@ async fn contact_permissions_refuse_previews_and_downloads() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// Five images shared in a row: automatic downloads run two at a time from one contact, and
+/// those left waiting start as the first ones end, so every one is previewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn images_shared_in_a_row_are_all_previewed() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    bob.profile.set_image_previews(true).await.unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let b = bob.onion();
+    let mut keys = Vec::new();
+    for i in 0..5u32 {
+        let path = write(src.path(), &format!("photo {i}.png"), &png(20 + i, 10));
+        let (key, _) = alice.profile.share_file(onion(&b), &path).await.unwrap();
+        keys.push(key);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < keys.len() {
+        let e = bob
+            .expect("a preview", |e| matches!(e, Event::ImagePreview { .. }))
+            .await;
+        let Event::ImagePreview {
+            file_key, width, ..
+        } = e
+        else {
+            unreachable!()
+        };
+        let i = keys.iter().position(|k| *k == file_key).unwrap();
+        assert_eq!(width, 20 + i as u32);
+        seen.insert(file_key);
+    }
+    let a = alice.onion();
+    let files = bob.profile.files(Some(onion(&a).into())).await.unwrap();
+    for k in &keys {
+        let f = files.iter().find(|f| f.file_key == *k).unwrap();
+        assert_eq!(f.state, "downloaded", "{f:?}");
+    }
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
