@@ -15,12 +15,18 @@ use std::sync::Arc;
 use super::messages::FileMessage;
 use super::{
     ChunkHashes, ChunkSet, ChunkSpec, FileKey, ManifestInfo, ManifestReader, CHUNK_HASH_LEN,
-    MANIFEST_PART_SIZE, MAX_CHUNKS,
+    CHUNK_SIZE, MANIFEST_PART_SIZE, MAX_CHUNKS,
 };
 
 /// The largest manifest JSON accepted: a 10 GiB file's (47 bytes per chunk hash) and room for
 /// the rest.
 pub const MAX_MANIFEST_BYTES: u64 = MAX_CHUNKS * 47 + 16 * 1024;
+
+/// The longest manifest JSON of a file of at most `max_file_size` bytes (Go's 4096-byte
+/// chunks), at most [`MAX_MANIFEST_BYTES`].
+fn manifest_bytes_for(max_file_size: u64) -> u64 {
+    (max_file_size.div_ceil(CHUNK_SIZE) * 47 + 16 * 1024).min(MAX_MANIFEST_BYTES)
+}
 
 /// Limits of one download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +69,13 @@ pub enum DownloadError {
     TooLarge {
         /// Its size by the manifest.
         size: u64,
+        /// The user's limit.
+        limit: u64,
+    },
+    /// The manifest is longer than any file within the user's limit needs: the file is over
+    /// it (found before the whole manifest is received).
+    #[error("the file is more than the limit of {limit} bytes (its manifest is too long)")]
+    ManifestTooLarge {
         /// The user's limit.
         limit: u64,
     },
@@ -283,6 +296,13 @@ impl Download {
         {
             self.unsolicited += 1;
             return Vec::new();
+        }
+        // A manifest longer than a file within the user's limit needs (an automatic image
+        // download's 20 MiB) fails now, not after up to MAX_MANIFEST_BYTES received and its
+        // hashes written.
+        if m.bytes + data.len() as u64 > manifest_bytes_for(self.config.max_file_size) {
+            let limit = self.config.max_file_size;
+            return self.fail(DownloadError::ManifestTooLarge { limit });
         }
         self.progressed = true;
         m.bytes += data.len() as u64;
@@ -846,6 +866,34 @@ mod tests {
                 limit: 8999
             })
         );
+    }
+
+    /// A file over the limit whose manifest alone says so (it is longer than any file within
+    /// the limit needs) fails before the whole manifest is received.
+    #[test]
+    fn a_manifest_too_long_for_the_limit_fails_early() {
+        let s = Sharer::new(data(2 * 1024 * 1024));
+        let limit = 9000;
+        let small = DownloadConfig {
+            max_file_size: limit,
+            ..DownloadConfig::default()
+        };
+        // Its manifest (about 24 KB) is longer than a 9000-byte file's can be (16.5 KB).
+        let json = s.manifest.to_go_json();
+        assert!(json.len() as u64 > manifest_bytes_for(limit));
+        let (_, out) = run(&s, small, None, |m| vec![m]);
+        assert_eq!(
+            last(&out),
+            &DownloadOutput::Failed(DownloadError::ManifestTooLarge { limit })
+        );
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, DownloadOutput::ManifestReady(_))),
+            "{out:?}"
+        );
+        // Within the limit, the same manifest is taken whole.
+        let (_, out) = run(&s, DownloadConfig::default(), None, |m| vec![m]);
+        assert_eq!(last(&out), &DownloadOutput::Complete);
     }
 
     #[test]
