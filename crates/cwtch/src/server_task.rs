@@ -42,6 +42,8 @@ const TOKEN_BATCH: usize = 50;
 /// During a replay, messages are stored in batches of this many (one durable write each),
 /// and the cursor after each batch; live messages are stored one by one as they come.
 const REPLAY_BATCH: usize = 256;
+/// Live messages none of which is ours after which the replay position is written anyway.
+const UNSAVED_LIVE_FLUSHES: usize = 256;
 
 /// How long a connection may stay silent before we check it is still there (the board client
 /// reports a timeout, not a failure; an idle synced connection is normal).
@@ -173,6 +175,8 @@ async fn run_task(rt: Arc<Runtime>, start: Start) {
             live: false,
             pending_cursor: None,
             stored_cursor: &mut stored_cursor,
+            unsaved: None,
+            unsaved_flushes: 0,
         };
         let outcome = session
             .drive(&mut bc, &cancel, &mut posts, &mut pending, &mut fetch)
@@ -184,6 +188,7 @@ async fn run_task(rt: Arc<Runtime>, start: Start) {
             session.on_event(ev).await;
         }
         session.flush().await;
+        session.save_cursor().await;
         let in_flight: Vec<PostJob> = session.in_flight.into_values().collect();
         // Posts whose result never came: posted again on the next connection (the server
         // de-duplicates by signature).
@@ -252,6 +257,11 @@ struct Session<'a> {
     live: bool,
     pending_cursor: Option<Cursor>,
     stored_cursor: &'a mut Option<Cursor>,
+    /// The position past messages none of which was ours (other groups' on this server, or
+    /// junk), not yet written: see [`Session::flush`].
+    unsaved: Option<String>,
+    /// How many such flushes since the position was last written.
+    unsaved_flushes: usize,
 }
 
 impl Session<'_> {
@@ -419,6 +429,7 @@ impl Session<'_> {
             }
             BoardEvent::Synced => {
                 self.flush().await;
+                self.save_cursor().await;
                 self.rt
                     .set_server_state(self.server, ServerState::Synced, self.wallet.len());
             }
@@ -485,6 +496,8 @@ impl Session<'_> {
                 // Stored, and the cursor with them (before anything was announced).
                 Some(true) => {
                     *self.stored_cursor = cursor;
+                    self.unsaved = None;
+                    self.unsaved_flushes = 0;
                     return;
                 }
                 Some(false) => {}
@@ -493,15 +506,34 @@ impl Session<'_> {
         let (Some(c), Some(value)) = (cursor, value) else {
             return;
         };
+        // Nothing of ours: skipping these messages again is harmless, so the position moves
+        // on at once for this task, and is written once per replay batch, once per
+        // UNSAVED_LIVE_FLUSHES live messages, at the end of a replay and of the connection.
+        // (One durable write per live message cost a busy server's members, or a hostile
+        // server's, a transaction for every other group's message.) A crash replays at most
+        // those, and skips them again.
+        *self.stored_cursor = Some(c);
+        self.unsaved = Some(value);
+        self.unsaved_flushes += 1;
+        if !self.live || self.unsaved_flushes >= UNSAVED_LIVE_FLUSHES {
+            self.save_cursor().await;
+        }
+    }
+
+    /// Write the position not yet written, if any.
+    async fn save_cursor(&mut self) {
+        let Some(value) = self.unsaved.take() else {
+            return;
+        };
+        self.unsaved_flushes = 0;
         let conv = self.conv;
-        match self
+        if let Err(e) = self
             .rt
             .store
             .call(move |s| s.set_conversation_attribute(conv, keys::SERVER_LAST_COMMIT, &value))
             .await
         {
-            Ok(()) => *self.stored_cursor = Some(c),
-            Err(e) => warn!(error = %e, "could not store a server's replay position"),
+            warn!(error = %e, "could not store a server's replay position");
         }
     }
 }

@@ -565,3 +565,68 @@ async fn a_timestamp_from_the_far_future_is_a_time_not_a_crash() {
     drop(conn);
     bob.shutdown().await;
 }
+
+/// Messages of other groups on the server (or junk) move the replay position without a write
+/// for each one: it is written at the end of the connection, so the next one resumes past
+/// them; a message of ours is stored with its position at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn other_groups_messages_move_the_position_and_it_is_kept() {
+    let Setup {
+        w,
+        mut server,
+        group,
+        bob,
+        mut events,
+        conv: _,
+        conn,
+    } = setup().await;
+    let (alice, _, _) = identities();
+    let other = server.group();
+    let m1 = seal(&group, &alice, "one", None);
+    conn.replay(&[&m1]).await;
+    events
+        .until("synced", server_state(ServerState::Synced))
+        .await;
+    let theirs: Vec<EncryptedGroupMessage> = (0..300)
+        .map(|i| seal(&other, &alice, &format!("not ours {i}"), None))
+        .collect();
+    for m in &theirs {
+        conn.live(m).await;
+    }
+    // A message of ours after them: once it arrived, all of them were handled.
+    let m2 = seal(&group, &alice, "two", Some(&m1));
+    let m3 = seal(&group, &alice, "three", Some(&m2));
+    conn.live(&m2).await;
+    events.until("two", group_text("two")).await;
+    // More of theirs, new ones (a repeat does not move the position).
+    let more: Vec<EncryptedGroupMessage> = (0..5)
+        .map(|i| seal(&other, &alice, &format!("not ours either {i}"), None))
+        .collect();
+    for m in theirs[..10].iter().chain(&more) {
+        conn.live(m).await;
+    }
+    // Handled once something after them is: a message of our group's we have (a repeat).
+    conn.live(&m2).await;
+    conn.close();
+    events
+        .until("disconnected", server_state(ServerState::Disconnected))
+        .await;
+    // The next connection resumes past everything received.
+    let mut conn = server.accept().await;
+    assert_eq!(
+        conn.replay_request().await.as_deref(),
+        Some(sig_bytes(&more[4]))
+    );
+    conn.replay(&[]).await;
+    conn.live(&m3).await;
+    events.until("three", group_text("three")).await;
+    // A restart resumes from what was written: our last message (stored with its position).
+    let home = bob.home.clone();
+    drop(conn);
+    bob.shutdown().await;
+    let bob = reopen(&w, &home, fast_config()).await;
+    let mut conn = server.accept().await;
+    assert_eq!(conn.replay_request().await.as_deref(), Some(sig_bytes(&m3)));
+    drop(conn);
+    bob.shutdown().await;
+}
