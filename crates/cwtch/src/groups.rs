@@ -844,6 +844,7 @@ impl Runtime {
                 conversation: conv,
                 message: id,
                 egm,
+                refused: 0,
             },
         );
         Ok(SentMessage {
@@ -1048,6 +1049,7 @@ impl Runtime {
                                 conversation: conv,
                                 message: m.id,
                                 egm,
+                                refused: 0,
                             });
                         }
                     }

@@ -33,7 +33,14 @@ pub(crate) struct PostJob {
     pub(crate) conversation: ConversationId,
     pub(crate) message: MessageId,
     pub(crate) egm: EncryptedGroupMessage,
+    /// How many times the server refused it (its token); at [`MAX_POST_REFUSALS`] it fails.
+    pub(crate) refused: u32,
 }
+
+/// Refusals of one post after which it fails (the user may send it again): a server that
+/// refuses every post otherwise costs a token, a write and a round trip per try, and a token
+/// fetch (a proof of work) every batch, for as long as the post is pending.
+const MAX_POST_REFUSALS: u32 = 5;
 
 /// Tokens fetched per batch (the server caps a batch; Go's client asks for 10 at a time, ours
 /// more, so that a burst of posts does not wait for a proof of work after every tenth).
@@ -448,14 +455,23 @@ impl Session<'_> {
                 }
             }
             BoardEvent::PostResult { id, accepted } => {
-                if let Some(job) = self.in_flight.remove(&id) {
+                if let Some(mut job) = self.in_flight.remove(&id) {
                     if accepted {
                         self.rt.group_post_sent(job.conversation, job.message).await;
                     } else {
-                        // The token was refused (spent elsewhere, or the server lost its
-                        // record): post again with another.
-                        debug!("a post's token was refused; posting again");
-                        self.rt.queue_post(self.server, job);
+                        job.refused += 1;
+                        if job.refused >= MAX_POST_REFUSALS {
+                            let reason =
+                                format!("the server refused the post {} times", job.refused);
+                            self.rt
+                                .fail_group_post(job.conversation, job.message, reason)
+                                .await;
+                        } else {
+                            // The token was refused (spent elsewhere, or the server lost
+                            // its record): post again with another.
+                            debug!("a post's token was refused; posting again");
+                            self.rt.queue_post(self.server, job);
+                        }
                     }
                 }
             }

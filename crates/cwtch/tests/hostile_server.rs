@@ -630,3 +630,50 @@ async fn other_groups_messages_move_the_position_and_it_is_kept() {
     drop(conn);
     bob.shutdown().await;
 }
+
+/// A server that refuses every post (its token) gets it five times, then the post fails with
+/// that reason, rather than a repost, a token and a write per round trip for as long as the
+/// message is pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_post_the_server_keeps_refusing_fails() {
+    let Setup {
+        w: _w,
+        server: _server,
+        group: _,
+        bob,
+        mut events,
+        conv,
+        mut conn,
+    } = setup().await;
+    conn.replay(&[]).await;
+    events
+        .until("synced", server_state(ServerState::Synced))
+        .await;
+    let sent = bob.profile.send_group_text(conv, "hello?").await.unwrap();
+    let mut refused = 0;
+    while refused < 5 {
+        match conn.request().await {
+            Payload::PostRequest(_) => {
+                refused += 1;
+                conn.send(Payload::PostResult(PostResult { success: false }))
+                    .await;
+            }
+            p => panic!("expected a post, got {p:?}"),
+        }
+    }
+    let failed = events
+        .until("the post fails", |e| {
+            matches!(e, Event::MessageFailed { .. })
+        })
+        .await;
+    let Event::MessageFailed {
+        message_id, reason, ..
+    } = failed
+    else {
+        unreachable!()
+    };
+    assert_eq!(message_id, sent.message_id.0);
+    assert!(reason.contains("refused the post 5 times"), "{reason}");
+    drop(conn);
+    bob.shutdown().await;
+}
