@@ -59,6 +59,14 @@ pub enum StoreError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// The database file could not be created or made private.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A stored row is not valid (e.g. not base64).
     #[error("{}: corrupt row {row}", .path.display())]
     CorruptRow {

@@ -129,15 +129,18 @@ impl std::fmt::Debug for Server {
 
 fn lock(dir: &Path) -> Result<std::fs::File, ServerError> {
     let path = dir.join(LOCK_FILE);
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| ConfigError::Io {
-            path: path.clone(),
-            source: e,
-        })?;
+    let f = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true),
+        0o600,
+    )
+    .open(&path)
+    .map_err(|e| ConfigError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked(path)),

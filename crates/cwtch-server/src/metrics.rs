@@ -233,14 +233,27 @@ fn stats_path(dir: &Path) -> PathBuf {
 pub fn write_stats(dir: &Path, stats: &Stats, text_report: bool) -> std::io::Result<()> {
     let tmp = dir.join(".stats.json.tmp");
     let json = serde_json::to_vec_pretty(stats).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, json)?;
+    write_private(&tmp, &json)?;
     std::fs::rename(&tmp, stats_path(dir))?;
     if text_report {
         let tmp = dir.join(".report.tmp");
-        std::fs::write(&tmp, stats.lines().join("\n") + "\n")?;
+        write_private(&tmp, (stats.lines().join("\n") + "\n").as_bytes())?;
         std::fs::rename(&tmp, dir.join(REPORT_FILE))?;
     }
     Ok(())
+}
+
+/// Write `data` to a new file readable by us only (0600, whatever the umask).
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
 }
 
 /// Read the last `stats.json`, if any.

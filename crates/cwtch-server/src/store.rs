@@ -66,6 +66,23 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
         path: path.to_path_buf(),
         source,
     };
+    // Readable by us only, and so are the -wal and -shm files SQLite creates beside it (they
+    // take the database file's mode), whatever the umask.
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(err)?;

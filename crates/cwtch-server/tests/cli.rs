@@ -196,6 +196,21 @@ async fn run_serves_until_sigterm_then_stats_report_the_run() {
     );
     let text = stdout(&cli(&dir, &["stats"]));
     assert!(text.contains("messages stored:     1"), "{text}");
+    // Every file the server wrote is ours alone (the store, its WAL, the stats, the lock).
+    use std::os::unix::fs::PermissionsExt;
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let mode = e.metadata().unwrap().permissions().mode();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+        names.push(name);
+    }
+    assert!(names.iter().any(|n| n == "stats.json"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("cwtch.messages")),
+        "{names:?}"
+    );
 }
 
 #[test]
