@@ -208,8 +208,8 @@ impl Events {
 }
 
 /// What a download shows until the sharer answers.
-const WAITING_FOR_SHARER: &str =
-    "waiting for the sharer: the download starts when it is online (what arrives is kept)";
+const WAITING_FOR_SHARER: &str = "asking the sharer for the file (if it is offline, or not \
+     sharing the file now, the download starts when it is; what arrives is kept)";
 
 /// Show a download's progress until it completes (its path) or fails (an error): a bar on a
 /// terminal (stderr), JSON lines on stdout otherwise. `me`: the downloading profile's onion,

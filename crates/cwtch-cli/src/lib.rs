@@ -398,7 +398,12 @@ async fn profile_command(
             if json {
                 output::json(&p);
             } else {
-                output::line(&format!("password changed: {}", output::profile_line(&p)));
+                let what = if args.clear {
+                    "password removed (anyone who can use this computer can open the profile)"
+                } else {
+                    "password changed"
+                };
+                output::line(&format!("{what}: {}", output::profile_line(&p)));
             }
         }
         ProfileCommand::Show(args) => {

@@ -169,7 +169,8 @@ fn passwd_changes_adds_and_removes_a_password() {
         format!("carol\t{onion}\n")
     );
     // Change it; the old one no longer works.
-    ok(&cwtch_stdin(&home, &["profile", "passwd"], "one\ntwo\n"));
+    let o = cwtch_stdin(&home, &["profile", "passwd"], "one\ntwo\n");
+    assert!(ok(&o).starts_with("password changed: carol"), "{}", ok(&o));
     fails(
         &cwtch_stdin(&home, &["profile", "unlock"], "one\n"),
         4,
@@ -194,11 +195,8 @@ fn passwd_changes_adds_and_removes_a_password() {
         2,
         "end of input",
     );
-    ok(&cwtch_stdin(
-        &home,
-        &["profile", "passwd", "--clear"],
-        "two\n",
-    ));
+    let o = cwtch_stdin(&home, &["profile", "passwd", "--clear"], "two\n");
+    assert!(ok(&o).starts_with("password removed"), "{}", ok(&o));
     assert_eq!(
         ok(&cwtch(&home, &["profile", "list"])),
         format!("carol\t{onion}\n")

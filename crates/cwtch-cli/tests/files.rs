@@ -232,7 +232,7 @@ async fn a_download_through_a_daemon_waits_with_wait() {
     let out = ok(&o);
     // Until the sharer answers, it says what it waits for (the sharer may be offline).
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("waiting for the sharer"), "{err}");
+    assert!(err.contains("asking the sharer for the file"), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     let target = dest.join("minutes.txt");
     assert_eq!(
@@ -271,7 +271,7 @@ async fn a_download_through_a_daemon_waits_with_wait() {
         );
         // Nothing to wait for.
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.contains("waiting"), "--wait {wait}: {err}");
+        assert!(!err.contains("asking the sharer"), "--wait {wait}: {err}");
     }
     assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
     // Its message says so too (what the TUI shows on it).
