@@ -259,7 +259,10 @@ async fn load_profiles(app: &Cwtch, plan: &RunPlan<'_>) -> Result<(), CliError> 
         rows = vec![rows.swap_remove(i)];
     }
     if rows.is_empty() {
-        warn!("no profile to run yet (create one with `cwtch profile create`)");
+        warn!(
+            "no profile to run yet: create one with `cwtch profile create`; one with a \
+             password runs once `cwtch profile unlock` is given it (or with run --password-stdin)"
+        );
     }
     for (row, pw) in rows {
         app.load_profile(&row.profile_id, &pw)

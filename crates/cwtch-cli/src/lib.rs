@@ -361,6 +361,12 @@ async fn profile_command(
                     output::line(&output::profile_line(p));
                 }
             }
+            if profiles.is_empty() {
+                output::note(
+                    "no profile opens without a password (a profile with one is listed with \
+                     --password-stdin; `cwtch profile create` makes one)",
+                );
+            }
         }
         ProfileCommand::Unlock => {
             let password = input::password("profile password")?;

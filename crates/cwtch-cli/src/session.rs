@@ -1407,7 +1407,8 @@ pub(crate) fn select(
         None => match rows.len() {
             1 => Ok(0),
             0 => Err(CliError::NotFound(format!(
-                "no {what} (create one with `cwtch profile create`)"
+                "no {what} (create one with `cwtch profile create`; one with a password \
+                 needs --password-stdin)"
             ))),
             _ => Err(CliError::Usage(format!(
                 "there are several profiles; choose one with --profile ONION|NAME|ID:\n{}",

@@ -163,7 +163,15 @@ fn passwd_changes_adds_and_removes_a_password() {
     // Add a password (the old one is empty: none).
     let o = cwtch_stdin(&home, &["profile", "passwd"], "\none\n");
     assert!(ok(&o).contains(&onion));
-    assert_eq!(ok(&cwtch(&home, &["profile", "list"])), "");
+    let o = cwtch(&home, &["profile", "list"]);
+    assert_eq!(ok(&o), "");
+    // Said, not an empty answer: the profile is there, behind its password.
+    assert!(stderr(&o).contains("--password-stdin"), "{}", stderr(&o));
+    fails(
+        &cwtch(&home, &["contact", "list"]),
+        3,
+        "one with a password needs --password-stdin",
+    );
     assert_eq!(
         ok(&cwtch_stdin(&home, &["profile", "unlock"], "one\n")),
         format!("carol\t{onion}\n")
