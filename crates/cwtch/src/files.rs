@@ -2199,13 +2199,23 @@ impl Runtime {
                     // Changed since it was hashed (length or time): its chunks are not the
                     // manifest's; serve nothing rather than garbage.
                     if stamp.is_some() && FileStamp::of(&path) != stamp {
-                        return Err(std::io::Error::other("the shared file changed on disk"));
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "the shared file changed on disk",
+                        ));
                     }
                     read_chunks(&f, &manifest, &batch)
                 })
                 .await;
             let chunks = match read {
                 Ok(Ok(c)) => c,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    warn!(
+                        "a shared file changed on disk since it was shared: it is not served \
+                         (its chunks would not match; share it again to offer the new one)"
+                    );
+                    return end(self);
+                }
                 Ok(Err(e)) => {
                     warn!(error = %Sensitive(&e), "cannot serve a shared file");
                     return end(self);
