@@ -1756,7 +1756,9 @@ impl App {
                 if let Some(p) = self.profile_by_onion(profile) {
                     p.online = false;
                 }
-                return Vec::new();
+                // Deleted, or no longer run (by the `cwtch run` we are attached to): what
+                // runs now says which, and a profile gone is not kept as a ghost to switch to.
+                return vec![call(Request::Ping, "", None, What::Profiles)];
             }
             _ => {}
         }

@@ -2620,3 +2620,26 @@ fn an_invite_says_where_it_stands() {
     assert!(s.contains("[an invite to a group: not joined]"), "{s}");
     assert!(s.contains("[you invite them to a group]"), "{s}");
 }
+
+/// A profile that stops running (deleted by another command, through the `cwtch run` the TUI
+/// is attached to) leaves the list: the TUI asks what runs now, and drops what does not.
+#[test]
+fn a_profile_that_stops_leaves_the_list() {
+    let mut app = world();
+    assert_eq!(app.profiles.len(), 1);
+    let actions = app.handle_event(Event::ProfileShutdown {
+        profile: ALICE.into(),
+    });
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Call {
+                req: Request::Ping,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+    app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
+    assert!(app.profiles.is_empty());
+}
