@@ -274,6 +274,11 @@ pub(crate) enum Ask {
     NewProfilePassword {
         name: String,
     },
+    /// The new profile's password once more (a typo in a hidden field would lock it).
+    NewProfilePasswordAgain {
+        name: String,
+        password: Secret,
+    },
     AddContact,
     JoinGroup,
     AddServer,
@@ -296,6 +301,7 @@ impl Ask {
             Ask::Unlock => "Unlock profiles: password",
             Ask::NewProfileName => "New profile: its public name",
             Ask::NewProfilePassword { .. } => "New profile: its password",
+            Ask::NewProfilePasswordAgain { .. } => "New profile: its password again",
             Ask::AddContact => "Add a contact: paste their address",
             Ask::JoinGroup => "Join a group: paste the invite (tofubundle:… or torv3…)",
             Ask::AddServer => "Add a server: paste its bundle (server:…)",
@@ -324,6 +330,7 @@ impl Ask {
             self,
             Ask::Unlock
                 | Ask::NewProfilePassword { .. }
+                | Ask::NewProfilePasswordAgain { .. }
                 | Ask::JoinGroup
                 | Ask::DeleteProfile { .. }
         )
@@ -1141,6 +1148,7 @@ impl App {
             Ask::Unlock
                 | Ask::NewProfileName
                 | Ask::NewProfilePassword { .. }
+                | Ask::NewProfilePasswordAgain { .. }
                 | Ask::DeleteProfile { .. }
         );
         if needs_profile && self.profiles.is_empty() {
@@ -1150,7 +1158,10 @@ impl App {
         if text.is_empty()
             && !matches!(
                 ask,
-                Ask::NewProfilePassword { .. } | Ask::SetStatus | Ask::DeleteProfile { .. }
+                Ask::NewProfilePassword { .. }
+                    | Ask::NewProfilePasswordAgain { .. }
+                    | Ask::SetStatus
+                    | Ask::DeleteProfile { .. }
             )
         {
             return Vec::new();
@@ -1170,15 +1181,38 @@ impl App {
                 self.ask(Ask::NewProfilePassword { name: text });
                 Vec::new()
             }
-            Ask::NewProfilePassword { name } => vec![call(
+            Ask::NewProfilePassword { name } if input.is_empty() => vec![call(
                 Request::ProfileCreate {
                     name,
-                    password: (!input.is_empty()).then(|| Secret::new(input)),
+                    password: None,
                 },
                 "",
                 None,
                 What::Changed("profile created"),
             )],
+            Ask::NewProfilePassword { name } => {
+                self.ask(Ask::NewProfilePasswordAgain {
+                    name,
+                    password: Secret::new(input),
+                });
+                Vec::new()
+            }
+            Ask::NewProfilePasswordAgain { name, password } => {
+                if password.0.as_str() != input.as_str() {
+                    self.ask(Ask::NewProfilePassword { name });
+                    self.error("the two passwords differ: type it again");
+                    return Vec::new();
+                }
+                vec![call(
+                    Request::ProfileCreate {
+                        name,
+                        password: Some(password),
+                    },
+                    "",
+                    None,
+                    What::Changed("profile created"),
+                )]
+            }
             Ask::AddContact => self.add_contact(&text),
             Ask::JoinGroup => self.join(input),
             Ask::AddServer => vec![call(

@@ -2395,6 +2395,10 @@ fn prompt_titles_fit_and_hints_show_whole() {
         Ask::Unlock,
         Ask::NewProfileName,
         Ask::NewProfilePassword { name: "a".into() },
+        Ask::NewProfilePasswordAgain {
+            name: "a".into(),
+            password: crate::protocol::Secret::new(String::from("pw").into()),
+        },
         Ask::AddContact,
         Ask::JoinGroup,
         Ask::AddServer,
@@ -2642,4 +2646,42 @@ fn a_profile_that_stops_leaves_the_list() {
     );
     app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
     assert!(app.profiles.is_empty());
+}
+
+/// A new profile's password is typed twice: a typo in the hidden field would lock the profile
+/// for good. Two that differ start over; two that match create it.
+#[test]
+fn a_new_password_is_typed_twice() {
+    let mut app = App::new(false, 0, None);
+    app.handle_reply(ctx("", None, What::Profiles), Ok(fixture::pong(vec![])));
+    typing(&mut app, "alice");
+    app.handle_key(key(KeyCode::Enter));
+    typing(&mut app, "correct horse");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+    assert!(matches!(
+        &app.overlay,
+        Overlay::Prompt {
+            ask: Ask::NewProfilePasswordAgain { .. },
+            ..
+        }
+    ));
+    typing(&mut app, "correct hose");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+    assert!(matches!(
+        &app.overlay,
+        Overlay::Prompt {
+            ask: Ask::NewProfilePassword { name },
+            ..
+        } if name == "alice"
+    ));
+    assert!(screen(&app, 100, 30).contains("passwords differ"));
+    typing(&mut app, "correct horse");
+    app.handle_key(key(KeyCode::Enter));
+    typing(&mut app, "correct horse");
+    let a = app.handle_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ProfileCreate { name, password: Some(p) }, .. }]
+            if name == "alice" && p.0.as_str() == "correct horse"),
+        "{a:?}"
+    );
 }
