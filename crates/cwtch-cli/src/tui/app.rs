@@ -434,6 +434,9 @@ pub(crate) struct App {
     pub(crate) unsent: Option<String>,
     /// `--open`: the conversation to open once the lists are read.
     pub(crate) pending_open: Option<String>,
+    /// The active profile's lists (contacts, groups) read without finding `--open`'s
+    /// conversation: once both were, it is said not to exist.
+    open_misses: u8,
     /// A message to choose once the open conversation's messages arrive (a search result).
     pub(crate) jump_to: Option<i64>,
     /// `--bell`: ring when a message arrives in a conversation that is not open.
@@ -555,6 +558,7 @@ impl App {
             online: BTreeSet::new(),
             unsent: None,
             pending_open: open,
+            open_misses: 0,
             jump_to: None,
             bell: false,
             unread_at_open: None,
@@ -2136,7 +2140,8 @@ impl App {
                     p.apply_states();
                     p.sort();
                 }
-                self.try_pending_open()
+                let active = self.is_active(&ctx.profile);
+                self.try_pending_open_after_list(active)
             }
             (What::Groups, Reply::Groups { groups }) => {
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
@@ -2145,7 +2150,8 @@ impl App {
                     p.apply_states();
                     p.sort();
                 }
-                self.try_pending_open()
+                let active = self.is_active(&ctx.profile);
+                self.try_pending_open_after_list(active)
             }
             (What::Servers, Reply::Servers { servers }) => {
                 if let Some(p) = self.profile_by_onion(&ctx.profile) {
@@ -2253,6 +2259,7 @@ impl App {
                 let mut a = refresh_all(&ctx.profile);
                 if let (Some(id), true) = (id, self.is_active(&ctx.profile)) {
                     self.pending_open = Some(id.to_string());
+                    self.open_misses = 0;
                     self.focus = Focus::Compose;
                     if let Reply::Group { group } = &reply {
                         if let Some(invite) = &group.invite {
@@ -2297,6 +2304,26 @@ impl App {
     }
 
     /// `--open` (or a conversation just created): open it once it is listed.
+    /// [`App::try_pending_open`] after one of the active profile's lists was read (`active`):
+    /// a conversation that neither its contacts nor its groups hold is said not to exist.
+    fn try_pending_open_after_list(&mut self, active: bool) -> Vec<Action> {
+        let actions = self.try_pending_open();
+        if active && actions.is_empty() {
+            if let Some(want) = self.pending_open.clone() {
+                self.open_misses += 1;
+                if self.open_misses >= 2 {
+                    self.pending_open = None;
+                    self.open_misses = 0;
+                    self.error(format!(
+                        "--open {}: no such contact or group",
+                        super::sanitize::inert(&want)
+                    ));
+                }
+            }
+        }
+        actions
+    }
+
     fn try_pending_open(&mut self) -> Vec<Action> {
         let Some(want) = self.pending_open.clone() else {
             return Vec::new();

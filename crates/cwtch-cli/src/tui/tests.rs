@@ -695,6 +695,27 @@ fn open_flag_opens_by_onion_name_or_id() {
         // The messages were asked for (by the first list that named it).
         let _ = a;
     }
+    // A name neither list holds: said once both were read, not silently ignored.
+    let mut app = App::new(false, 0, Some("nosuch".to_owned()));
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(fixture::pong(vec![fixture::profile(ALICE)])),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Contacts),
+        Ok(Reply::Contacts { contacts: vec![] }),
+    );
+    assert!(!screen(&app, 100, 30).contains("no such contact or group"));
+    app.handle_reply(
+        ctx(ALICE, None, What::Groups),
+        Ok(Reply::Groups { groups: vec![] }),
+    );
+    assert_eq!(app.open, None);
+    assert!(
+        screen(&app, 100, 30).contains("--open nosuch: no such contact or group"),
+        "{}",
+        screen(&app, 100, 30)
+    );
 }
 
 #[test]
