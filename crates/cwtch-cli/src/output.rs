@@ -80,10 +80,15 @@ pub(crate) fn permissions_line(p: &cwtch::Permissions) -> String {
             Some(_) => word.to_owned(),
         }
     };
+    // Images unset follow the default, unless files are refused, which refuses them too:
+    // that is not the default.
+    let images = match p.render_images {
+        None if !p.shares_files() => "refuse (files are refused)".to_owned(),
+        set => one(set, p.renders_images()),
+    };
     format!(
-        "files: {}\timages: {}",
+        "files: {}\timages: {images}",
         one(p.share_files, p.shares_files()),
-        one(p.render_images, p.renders_images())
     )
 }
 
@@ -248,6 +253,30 @@ mod tests {
     #[test]
     fn one_record_one_line() {
         assert_eq!(escape("a\tb\nc\\d\u{1b}"), "a\\tb\\nc\\\\d\\u{1b}");
+    }
+
+    #[test]
+    fn permissions_say_which_are_defaults() {
+        let p = |share_files, render_images| cwtch::Permissions {
+            share_files,
+            render_images,
+        };
+        assert_eq!(
+            permissions_line(&p(None, None)),
+            "files: allow (default)\timages: allow (default)"
+        );
+        assert_eq!(
+            permissions_line(&p(Some(false), None)),
+            "files: refuse\timages: refuse (files are refused)"
+        );
+        assert_eq!(
+            permissions_line(&p(Some(false), Some(false))),
+            "files: refuse\timages: refuse"
+        );
+        assert_eq!(
+            permissions_line(&p(None, Some(false))),
+            "files: allow (default)\timages: refuse"
+        );
     }
 
     #[test]
