@@ -160,12 +160,6 @@ pub(crate) async fn call(
     .await
 }
 
-/// A data directory that cannot be one (a file, or under a file) is a usage error naming it,
-/// not an error about the control socket inside it.
-fn check_data_dir(dir: &Path) -> Result<(), CliError> {
-    check_dir("the data directory", dir)
-}
-
 /// `dir` (`what`: how to name it) is a directory, or can be created: neither it nor the
 /// nearest existing folder above it is a file.
 pub(crate) fn check_dir(what: &str, dir: &Path) -> Result<(), CliError> {
@@ -192,7 +186,8 @@ pub(crate) fn unexpected(r: Reply) -> CliError {
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let dir = cli.data_dir.clone().unwrap_or_else(default_dir);
-    check_data_dir(&dir)?;
+    // A data directory that cannot be one is named, not blamed on the socket inside it.
+    check_dir("the data directory", &dir)?;
     let json = cli.json;
     let profile = cli.profile.clone();
     match cli.command {

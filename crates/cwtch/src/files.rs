@@ -716,15 +716,11 @@ impl Runtime {
         let Ok(offers) = self.recent_offers(conv).await else {
             return;
         };
-        let offers: Vec<(Onion, String, FileKey, u64)> = offers
-            .into_iter()
-            .filter(|(_, name, _, size)| is_image_name(name) && *size <= MAX_IMAGE_SIZE)
-            .filter_map(|(a, name, key, size)| Some((a, name, FileKey::parse(&key).ok()?, size)))
-            .collect();
         if offers.is_empty() {
             return;
         }
-        let keys: Vec<FileKey> = offers.iter().map(|o| o.2).collect();
+        let keys: Vec<String> = offers.iter().map(|o| o.2.clone()).collect();
+        // The keys with no state in the conversation: never tried.
         let untried = self
             .store
             .call(move |s| {
@@ -732,25 +728,19 @@ impl Runtime {
                 Ok(keys
                     .into_iter()
                     .filter(|k| {
-                        c.as_ref()
-                            .is_none_or(|c| c.attribute(&attr("local", k, "state")).is_none())
+                        FileKey::parse(k).is_ok_and(|k| {
+                            c.as_ref()
+                                .is_none_or(|c| c.attribute(&attr("local", &k, "state")).is_none())
+                        })
                     })
-                    .collect::<Vec<FileKey>>())
+                    .collect::<Vec<String>>())
             })
             .await
             .unwrap_or_default();
+        // Oldest first; what is not an image within the limits is passed over there.
         for (author, name, key, size) in offers.into_iter().rev() {
             if untried.contains(&key) {
-                let name = safe_file_name(&name);
-                self.auto_download_image(
-                    &author,
-                    Some(conv),
-                    key,
-                    DownloadKind::Preview,
-                    &name,
-                    Some(size),
-                )
-                .await;
+                self.on_file_offered(&author, conv, &name, &key, size).await;
             }
         }
     }
