@@ -33,6 +33,25 @@ fn manifest_of(data: &[u8], name: &str) -> Manifest {
 /// How the sharer answers a request: the messages it sends back.
 type Behaviour = Box<dyn Fn(&FileMessage) -> Vec<FileMessage> + Send + Sync>;
 
+/// Mallory (a raw peer with the identity of `seed`), added by Bob as a contact, connects to
+/// him and speaks the peer protocol's version 1.
+async fn mallory_connects(
+    w: &World,
+    bob: &Peer,
+    seed: u8,
+) -> (cwtch::Onion, Service, tapir_service::Connection) {
+    let id = Arc::new(Identity::from_seed(&[seed; 32]));
+    let mallory = id.onion();
+    let service = Service::new(id, w.acn(), ServiceConfig::default());
+    bob.profile.add_contact(mallory.as_str()).await.unwrap();
+    let conn = service
+        .connect(&onion(&bob.onion()), ApplicationChain::authenticated())
+        .await
+        .unwrap();
+    conn.send(VERSION_V1.to_vec()).await.unwrap();
+    (mallory, service, conn)
+}
+
 /// Mallory (a raw peer, a contact of Bob's) offers a file (`offered` manifest, name `name`)
 /// and answers Bob's requests with `behaviour`. Returns the file key.
 async fn mallory_offers(
@@ -42,15 +61,7 @@ async fn mallory_offers(
     name: &str,
     behaviour: impl Fn(&FileKey, &Manifest, &FileMessage) -> Vec<FileMessage> + Send + Sync + 'static,
 ) -> (FileKey, Service) {
-    let id = Arc::new(Identity::from_seed(&[0x66; 32]));
-    let mallory = id.onion();
-    let service = Service::new(id, w.acn(), ServiceConfig::default());
-    bob.profile.add_contact(mallory.as_str()).await.unwrap();
-    let mut conn = service
-        .connect(&onion(&bob.onion()), ApplicationChain::authenticated())
-        .await
-        .unwrap();
-    conn.send(VERSION_V1.to_vec()).await.unwrap();
+    let (_, service, mut conn) = mallory_connects(w, bob, 0x66).await;
     let key = FileKey {
         root_hash: manifest.root_hash,
         nonce: [3; 24],
@@ -278,15 +289,7 @@ async fn a_flood_of_image_offers_starts_only_a_few_downloads() {
     let w = World::new();
     let mut bob = peer(&w, "bob", fast_config()).await;
     bob.profile.set_image_previews(true).await.unwrap();
-    let id = Arc::new(Identity::from_seed(&[0x67; 32]));
-    let mallory = id.onion();
-    let service = Service::new(id, w.acn(), ServiceConfig::default());
-    bob.profile.add_contact(mallory.as_str()).await.unwrap();
-    let mut conn = service
-        .connect(&onion(&bob.onion()), ApplicationChain::authenticated())
-        .await
-        .unwrap();
-    conn.send(VERSION_V1.to_vec()).await.unwrap();
+    let (mallory, service, mut conn) = mallory_connects(&w, &bob, 0x67).await;
     const OFFERS: u8 = 12;
     for i in 0..OFFERS {
         let key = FileKey {
