@@ -421,6 +421,8 @@ impl Cwtch {
             acn_status: self.inner.acn.status(),
             state: Mutex::new(state),
             contact_ops: tokio::sync::Mutex::new(()),
+            stranger_slots: Arc::new(Semaphore::new(self.inner.config.max_stranger_connections)),
+            requests_full_warned: AtomicBool::new(false),
             block_unknown: AtomicBool::new(snapshot.block_unknown),
             image_previews: AtomicBool::new(snapshot.image_previews),
             images_dir,

@@ -13,6 +13,12 @@ pub const DEFAULT_DIAL_BACKOFF_INITIAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_DIAL_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Most dials in flight at once, over all loaded profiles.
 pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 8;
+/// Most contact requests (strangers not yet accepted, blocked or deleted) a profile keeps.
+pub const DEFAULT_MAX_CONTACT_REQUESTS: usize = 500;
+/// Most messages stored from one contact request before it is accepted.
+pub const DEFAULT_MAX_REQUEST_MESSAGES: u64 = 100;
+/// Most connections from contacts that are not accepted open at once, per profile.
+pub const DEFAULT_MAX_STRANGER_CONNECTIONS: usize = 64;
 
 /// Settings of a [`Cwtch`](crate::Cwtch) and the engines of its profiles. The defaults suit
 /// a client on Tor; tests shorten the delays.
@@ -43,6 +49,18 @@ pub struct Config {
     /// How long a download waits without receiving anything before it asks again (and,
     /// after a few such waits, fails as stalled).
     pub download_stall: Duration,
+    /// Most contact requests kept at once ([`DEFAULT_MAX_CONTACT_REQUESTS`]). A stranger who
+    /// connects while that many wait is closed right after authentication (as while blocking
+    /// unknown contacts) until the user accepts, blocks or deletes some.
+    pub max_contact_requests: usize,
+    /// Most messages stored from one contact request ([`DEFAULT_MAX_REQUEST_MESSAGES`]).
+    /// Further messages are neither stored nor acknowledged (the sender sees them as not
+    /// delivered, and sends them again once accepted).
+    pub max_request_messages: u64,
+    /// Most inbound connections open at once from peers we have not accepted
+    /// ([`DEFAULT_MAX_STRANGER_CONNECTIONS`]); the service's other inbound slots stay free
+    /// for contacts.
+    pub max_stranger_connections: usize,
 }
 
 impl Default for Config {
@@ -58,6 +76,9 @@ impl Default for Config {
             legacy_v1_only: false,
             max_download_size: cwtch_model::files::MAX_FILE_SIZE,
             download_stall: Duration::from_secs(30),
+            max_contact_requests: DEFAULT_MAX_CONTACT_REQUESTS,
+            max_request_messages: DEFAULT_MAX_REQUEST_MESSAGES,
+            max_stranger_connections: DEFAULT_MAX_STRANGER_CONNECTIONS,
         }
     }
 }

@@ -353,6 +353,18 @@ async fn serve(
         debug!(contact = %remote.redacted(), outbound, "refusing connection");
         return;
     }
+    // Peers we have not accepted share a few inbound slots; the rest stay free for contacts.
+    let _stranger_slot = if outbound || rt.lookup(remote).is_some_and(|r| r.accepted) {
+        None
+    } else {
+        match rt.stranger_slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                debug!(contact = %remote.redacted(), "too many connections from strangers; refusing");
+                return;
+            }
+        }
+    };
     let (session, first) = PeerSession::start(rt.config.legacy_v1_only);
     let pc = Arc::new(PeerConn::new(conn.handle().clone(), session));
     let mut outputs = VecDeque::from(first);
@@ -418,7 +430,9 @@ async fn act(
         Output::Chat(m) => {
             #[cfg(test)]
             crate::fault::on_dispatch(&m);
-            on_chat(rt, remote, contact.conversation, pc, m).await;
+            // A contact request keeps at most so many messages.
+            let limit = (!contact.accepted).then_some(rt.config.max_request_messages);
+            on_chat(rt, remote, contact.conversation, limit, pc, m).await;
         }
         Output::Acknowledged(id) => rt.on_ack(remote, &id).await,
         Output::AttributeRequested { request_id, key } => {
@@ -590,13 +604,18 @@ enum Stored {
     Duplicate,
     /// The id is one of our own messages' (a collision, or a peer replaying our id).
     Collision,
+    /// The conversation holds as many messages as it may (a contact request).
+    Full,
 }
 
-/// A chat message: store it (de-duplicated by the sender's id), then acknowledge it.
+/// A chat message: store it (de-duplicated by the sender's id), then acknowledge it. With a
+/// `limit`, a conversation that holds that many messages already stores and acknowledges no
+/// more (its sender sees them as not delivered).
 async fn on_chat(
     rt: &Arc<Runtime>,
     onion: &Onion,
     conv: ConversationId,
+    limit: Option<u64>,
     pc: &Arc<PeerConn>,
     m: PeerMessage,
 ) {
@@ -623,6 +642,11 @@ async fn on_chat(
                     Stored::Collision
                 });
             }
+            if let Some(limit) = limit {
+                if s.message_count(conv)? >= limit {
+                    return Ok(Stored::Full);
+                }
+            }
             let mut attrs = Attributes::new();
             attrs.insert(keys::MESSAGE_AUTHOR.into(), a);
             attrs.insert(keys::MESSAGE_SENT.into(), ts);
@@ -646,6 +670,13 @@ async fn on_chat(
         Ok(Stored::Duplicate) => {
             debug!(contact = %onion.redacted(), "message already stored; acknowledging again");
             None
+        }
+        Ok(Stored::Full) => {
+            debug!(
+                contact = %onion.redacted(),
+                "a contact request holds as many messages as it may; not stored, not acknowledged"
+            );
+            return;
         }
         Ok(Stored::Collision) => {
             warn!(contact = %onion.redacted(), "a contact's message id collides with one of ours; dropped");

@@ -32,7 +32,8 @@ pub use cwtch_model::peer as wire;
 pub use app::{Cwtch, IMAGES_DIR};
 pub use config::{
     Config, ServiceConfig, DEFAULT_DIAL_BACKOFF_INITIAL, DEFAULT_DIAL_BACKOFF_MAX,
-    DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_VERSION_WAIT,
+    DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_MAX_CONTACT_REQUESTS, DEFAULT_MAX_REQUEST_MESSAGES,
+    DEFAULT_MAX_STRANGER_CONNECTIONS, DEFAULT_VERSION_WAIT,
 };
 pub use connections::{Connections, AUTOSTART_ATTRIBUTE};
 pub use error::{Error, PeerMessageError, Result};

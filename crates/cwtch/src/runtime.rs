@@ -137,6 +137,11 @@ pub(crate) struct Runtime {
     pub(crate) state: Mutex<State>,
     /// Serialises contact creation, acceptance, blocking and deletion.
     pub(crate) contact_ops: tokio::sync::Mutex<()>,
+    /// One permit per open inbound connection from a peer we have not accepted
+    /// ([`Config::max_stranger_connections`](crate::Config)).
+    pub(crate) stranger_slots: Arc<Semaphore>,
+    /// Set once the user has been told that contact requests are full (until they are not).
+    pub(crate) requests_full_warned: AtomicBool,
     pub(crate) block_unknown: AtomicBool,
     /// Image previews and profile pictures: off unless the user turns them on
     /// ([`crate::images::IMAGE_PREVIEWS_ATTRIBUTE`]).
@@ -373,6 +378,23 @@ impl Runtime {
         if self.block_unknown.load(Ordering::Relaxed) || self.cancel.is_cancelled() {
             return None;
         }
+        let waiting = self
+            .state()
+            .contacts
+            .values()
+            .filter(|e| !e.accepted && !e.blocked)
+            .count();
+        if waiting >= self.config.max_contact_requests {
+            if !self.requests_full_warned.swap(true, Ordering::Relaxed) {
+                warn!(
+                    waiting,
+                    "contact requests are full: new strangers are closed until some are accepted, blocked or deleted"
+                );
+            }
+            debug!(contact = %remote.redacted(), "contact requests full; refusing a stranger");
+            return None;
+        }
+        self.requests_full_warned.store(false, Ordering::Relaxed);
         let handle = remote.as_str().to_owned();
         let id = match self
             .store

@@ -374,3 +374,124 @@ async fn garbage_never_hurts() {
     );
     bob.shutdown().await;
 }
+
+/// Connect and say whether Bob let us in: he sends his version message first, or closes.
+async fn let_in(raw: &RawPeer, bob: &Peer) -> Option<Connection> {
+    let mut conn = raw.connect(&bob.onion()).await;
+    match recv(&mut conn).await {
+        Some(p) => {
+            assert_eq!(p, VERSION_V1);
+            Some(conn)
+        }
+        None => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contact_requests_are_capped_until_the_user_deals_with_some() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.max_contact_requests = 2;
+    let bob = peer(&w, "bob", config).await;
+    let (a, b, c) = (
+        RawPeer::new(&w, 21),
+        RawPeer::new(&w, 22),
+        RawPeer::new(&w, 23),
+    );
+    for raw in [&a, &b] {
+        let conn = let_in(raw, &bob)
+            .await
+            .expect("a contact request while there is room");
+        conn.close();
+    }
+    // Two requests wait: the third stranger is closed right after authentication.
+    assert!(let_in(&c, &bob).await.is_none(), "a third request");
+    assert_eq!(bob.profile.contacts().await.unwrap().len(), 2);
+    assert!(bob.profile.contact(&c.onion).await.is_err());
+    // Accepted contacts and blocked peers are not waiting requests: room again.
+    bob.profile.accept(&a.onion).await.unwrap();
+    let conn = let_in(&c, &bob).await.expect("room after one was accepted");
+    conn.close();
+    let req = bob.profile.contact(&c.onion).await.unwrap();
+    assert!(!req.accepted, "a contact request");
+    // A request that exists already still gets in while the list is full.
+    let conn = let_in(&b, &bob).await.expect("a known request");
+    conn.close();
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_contact_request_keeps_only_so_many_messages() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.max_request_messages = 3;
+    let bob = peer(&w, "bob", config).await;
+    let raw = RawPeer::new(&w, 24);
+    let mut conn = let_in(&raw, &bob).await.unwrap();
+    conn.send(VERSION_V1.to_vec()).await.unwrap();
+    let msg = |i: u32| {
+        PeerMessage::new(
+            i.to_string(),
+            CONTEXT_RAW,
+            format!(r#"{{"o":1,"d":"hello {i}"}}"#).into_bytes(),
+        )
+        .encode(WireVersion::V2)
+    };
+    for i in 0..3 {
+        conn.send(msg(i)).await.unwrap();
+        let (ack, _, _) = recv_context(&mut conn, CONTEXT_ACK).await;
+        assert_eq!(ack.id, i.to_string());
+    }
+    // The fourth is neither stored nor acknowledged.
+    conn.send(msg(3)).await.unwrap();
+    nothing_for(&mut conn, Duration::from_millis(500)).await;
+    assert_eq!(
+        bob.profile.contact(&raw.onion).await.unwrap().message_count,
+        3
+    );
+    // A retried message that is stored already is still acknowledged.
+    conn.send(msg(1)).await.unwrap();
+    let (ack, _, _) = recv_context(&mut conn, CONTEXT_ACK).await;
+    assert_eq!(ack.id, "1");
+    // Once accepted, the sender's retry is stored.
+    bob.profile.accept(&raw.onion).await.unwrap();
+    conn.send(msg(3)).await.unwrap();
+    let (ack, _, _) = recv_context(&mut conn, CONTEXT_ACK).await;
+    assert_eq!(ack.id, "3");
+    assert_eq!(
+        bob.profile.contact(&raw.onion).await.unwrap().message_count,
+        4
+    );
+    bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strangers_share_a_few_connection_slots_and_contacts_still_get_in() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.max_stranger_connections = 2;
+    let bob = peer(&w, "bob", config).await;
+    let (a, b, c, friend) = (
+        RawPeer::new(&w, 25),
+        RawPeer::new(&w, 26),
+        RawPeer::new(&w, 27),
+        RawPeer::new(&w, 28),
+    );
+    bob.profile
+        .add_contact(friend.onion.as_str())
+        .await
+        .unwrap();
+    let held_a = let_in(&a, &bob).await.expect("a first stranger");
+    let _held_b = let_in(&b, &bob).await.expect("a second stranger");
+    assert!(let_in(&c, &bob).await.is_none(), "a third stranger at once");
+    let _friend = let_in(&friend, &bob).await.expect("an accepted contact");
+    // A slot is freed when a stranger's connection ends.
+    held_a.close();
+    let mut tries = 0;
+    while let_in(&c, &bob).await.is_none() {
+        tries += 1;
+        assert!(tries < 50, "the slot was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bob.shutdown().await;
+}
