@@ -74,9 +74,37 @@ pub(crate) struct GroupEntry {
     /// The signature of the latest message seen in the group: our next post's
     /// `PreviousMessageSig`.
     pub(crate) latest: Option<Signature>,
-    /// Signatures (std base64) named by a `PreviousMessageSig` and not received, in this
-    /// session: a gap is reported once, and forgotten if the message arrives after all.
-    pub(crate) missing: std::collections::HashSet<String>,
+    /// Messages named by a `PreviousMessageSig` and not received, in this session.
+    pub(crate) missing: Gaps,
+}
+
+/// Most gaps remembered per group and session: each costs a member a post (a token), but
+/// nothing else bounds them.
+const MAX_GAPS: usize = 1024;
+
+/// The signatures (std base64) named by a `PreviousMessageSig` and not received: a gap is
+/// reported once, and forgotten if the message arrives after all. At most [`MAX_GAPS`] are
+/// remembered; gaps beyond those are not reported.
+#[derive(Debug, Default)]
+pub(crate) struct Gaps(std::collections::HashSet<String>);
+
+impl Gaps {
+    /// The message with `signature` has arrived: it is no gap (any more).
+    pub(crate) fn arrived(&mut self, signature: &str) {
+        self.0.remove(signature);
+    }
+
+    /// A message names `previous`, which we do not have. True: a new gap, to report.
+    pub(crate) fn note(&mut self, previous: &str) -> bool {
+        if self.0.len() >= MAX_GAPS || self.0.contains(previous) {
+            return false;
+        }
+        self.0.insert(previous.to_owned())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// The profile's servers and groups.
@@ -1083,4 +1111,34 @@ pub(crate) fn parse_invite(s: &str) -> Result<(Option<KeyBundle>, GroupInvite)> 
 /// The conversation a group message belongs to and whether its author is blocked there.
 pub(crate) fn member_blocked(c: &Conversation, member: &Onion) -> bool {
     c.acl.get(member.as_str()).is_some_and(|a| a.blocked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_is_reported_once_and_forgotten_when_it_arrives() {
+        let mut g = Gaps::default();
+        assert!(g.note("a"));
+        assert!(!g.note("a"), "reported once");
+        g.arrived("a");
+        assert_eq!(g.len(), 0);
+        assert!(
+            g.note("a"),
+            "a gap again after it was filled and named anew"
+        );
+    }
+
+    #[test]
+    fn gaps_are_bounded() {
+        let mut g = Gaps::default();
+        for i in 0..MAX_GAPS {
+            assert!(g.note(&i.to_string()));
+        }
+        assert!(!g.note("one more"), "full: not remembered, not reported");
+        assert_eq!(g.len(), MAX_GAPS);
+        g.arrived("0");
+        assert!(g.note("one more"), "room again once a gap is filled");
+    }
 }

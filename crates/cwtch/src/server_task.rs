@@ -773,10 +773,10 @@ impl Runtime {
                     if let Some(e) = self.state().groups.groups.get_mut(&i.conv) {
                         e.latest = Some(i.latest);
                         // It arrived after all (reordered): no longer missing.
-                        e.missing.remove(&i.signature);
+                        e.missing.arrived(&i.signature);
                         if missing {
                             if let Some(p) = &i.previous {
-                                report = e.missing.insert(p.clone());
+                                report = e.missing.note(p);
                             }
                         }
                     }
