@@ -49,6 +49,10 @@ pub struct Config {
     /// How long a download waits without receiving anything before it asks again (and,
     /// after a few such waits, fails as stalled).
     pub download_stall: Duration,
+    /// How long an automatic image download (a preview or a profile picture, at most 20 MiB)
+    /// may take in all before it fails: a sharer sending a little now and then must not hold
+    /// one of the few automatic downloads for ever.
+    pub image_download_deadline: Duration,
     /// Most contact requests kept at once ([`DEFAULT_MAX_CONTACT_REQUESTS`]). A stranger who
     /// connects while that many wait is closed right after authentication (as while blocking
     /// unknown contacts) until the user accepts, blocks or deletes some.
@@ -76,6 +80,7 @@ impl Default for Config {
             legacy_v1_only: false,
             max_download_size: cwtch_model::files::MAX_FILE_SIZE,
             download_stall: Duration::from_secs(30),
+            image_download_deadline: Duration::from_secs(600),
             max_contact_requests: DEFAULT_MAX_CONTACT_REQUESTS,
             max_request_messages: DEFAULT_MAX_REQUEST_MESSAGES,
             max_stranger_connections: DEFAULT_MAX_STRANGER_CONNECTIONS,

@@ -182,6 +182,9 @@ pub(crate) struct Files {
     downloads: HashMap<FileKey, Running>,
     /// Automatic image downloads being set up (not yet in `downloads`), and from whom.
     starting: HashMap<FileKey, Onion>,
+    /// Conversations where an offered image was left waiting because the automatic downloads
+    /// were at their bound: looked at again when an automatic download ends.
+    deferred: std::collections::BTreeSet<ConversationId>,
     /// Chunk streams being served: one per contact and file. A new request adds its chunks
     /// to the stream's pending set (a chunk asked for twice before it is sent goes once).
     serving: HashMap<(Onion, FileKey), Serving>,
@@ -701,14 +704,22 @@ impl Runtime {
             };
             rt.run_download(&d, rx, cancel).await;
             rt.download_ended(&d);
-            if d.kind == DownloadKind::Preview {
-                rt.preview_waiting(d.conv).await;
+            if d.kind.is_image() {
+                // A place among the automatic downloads is free: for the images left waiting
+                // in this conversation, and in those that waited for a place.
+                let mut convs = std::mem::take(&mut rt.state().files.deferred);
+                if d.kind == DownloadKind::Preview {
+                    convs.insert(d.conv);
+                }
+                for conv in convs {
+                    rt.preview_waiting(conv).await;
+                }
             }
         });
         true
     }
 
-    /// A preview ended: the images offered in its conversation that were left waiting (the
+    /// An automatic download ended: the images offered in `conv` that were left waiting (the
     /// automatic downloads were at their bound) and never tried start now, within the bound.
     /// One that failed is not tried again here (it would be again and again against a sharer
     /// who fails it); it is when previews are turned on or the profile starts.
@@ -976,6 +987,14 @@ impl Runtime {
         // and the progress to report once they are on disk.
         let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut progress: Option<(u64, u64)> = None;
+        // The silence timer: the model ticks when nothing useful arrived for a while (what
+        // answers nothing does not put it off). An automatic download also has a deadline.
+        let stall = self.config.download_stall;
+        let mut quiet_until = tokio::time::Instant::now() + stall;
+        let mut useful = d.useful();
+        let deadline = kind
+            .is_image()
+            .then(|| tokio::time::Instant::now() + self.config.image_download_deadline);
         loop {
             for o in std::mem::take(&mut outputs) {
                 if !batchable(&o) {
@@ -1081,6 +1100,11 @@ impl Runtime {
             if d.is_finished() {
                 return;
             }
+            // After acting on it (writing, opening the partial file): a full quiet period.
+            if d.useful() != useful {
+                useful = d.useful();
+                quiet_until = tokio::time::Instant::now() + stall;
+            }
             let feed = |d: &mut Download, input: DownloadInput| match input {
                 DownloadInput::Message(m) => d.receive(m, &*hashes),
                 DownloadInput::Connected => d.reconnected(),
@@ -1103,7 +1127,15 @@ impl Runtime {
                     }
                     None => return,
                 },
-                _ = tokio::time::sleep(self.config.download_stall) => d.tick(),
+                _ = tokio::time::sleep_until(quiet_until) => {
+                    quiet_until = tokio::time::Instant::now() + stall;
+                    d.tick()
+                }
+                _ = sleep_until_some(deadline) => {
+                    let secs = self.config.image_download_deadline.as_secs();
+                    let reason = format!("the image took longer than {secs} s to arrive");
+                    return self.download_failed(task, reason, false).await;
+                }
             };
         }
     }
@@ -1597,6 +1629,9 @@ impl Runtime {
             });
             if all >= MAX_AUTO_DOWNLOADS || theirs >= MAX_AUTO_DOWNLOADS_PER_CONTACT {
                 debug!("enough images are being downloaded already: this one stays offered");
+                if kind == DownloadKind::Preview {
+                    st.files.deferred.insert(conv.unwrap_or(r.conversation));
+                }
                 return;
             }
             st.files.starting.insert(key, r.onion.clone());
@@ -1725,6 +1760,14 @@ impl Runtime {
 }
 
 /// The first 16 hex digits of a file's root hash (a name for it that says little).
+/// Sleep until `deadline`; for ever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn hex_prefix(key: &FileKey) -> String {
     key.to_string().chars().take(16).collect()
 }

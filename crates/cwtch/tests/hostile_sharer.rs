@@ -7,6 +7,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use cwtch::wire::{PeerMessage, CONTEXT_RAW};
@@ -52,6 +53,16 @@ async fn mallory_connects(
     (mallory, service, conn)
 }
 
+/// A file offer (overlay 200) of `key` as `name`, as a chat message with the id `id`.
+fn offer_message(id: &str, key: &FileKey, name: &str, size: u64) -> Vec<u8> {
+    let offer = FileShare::for_key(name, key, size).to_go_json();
+    let body = format!(
+        r#"{{"o":200,"d":{}}}"#,
+        serde_json::to_string(&String::from_utf8(offer).unwrap()).unwrap()
+    );
+    PeerMessage::new(id, CONTEXT_RAW, body.into_bytes()).encode_v1()
+}
+
 /// Mallory (a raw peer, a contact of Bob's) offers a file (`offered` manifest, name `name`)
 /// and answers Bob's requests with `behaviour`. Returns the file key.
 async fn mallory_offers(
@@ -61,17 +72,30 @@ async fn mallory_offers(
     name: &str,
     behaviour: impl Fn(&FileKey, &Manifest, &FileMessage) -> Vec<FileMessage> + Send + Sync + 'static,
 ) -> (FileKey, Service) {
+    mallory_offers_and_drips(w, bob, manifest, name, behaviour, None).await
+}
+
+/// What Mallory sends every so often, unasked: the `n`th message (none: nothing this time).
+type Drip = (
+    Duration,
+    Box<dyn Fn(&FileKey, &Manifest, u64) -> Option<FileMessage> + Send + Sync>,
+);
+
+/// [`mallory_offers`], and Mallory also sends what `drip` gives, every so often.
+async fn mallory_offers_and_drips(
+    w: &World,
+    bob: &mut Peer,
+    manifest: Manifest,
+    name: &str,
+    behaviour: impl Fn(&FileKey, &Manifest, &FileMessage) -> Vec<FileMessage> + Send + Sync + 'static,
+    drip: Option<Drip>,
+) -> (FileKey, Service) {
     let (_, service, mut conn) = mallory_connects(w, bob, 0x66).await;
     let key = FileKey {
         root_hash: manifest.root_hash,
         nonce: [3; 24],
     };
-    let offer = FileShare::for_key(name, &key, manifest.file_size).to_go_json();
-    let body = format!(
-        r#"{{"o":200,"d":{}}}"#,
-        serde_json::to_string(&String::from_utf8(offer).unwrap()).unwrap()
-    );
-    conn.send(PeerMessage::new("offer-1", CONTEXT_RAW, body.into_bytes()).encode_v1())
+    conn.send(offer_message("offer-1", &key, name, manifest.file_size))
         .await
         .unwrap();
     bob.expect("the offer", |e| {
@@ -84,9 +108,31 @@ async fn mallory_offers(
         )
     })
     .await;
-    let behaviour: Behaviour = Box::new(move |m| behaviour(&key, &manifest, m));
+    let manifest = Arc::new(manifest);
+    let m2 = manifest.clone();
+    let behaviour: Behaviour = Box::new(move |m| behaviour(&key, &m2, m));
+    let (every, drip) = match drip {
+        Some((every, f)) => (every, Some(f)),
+        None => (Duration::from_secs(3600), None),
+    };
     tokio::spawn(async move {
-        while let Some(p) = conn.recv().await {
+        let mut timer = tokio::time::interval(every);
+        let mut n = 0;
+        loop {
+            let p = tokio::select! {
+                p = conn.recv() => p,
+                _ = timer.tick() => {
+                    let next = drip.as_ref().and_then(|f| f(&key, &manifest, n));
+                    n += 1;
+                    if let Some(m) = next {
+                        if conn.send(m.to_peer_message().encode_v1()).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(p) = p else { return };
             let Ok((m, _)) = PeerMessage::decode(&p) else {
                 continue;
             };
@@ -296,16 +342,10 @@ async fn a_flood_of_image_offers_starts_only_a_few_downloads() {
             root_hash: [i; 64],
             nonce: [i; 24],
         };
-        let offer = FileShare::for_key(&format!("cat {i}.png"), &key, 1000).to_go_json();
-        let body = format!(
-            r#"{{"o":200,"d":{}}}"#,
-            serde_json::to_string(&String::from_utf8(offer).unwrap()).unwrap()
-        );
-        conn.send(
-            PeerMessage::new(format!("offer-{i}"), CONTEXT_RAW, body.into_bytes()).encode_v1(),
-        )
-        .await
-        .unwrap();
+        let (id, name) = (format!("offer-{i}"), format!("cat {i}.png"));
+        conn.send(offer_message(&id, &key, &name, 1000))
+            .await
+            .unwrap();
     }
     // A text after them: once it has arrived, every offer before it has been handled.
     conn.send(
@@ -336,4 +376,161 @@ async fn a_flood_of_image_offers_starts_only_a_few_downloads() {
     assert_eq!(downloading, 2, "{files:?}");
     drop(service);
     bob.shutdown().await;
+}
+
+/// Messages that answer nothing (here, a manifest part far out of range, ten times a second)
+/// do not put off the download's silence timer: it asks again, then fails as stalled, long
+/// before the flood limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_that_answer_nothing_do_not_keep_a_download_waiting() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.download_stall = Duration::from_millis(300);
+    let mut bob = peer(&w, "bob", config).await;
+    let data = content(30_000, 4);
+    let m = manifest_of(&data, "f.bin");
+    let junk: Drip = (
+        Duration::from_millis(100),
+        Box::new(|key, _, _| {
+            Some(FileMessage::ManifestPart {
+                key: *key,
+                index: u64::MAX,
+                data: b"junk".to_vec(),
+            })
+        }),
+    );
+    let (key, _svc) =
+        mallory_offers_and_drips(&w, &mut bob, m, "f.bin", |_, _, _| Vec::new(), Some(junk)).await;
+    let dest = tempfile::tempdir().unwrap();
+    let reason = download_fails(&mut bob, &key, dest.path()).await;
+    assert!(reason.contains("stopped sending"), "{reason}");
+    bob.shutdown().await;
+}
+
+/// An automatic image download has a deadline: a sharer that sends its manifest a part at a
+/// time, each just before the silence timer would fire, does not hold a preview for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trickling_image_download_fails_at_its_deadline() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.download_stall = Duration::from_millis(400);
+    config.image_download_deadline = Duration::from_secs(2);
+    let mut bob = peer(&w, "bob", config).await;
+    bob.profile.set_image_previews(true).await.unwrap();
+    let data = content(10 << 20, 5);
+    let m = manifest_of(&data, "cat.png");
+    let parts = cwtch_model::files::manifest_parts(&m.to_go_json()).len();
+    assert!(
+        parts > 12,
+        "a manifest of {parts} parts trickles for longer than the deadline"
+    );
+    let trickle: Drip = (
+        Duration::from_millis(200),
+        Box::new(|key, manifest, n| {
+            let json = manifest.to_go_json();
+            let part = cwtch_model::files::manifest_parts(&json)
+                .get(n as usize)?
+                .to_vec();
+            Some(FileMessage::ManifestPart {
+                key: *key,
+                index: n,
+                data: part,
+            })
+        }),
+    );
+    let (key, _svc) = mallory_offers_and_drips(
+        &w,
+        &mut bob,
+        m,
+        "cat.png",
+        |_, _, _| Vec::new(),
+        Some(trickle),
+    )
+    .await;
+    let k = key.to_string();
+    let failed = bob
+        .expect(
+            "the preview fails",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == k),
+        )
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(reason.contains("took longer than 2 s"), "{reason}");
+    bob.shutdown().await;
+}
+
+/// When the automatic downloads are at their bound, an image offered by another contact
+/// waits, and starts when a place is free (here, when the others' downloads stall), not only
+/// when a download in its own conversation ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_image_left_waiting_starts_when_any_automatic_download_ends() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.download_stall = Duration::from_millis(300);
+    let mut bob = peer(&w, "bob", config).await;
+    bob.profile.set_image_previews(true).await.unwrap();
+    let mut held = Vec::new();
+    // Four contacts offer two images each: the eight automatic downloads. None answers.
+    for c in 0..5u8 {
+        let (_, service, conn) = mallory_connects(&w, &bob, 0x70 + c).await;
+        let offers = if c < 4 { 2 } else { 1 };
+        for i in 0..offers {
+            let key = FileKey {
+                root_hash: [c * 2 + i; 64],
+                nonce: [c; 24],
+            };
+            let (id, name) = (format!("offer-{i}"), format!("cat {i}.png"));
+            conn.send(offer_message(&id, &key, &name, 1000))
+                .await
+                .unwrap();
+            bob.expect("the offer", |e| {
+                matches!(
+                    e,
+                    Event::NewMessage {
+                        overlay: Some(200),
+                        ..
+                    }
+                )
+            })
+            .await;
+        }
+        held.push((service, conn));
+        if c == 3 {
+            // The eight are running before the fifth contact offers its image.
+            let mut tries = 0;
+            while downloading(&bob).await < 8 {
+                tries += 1;
+                assert!(tries < 200, "the eight downloads never started");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    assert_eq!(
+        downloading(&bob).await,
+        8,
+        "the fifth contact's image waits"
+    );
+    let last = FileKey {
+        root_hash: [8; 64],
+        nonce: [4; 24],
+    }
+    .to_string();
+    // The fifth contact's image was left waiting; it starts once the others stall, and,
+    // never answered either, fails in turn.
+    let failed = bob
+        .expect(
+            "the fifth contact's image downloaded (and failed)",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == last),
+        )
+        .await;
+    assert!(matches!(failed, Event::FileDownloadFailed { .. }));
+    bob.shutdown().await;
+}
+
+/// How many of Bob's downloads are running.
+async fn downloading(bob: &Peer) -> usize {
+    let files = bob.profile.files(None).await.unwrap();
+    files.iter().filter(|f| f.state == "downloading").count()
 }

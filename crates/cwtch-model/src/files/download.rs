@@ -224,6 +224,8 @@ pub struct Download {
     state: State,
     /// Set when something useful arrived since the last tick.
     progressed: bool,
+    /// How many useful messages arrived in all ([`Download::useful`]).
+    useful: u64,
     stalls: u32,
     unsolicited: u64,
     /// How often the manifest was asked for: a sharer that never completes it (while sending
@@ -239,6 +241,7 @@ impl Download {
             config,
             state: State::Manifest(Box::default()),
             progressed: false,
+            useful: 0,
             stalls: 0,
             unsolicited: 0,
             manifest_requests: 1,
@@ -252,6 +255,13 @@ impl Download {
     /// The file being downloaded.
     pub fn key(&self) -> &FileKey {
         &self.key
+    }
+
+    /// How many useful messages (new manifest parts, chunks that verified) have arrived.
+    /// The driver's silence timer starts again only when this grows: messages that answer
+    /// nothing must not keep a download from ever [ticking](Download::tick).
+    pub fn useful(&self) -> u64 {
+        self.useful
     }
 
     /// Whether it has completed or failed.
@@ -305,6 +315,7 @@ impl Download {
             return self.fail(DownloadError::ManifestTooLarge { limit });
         }
         self.progressed = true;
+        self.useful += 1;
         m.bytes += data.len() as u64;
         if index > m.next {
             m.early.insert(index, data);
@@ -445,6 +456,7 @@ impl Download {
         let mut out = Vec::new();
         if c.manifest.verify_chunk(index, &hash, &data) {
             self.progressed = true;
+            self.useful += 1;
             c.have.insert(i);
             c.done += data.len() as u64;
             let offset = index * c.manifest.chunk_size;
@@ -921,6 +933,54 @@ mod tests {
             .filter(|o| matches!(o, DownloadOutput::Send(FileMessage::RequestChunks { .. })))
             .count();
         assert!(asks > 1, "{asks}");
+    }
+
+    #[test]
+    fn only_useful_messages_count_as_useful() {
+        let s = Sharer::new(data(1_000_000));
+        let (mut d, _) = Download::start(s.key, DownloadConfig::default());
+        let parts = s.answer(&FileMessage::RequestManifest { key: s.key });
+        assert!(parts.len() > 1);
+        d.receive(parts[0].clone(), &s.manifest.chunks);
+        assert_eq!(d.useful(), 1);
+        // A repeat, a part far out of range, another file's part: nothing useful.
+        d.receive(parts[0].clone(), &s.manifest.chunks);
+        d.receive(
+            FileMessage::ManifestPart {
+                key: s.key,
+                index: u64::MAX,
+                data: b"x".to_vec(),
+            },
+            &s.manifest.chunks,
+        );
+        let other = Sharer::new(data(5_000));
+        d.receive(
+            other.answer(&FileMessage::RequestManifest { key: other.key })[0].clone(),
+            &s.manifest.chunks,
+        );
+        assert_eq!(d.useful(), 1);
+        let mut asked = Vec::new();
+        for p in &parts[1..] {
+            for o in d.receive(p.clone(), &s.manifest.chunks) {
+                if let DownloadOutput::ManifestReady(_) = o {
+                    asked = d.manifest_accepted(None);
+                }
+            }
+        }
+        assert_eq!(d.useful(), parts.len() as u64);
+        let request = asked
+            .into_iter()
+            .find_map(|o| match o {
+                DownloadOutput::Send(r @ FileMessage::RequestChunks { .. }) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        let chunks = s.answer(&request);
+        d.receive(chunks[0].clone(), &s.manifest.chunks);
+        assert_eq!(d.useful(), parts.len() as u64 + 1);
+        // The same chunk again is not.
+        d.receive(chunks[0].clone(), &s.manifest.chunks);
+        assert_eq!(d.useful(), parts.len() as u64 + 1);
     }
 
     #[test]
