@@ -1083,7 +1083,8 @@ impl Runtime {
                     DownloadOutput::Failed(e) => {
                         // An automatic image download that the sharer could not make
                         // acceptable (too large, lying, corrupt) is not tried again.
-                        let refused = kind.is_image() && !matches!(e, DownloadError::Stalled);
+                        let refused = kind.is_image()
+                            && !matches!(e, DownloadError::Stalled | DownloadError::NotShared);
                         return self.download_failed(task, e.to_string(), refused).await;
                     }
                     _ => {}
@@ -1129,7 +1130,13 @@ impl Runtime {
                 },
                 _ = tokio::time::sleep_until(quiet_until) => {
                     quiet_until = tokio::time::Instant::now() + stall;
-                    d.tick()
+                    // A sharer that is away is waited for (its new connection asks again at
+                    // once); only silence on a connection counts towards a stall.
+                    if self.connected(contact) {
+                        d.tick()
+                    } else {
+                        Vec::new()
+                    }
                 }
                 _ = sleep_until_some(deadline) => {
                     let secs = self.config.image_download_deadline.as_secs();
@@ -1279,6 +1286,14 @@ impl Runtime {
     /// A download failed; `refused`: it is not tried again automatically (state `refused`).
     /// A connection to `contact` is ready: its downloads ask again for what they wait for
     /// (a request made while it was coming up went nowhere).
+    /// Whether a connection to `contact` is ready.
+    fn connected(&self, contact: &Onion) -> bool {
+        self.state()
+            .contacts
+            .get(contact)
+            .is_some_and(|e| e.ready_conn().is_some())
+    }
+
     pub(crate) fn downloads_connected(&self, contact: &Onion) {
         let st = self.state();
         for d in st

@@ -281,7 +281,7 @@ async fn a_file_no_longer_shared_fails_with_a_reason() {
     let Event::FileDownloadFailed { reason, .. } = failed else {
         unreachable!()
     };
-    assert!(reason.contains("stopped sending"), "{reason}");
+    assert!(reason.contains("does not answer for this file"), "{reason}");
     assert!(!dest.path().join("gone.txt").exists());
     let files = bob.profile.files(None).await.unwrap();
     assert!(files[0].state.starts_with("failed"), "{:?}", files[0]);
@@ -467,6 +467,54 @@ async fn a_download_asked_for_while_the_sharer_is_away_starts_when_it_connects()
             |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
         )
         .await;
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
+/// A sharer that is away is waited for, however long: only silence on a connection counts
+/// towards a stall (here the stall timer is 300 ms and she is away for ten times as long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_waits_for_a_sharer_who_is_away_without_failing() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "patient.bin", 200_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let alice_home = alice.home.clone();
+    let a = onion(&alice.onion());
+    alice.shutdown().await;
+    bob.expect("Alice gone", |e| {
+        matches!(
+            e,
+            Event::PeerStateChanged {
+                state: cwtch::ConnectionState::Disconnected,
+                ..
+            }
+        )
+    })
+    .await;
+    let dest = tempfile::tempdir().unwrap();
+    let target = bob
+        .profile
+        .download_file(a, &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect_none(Duration::from_secs(3), "a failure while she is away", |e| {
+        matches!(e, Event::FileDownloadFailed { .. })
+    })
+    .await;
+    let alice = reopen(&w, &alice_home, config()).await;
+    bob.expect(
+        "downloaded once Alice is back",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+    )
+    .await;
     assert_eq!(
         std::fs::read(&target).unwrap(),
         std::fs::read(&path).unwrap()

@@ -304,7 +304,7 @@ async fn profile_pictures_arrive_only_with_previews_on() {
     bob.profile.accept(onion(&a)).await.unwrap();
     expect_profile_key(&mut bob, &a, &first_key).await;
     let reason = expect_failed(&mut bob, &first_key).await;
-    assert!(reason.contains("stopped sending"), "{reason}");
+    assert!(reason.contains("does not answer for this file"), "{reason}");
     assert_eq!(
         bob.profile.profile_image(onion(&a)).await.unwrap(),
         None,

@@ -92,8 +92,13 @@ pub enum DownloadError {
     #[error("the file does not match the hash its key names (the manifest lies)")]
     RootHashMismatch,
     /// Nothing arrived for too long.
-    #[error("the sharer stopped sending")]
+    #[error("the sharer stopped sending (it may have stopped sharing the file, or changed it)")]
     Stalled,
+    /// The sharer, connected, never answered for the manifest.
+    #[error(
+        "the sharer does not answer for this file (it may have stopped sharing it, or changed it)"
+    )]
+    NotShared,
     /// The sharer sent too much that was not asked for.
     #[error("the sharer sent too much that was not asked for")]
     Flooded,
@@ -491,14 +496,21 @@ impl Download {
         } else {
             self.stalls += 1;
             if self.stalls > self.config.max_stalls {
-                return self.fail(DownloadError::Stalled);
+                return self.fail(match self.state {
+                    State::Manifest(_) if self.useful == 0 => DownloadError::NotShared,
+                    _ => DownloadError::Stalled,
+                });
             }
         }
         match &mut self.state {
             State::Manifest(m) => {
                 // Nothing for a while: ask for it all again, from the start.
                 if self.manifest_requests > self.config.max_stalls {
-                    return self.fail(DownloadError::Stalled);
+                    return self.fail(if self.useful == 0 {
+                        DownloadError::NotShared
+                    } else {
+                        DownloadError::Stalled
+                    });
                 }
                 self.manifest_requests += 1;
                 **m = ManifestParts::default();
@@ -933,6 +945,22 @@ mod tests {
             .filter(|o| matches!(o, DownloadOutput::Send(FileMessage::RequestChunks { .. })))
             .count();
         assert!(asks > 1, "{asks}");
+    }
+
+    #[test]
+    fn a_manifest_never_answered_is_not_shared_and_one_broken_off_is_stalled() {
+        let s = Sharer::new(data(1_000_000));
+        let (_, out) = run(&s, DownloadConfig::default(), None, |_| vec![]);
+        assert_eq!(
+            last(&out),
+            &DownloadOutput::Failed(DownloadError::NotShared)
+        );
+        // The first part only, then silence.
+        let (_, out) = run(&s, DownloadConfig::default(), None, |m| match m {
+            FileMessage::ManifestPart { index: 0, .. } => vec![m],
+            _ => vec![],
+        });
+        assert_eq!(last(&out), &DownloadOutput::Failed(DownloadError::Stalled));
     }
 
     #[test]
