@@ -807,8 +807,11 @@ async fn group_command(
                 create_home: false,
             };
             match client::execute(dir, req, direct).await?.0 {
-                Reply::Sent { sent } if json => output::json(&sent),
-                Reply::Sent { sent } => output::line(&output::invite_line(&sent, &a.group)),
+                Reply::Invited { sent, group } if json => output::json(&output::InviteJson {
+                    sent: &sent,
+                    group: &group,
+                }),
+                Reply::Invited { sent, group } => output::line(&output::invite_line(&sent, &group)),
                 r => return Err(unexpected(r)),
             }
             Ok(())

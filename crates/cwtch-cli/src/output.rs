@@ -151,6 +151,14 @@ pub(crate) fn send_line(s: &SendRow) -> String {
     }
 }
 
+/// `group invite --json`: the invite message, and the name of the group it invites to.
+#[derive(serde::Serialize)]
+pub(crate) struct InviteJson<'a> {
+    #[serde(flatten)]
+    pub(crate) sent: &'a SendRow,
+    pub(crate) group: &'a str,
+}
+
 /// The outcome of `group invite`, first word `acknowledged` or `queued`.
 pub(crate) fn invite_line(s: &SendRow, group: &str) -> String {
     match s.delivery {

@@ -788,6 +788,11 @@ pub(crate) enum Reply {
     Sent {
         sent: SendRow,
     },
+    /// `group invite`: the invite message to the contact, and the group's name.
+    Invited {
+        sent: SendRow,
+        group: String,
+    },
     GroupSent {
         sent: GroupSendRow,
     },

@@ -921,13 +921,23 @@ impl Session {
                 h.group_invites(g.clone())
                     .await
                     .map_err(|e| group_error(e, &group))?;
+                let name = h
+                    .group(g.clone())
+                    .await
+                    .map_err(|e| group_error(e, &group))?
+                    .name;
                 let events = self.app.events();
                 let sent = h
                     .invite_to_group(g, cid.clone())
                     .await
                     .map_err(|e| contact_error(e, &contact))?;
-                self.await_acknowledgement(&h, events, cid, &contact, sent, wait_secs)
-                    .await
+                match self
+                    .await_acknowledgement(&h, events, cid, &contact, sent, wait_secs)
+                    .await?
+                {
+                    Reply::Sent { sent } => Ok(Reply::Invited { sent, group: name }),
+                    r => Ok(r),
+                }
             }
             Request::GroupJoin { profile, invite } => {
                 let h = self.handle(profile.as_deref()).await?;

@@ -152,8 +152,21 @@ async fn three_members_invite_accept_join_post_and_read() {
 
     // Over P2P: Alice invites Bob; he sees the invite, unaccepted, and accepts it.
     befriend(&mut a, &alice, &mut b, &bob).await;
-    let o = acwtch(&a_dir, &["group", "invite", "book club", &bob]).await;
-    assert!(ok(&o).starts_with("acknowledged:"), "{}", ok(&o));
+    // (The group by its conversation id: the reply names it.)
+    let groups = json(&acwtch(&a_dir, &["--json", "group", "list"]).await);
+    let club = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "book club")
+        .unwrap()["conversation_id"]
+        .to_string();
+    let o = acwtch(&a_dir, &["group", "invite", &club, &bob]).await;
+    assert!(
+        ok(&o).starts_with("acknowledged: the invite to book club reached"),
+        "{}",
+        ok(&o)
+    );
     let inv = b
         .wait_for(STEP, |e| {
             e["event"] == "GroupInvite" && e["from"] == alice.as_str()
