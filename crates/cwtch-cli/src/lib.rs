@@ -630,7 +630,7 @@ async fn contact_command(
         }
         Reply::Contact { contact } if json => output::json(&contact),
         Reply::Contact { contact } if permissions => {
-            output::line(&output::permissions_line(&contact.permissions));
+            output::line(&output::contact_permissions_line(&contact));
         }
         Reply::Contact { contact } if deleted => output::line(&format!(
             "deleted: {} ({} messages)",

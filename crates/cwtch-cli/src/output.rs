@@ -71,7 +71,17 @@ pub(crate) fn contact_line(c: &ContactRow) -> String {
 }
 
 /// `files: allow (default)<TAB>images: refuse`: a contact's permissions, and which are the
-/// default.
+/// default; for a request or a blocked contact, a third field says they are not in force.
+pub(crate) fn contact_permissions_line(c: &ContactRow) -> String {
+    let line = permissions_line(&c.permissions);
+    match c.status() {
+        "accepted" => line,
+        "blocked" => format!("{line}	not in force: the contact is blocked"),
+        _ => format!("{line}	not in force until the contact is accepted"),
+    }
+}
+
+/// `files: allow (default)<TAB>images: refuse`: permissions, and which are the default.
 pub(crate) fn permissions_line(p: &cwtch::Permissions) -> String {
     let one = |set: Option<bool>, effective: bool| {
         let word = if effective { "allow" } else { "refuse" };
@@ -284,6 +294,33 @@ mod tests {
         assert_eq!(
             permissions_line(&p(None, Some(false))),
             "files: allow (default)\timages: refuse"
+        );
+    }
+
+    #[test]
+    fn permissions_of_a_request_or_a_blocked_contact_are_not_in_force() {
+        let row = |accepted, blocked| ContactRow {
+            conversation_id: 1,
+            onion: "x".into(),
+            name: None,
+            accepted,
+            blocked,
+            state: cwtch::ConnectionState::Disconnected,
+            message_count: 0,
+            unread: 0,
+            unacknowledged: 0,
+            attributes: Default::default(),
+            permissions: Default::default(),
+        };
+        let defaults = "files: allow (default)\timages: allow (default)";
+        assert_eq!(contact_permissions_line(&row(true, false)), defaults);
+        assert_eq!(
+            contact_permissions_line(&row(false, false)),
+            format!("{defaults}\tnot in force until the contact is accepted")
+        );
+        assert_eq!(
+            contact_permissions_line(&row(true, true)),
+            format!("{defaults}\tnot in force: the contact is blocked")
         );
     }
 

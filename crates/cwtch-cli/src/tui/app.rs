@@ -2277,7 +2277,7 @@ impl App {
                 self.note(format!(
                     "{}: {}",
                     short(&contact.onion),
-                    crate::output::permissions_line(&contact.permissions).replace('\t', "  ")
+                    crate::output::contact_permissions_line(&contact).replace('\t', "  ")
                 ));
                 Vec::new()
             }
