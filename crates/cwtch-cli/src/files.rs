@@ -372,9 +372,9 @@ pub(crate) async fn file_command(
                             f.conversation_id,
                             f.file_key,
                             if f.ours { "ours" } else { "theirs" },
-                            f.state,
+                            output::escape(&f.state),
                             f.size,
-                            crate::tui::sanitize::inert(&f.name),
+                            output::escape(&f.name),
                         ));
                     }
                 }

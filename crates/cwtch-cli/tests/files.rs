@@ -423,3 +423,24 @@ async fn a_killed_download_resumes_when_the_same_command_runs_again() {
     assert!(same_file(&src, &target), "the file arrived altered");
     assert!(!dest.join("video.bin.part").exists());
 }
+
+/// `file list` shows a name as `messages` shows text: one record per line, with a newline or
+/// an escape sequence in the sharer's file name written out (`\n`, `\u{1b}`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_list_escapes_names_like_messages_do() {
+    let w = World::new().await;
+    let _a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("two\nlines\u{1b}[2J.txt");
+    std::fs::write(&src, b"hello").unwrap();
+    let key = w.share(&mut b, &src).await;
+    let o = acwtch(&w.b_dir, &["file", "list"]).await;
+    let text = ok(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains(&key), "{text}");
+    assert!(
+        text.trim_end().ends_with("\ttwo\\nlines\\u{1b}[2J.txt"),
+        "{text}"
+    );
+}
