@@ -284,6 +284,7 @@ mod tests {
             content_hash: "h".into(),
             image: None,
             file: None,
+            reply_to: None,
         };
         let messages = vec![row; 1000];
         let mut line =

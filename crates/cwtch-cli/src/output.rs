@@ -110,6 +110,12 @@ pub(crate) fn message_line(m: &MessageRow) -> String {
         .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_owned))
         .unwrap_or_default();
     let text = match (&m.text, m.overlay) {
+        (Some(t), _) if matches!(m.content, cwtch::Content::QuotedReply { .. }) => {
+            match m.reply_to {
+                Some(id) => format!("[reply to {id}] {}", escape(t)),
+                None => format!("[reply to a message not here] {}", escape(t)),
+            }
+        }
         (Some(t), _) => escape(t),
         (None, Some(o)) => format!("[overlay {o}] {}", escape(&m.body)),
         (None, None) => format!("[malformed] {}", escape(&m.body)),

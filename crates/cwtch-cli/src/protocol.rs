@@ -557,6 +557,9 @@ pub(crate) struct MessageRow {
     /// A file message's file, as `file list` says it is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<FileStateRow>,
+    /// A reply's quoted message, by id, when it is found in the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reply_to: Option<i64>,
 }
 
 /// Where a file of a file message stands (from `cwtch::FileInfo`).
@@ -597,6 +600,7 @@ impl MessageRow {
             content_hash: m.content_hash,
             image: None,
             file: None,
+            reply_to: None,
         }
     }
 }

@@ -753,6 +753,27 @@ impl Session {
                 r.image = h.image(conv, file_key).await.ok().flatten();
             }
         }
+        // The message each reply quotes: in this page, or (a contact's) by its hash.
+        for i in 0..rows.len() {
+            let cwtch::Content::QuotedReply { quoted_hash, .. } = &rows[i].content else {
+                continue;
+            };
+            let quoted = quoted_hash.clone();
+            let mut found = rows
+                .iter()
+                .rev()
+                .find(|r| r.content_hash == quoted)
+                .map(|r| r.message_id);
+            if let (None, Target::Contact(cid)) = (found, &t) {
+                found = h
+                    .message_by_content_hash(cid.clone(), &quoted)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|m| m.message_id.0);
+            }
+            rows[i].reply_to = found;
+        }
         // Where each file message's file stands (one listing, only if there are any).
         let is_file = |r: &MessageRow| matches!(r.content, cwtch::Content::FileShare { .. });
         if rows.iter().any(is_file) {

@@ -456,6 +456,17 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
     let r = a.wait_for(STEP, |e| is_new_message(e, "noted")).await;
     assert_eq!(r["overlay"], 10, "{r}");
     assert_eq!(r["quoted_hash"], hash.as_str(), "{r}");
+    // Alice's `messages` marks the reply, with the id of the message it quotes.
+    let am = messages(&w.a_dir, &w.bob).await;
+    let quoted = am.iter().find(|m| m["text"] == "last words").unwrap()["message_id"].clone();
+    let reply = am.iter().find(|m| m["text"] == "noted").unwrap();
+    assert_eq!(reply["reply_to"], quoted, "{reply}");
+    let o = acwtch(&w.a_dir, &["messages", &w.bob]).await;
+    assert!(
+        ok(&o).contains(&format!("\t[reply to {quoted}] noted\n")),
+        "{}",
+        ok(&o)
+    );
     fails(
         &acwtch(&w.a_dir, &["contact", "delete", &w.bob]).await,
         2,

@@ -81,6 +81,7 @@ pub(crate) mod bench {
                         content_hash: format!("hash-{i}"),
                         image: None,
                         file: None,
+                        reply_to: None,
                     }
                 })
                 .collect();

@@ -85,6 +85,7 @@ fn msg(
         content_hash: format!("hash{conv}-{id}"),
         image: None,
         file: None,
+        reply_to: None,
     }
 }
 
