@@ -2707,3 +2707,34 @@ fn a_new_password_is_typed_twice() {
         "{a:?}"
     );
 }
+
+#[test]
+fn a_small_window_says_so_and_a_narrow_one_shows_one_pane() {
+    let mut app = world();
+    // Too small to keep the compose line: said, with the size needed.
+    for (w, h) in [(36, 6), (39, 24), (80, 7)] {
+        let s = screen(&app, w, h);
+        assert!(s.contains("too small"), "{w}x{h}:\n{s}");
+        assert!(!s.contains("Compose"), "{w}x{h}:\n{s}");
+    }
+    let s = screen(&app, 40, 8);
+    assert!(s.contains("Compose"), "{s}");
+    // Narrow: the list, until a conversation is open and has the focus.
+    let s = screen(&app, 50, 12);
+    assert!(s.contains("Conversations") && !s.contains("Cwtch ─"), "{s}");
+    open_with(&mut app, 1, bob_messages());
+    assert!(app.focus != Focus::List, "opening a conversation moves the focus");
+    let s = screen(&app, 50, 12);
+    assert!(!s.contains("Conversations"), "{s}");
+    assert!(s.contains("bob"), "{s}");
+    assert!(s.contains("Enter sends"), "the compose line:\n{s}");
+    // Tab goes back to the list, which is shown instead.
+    app.handle_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::List);
+    let s = screen(&app, 50, 12);
+    assert!(s.contains("Conversations"), "{s}");
+    // Wide: both.
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Conversations") && s.contains("Message bob"), "{s}");
+    assert!(s.contains("see you there"), "{s}");
+}

@@ -67,8 +67,25 @@ pub(crate) const COMMANDS: &[&str] = &[
 const ACCENT: Color = Color::Cyan;
 
 /// Draw the whole screen.
+/// The smallest window the TUI draws in; below it, it says so.
+pub(crate) const MIN_SIZE: (u16, u16) = (40, 8);
+/// Below this width the conversation list and the open conversation take turns.
+const TWO_PANES_WIDTH: u16 = 64;
+
 pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
     let area = f.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        let text = format!(
+            "The window is too small ({}×{}): Cwtch needs at least {}×{}. Ctrl-C quits.",
+            area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
+        );
+        let lines: Vec<Line<'static>> = wrap(&text, usize::from(area.width.max(1)))
+            .into_iter()
+            .map(Line::from)
+            .collect();
+        f.render_widget(Paragraph::new(lines), area);
+        return;
+    }
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
@@ -77,13 +94,23 @@ pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
             Constraint::Length(1),
         ])
         .split(area);
-    let left_width = (area.width / 3).clamp(28, 36);
-    let cols = Layout::default()
-        .direction(Direction::Horizontal)
-        .constraints([Constraint::Length(left_width), Constraint::Min(10)])
-        .split(rows[0]);
-    conversations(app, f, cols[0]);
-    conversation(app, f, cols[1]);
+    if area.width < TWO_PANES_WIDTH {
+        // Narrow: the list while it has the focus (or nothing is open), else the conversation.
+        let list = matches!(app.focus, Focus::List | Focus::Filter) || app.open_conv().is_none();
+        if list {
+            conversations(app, f, rows[0]);
+        } else {
+            conversation(app, f, rows[0]);
+        }
+    } else {
+        let left_width = (area.width / 3).clamp(28, 36);
+        let cols = Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Length(left_width), Constraint::Min(10)])
+            .split(rows[0]);
+        conversations(app, f, cols[0]);
+        conversation(app, f, cols[1]);
+    }
     compose(app, f, rows[1]);
     status_bar(app, f, rows[2]);
     match &app.overlay {
