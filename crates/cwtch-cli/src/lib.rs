@@ -477,7 +477,13 @@ async fn profile_command(
                 create_home: true,
             };
             let (reply, _) = client::execute(dir, req, direct).await?;
-            print_new_profile(reply, "imported", "", json)?;
+            // The archive carries the identity: two hosts of one onion split its messages.
+            let suffix = concat!(
+                "; it is the same identity as the copy it was exported from: run it in one ",
+                "place only (stop or delete the other copy), or contacts' messages go to ",
+                "whichever copy they reach"
+            );
+            print_new_profile(reply, "imported", suffix, json)?;
         }
         ProfileCommand::Delete(args) => {
             let password = extra_password(args.password_stdin)?;

@@ -274,6 +274,8 @@ fn export_import_and_delete() {
     let other = tmp.path().join("other");
     let o = cwtch(&other, &["profile", "import", archive.to_str().unwrap()]);
     assert_eq!(last_line(&o), alice);
+    let note = String::from_utf8_lossy(&o.stderr);
+    assert!(note.contains("run it in one place only"), "{note}");
     assert_eq!(
         ok(&cwtch(&other, &["profile", "list"])),
         format!("alice\t{alice}\n")

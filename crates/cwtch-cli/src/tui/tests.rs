@@ -2723,7 +2723,10 @@ fn a_small_window_says_so_and_a_narrow_one_shows_one_pane() {
     let s = screen(&app, 50, 12);
     assert!(s.contains("Conversations") && !s.contains("Cwtch ─"), "{s}");
     open_with(&mut app, 1, bob_messages());
-    assert!(app.focus != Focus::List, "opening a conversation moves the focus");
+    assert!(
+        app.focus != Focus::List,
+        "opening a conversation moves the focus"
+    );
     let s = screen(&app, 50, 12);
     assert!(!s.contains("Conversations"), "{s}");
     assert!(s.contains("bob"), "{s}");
@@ -2735,6 +2738,9 @@ fn a_small_window_says_so_and_a_narrow_one_shows_one_pane() {
     assert!(s.contains("Conversations"), "{s}");
     // Wide: both.
     let s = screen(&app, 80, 24);
-    assert!(s.contains("Conversations") && s.contains("Message bob"), "{s}");
+    assert!(
+        s.contains("Conversations") && s.contains("Message bob"),
+        "{s}"
+    );
     assert!(s.contains("see you there"), "{s}");
 }
