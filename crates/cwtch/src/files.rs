@@ -1106,9 +1106,14 @@ impl Runtime {
                 useful = d.useful();
                 quiet_until = tokio::time::Instant::now() + stall;
             }
-            let feed = |d: &mut Download, input: DownloadInput| match input {
+            // A new connection asks again at once: its answers get a full quiet period.
+            let mut asked_again = false;
+            let mut feed = |d: &mut Download, input: DownloadInput| match input {
                 DownloadInput::Message(m) => d.receive(m, &*hashes),
-                DownloadInput::Connected => d.reconnected(),
+                DownloadInput::Connected => {
+                    asked_again = true;
+                    d.reconnected()
+                }
             };
             outputs = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -1131,19 +1136,30 @@ impl Runtime {
                 _ = tokio::time::sleep_until(quiet_until) => {
                     quiet_until = tokio::time::Instant::now() + stall;
                     // A sharer that is away is waited for (its new connection asks again at
-                    // once); only silence on a connection counts towards a stall.
-                    if self.connected(contact) {
-                        d.tick()
-                    } else {
-                        Vec::new()
+                    // once); only silence on a connection counts towards a stall. One that
+                    // is blocked or deleted will not come back.
+                    match self.lookup(contact) {
+                        None => {
+                            let reason = "the sharer is no longer a contact".to_owned();
+                            return self.download_failed(task, reason, false).await;
+                        }
+                        Some(r) if r.blocked => {
+                            let reason = "the sharer is blocked".to_owned();
+                            return self.download_failed(task, reason, false).await;
+                        }
+                        Some(_) if self.connected(contact) => d.tick(),
+                        Some(_) => Vec::new(),
                     }
                 }
                 _ = sleep_until_some(deadline) => {
                     let secs = self.config.image_download_deadline.as_secs();
-                    let reason = format!("the image took longer than {secs} s to arrive");
+                    let reason = format!("the image did not arrive within {secs} s");
                     return self.download_failed(task, reason, false).await;
                 }
             };
+            if asked_again {
+                quiet_until = tokio::time::Instant::now() + stall;
+            }
         }
     }
 
@@ -1283,9 +1299,6 @@ impl Runtime {
         }
     }
 
-    /// A download failed; `refused`: it is not tried again automatically (state `refused`).
-    /// A connection to `contact` is ready: its downloads ask again for what they wait for
-    /// (a request made while it was coming up went nowhere).
     /// Whether a connection to `contact` is ready.
     fn connected(&self, contact: &Onion) -> bool {
         self.state()
@@ -1294,6 +1307,8 @@ impl Runtime {
             .is_some_and(|e| e.ready_conn().is_some())
     }
 
+    /// A connection to `contact` is ready: its downloads ask again for what they wait for
+    /// (a request made while it was coming up went nowhere).
     pub(crate) fn downloads_connected(&self, contact: &Onion) {
         let st = self.state();
         for d in st
@@ -1320,6 +1335,7 @@ impl Runtime {
         }
     }
 
+    /// A download failed; `refused`: it is not tried again automatically (state `refused`).
     async fn download_failed(&self, task: &DownloadTask, reason: String, refused: bool) {
         warn!(reason = %reason, "download failed");
         let (conv, key) = (task.conv, &task.key);
@@ -1774,7 +1790,6 @@ impl Runtime {
     }
 }
 
-/// The first 16 hex digits of a file's root hash (a name for it that says little).
 /// Sleep until `deadline`; for ever without one.
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -1783,6 +1798,7 @@ async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The first 16 hex digits of a file's root hash (a name for it that says little).
 fn hex_prefix(key: &FileKey) -> String {
     key.to_string().chars().take(16).collect()
 }

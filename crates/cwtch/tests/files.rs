@@ -522,3 +522,35 @@ async fn a_download_waits_for_a_sharer_who_is_away_without_failing() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// A download from a sharer who is away ends when the sharer is blocked or deleted: it would
+/// never come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_from_a_blocked_sharer_fails_with_a_reason() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "never.bin", 20_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let a = onion(&alice.onion());
+    alice.shutdown().await;
+    let dest = tempfile::tempdir().unwrap();
+    bob.profile
+        .download_file(a.clone(), &key, dest.path())
+        .await
+        .unwrap();
+    bob.profile.block(a).await.unwrap();
+    let failed = bob
+        .expect(
+            "failed",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert_eq!(reason, "the sharer is blocked");
+    bob.shutdown().await;
+}

@@ -66,12 +66,12 @@ pub(crate) const COMMANDS: &[&str] = &[
 
 const ACCENT: Color = Color::Cyan;
 
-/// Draw the whole screen.
 /// The smallest window the TUI draws in; below it, it says so.
 pub(crate) const MIN_SIZE: (u16, u16) = (40, 8);
 /// Below this width the conversation list and the open conversation take turns.
 const TWO_PANES_WIDTH: u16 = 64;
 
+/// Draw the whole screen.
 pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
     let area = f.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
