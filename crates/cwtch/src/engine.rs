@@ -347,13 +347,8 @@ async fn serve(
     registered: &mut Option<Arc<PeerConn>>,
 ) {
     let outbound = conn.handle().is_outbound();
-    // Blocked peers, and strangers while blocking unknown contacts, are closed right after
-    // authentication: nothing is read from them, nothing is stored.
-    if rt.admit(remote, outbound).await.is_none() {
-        debug!(contact = %remote.redacted(), outbound, "refusing connection");
-        return;
-    }
     // Peers we have not accepted share a few inbound slots; the rest stay free for contacts.
+    // Taken first: a stranger with no slot is not even made a contact request.
     let _stranger_slot = if outbound || rt.lookup(remote).is_some_and(|r| r.accepted) {
         None
     } else {
@@ -365,6 +360,12 @@ async fn serve(
             }
         }
     };
+    // Blocked peers, and strangers while blocking unknown contacts, are closed right after
+    // authentication: nothing is read from them, nothing is stored.
+    if rt.admit(remote, outbound).await.is_none() {
+        debug!(contact = %remote.redacted(), outbound, "refusing connection");
+        return;
+    }
     let (session, first) = PeerSession::start(rt.config.legacy_v1_only);
     let pc = Arc::new(PeerConn::new(conn.handle().clone(), session));
     let mut outputs = VecDeque::from(first);
@@ -672,6 +673,9 @@ async fn on_chat(
             None
         }
         Ok(Stored::Full) => {
+            if let Some(e) = rt.state().contacts.get_mut(onion) {
+                e.held_back = true;
+            }
             debug!(
                 contact = %onion.redacted(),
                 "a contact request holds as many messages as it may; not stored, not acknowledged"

@@ -53,6 +53,9 @@ pub(crate) struct ContactEntry {
     pub(crate) conns: Vec<Arc<PeerConn>>,
     pub(crate) dialer: Option<CancellationToken>,
     pub(crate) outbox: BTreeMap<MessageId, Outgoing>,
+    /// A contact request's messages were left unacknowledged (it held as many as it may):
+    /// on acceptance its connections are closed, so that its next one sends them again.
+    pub(crate) held_back: bool,
 }
 
 impl ContactEntry {
@@ -65,6 +68,7 @@ impl ContactEntry {
             conns: Vec::new(),
             dialer: None,
             outbox: BTreeMap::new(),
+            held_back: false,
         }
     }
 
@@ -475,14 +479,14 @@ impl Runtime {
         self.store
             .call(move |s| s.accept_conversation(conv))
             .await?;
-        let conns = {
+        let (conns, held_back) = {
             let mut st = self.state();
             match st.contacts.get_mut(&r.onion) {
                 Some(e) => {
                     e.accepted = true;
-                    e.conns.clone()
+                    (e.conns.clone(), std::mem::take(&mut e.held_back))
                 }
-                None => Vec::new(),
+                None => (Vec::new(), false),
             }
         };
         self.emit(Event::ContactUpdated {
@@ -492,10 +496,17 @@ impl Runtime {
             accepted: true,
             blocked: r.blocked,
         });
+        if held_back {
+            // Messages it sent were not acknowledged: a sender sends them again on a new
+            // connection, which our dialler (or theirs) makes now.
+            for c in &conns {
+                c.handle.close();
+            }
+        }
         self.ensure_dialer(&r.onion);
         // Now that they may see our attributes, ask for theirs (in the background: a slow
         // connection must not hold up contact operations).
-        for c in conns {
+        for c in conns.into_iter().filter(|_| !held_back) {
             self.spawn(async move { engine::request_attributes(&c).await });
         }
         Ok(())

@@ -453,8 +453,12 @@ async fn a_contact_request_keeps_only_so_many_messages() {
     conn.send(msg(1)).await.unwrap();
     let (ack, _, _) = recv_context(&mut conn, CONTEXT_ACK).await;
     assert_eq!(ack.id, "1");
-    // Once accepted, the sender's retry is stored.
+    // Accepting closes the connection (messages were held back), so that the sender's
+    // next connection sends them again; that retry is stored.
     bob.profile.accept(&raw.onion).await.unwrap();
+    while recv(&mut conn).await.is_some() {}
+    let mut conn = let_in(&raw, &bob).await.expect("an accepted contact");
+    conn.send(VERSION_V1.to_vec()).await.unwrap();
     conn.send(msg(3)).await.unwrap();
     let (ack, _, _) = recv_context(&mut conn, CONTEXT_ACK).await;
     assert_eq!(ack.id, "3");
@@ -484,6 +488,10 @@ async fn strangers_share_a_few_connection_slots_and_contacts_still_get_in() {
     let held_a = let_in(&a, &bob).await.expect("a first stranger");
     let _held_b = let_in(&b, &bob).await.expect("a second stranger");
     assert!(let_in(&c, &bob).await.is_none(), "a third stranger at once");
+    assert!(
+        bob.profile.contact(&c.onion).await.is_err(),
+        "a stranger refused a slot is not made a contact request"
+    );
     let _friend = let_in(&friend, &bob).await.expect("an accepted contact");
     // A slot is freed when a stranger's connection ends.
     held_a.close();
@@ -493,5 +501,48 @@ async fn strangers_share_a_few_connection_slots_and_contacts_still_get_in() {
         assert!(tries < 50, "the slot was never freed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bob.shutdown().await;
+}
+
+/// A profile whose messages a contact request held back (over its limit) sees every one of
+/// them acknowledged once the request is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_held_back_by_a_request_arrive_once_it_is_accepted() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", fast_config()).await;
+    let mut config = fast_config();
+    config.max_request_messages = 2;
+    let mut bob = peer(&w, "bob", config).await;
+    alice.profile.add_contact(&bob.onion()).await.unwrap();
+    let b = onion(&bob.onion());
+    for i in 0..5 {
+        alice
+            .profile
+            .send_text(b.clone(), &format!("hello {i}"))
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        alice
+            .expect("an acknowledgement", |e| matches!(e, Event::Acknowledged { .. }))
+            .await;
+    }
+    alice
+        .expect_none(Duration::from_millis(500), "a third acknowledgement", |e| {
+            matches!(e, Event::Acknowledged { .. })
+        })
+        .await;
+    let a = onion(&alice.onion());
+    assert_eq!(bob.profile.contact(a.clone()).await.unwrap().message_count, 2);
+    bob.profile.accept(a.clone()).await.unwrap();
+    for _ in 0..3 {
+        alice
+            .expect("the held-back messages acknowledged", |e| {
+                matches!(e, Event::Acknowledged { .. })
+            })
+            .await;
+    }
+    assert_eq!(bob.profile.contact(a).await.unwrap().message_count, 5);
+    alice.shutdown().await;
     bob.shutdown().await;
 }
