@@ -524,7 +524,9 @@ async fn messages_held_back_by_a_request_arrive_once_it_is_accepted() {
     }
     for _ in 0..2 {
         alice
-            .expect("an acknowledgement", |e| matches!(e, Event::Acknowledged { .. }))
+            .expect("an acknowledgement", |e| {
+                matches!(e, Event::Acknowledged { .. })
+            })
             .await;
     }
     alice
@@ -533,7 +535,10 @@ async fn messages_held_back_by_a_request_arrive_once_it_is_accepted() {
         })
         .await;
     let a = onion(&alice.onion());
-    assert_eq!(bob.profile.contact(a.clone()).await.unwrap().message_count, 2);
+    assert_eq!(
+        bob.profile.contact(a.clone()).await.unwrap().message_count,
+        2
+    );
     bob.profile.accept(a.clone()).await.unwrap();
     for _ in 0..3 {
         alice
