@@ -71,13 +71,14 @@ pub(crate) fn contact_line(c: &ContactRow) -> String {
 }
 
 /// `files: allow (default)<TAB>images: refuse`: a contact's permissions, and which are the
-/// default; for a request or a blocked contact, a third field says they are not in force.
+/// default; for a blocked contact or a request, a third field says what is not in force.
 pub(crate) fn contact_permissions_line(c: &ContactRow) -> String {
     let line = permissions_line(&c.permissions);
     match c.status() {
         "accepted" => line,
-        "blocked" => format!("{line}	not in force: the contact is blocked"),
-        _ => format!("{line}	not in force until the contact is accepted"),
+        "blocked" => format!("{line}\tnot in force: the contact is blocked"),
+        // A request's files can be downloaded by hand; nothing of it is previewed.
+        _ => format!("{line}\timages are not previewed until the contact is accepted"),
     }
 }
 
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(contact_permissions_line(&row(true, false)), defaults);
         assert_eq!(
             contact_permissions_line(&row(false, false)),
-            format!("{defaults}\tnot in force until the contact is accepted")
+            format!("{defaults}\timages are not previewed until the contact is accepted")
         );
         assert_eq!(
             contact_permissions_line(&row(true, true)),

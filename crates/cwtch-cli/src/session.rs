@@ -758,8 +758,10 @@ impl Session {
             let cwtch::Content::QuotedReply { quoted_hash, .. } = &rows[i].content else {
                 continue;
             };
+            // The newest message before the reply with that hash (the same text may be sent
+            // again later).
             let quoted = quoted_hash.clone();
-            let mut found = rows
+            let mut found = rows[..i]
                 .iter()
                 .rev()
                 .find(|r| r.content_hash == quoted)
@@ -770,7 +772,8 @@ impl Session {
                     .await
                     .ok()
                     .flatten()
-                    .map(|m| m.message_id.0);
+                    .map(|m| m.message_id.0)
+                    .filter(|id| *id < rows[i].message_id);
             }
             rows[i].reply_to = found;
         }

@@ -707,16 +707,27 @@ impl Runtime {
             if d.kind.is_image() {
                 // A place among the automatic downloads is free: for the images left waiting
                 // in this conversation, and in those that waited for a place.
-                let mut convs = std::mem::take(&mut rt.state().files.deferred);
-                if d.kind == DownloadKind::Preview {
-                    convs.insert(d.conv);
-                }
-                for conv in convs {
-                    rt.preview_waiting(conv).await;
-                }
+                let own = (d.kind == DownloadKind::Preview).then_some(d.conv);
+                rt.clone().previews_freed(own).await;
             }
         });
         true
+    }
+
+    /// A place among the automatic downloads is free: look again at the conversations whose
+    /// offered images waited for one, and at `also`. Boxed: it leads back to
+    /// [`Self::auto_download_image`], which calls it.
+    fn previews_freed(
+        self: Arc<Self>,
+        also: Option<ConversationId>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut convs = std::mem::take(&mut self.state().files.deferred);
+            convs.extend(also);
+            for conv in convs {
+                self.preview_waiting(conv).await;
+            }
+        })
     }
 
     /// An automatic download ended: the images offered in `conv` that were left waiting (the
@@ -1671,7 +1682,16 @@ impl Runtime {
         let started = self
             .start_image_download(&r.onion, conv, key, kind, name, &dir)
             .await;
-        self.state().files.starting.remove(&key);
+        let freed = {
+            let mut st = self.state();
+            st.files.starting.remove(&key);
+            // Its place was held and no download took it (downloaded before, refused, or an
+            // error): whatever waited for a place looks again.
+            !st.files.downloads.contains_key(&key) && !st.files.deferred.is_empty()
+        };
+        if freed {
+            self.spawn(self.clone().previews_freed(None));
+        }
         if let Err(e) = started {
             warn!(error = %Sensitive(&e), "could not start an image download");
         }
