@@ -512,7 +512,7 @@ async fn messages_held_back_by_a_request_arrive_once_it_is_accepted() {
     let mut alice = peer(&w, "alice", fast_config()).await;
     let mut config = fast_config();
     config.max_request_messages = 2;
-    let mut bob = peer(&w, "bob", config).await;
+    let bob = peer(&w, "bob", config).await;
     alice.profile.add_contact(&bob.onion()).await.unwrap();
     let b = onion(&bob.onion());
     for i in 0..5 {
