@@ -343,6 +343,19 @@ async fn tui_attaches_to_a_running_daemon() {
     .await;
     t.wait_for_text("me: and back ✓✓");
 
+    // Too small a window: said, and keys typed into it (which would act on nothing shown)
+    // are ignored; back to a usable size, the compose line is as it was.
+    t.run(&["resize-window", "-t", "0", "-x", "30", "-y", "6"]);
+    t.wait_for_text("too small");
+    t.line("unseen words");
+    t.run(&["resize-window", "-t", "0", "-x", "100", "-y", "30"]);
+    t.wait_for_text(" bob · ");
+    t.type_text("seen");
+    t.wait_for_text("│seen");
+    t.keys(&["C-u"]);
+    let s = t.wait("the compose line emptied", |s| !s.contains("│seen"));
+    assert!(!s.contains("unseen words"), "{s}");
+
     // Search through the daemon: the results, then Enter opens the conversation there.
     t.line("/search THROUGH");
     t.wait_for_text("“THROUGH”: 1 found");

@@ -632,7 +632,7 @@ impl App {
             return Vec::new();
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+        if super::view::is_quit(&key) {
             self.quit = true;
             return vec![Action::Quit];
         }

@@ -530,6 +530,13 @@ fn draw(terminal: &mut Term, app: &App) -> Result<(), CliError> {
         .map_err(|e| CliError::io("cannot draw", e))
 }
 
+/// Whether the window is below [`view::MIN_SIZE`] (the TUI then only says so).
+fn too_small(terminal: &Term) -> bool {
+    terminal
+        .size()
+        .is_ok_and(|s| s.width < view::MIN_SIZE.0 || s.height < view::MIN_SIZE.1)
+}
+
 async fn main_loop(
     terminal: &mut Term,
     app: &mut App,
@@ -560,6 +567,10 @@ async fn main_loop(
             return Ok(());
         };
         pending = match input {
+            // Too small a window shows none of what keys act on: only quitting works.
+            Input::Key(TermEvent::Key(k)) if too_small(terminal) && !view::is_quit(&k) => {
+                Vec::new()
+            }
             Input::Key(TermEvent::Key(k)) => app.handle_key(k),
             Input::Key(TermEvent::Paste(text)) => {
                 app.handle_paste(&text);

@@ -71,6 +71,13 @@ pub(crate) const MIN_SIZE: (u16, u16) = (40, 8);
 /// Below this width the conversation list and the open conversation take turns.
 const TWO_PANES_WIDTH: u16 = 64;
 
+/// Ctrl-C or Ctrl-Q: the keys that quit.
+pub(crate) fn is_quit(key: &ratatui::crossterm::event::KeyEvent) -> bool {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    key.modifiers.contains(KeyModifiers::CONTROL)
+        && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q'))
+}
+
 /// Draw the whole screen.
 pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
     let area = f.area();
