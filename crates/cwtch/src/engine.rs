@@ -625,6 +625,7 @@ async fn on_chat(
     let author = onion.as_str().to_owned();
     let hash = content_hash(&author, &body);
     let timestamp = now_rfc3339();
+    let me = rt.profile();
     let (sig, b, h, a, ts) = (
         m.id.clone(),
         body.clone(),
@@ -644,7 +645,15 @@ async fn on_chat(
                 });
             }
             if let Some(limit) = limit {
-                if s.message_count(conv)? >= limit {
+                // Theirs (every author but us): what we wrote to the request does not count.
+                let mine = me.as_str();
+                let theirs = s.count_after(
+                    conv,
+                    keys::MESSAGE_AUTHOR,
+                    mine,
+                    cwtch_storage::MessageId(0),
+                )?;
+                if theirs >= limit {
                     return Ok(Stored::Full);
                 }
             }

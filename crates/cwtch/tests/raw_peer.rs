@@ -437,6 +437,11 @@ async fn a_contact_request_keeps_only_so_many_messages() {
         )
         .encode(WireVersion::V2)
     };
+    // What Bob writes to the request does not count towards its limit.
+    bob.profile
+        .send_text(raw.onion.clone(), "who are you?")
+        .await
+        .unwrap();
     for i in 0..3 {
         conn.send(msg(i)).await.unwrap();
         let (ack, _, _) = recv_context(&mut conn, CONTEXT_ACK).await;
@@ -447,7 +452,7 @@ async fn a_contact_request_keeps_only_so_many_messages() {
     nothing_for(&mut conn, Duration::from_millis(500)).await;
     assert_eq!(
         bob.profile.contact(&raw.onion).await.unwrap().message_count,
-        3
+        4
     );
     // A retried message that is stored already is still acknowledged.
     conn.send(msg(1)).await.unwrap();
@@ -464,7 +469,7 @@ async fn a_contact_request_keeps_only_so_many_messages() {
     assert_eq!(ack.id, "3");
     assert_eq!(
         bob.profile.contact(&raw.onion).await.unwrap().message_count,
-        4
+        5
     );
     bob.shutdown().await;
 }
