@@ -253,7 +253,8 @@ pub(crate) enum FileCommand {
     /// that is already running (the profile resumes unfinished downloads when it starts)
     /// follows it instead of starting another.
     Download(FileDownloadArgs),
-    /// Stop sharing a file (contacts can no longer download it).
+    /// Stop sharing a file (contacts can no longer download it), or stop downloading one
+    /// (what arrived stays: `cwtch file download` resumes it).
     Stop(FileKeyArgs),
     /// Share a file again after `cwtch file stop`.
     Restart(FileKeyArgs),

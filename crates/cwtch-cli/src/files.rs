@@ -129,12 +129,24 @@ impl Session {
             }
             Request::FileStop { profile, file_key } => {
                 let h = self.handle(profile.as_deref()).await?;
-                h.stop_sharing(&file_key)
-                    .await
-                    .map_err(|e| file_error(e, ""))?;
+                // Ours: stop sharing it; else a download of it: stop that.
+                let state = match h.stop_sharing(&file_key).await {
+                    Ok(()) => "stopped",
+                    Err(cwtch::Error::FileNotFound) => {
+                        h.stop_download(&file_key).await.map_err(|e| match e {
+                            cwtch::Error::NotDownloading => CliError::NotFound(
+                                "no such file: neither shared by you nor being downloaded (see                                  `cwtch file list`)"
+                                    .into(),
+                            ),
+                            e => file_error(e, ""),
+                        })?;
+                        "download stopped"
+                    }
+                    Err(e) => return Err(file_error(e, "")),
+                };
                 Ok(Reply::FileState {
                     file_key,
-                    state: "stopped".into(),
+                    state: state.into(),
                 })
             }
             Request::FileRestart { profile, file_key } => {

@@ -444,3 +444,51 @@ async fn file_list_escapes_names_like_messages_do() {
         "{text}"
     );
 }
+
+/// `file stop` on a file offered to us stops its download in the daemon; a key that is
+/// neither shared by us nor being downloaded is exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_stop_stops_a_download() {
+    let w = World::new().await;
+    let a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("report.pdf");
+    std::fs::write(&src, vec![7u8; 50_000]).unwrap();
+    let key = w.share(&mut b, &src).await;
+    // Alice goes away: the download waits for her.
+    a.stop().await;
+    let dest = w.tmp.path().join("in");
+    std::fs::create_dir_all(&dest).unwrap();
+    let o = acwtch(
+        &w.b_dir,
+        &[
+            "file",
+            "download",
+            &w.alice,
+            &key,
+            "--to",
+            dest.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok(&o).starts_with("downloading: "), "{}", ok(&o));
+    let o = acwtch(&w.b_dir, &["file", "stop", &key]).await;
+    assert_eq!(ok(&o).trim_end(), format!("download stopped: {key}"));
+    let k = key.clone();
+    let failed = b
+        .wait_for(STEP, move |e| {
+            e["event"] == "FileDownloadFailed" && e["file_key"] == k.as_str()
+        })
+        .await;
+    assert!(
+        failed["reason"].as_str().unwrap().starts_with("stopped"),
+        "{failed}"
+    );
+    fails(
+        &acwtch(&w.b_dir, &["file", "stop", &key]).await,
+        3,
+        "being downloaded",
+    );
+    assert!(b.stop().await.success());
+}

@@ -141,6 +141,9 @@ pub enum Error {
     /// No file with this key is shared with us in this conversation, or shared by us.
     #[error("no such file (see the file messages of the conversation)")]
     FileNotFound,
+    /// The file is not being downloaded (nothing to stop).
+    #[error("that file is not being downloaded")]
+    NotDownloading,
     /// A file larger than we share or download.
     #[error("the file is {size} bytes, more than the limit of {limit}")]
     FileTooLarge {

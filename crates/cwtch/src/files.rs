@@ -173,6 +173,8 @@ enum DownloadInput {
     Message(FileMessage),
     /// A connection to the sharer is ready (what was asked before may have been lost).
     Connected,
+    /// The user stops the download.
+    Stop,
 }
 
 /// The profile's shares and downloads.
@@ -1119,11 +1121,16 @@ impl Runtime {
             }
             // A new connection asks again at once: its answers get a full quiet period.
             let mut asked_again = false;
+            let mut stopped = false;
             let mut feed = |d: &mut Download, input: DownloadInput| match input {
                 DownloadInput::Message(m) => d.receive(m, &*hashes),
                 DownloadInput::Connected => {
                     asked_again = true;
                     d.reconnected()
+                }
+                DownloadInput::Stop => {
+                    stopped = true;
+                    Vec::new()
                 }
             };
             outputs = tokio::select! {
@@ -1168,6 +1175,12 @@ impl Runtime {
                     return self.download_failed(task, reason, false).await;
                 }
             };
+            if stopped {
+                // What is verified and not yet on disk is asked for again on a resume.
+                return self
+                    .download_failed(task, STOPPED.to_owned(), kind.is_image())
+                    .await;
+            }
             if asked_again {
                 quiet_until = tokio::time::Instant::now() + stall;
             }
@@ -1308,6 +1321,36 @@ impl Runtime {
                 warn!(error = %e, "could not mark a profile picture replaced");
             }
         }
+    }
+
+    /// Stop downloading `key`: a running download ends (`FileDownloadFailed` with the reason
+    /// [`STOPPED`]), and one that would resume when the profile next runs will not. What was
+    /// verified stays on disk: downloading it again resumes.
+    pub(crate) async fn stop_download(&self, key: &FileKey) -> Result<()> {
+        let running = self.state().files.downloads.get(key).map(|r| r.tx.clone());
+        if let Some(tx) = running {
+            if tx.send(DownloadInput::Stop).await.is_ok() {
+                return Ok(());
+            }
+        }
+        // Not running here: one that is only marked downloading is marked stopped.
+        let waiting = self
+            .files(None)
+            .await?
+            .into_iter()
+            .find(|f| !f.ours && f.state == "downloading" && f.file_key == key.to_string())
+            .ok_or(Error::NotDownloading)?;
+        let conv = ConversationId(waiting.conversation_id);
+        let state = format!("failed: {STOPPED}");
+        self.set_file_attrs(Some(conv), vec![(attr("local", key, "state"), state)])
+            .await?;
+        self.emit(Event::FileDownloadFailed {
+            profile: self.profile(),
+            conversation_id: conv.0,
+            file_key: key.to_string(),
+            reason: STOPPED.to_owned(),
+        });
+        Ok(())
     }
 
     /// Whether a connection to `contact` is ready.
@@ -1809,6 +1852,9 @@ impl Runtime {
         }
     }
 }
+
+/// The reason a download the user stopped gives.
+pub const STOPPED: &str = "stopped (download it again to resume)";
 
 /// Sleep until `deadline`; for ever without one.
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {

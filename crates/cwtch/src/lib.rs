@@ -38,7 +38,7 @@ pub use config::{
 pub use connections::{Connections, AUTOSTART_ATTRIBUTE};
 pub use error::{Error, PeerMessageError, Result};
 pub use event::{ConnectionState, Event, MessageState, ServerState};
-pub use files::{FileInfo, Image};
+pub use files::{FileInfo, Image, STOPPED as DOWNLOAD_STOPPED};
 pub use groups::GroupRef;
 pub use images::{ImageError, ImageInfo};
 pub use lock::LOCK_FILE;

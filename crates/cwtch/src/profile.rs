@@ -711,6 +711,14 @@ impl ProfileHandle {
         self.rt.set_sharing(&key, false).await
     }
 
+    /// Stop downloading a file offered to us (`FileDownloadFailed` with the reason
+    /// [`crate::DOWNLOAD_STOPPED`]); what was verified stays on disk, and downloading it again
+    /// resumes. [`Error::NotDownloading`] if it is not being downloaded.
+    pub async fn stop_download(&self, file_key: &str) -> Result<()> {
+        let key = parse_file_key(file_key)?;
+        self.rt.stop_download(&key).await
+    }
+
     /// Serve a file we share again.
     pub async fn restart_sharing(&self, file_key: &str) -> Result<()> {
         let key = parse_file_key(file_key)?;

@@ -554,3 +554,82 @@ async fn a_download_from_a_blocked_sharer_fails_with_a_reason() {
     assert_eq!(reason, "the sharer is blocked");
     bob.shutdown().await;
 }
+
+/// The user stops a download: it ends with the reason, does not resume by itself (not even
+/// when the sharer is back, nor after a restart), and downloading it again resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_download_stays_stopped_until_asked_for_again() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "later.bin", 100_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let alice_home = alice.home.clone();
+    let a = onion(&alice.onion());
+    alice.shutdown().await;
+    let dest = tempfile::tempdir().unwrap();
+    let target = bob
+        .profile
+        .download_file(a.clone(), &key, dest.path())
+        .await
+        .unwrap();
+    bob.profile.stop_download(&key).await.unwrap();
+    let failed = bob
+        .expect(
+            "stopped",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert_eq!(reason, cwtch::DOWNLOAD_STOPPED);
+    assert!(matches!(
+        bob.profile.stop_download(&key).await,
+        Err(cwtch::Error::NotDownloading)
+    ));
+    // Not resumed: when Alice is back, nor after Bob restarts.
+    let bob_home = bob.home.clone();
+    bob.shutdown().await;
+    let mut bob = reopen(&w, &bob_home, config()).await;
+    let alice = reopen(&w, &alice_home, config()).await;
+    bob.expect("Alice back", |e| {
+        matches!(
+            e,
+            Event::PeerStateChanged {
+                state: cwtch::ConnectionState::Authenticated,
+                ..
+            }
+        )
+    })
+    .await;
+    bob.expect_none(Duration::from_secs(1), "a download resumed", |e| {
+        matches!(
+            e,
+            Event::FileDownloaded { .. } | Event::FileDownloadProgress { .. }
+        )
+    })
+    .await;
+    let files = bob.profile.files(None).await.unwrap();
+    assert!(files[0].state.contains("stopped"), "{:?}", files[0]);
+    // Asked for again: it goes through, into the same file.
+    let again = bob
+        .profile
+        .download_file(a, &key, dest.path())
+        .await
+        .unwrap();
+    assert_eq!(again, target);
+    bob.expect(
+        "downloaded",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

@@ -950,6 +950,31 @@ impl App {
                     None => self.error("only a file shared with you can be downloaded"),
                 }
             }
+            KeyCode::Char('s') => {
+                // Ours: stop sharing it; theirs: stop downloading it.
+                let file = self
+                    .cursor
+                    .and_then(|i| self.messages.get(i))
+                    .and_then(|m| match &m.content {
+                        cwtch::Content::FileShare { file_key, .. } => Some(file_key.clone()),
+                        _ => None,
+                    });
+                let me = self.active_onion();
+                match file {
+                    Some(file_key) => {
+                        return vec![call(
+                            Request::FileStop {
+                                profile: Some(me.clone()),
+                                file_key,
+                            },
+                            &me,
+                            self.open,
+                            What::Changed("stopped (d resumes a download)"),
+                        )]
+                    }
+                    None => self.error("only a file message can be stopped"),
+                }
+            }
             KeyCode::Char('?') => self.overlay = Overlay::Help,
             _ => {}
         }

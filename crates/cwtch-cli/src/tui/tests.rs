@@ -1273,8 +1273,15 @@ fn files_are_shared_with_a_command_and_downloaded_with_a_key() {
         matches!(&a[..], [Action::Call { req: Request::FileDownload { contact, file_key, wait: false, .. }, .. }] if contact == "1" && *file_key == key_str),
         "{a:?}"
     );
+    // s stops it (a download of theirs, sharing of ours: the daemon tells which).
+    let a = app.handle_key(ch('s'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::FileStop { file_key, .. }, .. }] if *file_key == key_str),
+        "{a:?}"
+    );
     // A text message is not a file.
     app.handle_key(key(KeyCode::Up));
+    assert!(app.handle_key(ch('s')).is_empty());
     assert!(app.handle_key(ch('d')).is_empty());
     assert!(app.notice.as_ref().is_some_and(|n| n.error));
     // Progress and completion show in the status line.

@@ -30,7 +30,7 @@ pub(crate) const KEYS: &[(&str, &str)] = &[
     ),
     (
         "↑ (empty line)",
-        "choose a message: r quote, y copy, R retry, d download",
+        "pick one: r quote, y copy, R retry, d download, s stop",
     ),
     ("a", "add a contact (paste their address)"),
     (
