@@ -322,6 +322,9 @@ impl Cwtch {
             profile_id: id.as_str().to_owned(),
             name,
         });
+        // Shares first: a contact that connects at once asks for them (unanswered, its
+        // download would wait for its timer). Downloads resumed here ask when connected.
+        rt.restore_files().await;
         rt.start_listening();
         let dial: Vec<Onion> = rt.state().contacts.keys().cloned().collect();
         for onion in dial {
@@ -331,7 +334,6 @@ impl Cwtch {
         for server in servers {
             rt.start_server(&server);
         }
-        rt.restore_files().await;
         Ok(handle)
     }
 
