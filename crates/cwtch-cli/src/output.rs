@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::tui::sanitize::is_dangerous;
+use crate::tui::sanitize::{is_dangerous, is_ordinary_joiner};
 use serde::Serialize;
 
 use crate::protocol::{
@@ -256,15 +256,20 @@ pub(crate) fn group_line(g: &GroupRow) -> String {
 /// terminal can neither drive it nor reorder what it shows (`abc\u{202e}txt.exe`).
 pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
+    let mut prev = None;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\\' => o.push_str("\\\\"),
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
+            // A joiner inside an emoji sequence (or between letters that need it) is text.
+            c if is_ordinary_joiner(prev, c, chars.peek().copied()) => o.push(c),
             c if is_dangerous(c) => o.push_str(&c.escape_unicode().to_string()),
             c => o.push(c),
         }
+        prev = Some(c);
     }
     o
 }
@@ -338,15 +343,17 @@ mod tests {
             escape("a\u{2066}b\u{200B}c\u{FEFF}\u{2028}d\u{9b}"),
             "a\\u{2066}b\\u{200b}c\\u{feff}\\u{2028}d\\u{9b}"
         );
-        // Text in any script stays as it is.
+        // Text in any script stays as it is, emoji sequences with their joiners too.
         assert_eq!(escape("héllo שלום 你好"), "héllo שלום 你好");
+        assert_eq!(escape("👩\u{200D}💻"), "👩\u{200D}💻");
+        assert_eq!(escape("b\u{200D}ob"), "b\\u{200d}ob");
     }
 
     proptest! {
         #[test]
         fn escaped_text_is_one_inert_line(s in any::<String>()) {
             let e = escape(&s);
-            prop_assert!(!e.chars().any(is_dangerous), "{:?}", e);
+            prop_assert_eq!(crate::tui::sanitize::dangerous_in(&e), None, "{:?}", e);
             prop_assert!(!e.contains('\t'));
         }
     }
