@@ -219,7 +219,17 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error
 
 /// Hash a file into its manifest (blocking).
 fn build_manifest(path: &Path) -> Result<Manifest> {
-    let mut f = std::fs::File::open(path).map_err(io_err("open", path))?;
+    // Non-blocking: opening a FIFO (or a device) must not wait for a writer before it is
+    // found not to be a regular file; reads of a regular file are not affected.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nonblock = rustix::fs::OFlags::NONBLOCK.bits();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(i32::try_from(nonblock).unwrap_or(0))
+            .open(path)
+            .map_err(io_err("open", path))?
+    };
     let meta = f.metadata().map_err(io_err("read", path))?;
     if !meta.is_file() {
         return Err(Error::Invalid {

@@ -633,3 +633,32 @@ async fn a_stopped_download_stays_stopped_until_asked_for_again() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// Sharing something that is not a regular file is refused at once: a FIFO with no writer
+/// does not hang the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let shared = tokio::time::timeout(
+        Duration::from_secs(10),
+        alice.profile.share_file(onion(&bob.onion()), &fifo),
+    )
+    .await
+    .expect("refused at once, not blocked on the FIFO");
+    assert!(
+        matches!(shared, Err(cwtch::Error::Invalid { .. })),
+        "{shared:?}"
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
