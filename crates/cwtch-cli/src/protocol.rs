@@ -516,7 +516,13 @@ impl ContactRow {
             message_count: c.message_count,
             unread: c.unread,
             unacknowledged: c.unacknowledged,
-            attributes: c.attributes,
+            // File sharing's own (manifests, local paths) are for `file list`, not here: a
+            // shared file's manifest is 12 MiB per GiB.
+            attributes: c
+                .attributes
+                .into_iter()
+                .filter(|(k, _)| k.split('.').nth(1) != Some("filesharing"))
+                .collect(),
             permissions: c.permissions,
         }
     }

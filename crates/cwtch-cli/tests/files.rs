@@ -443,6 +443,14 @@ async fn file_list_escapes_names_like_messages_do() {
         text.trim_end().ends_with("\ttwo\\nlines\\u{1b}[2J.txt"),
         "{text}"
     );
+    // The sharer's contact list does not carry file sharing's own attributes (manifests,
+    // local paths): `file list` is where files are.
+    let contacts = json(&acwtch(&w.a_dir, &["--json", "contact", "list"]).await);
+    let attrs = contacts[0]["attributes"].as_object().unwrap();
+    assert!(
+        attrs.keys().all(|k| !k.contains("filesharing")),
+        "{attrs:?}"
+    );
 }
 
 /// `file stop` on a file offered to us stops its download in the daemon; a key that is
