@@ -530,6 +530,24 @@ async fn profile_command(
     Ok(())
 }
 
+/// A group name that commands can name it by: not digits only (read as a conversation id),
+/// not an onion address (read as a contact's).
+fn usable_group_name(name: &str) -> Result<(), CliError> {
+    let name = name.trim();
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return Err(CliError::Usage(format!(
+            "a group name of digits only ({name}) would be read as a conversation id: choose              another"
+        )));
+    }
+    if cwtch::Onion::parse(name).is_ok() {
+        return Err(CliError::Usage(
+            "a group name that is an onion address would be read as a contact's: choose another"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A created or imported profile: a note on stderr, then its onion as the last line of
 /// stdout (or the profile as JSON).
 fn print_new_profile(reply: Reply, verb: &str, suffix: &str, json: bool) -> Result<(), CliError> {
@@ -768,6 +786,7 @@ async fn group_command(
             if a.name.trim().is_empty() {
                 return Err(CliError::Usage("the group name must not be empty".into()));
             }
+            usable_group_name(&a.name)?;
             session::parse_onion(&a.server)?;
             let extra = extra_password(a.password.password_stdin)?;
             let req = Request::GroupCreate {
@@ -887,6 +906,7 @@ async fn group_command(
             if a.name.trim().is_empty() {
                 return Err(CliError::Usage("the group's new name is empty".into()));
             }
+            usable_group_name(&a.name)?;
             let extra = extra_password(a.password.password_stdin)?;
             let req = Request::GroupRename {
                 profile,

@@ -477,6 +477,20 @@ async fn group_and_server_errors_are_clear() {
             2,
             "not a valid",
         );
+        // Names: one line, not too long (as every name), and one commands can name it by.
+        let long = "n".repeat(257);
+        for (bad, why) in [
+            ("two\nlines", "line break"),
+            (long.as_str(), "longer than 256"),
+            ("42", "digits only"),
+            (stranger.as_str(), "onion address"),
+        ] {
+            fails(
+                &run(vec!["group", "create", bad, "--server", &server]).await,
+                2,
+                why,
+            );
+        }
         fails(
             &run(vec!["server", "remove", &server]).await,
             3,

@@ -380,10 +380,9 @@ impl Runtime {
         server: &str,
     ) -> Result<GroupInfo> {
         self.check_running()?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(Error::Invalid { what: "group name" });
-        }
+        // One rule for names: trimmed, one line, not empty, not too long.
+        let name = crate::names::check_local_name(name)?;
+        let name = name.as_str();
         let server = Onion::parse(server.trim()).map_err(Error::InvalidAddress)?;
         if !self.state().groups.servers.contains_key(&server) {
             return Err(Error::ServerNotFound);
