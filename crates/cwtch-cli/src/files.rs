@@ -185,6 +185,7 @@ fn file_error(e: cwtch::Error, contact: &str) -> CliError {
             "you refused files from {contact}, who shared this one: allow them first \
              (`cwtch contact permissions {contact} --files allow`)"
         )),
+        e @ cwtch::Error::SharedFileChanged => CliError::Failed(e.to_string()),
         e @ (cwtch::Error::GroupNotFound
         | cwtch::Error::GroupNotAccepted
         | cwtch::Error::AmbiguousGroup(_)) => group_error(e, contact),

@@ -144,6 +144,9 @@ pub enum Error {
     /// The file is not being downloaded (nothing to stop).
     #[error("that file is not being downloaded")]
     NotDownloading,
+    /// A file we shared changed on disk since: its chunks are no longer the manifest's.
+    #[error("the file changed on disk since it was shared: share it again to offer the new one")]
+    SharedFileChanged,
     /// A file larger than we share or download.
     #[error("the file is {size} bytes, more than the limit of {limit}")]
     FileTooLarge {

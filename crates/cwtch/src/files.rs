@@ -149,6 +149,22 @@ impl FileStamp {
     }
 }
 
+impl Share {
+    /// Whether the file changed on disk since it was hashed (its length or time): its chunks
+    /// are no longer the manifest's.
+    async fn changed(&self) -> bool {
+        let (path, stamp) = (self.path.clone(), self.stamp);
+        stamp.is_some()
+            && tokio::task::spawn_blocking(move || FileStamp::of(&path) != stamp)
+                .await
+                .unwrap_or(true)
+    }
+}
+
+/// The state of a share whose file changed on disk after it was shared.
+pub(crate) const CHANGED: &str =
+    "stopped: the file changed on disk since it was shared (share it again to offer the new one)";
+
 /// One chunk stream: what is left to send, and its stop switch.
 #[derive(Clone)]
 struct Serving {
@@ -384,7 +400,37 @@ impl Runtime {
     }
 
     /// Stop or restart serving a file we share.
+    /// A shared file changed on disk: stop sharing it (its chunks would not match the
+    /// manifest), and say so in its state, which `files` lists.
+    async fn share_changed(&self, key: &FileKey) {
+        let conv = {
+            let mut st = self.state();
+            let Some(share) = st.files.shares.get_mut(key).filter(|s| s.active) else {
+                return;
+            };
+            share.active = false;
+            share.conversation
+        };
+        warn!(
+            file = %hex_prefix(key),
+            "a shared file changed on disk since it was shared: sharing it stopped (share it \
+             again to offer the new one)"
+        );
+        let state = vec![(attr("local", key, "state"), CHANGED.to_owned())];
+        if let Err(e) = self.set_file_attrs(conv, state).await {
+            warn!(error = %e, "could not mark a changed share stopped");
+        }
+    }
+
     pub(crate) async fn set_sharing(&self, key: &FileKey, active: bool) -> Result<()> {
+        if active {
+            let share = self.state().files.shares.get(key).cloned();
+            if let Some(share) = share {
+                if share.changed().await {
+                    return Err(Error::SharedFileChanged);
+                }
+            }
+        }
         let conv = {
             let mut st = self.state();
             let share = st.files.shares.get_mut(key).ok_or(Error::FileNotFound)?;
@@ -481,7 +527,7 @@ impl Runtime {
         let get = |k: String| attrs.get(&k).map(String::as_str);
         for (k, state) in attrs {
             let Some(key) = state_key(k) else { continue };
-            if !matches!(state.as_str(), "sharing" | "stopped") {
+            if state != "sharing" && !state.starts_with("stopped") {
                 continue;
             }
             let Some(path) = get(attr("local", &key, "path")).map(PathBuf::from) else {
@@ -864,6 +910,9 @@ impl Runtime {
                     debug!("a manifest request for no file we share with this contact");
                     return;
                 };
+                if share.changed().await {
+                    return self.share_changed(&key).await;
+                }
                 for (i, part) in manifest_parts(&share.json).into_iter().enumerate() {
                     let msg = FileMessage::ManifestPart {
                         key,
@@ -2350,11 +2399,8 @@ impl Runtime {
             let chunks = match read {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    warn!(
-                        "a shared file changed on disk since it was shared: it is not served \
-                         (its chunks would not match; share it again to offer the new one)"
-                    );
-                    return end(self);
+                    end(self);
+                    return self.share_changed(&key).await;
                 }
                 Ok(Err(e)) => {
                     warn!(error = %Sensitive(&e), "cannot serve a shared file");

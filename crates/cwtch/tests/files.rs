@@ -324,12 +324,40 @@ async fn a_file_changed_after_sharing_is_not_served() {
         .download_file(onion(&a), &key, dest.path())
         .await
         .unwrap();
-    bob.expect(
-        "failed",
-        |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
-    )
-    .await;
+    let failed = bob
+        .expect(
+            "failed",
+            |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+        )
+        .await;
+    let Event::FileDownloadFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(reason.contains("changed it"), "{reason}");
     assert!(!dest.path().join("draft.txt").exists());
+    // Alice is told: the share stopped, and says why; restarting it is refused.
+    let files = alice.profile.files(None).await.unwrap();
+    assert!(
+        files[0]
+            .state
+            .starts_with("stopped: the file changed on disk"),
+        "{:?}",
+        files[0]
+    );
+    assert!(matches!(
+        alice.profile.restart_sharing(&key).await,
+        Err(cwtch::Error::SharedFileChanged)
+    ));
+    // So it stays after a restart.
+    let alice_home = alice.home.clone();
+    alice.shutdown().await;
+    let alice = reopen(&w, &alice_home, config()).await;
+    let files = alice.profile.files(None).await.unwrap();
+    assert!(
+        files[0].state.starts_with("stopped: the file"),
+        "{:?}",
+        files[0]
+    );
     alice.shutdown().await;
     bob.shutdown().await;
 }
