@@ -160,6 +160,11 @@ pub(crate) fn send_line(s: &SendRow) -> String {
             "sent: message {} to {} (conversation {}) was sent",
             s.message_id, s.contact, s.conversation_id
         ),
+        Delivery::Queued if s.offline => format!(
+            "queued: message {} to {} (conversation {}) is stored; the profile is offline, so it \
+             is sent once it is back online (`cwtch profile set --online on`)",
+            s.message_id, s.contact, s.conversation_id
+        ),
         Delivery::Queued => format!(
             "queued: message {} to {} (conversation {}) is stored but not acknowledged after {} s; \
              it is sent again whenever the contact is connected (by `cwtch run`)",
@@ -202,6 +207,13 @@ pub(crate) fn invite_line(s: &SendRow, group: &str) -> String {
 /// The outcome of `send` to a group, first word `sent` or `queued`.
 pub(crate) fn group_send_line(s: &GroupSendRow) -> String {
     match s.delivery {
+        Delivery::Queued if s.offline => format!(
+            "queued: message {} to group {} (conversation {}) is stored; the profile is offline, \
+             so it is posted once it is back online (`cwtch profile set --online on`)",
+            s.message_id,
+            escape(&s.group),
+            s.conversation_id
+        ),
         Delivery::Queued => format!(
             "queued: message {} to group {} (conversation {}) is stored but the server has not \
              accepted it after {} s; it is posted again whenever the server is reachable (by \

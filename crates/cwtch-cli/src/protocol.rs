@@ -638,6 +638,9 @@ pub(crate) struct SendRow {
     pub(crate) state: MessageState,
     /// How long we waited for the acknowledgement, in seconds.
     pub(crate) waited_secs: u64,
+    /// The profile is offline (`profile set --online off`): nothing was waited for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) offline: bool,
 }
 
 /// The result of `send` to a group.
@@ -660,6 +663,9 @@ pub(crate) struct GroupSendRow {
     pub(crate) state: MessageState,
     /// How long we waited for the server, in seconds.
     pub(crate) waited_secs: u64,
+    /// The profile is offline (`profile set --online off`): nothing was waited for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) offline: bool,
 }
 
 /// A server.
@@ -991,6 +997,7 @@ mod tests {
                 signature: "c2ln".into(),
                 state: MessageState::Sent,
                 waited_secs: 0,
+                offline: false,
             },
         };
         let s = serde_json::to_string(&Response::new(Ok(sent))).unwrap();

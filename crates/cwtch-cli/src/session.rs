@@ -526,15 +526,20 @@ impl Session {
             .map_err(|e| contact_error(e, contact))?;
         let (conv, mid) = (sent.conversation_id, sent.message_id);
         let started = Instant::now();
+        // Offline, nothing will be sent: no waiting.
+        let offline = !h.engine_active();
+        let wait_secs = if offline { 0 } else { wait_secs };
         let deadline = started + Duration::from_secs(wait_secs);
         let me = h.onion().as_str().to_owned();
         let is_ours = |p: &str, c: i64, m: i64| p == me && c == conv.0 && m == mid.0;
         let mut state = sent.state.clone();
         loop {
-            if matches!(
-                state,
-                MessageState::Acknowledged | MessageState::Failed { .. }
-            ) {
+            if offline
+                || matches!(
+                    state,
+                    MessageState::Acknowledged | MessageState::Failed { .. }
+                )
+            {
                 break;
             }
             match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -583,6 +588,7 @@ impl Session {
                 signature: sent.signature,
                 state,
                 waited_secs: started.elapsed().as_secs(),
+                offline,
             },
         })
     }
@@ -631,13 +637,16 @@ impl Session {
     ) -> Result<Reply, CliError> {
         let (conv, mid) = (sent.conversation_id, sent.message_id);
         let started = Instant::now();
+        // Offline, nothing will be posted: no waiting.
+        let offline = !h.engine_active();
+        let wait_secs = if offline { 0 } else { wait_secs };
         let deadline = started + Duration::from_secs(wait_secs);
         let me = h.onion().as_str().to_owned();
         let is_ours = |p: &str, c: i64, m: i64| p == me && c == conv.0 && m == mid.0;
         // `Sent` once the server accepted it, `Acknowledged` once it came back.
         let mut state = sent.state.clone();
         loop {
-            if !matches!(state, MessageState::Sending) {
+            if offline || !matches!(state, MessageState::Sending) {
                 break;
             }
             match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -702,6 +711,7 @@ impl Session {
                 signature: sent.signature,
                 state,
                 waited_secs: started.elapsed().as_secs(),
+                offline,
             },
         })
     }

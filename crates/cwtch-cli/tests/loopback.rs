@@ -331,10 +331,26 @@ async fn a_profile_goes_offline_and_online_and_can_load_offline() {
     a.wait_for(STEP, bob_gone).await;
     let s = send(&w.a_dir, &w.bob, "while offline", &["--wait", "1"]).await;
     assert_eq!(s["delivery"], "queued", "{s}");
-    // Online again: it arrives.
+    // Bob, offline, sends too: it is stored at once, and he is told why it waits (no 30 s
+    // wait for an acknowledgement that cannot come).
+    let o = acwtch(&w.b_dir, &["send", &w.alice, "from offline"]).await;
+    assert!(
+        ok(&o).contains("the profile is offline, so it is sent once it is back online"),
+        "{}",
+        ok(&o)
+    );
+    let s = send(&w.b_dir, &w.alice, "from offline, again", &[]).await;
+    assert_eq!(
+        (&s["offline"], s["waited_secs"].as_u64()),
+        (&Value::Bool(true), Some(0)),
+        "{s}"
+    );
+    // Online again: they arrive.
     ok(&acwtch(&w.b_dir, &["profile", "set", "--online", "on"]).await);
     b.wait_online(&w.bob).await;
     b.wait_for(STEP, |e| is_new_message(e, "while offline"))
+        .await;
+    a.wait_for(STEP, |e| is_new_message(e, "from offline, again"))
         .await;
 
     // Without autostart, the next `cwtch run` loads it offline until asked.
