@@ -166,7 +166,14 @@ impl Session {
                     return Err(CliError::Usage("the export path must be absolute".into()));
                 }
                 let passwords = with_default(pw.as_ref().map(|s| s.password()));
-                let rows = self.listable(&passwords).await?;
+                let mut rows = self.listable(&passwords).await?;
+                // And those this process runs (opened with their passwords already): the
+                // archive stays encrypted with theirs.
+                for r in self.running_rows().await {
+                    if rows.iter().all(|(o, _)| o.profile_id != r.profile_id) {
+                        rows.push((r, Password::Default));
+                    }
+                }
                 let (row, _) = self.pick(rows, profile.as_deref(), "profile")?;
                 self.app
                     .export_profile(&profile_id(&row)?, &path)
@@ -183,7 +190,18 @@ impl Session {
                     .app
                     .import_profile(&path, &pw)
                     .await
-                    .map_err(CliError::lib)?;
+                    .map_err(|e| match e {
+                        cwtch::Error::Storage(cwtch::StorageError::WrongPassword)
+                            if pw.is_default() =>
+                        {
+                            CliError::WrongPassword(
+                                "the archive's profile has a password: give it with \
+                                 --password-stdin"
+                                    .into(),
+                            )
+                        }
+                        e => CliError::lib(e),
+                    })?;
                 self.new_profile(&info, &pw, "imported").await
             }
             Request::ProfileDelete {

@@ -286,7 +286,11 @@ fn export_import_and_delete() {
         1,
         "exists",
     );
-    fails(&cwtch(&other, &["profile", "import", b]), 4, "password");
+    fails(
+        &cwtch(&other, &["profile", "import", b]),
+        4,
+        "has a password: give it with --password-stdin",
+    );
     let o = cwtch_stdin(
         &other,
         &["profile", "import", b, "--password-stdin"],

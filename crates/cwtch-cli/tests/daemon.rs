@@ -265,6 +265,22 @@ async fn password_profiles_are_unlocked_and_managed_through_the_daemon() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(running, ["secret"], "{v}");
+    // What the daemon runs is exported without its password again (the archive stays
+    // encrypted with it).
+    let archive = dir.parent().unwrap().join("secret-running.tar.gz");
+    let o = acwtch(
+        &dir,
+        &[
+            "--profile",
+            "secret",
+            "profile",
+            "export",
+            archive.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok(&o).starts_with("exported secret\t"), "{}", ok(&o));
+    assert!(archive.exists());
     assert!(d.stop().await.success());
 
     // A wrong password for `run` is an error, and nothing keeps running.
