@@ -794,10 +794,12 @@ impl Session {
                 .rev()
                 .find(|r| r.content_hash == quoted)
                 .map(|r| r.message_id);
-            if let (None, Target::Contact(cid)) = (found, &t) {
-                found = h
-                    .message_by_content_hash(cid.clone(), &quoted)
-                    .await
+            if found.is_none() {
+                let stored = match &t {
+                    Target::Contact(cid) => h.message_by_content_hash(cid.clone(), &quoted).await,
+                    Target::Group(g) => h.group_message_by_content_hash(g.clone(), &quoted).await,
+                };
+                found = stored
                     .ok()
                     .flatten()
                     .map(|m| m.message_id.0)

@@ -304,6 +304,28 @@ async fn three_members_invite_accept_join_post_and_read() {
     assert!(v[0]["last_sync"].is_string(), "{v}");
     assert_eq!(v[0]["groups"], 1, "{v}");
 
+    // Carol replies to Alice's message: shown alone (`--limit 1`), the reply still names the
+    // message it quotes, found in the group by its hash.
+    let cm = json(&acwtch(&c_dir, &["--json", "messages", &c_group]).await);
+    let quoted = cm
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "hello from alice")
+        .unwrap()
+        .clone();
+    let hash = quoted["content_hash"].as_str().unwrap();
+    let s = post(&c_dir, &c_group, "welcome!", "60", &["--reply-to", hash]).await;
+    assert_eq!(s["delivery"], "sent", "{s}");
+    let o = acwtch(&c_dir, &["messages", &c_group, "--limit", "1"]).await;
+    assert!(
+        ok(&o)
+            .trim_end()
+            .ends_with(&format!("[reply to {}] welcome!", quoted["message_id"])),
+        "{}",
+        ok(&o)
+    );
+
     // A second invite on a server Bob knows already; he declines it (`leave`).
     let o = acwtch(
         &a_dir,

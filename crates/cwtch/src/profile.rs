@@ -610,6 +610,24 @@ impl ProfileHandle {
         Ok(m.map(|m| self.message_info(conv, &me, m)))
     }
 
+    /// The newest message of a group with this content hash (to show the message a reply
+    /// quotes).
+    pub async fn group_message_by_content_hash(
+        &self,
+        group: impl Into<GroupRef>,
+        hash: &str,
+    ) -> Result<Option<MessageInfo>> {
+        let conv = self.rt.resolve_group(&group.into())?;
+        let h = hash.to_owned();
+        let m = self
+            .rt
+            .store
+            .call(move |s| s.message_by_content_hash(conv, &h))
+            .await?;
+        let me = self.rt.onion.clone();
+        Ok(m.map(|m| self.message_info(conv, &me, m)))
+    }
+
     // ---- messages ----
 
     /// Send a text message (overlay 1; at most [`overlay::P2P_TEXT_MAX_CHARS`] characters).
