@@ -1197,7 +1197,13 @@ fn deleting_asks_first() {
     );
     // The profile: `X`, `y`, then its password (never shown).
     app.handle_key(ch('X'));
-    assert!(screen(&app, 80, 24).contains("Delete the profile alice"));
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("Delete the profile alice"), "{s}");
+    // The question takes two lines: the key hint still shows, at any width.
+    for w in [80, 50, 120] {
+        let s = screen(&app, w, 24);
+        assert!(s.contains("y: yes · any other key: no"), "{w}:\n{s}");
+    }
     assert!(app.handle_key(ch('y')).is_empty());
     typing(&mut app, "pw");
     assert!(!screen(&app, 80, 24).contains("pw▏"));

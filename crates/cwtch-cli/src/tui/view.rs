@@ -1073,14 +1073,21 @@ fn confirm(f: &mut Frame<'_>, area: Rect, c: &Confirm) {
         ),
     };
 
-    let lines = vec![
-        Line::raw(q),
+    // As wide as fits, and as high as the question needs once wrapped: the key hint at the
+    // bottom must always show.
+    let width = area.width.clamp(20, 60);
+    let mut lines: Vec<Line<'static>> = wrap(&q, usize::from(width - 2))
+        .into_iter()
+        .map(Line::raw)
+        .collect();
+    lines.extend([
         Line::raw("This cannot be undone."),
         Line::raw(""),
         Line::styled(
             "y: yes · any other key: no",
             Style::default().fg(Color::Yellow),
         ),
-    ];
-    popup(f, centred(area, 60, 6), "Delete?", lines);
+    ]);
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    popup(f, centred(area, width, height), "Delete?", lines);
 }
