@@ -223,8 +223,9 @@ pub(crate) enum GroupCommand {
     /// Accept a group invite received from a contact: the group's messages are fetched from
     /// its server and you can post.
     Accept(GroupArgs),
-    /// Leave a group, or decline an invite: its conversation and messages are deleted here.
-    Leave(GroupArgs),
+    /// Leave a group, or decline an invite: its conversation and messages are deleted here
+    /// (it asks first; --yes for scripts).
+    Leave(GroupLeaveArgs),
     /// Rename a group, for you alone (kept on this machine; members are not told).
     Rename(GroupRenameArgs),
 }
@@ -346,6 +347,15 @@ pub(crate) struct GroupArgs {
     pub(crate) group: String,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupLeaveArgs {
+    #[command(flatten)]
+    pub(crate) group: GroupArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Args)]

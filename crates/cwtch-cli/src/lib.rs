@@ -669,14 +669,20 @@ async fn contact_command(
 
 /// Ask before deleting a conversation; without a terminal, --yes is required.
 fn confirm_contact_delete(contact: &str) -> Result<(), CliError> {
+    confirm_delete(
+        "delete a contact",
+        &format!("Delete contact {contact} and the whole conversation? This cannot be undone."),
+    )
+}
+
+/// Ask `question` on the terminal before deleting; without one, `--yes` is needed.
+fn confirm_delete(what: &str, question: &str) -> Result<(), CliError> {
     if !input::interactive() {
-        return Err(CliError::Usage(
-            "refusing to delete a contact without --yes (stdin is not a terminal to confirm on)"
-                .into(),
-        ));
+        return Err(CliError::Usage(format!(
+            "refusing to {what} without --yes (stdin is not a terminal to confirm on)"
+        )));
     }
-    let q = format!("Delete contact {contact} and the whole conversation? This cannot be undone.");
-    if input::confirm(&q)? {
+    if input::confirm(question)? {
         Ok(())
     } else {
         Err(CliError::Usage("not deleted".into()))
@@ -889,9 +895,8 @@ async fn group_command(
             }
             Ok(())
         }
-        GroupCommand::Accept(a) | GroupCommand::Leave(a) if a.group.trim().is_empty() => {
-            group_arg(&a.group)
-        }
+        GroupCommand::Accept(a) if a.group.trim().is_empty() => group_arg(&a.group),
+        GroupCommand::Leave(a) if a.group.group.trim().is_empty() => group_arg(&a.group.group),
         GroupCommand::Accept(a) => {
             let extra = extra_password(a.password.password_stdin)?;
             let req = Request::GroupAccept {
@@ -917,6 +922,16 @@ async fn group_command(
             print_group(reply, json, Some("renamed"))
         }
         GroupCommand::Leave(a) => {
+            if !a.yes {
+                confirm_delete(
+                    "leave a group",
+                    &format!(
+                        "Leave group {} and delete its messages here? This cannot be undone.",
+                        output::escape(&a.group.group)
+                    ),
+                )?;
+            }
+            let a = a.group;
             let extra = extra_password(a.password.password_stdin)?;
             let req = Request::GroupLeave {
                 profile,

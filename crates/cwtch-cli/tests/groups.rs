@@ -345,7 +345,13 @@ async fn three_members_invite_accept_join_post_and_read() {
         .await;
     let o = acwtch(&b_dir, &["group", "list"]).await;
     assert_eq!(ok(&o).lines().count(), 2, "{}", ok(&o));
-    let o = acwtch(&b_dir, &["group", "leave", "poker night"]).await;
+    // Leaving deletes: without a terminal to ask on, it needs --yes.
+    fails(
+        &acwtch(&b_dir, &["group", "leave", "poker night"]).await,
+        2,
+        "without --yes",
+    );
+    let o = acwtch(&b_dir, &["group", "leave", "poker night", "--yes"]).await;
     assert!(
         ok(&o).starts_with(&format!("left: {}\t", inv["conversation_id"])),
         "{}",
@@ -354,7 +360,7 @@ async fn three_members_invite_accept_join_post_and_read() {
     assert!(ok(&o).contains("\tinvite\t"), "{}", ok(&o));
 
     // Bob leaves: the group is gone from his list, and its messages with it.
-    let o = acwtch(&b_dir, &["group", "leave", &b_group]).await;
+    let o = acwtch(&b_dir, &["group", "leave", &b_group, "--yes"]).await;
     assert!(ok(&o).starts_with("left: "), "{}", ok(&o));
     b.wait_for(STEP, |e| e["event"] == "GroupLeft").await;
     let v = json(&acwtch(&b_dir, &["--json", "group", "list"]).await);
@@ -561,7 +567,7 @@ async fn group_and_server_errors_are_clear() {
             "several groups",
         );
         fails(
-            &run(vec!["group", "leave", "twin"]).await,
+            &run(vec!["group", "leave", "twin", "--yes"]).await,
             2,
             "several groups",
         );
@@ -644,7 +650,11 @@ async fn group_and_server_errors_are_clear() {
             "no contact or group",
         );
         fails(&run(vec!["group", "accept", "nosuch"]).await, 3, "no group");
-        fails(&run(vec!["group", "leave", "99"]).await, 3, "no group");
+        fails(
+            &run(vec!["group", "leave", "99", "--yes"]).await,
+            3,
+            "no group",
+        );
         fails(
             &run([&["group", "invite", "nosuch", &stranger][..], &net[..]].concat()).await,
             3,
@@ -689,8 +699,8 @@ async fn group_and_server_errors_are_clear() {
             1,
             "leave them first",
         );
-        ok(&run(vec!["group", "leave", &first]).await);
-        ok(&run(vec!["group", "leave", "twin"]).await);
+        ok(&run(vec!["group", "leave", &first, "--yes"]).await);
+        ok(&run(vec!["group", "leave", "twin", "--yes"]).await);
         let o = run(vec!["server", "remove", &server]).await;
         assert!(ok(&o).starts_with("removed: "), "{}", ok(&o));
         assert_eq!(
