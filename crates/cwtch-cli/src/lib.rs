@@ -584,7 +584,7 @@ fn named(
     a: cli::ContactArgs,
     req: impl FnOnce(String) -> Request,
 ) -> Result<(Request, bool), CliError> {
-    session::parse_contact(&a.contact)?;
+    contact_arg(&a.contact)?;
     Ok((req(a.contact), a.password.password_stdin))
 }
 
@@ -630,7 +630,7 @@ async fn contact_command(
             })?
         }
         ContactCommand::Delete(a) => {
-            session::parse_contact(&a.contact.contact)?;
+            contact_arg(&a.contact.contact)?;
             if !a.yes {
                 confirm_contact_delete(&a.contact.contact)?;
             }
@@ -687,6 +687,17 @@ fn confirm_delete(what: &str, question: &str) -> Result<(), CliError> {
     } else {
         Err(CliError::Usage("not deleted".into()))
     }
+}
+
+/// A contact argument: not blank (an onion, a conversation id or a name: which contact it
+/// names is decided in the profile).
+fn contact_arg(s: &str) -> Result<(), CliError> {
+    if s.trim().is_empty() {
+        return Err(CliError::Usage(
+            "no contact given (an onion, a conversation id or a contact's name)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A contact or group argument: anything not blank (what it names is decided by what resolves,
@@ -824,7 +835,7 @@ async fn group_command(
         GroupCommand::Invite(a) => {
             a.acn.check().map_err(CliError::acn)?;
             group_arg(&a.group)?;
-            session::parse_contact(&a.contact)?;
+            contact_arg(&a.contact)?;
             let extra = extra_password(a.password.password_stdin)?;
             let req = Request::GroupInvite {
                 profile,

@@ -336,8 +336,8 @@ impl Session {
                 contact,
                 name,
             } => {
-                let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
+                let cid = resolve_contact(&h, &contact).await?;
                 h.set_contact_nickname(cid.clone(), name.as_deref())
                     .await
                     .map_err(|e| contact_error(e, &contact))?;
@@ -355,8 +355,8 @@ impl Session {
                 files,
                 images,
             } => {
-                let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
+                let cid = resolve_contact(&h, &contact).await?;
                 let c = h
                     .contact(cid.clone())
                     .await
@@ -383,8 +383,8 @@ impl Session {
                 })
             }
             Request::ContactDelete { profile, contact } => {
-                let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
+                let cid = resolve_contact(&h, &contact).await?;
                 let c = h
                     .contact(cid.clone())
                     .await
@@ -460,8 +460,8 @@ impl Session {
         contact: &str,
         op: Op,
     ) -> Result<Reply, CliError> {
-        let cid = parse_contact(contact)?;
         let h = self.handle(profile).await?;
+        let cid = resolve_contact(&h, contact).await?;
         let r = match op {
             Op::Accept => h.accept(cid.clone()).await,
             Op::Block => h.block(cid.clone()).await,
@@ -968,8 +968,8 @@ impl Session {
                 contact,
                 wait_secs,
             } => {
-                let cid = parse_contact(&contact)?;
                 let h = self.handle(profile.as_deref()).await?;
+                let cid = resolve_contact(&h, &contact).await?;
                 let g: GroupRef = parse_group(&group);
                 // The group first: its errors name it.
                 h.group_invites(g.clone())
@@ -1308,16 +1308,21 @@ pub(crate) async fn resolve_target(h: &ProfileHandle, s: &str) -> Result<Target,
                 (false, false) => Err(CliError::NotFound(format!("no contact {t}"))),
             }
         }
-        Err(_) => {
-            if group_exists(h, &g, t).await? {
-                Ok(Target::Group(g))
-            } else {
-                Err(CliError::NotFound(format!(
-                    "no contact or group {t:?} (a contact is named by its onion or conversation \
-                     id, a group by its conversation id, group id or name: `cwtch group list`)"
-                )))
-            }
-        }
+        Err(_) => match (group_exists(h, &g, t).await?, resolve_contact(h, t).await) {
+            (true, Ok(_)) => Err(CliError::Usage(format!(
+                "{t:?} is both a contact's and a group's name; name one by its conversation id \
+                 (`cwtch contact list`, `cwtch group list`)"
+            ))),
+            (true, Err(_)) => Ok(Target::Group(g)),
+            (false, Ok(cid)) => Ok(Target::Contact(cid)),
+            // Several contacts of that name, or an address with a typo: say which.
+            (false, Err(e @ CliError::Usage(_))) => Err(e),
+            (false, Err(_)) => Err(CliError::NotFound(format!(
+                "no contact or group {t:?} (a contact is named by its onion, conversation id or \
+                 name, a group by its conversation id, group id or name: `cwtch contact list`, \
+                 `cwtch group list`)"
+            ))),
+        },
     }
 }
 
@@ -1426,6 +1431,36 @@ pub(crate) fn parse_contact(s: &str) -> Result<ContactId, CliError> {
             crate::error::chain(&e)
         ))
     })
+}
+
+/// A contact named by its onion address, its conversation id, or its name (the one shown:
+/// our nickname for it, else the name it gave itself) when exactly one contact has it.
+pub(crate) async fn resolve_contact(h: &ProfileHandle, s: &str) -> Result<ContactId, CliError> {
+    let t = s.trim();
+    let parsed = parse_contact(t);
+    // What looks like an address (or an id) is one, and its errors say what is wrong with it.
+    let address_like = t.ends_with(".onion")
+        || t.bytes().all(|b| b.is_ascii_digit())
+        || (t.len() >= 56 && t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if parsed.is_ok() || address_like || t.is_empty() {
+        return parsed;
+    }
+    let contacts = h.contacts().await.map_err(CliError::lib)?;
+    let named: Vec<&cwtch::Contact> = contacts
+        .iter()
+        .filter(|c| c.name.as_deref().map(str::trim) == Some(t))
+        .collect();
+    match named[..] {
+        [c] => Ok(ContactId::Onion(c.onion.clone())),
+        [] => Err(CliError::NotFound(format!(
+            "no contact {t:?} (a contact is named by its onion, its conversation id or its \
+             name: `cwtch contact list`)"
+        ))),
+        _ => Err(CliError::Usage(format!(
+            "several contacts are named {t:?}: name one by its conversation id or onion \
+             (`cwtch contact list`)"
+        ))),
+    }
 }
 
 /// An onion address (with or without `.onion`).

@@ -525,7 +525,16 @@ fn misuse_is_a_clear_error() {
     fails(&with(&["contact", "add", "notanonion"]), 2, "not a valid");
     fails(&with(&["contact", "add", "42"]), 2, "not a valid");
     fails(&with(&["contact", "add", &a]), 2, "itself");
-    fails(&with(&["contact", "accept", "zzz"]), 2, "neither");
+    fails(
+        &with(&["contact", "accept", "zzz"]),
+        3,
+        "no contact \"zzz\"",
+    );
+    fails(
+        &with(&["contact", "accept", "zzzzzzzzzz.onion"]),
+        2,
+        "neither",
+    );
     fails(&with(&["contact", "block", "42"]), 3, "no contact 42");
     fails(
         &with(&["messages", "42"]),
@@ -915,12 +924,21 @@ fn settings_and_contact_deletion_without_a_daemon() {
     // Contact deletion: confirmation required, then the conversation is gone.
     let peer = create(&tmp.path().join("other"), "peer");
     ok(&with(&["contact", "add", &peer]));
+    // A contact can be named by its name, as the TUI's `--open` names it.
+    ok(&with(&["contact", "rename", &peer, "my pal"]));
+    let o = with(&["contact", "block", "my pal"]);
+    assert!(ok(&o).contains("\tblocked\t"), "{}", ok(&o));
+    ok(&with(&["contact", "unblock", "my pal"]));
+    assert!(json(&with(&["--json", "messages", "my pal"]))
+        .as_array()
+        .unwrap()
+        .is_empty());
     fails(&with(&["contact", "delete", &peer]), 2, "--yes");
     assert_eq!(ok(&with(&["contact", "list"])).lines().count(), 1);
     let o = with(&["contact", "delete", "1", "--yes"]);
     assert_eq!(
         ok(&o),
-        format!("deleted: 1\t{peer}\taccepted\tDisconnected\t0\t (0 messages)\n")
+        format!("deleted: 1\t{peer}\taccepted\tDisconnected\t0\tmy pal (0 messages)\n")
     );
     assert_eq!(ok(&with(&["contact", "list"])), "");
     fails(
@@ -931,8 +949,8 @@ fn settings_and_contact_deletion_without_a_daemon() {
     fails(&with(&["messages", &peer]), 3, "no contact");
     fails(
         &with(&["contact", "delete", "nonsense", "--yes"]),
-        2,
-        "neither",
+        3,
+        "no contact \"nonsense\"",
     );
     // It can be added again: a new conversation.
     assert!(ok(&with(&["contact", "add", &peer])).starts_with("2\t"));

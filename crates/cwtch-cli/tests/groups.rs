@@ -667,8 +667,8 @@ async fn group_and_server_errors_are_clear() {
         );
         fails(
             &run([&["group", "invite", &first, "zzz"][..], &net[..]].concat()).await,
-            2,
-            "neither",
+            3,
+            "no contact \"zzz\"",
         );
 
         // Invites: garbage, a bare invite for a server this profile does not know.
