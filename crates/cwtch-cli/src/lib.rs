@@ -642,6 +642,7 @@ async fn contact_command(
         }
     };
     let deleted = matches!(req, Request::ContactDelete { .. });
+    let added = matches!(req, Request::ContactAdd { .. });
     let permissions = matches!(req, Request::ContactPermissions { .. });
     let extra = extra_password(password_stdin)?;
     let (reply, _) = call(dir, req, extra.as_ref()).await?;
@@ -661,7 +662,15 @@ async fn contact_command(
             output::contact_line(&contact),
             contact.message_count
         )),
-        Reply::Contact { contact } => output::line(&output::contact_line(&contact)),
+        Reply::Contact { contact } => {
+            if added && contact.blocked {
+                output::note(&format!(
+                    "{} is a contact you blocked: `cwtch contact unblock {}` lets it in again",
+                    contact.onion, contact.conversation_id
+                ));
+            }
+            output::line(&output::contact_line(&contact))
+        }
         r => return Err(unexpected(r)),
     }
     Ok(())

@@ -928,6 +928,11 @@ fn settings_and_contact_deletion_without_a_daemon() {
     ok(&with(&["contact", "rename", &peer, "my pal"]));
     let o = with(&["contact", "block", "my pal"]);
     assert!(ok(&o).contains("\tblocked\t"), "{}", ok(&o));
+    // Adding it again says it is blocked, and how to let it in.
+    let o = with(&["contact", "add", &peer]);
+    assert!(ok(&o).contains("\tblocked\t"), "{}", ok(&o));
+    let note = String::from_utf8_lossy(&o.stderr);
+    assert!(note.contains("contact unblock"), "{note}");
     ok(&with(&["contact", "unblock", "my pal"]));
     assert!(json(&with(&["--json", "messages", "my pal"]))
         .as_array()
