@@ -6,15 +6,18 @@ pub const MAX_NAME_BYTES: usize = 255;
 pub const FALLBACK_NAME: &str = "download";
 
 /// A safe local file name for a peer's suggested `name`: its last path component only (no
-/// directories, no traversal), without control characters, bidirectional-override and
+/// directories, no traversal; a backslash becomes `_`), without control characters, bidirectional-override and
 /// invisible formatting characters, without leading dots (no hidden files) or trailing dots
 /// and spaces, not a device name, at most [`MAX_NAME_BYTES`] bytes (the extension kept when it
 /// can be), and never empty.
 pub fn safe_file_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let last = name.rsplit('/').next().unwrap_or_default();
+    // A backslash is a separator on Windows, and part of a name here: kept as `_`, so that
+    // no system reads a folder into the name and nothing of it is lost.
     let cleaned: String = last
         .chars()
         .filter(|c| !c.is_control() && !is_invisible_format(*c))
+        .map(|c| if c == '\\' { '_' } else { c })
         .collect();
     let trimmed = cleaned
         .trim_start_matches(['.', ' '])
@@ -99,7 +102,8 @@ mod tests {
         for (given, want) in [
             ("photo.jpg", "photo.jpg"),
             ("../../etc/passwd", "passwd"),
-            ("..\\..\\boot.ini", "boot.ini"),
+            ("..\\..\\boot.ini", "_.._boot.ini"),
+            ("we ird\\tname $(x).txt", "we ird_tname $(x).txt"),
             ("/abs/path/x.txt", "x.txt"),
             (".bashrc", "bashrc"),
             ("...", "download"),
