@@ -2460,7 +2460,9 @@ pub(crate) fn image_description(format: &str, width: u32, height: u32, bytes: u6
 pub(crate) fn human_size(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
-    if bytes < 1024 {
+    if bytes == 1 {
+        "1 byte".into()
+    } else if bytes < 1024 {
         format!("{bytes} bytes")
     } else if b < KIB * KIB {
         format!("{:.1} KiB", b / KIB)

@@ -1279,6 +1279,16 @@ fn files_are_shared_with_a_command_and_downloaded_with_a_key() {
         matches!(&a[..], [Action::Call { req: Request::FileDownload { contact, file_key, wait: false, .. }, .. }] if contact == "1" && *file_key == key_str),
         "{a:?}"
     );
+    // A line break in a file's name is shown, not made.
+    let mut odd = app.messages[1].clone();
+    odd.content = Content::FileShare {
+        name: "two\nlines.txt".into(),
+        file_key: key_str.clone(),
+        size: 1,
+    };
+    app.messages[1] = odd;
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("two␊lines.txt (1 byte)"), "{s}");
     // s stops it (a download of theirs, sharing of ours: the daemon tells which).
     let a = app.handle_key(ch('s'));
     assert!(

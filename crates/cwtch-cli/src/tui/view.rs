@@ -405,13 +405,17 @@ fn body_in(app: &App, m: &MessageRow) -> String {
             name,
             size,
         } => {
+            // A name is one line (a line break in it is shown, not made).
+            let name = &inert(name);
             if let Some(what) = app.images.get(file_key) {
                 return format!("[image: {name}, {what}]");
             }
             let state = m.file.as_ref().map(|f| f.state.as_str()).unwrap_or("");
             let file = format!("file: {name} ({})", super::app::human_size(*size));
             match (m.outgoing, app.progress.get(file_key), state) {
-                (true, _, "stopped") => format!("[you share a {file}; no longer shared]"),
+                (true, _, s) if s.starts_with("stopped") => {
+                    format!("[you share a {file}; no longer shared]")
+                }
                 (true, _, _) => body(m),
                 // Live progress first: the state read with the messages is older.
                 (false, Some((done, total)), _) => {
@@ -460,12 +464,14 @@ fn body(m: &MessageRow) -> String {
         Content::GroupInvite { .. } => "[an invite to a group: see Requests]".into(),
         Content::FileShare { name, size, .. } if m.outgoing => {
             format!(
-                "[you share a file: {name} ({})]",
+                "[you share a file: {} ({})]",
+                inert(name),
                 super::app::human_size(*size)
             )
         }
         Content::FileShare { name, size, .. } => format!(
-            "[shares a file: {name} ({}); choose it and press d to download]",
+            "[shares a file: {} ({}); choose it and press d to download]",
+            inert(name),
             super::app::human_size(*size)
         ),
         Content::Malformed { .. } => format!("[not understood: {}]", m.body),
