@@ -367,8 +367,8 @@ pub(crate) async fn claim_socket(path: &Path) -> Result<UnixListener, CliError> 
 
 fn busy(path: &Path) -> CliError {
     CliError::Busy(format!(
-        "another `cwtch run` is already running on this data directory (its control socket {} \
-         answers)",
+        "another `cwtch run` or `cwtch tui` is already running on this data directory (its \
+         control socket {} answers)",
         path.display()
     ))
 }

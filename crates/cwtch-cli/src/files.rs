@@ -258,7 +258,19 @@ async fn follow_download(
         }
     };
     loop {
-        match events.next().await {
+        let next = tokio::select! {
+            e = events.next() => e,
+            // Ctrl-C: stop following (and, without a daemon, downloading), saying what stays.
+            _ = tokio::signal::ctrl_c() => {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(CliError::Failed(
+                    "interrupted: what arrived is kept; run the same command to resume".into(),
+                ));
+            }
+        };
+        match next {
             Some(Event::FileManifestReceived {
                 profile, file_key, ..
             }) if mine(&profile, &file_key) => {
@@ -469,7 +481,9 @@ pub(crate) async fn file_command(
 
 fn state_reply(r: Reply, json: bool) -> Result<(), CliError> {
     match r {
-        r @ Reply::FileState { .. } if json => output::json(&r),
+        Reply::FileState { file_key, state } if json => {
+            output::json(&serde_json::json!({ "file_key": file_key, "state": state }))
+        }
         Reply::FileState { file_key, state } => output::line(&format!("{state}: {file_key}")),
         r => return Err(crate::unexpected(r)),
     }

@@ -883,12 +883,17 @@ async fn group_command(
                 ));
             }
             let req = Request::GroupJoin { profile, invite };
-            let (reply, _) = call(dir, req, extra.as_ref()).await?;
+            let (reply, via) = call(dir, req, extra.as_ref()).await?;
             let Reply::Group { group } = reply else {
                 return Err(unexpected(reply));
             };
+            // A running `cwtch run` syncs it now; without one, the next one does.
+            let fetches = match via {
+                Via::Daemon => "the running `cwtch run` is fetching its messages",
+                Via::Direct => "`cwtch run` fetches its messages",
+            };
             output::note(&format!(
-                "joined group {} (group id {}) on server {}; `cwtch run` fetches its messages",
+                "joined group {} (group id {}) on server {}; {fetches}",
                 output::escape(&group.name),
                 group.group_id,
                 group.server

@@ -1195,7 +1195,7 @@ impl Session {
                 let what = if extra.is_some() {
                     "profile that opens with the default password or the given one"
                 } else {
-                    "profile that opens without a password (use --password-stdin for others)"
+                    "profile that opens without a password"
                 };
                 let (row, pw) = self.pick(rows, selector, what)?;
                 self.load(&row, &pw).await

@@ -316,8 +316,11 @@ async fn a_download_without_a_daemon_shows_progress_and_stop_restart_work() {
     ];
 
     // Shared again: the download runs in this process, with progress as JSON lines.
-    let o = acwtch(&w.a_dir, &["file", "restart", &key]).await;
-    assert_eq!(ok(&o).trim(), format!("sharing: {key}"));
+    let o = acwtch(&w.a_dir, &["--json", "file", "restart", &key]).await;
+    assert_eq!(
+        json(&o),
+        serde_json::json!({"file_key": key.as_str(), "state": "sharing"})
+    );
     let o = acwtch(&w.b_dir, &args).await;
     let out = ok(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -499,4 +502,50 @@ async fn file_stop_stops_a_download() {
         "being downloaded",
     );
     assert!(b.stop().await.success());
+}
+
+/// Ctrl-C during a download without a daemon says what stays and how to resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupted_download_says_how_to_resume() {
+    let w = World::new().await;
+    let a = Daemon::loopback(&w.a_dir, &w.net, &w.alice).await;
+    let mut b = Daemon::loopback(&w.b_dir, &w.net, &w.bob).await;
+    w.befriend(&mut b).await;
+    let src = w.tmp.path().join("notes.txt");
+    std::fs::write(&src, b"some notes").unwrap();
+    let key = w.share(&mut b, &src).await;
+    b.stop().await;
+    a.stop().await;
+    let dest = w.tmp.path().join("dl");
+    let args = [
+        "file",
+        "download",
+        &w.alice,
+        &key,
+        "--to",
+        dest.to_str().unwrap(),
+        "--network",
+        "loopback",
+        "--loopback-dir",
+        w.net(),
+    ];
+    let d = Daemon::spawn_command(&w.b_dir, &args, "");
+    let mut log = w.b_dir.as_os_str().to_owned();
+    log.push(".log");
+    let log = PathBuf::from(log);
+    let deadline = std::time::Instant::now() + STEP;
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("asking the sharer")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status = d.stop_with("-INT").await;
+    assert_eq!(status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("interrupted: what arrived is kept; run the same command to resume"),
+        "{text}"
+    );
 }
