@@ -1219,6 +1219,46 @@ fn deleting_asks_first() {
 }
 
 #[test]
+fn a_long_error_is_shown_whole_below_the_status_line() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    typing(&mut app, "hello");
+    let a = app.handle_key(key(KeyCode::Enter));
+    let Some(Action::Call { ctx: c, .. }) = a.into_iter().next() else {
+        panic!("no send");
+    };
+    let long = "the file was shared by someone who is not your contact: files in a group come \
+                from their sharer over a direct connection; add them first";
+    app.handle_reply(c, Err(long.into()));
+    let s = screen(&app, 50, 15);
+    // Every word of it is on the screen, in order, across the rows below the status line.
+    let shown: String = s
+        .lines()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words: Vec<&str> = long.split_whitespace().collect();
+    let mut at = 0;
+    for w in &words {
+        let found = shown[at..]
+            .find(w)
+            .unwrap_or_else(|| panic!("{w:?} missing:\n{s}"));
+        at += found + w.len();
+    }
+    // A short one stays on the status line itself.
+    app.notice = Some(super::app::Notice {
+        text: "saved".into(),
+        error: false,
+    });
+    let s = screen(&app, 80, 24);
+    assert!(s.lines().last().unwrap().contains("saved"), "{s}");
+}
+
+#[test]
 fn a_refused_message_goes_back_on_the_compose_line() {
     let mut app = world();
     open_with(&mut app, 1, bob_messages());

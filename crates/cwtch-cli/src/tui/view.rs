@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
-use unicode_width::UnicodeWidthChar;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{section, short, App, Ask, Colours, Confirm, Focus, Kind, Overlay, Section};
 use super::sanitize::{inert, inert_lines};
@@ -98,7 +98,7 @@ pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
         .constraints([
             Constraint::Min(3),
             Constraint::Length(3),
-            Constraint::Length(1),
+            Constraint::Length(status_height(app, area.width)),
         ])
         .split(area);
     if area.width < TWO_PANES_WIDTH {
@@ -809,7 +809,8 @@ pub(crate) fn progress_bar(progress: u8, cells: usize) -> String {
     format!("▕{}{}▏ {p:>3}%", "█".repeat(full), "░".repeat(cells - full))
 }
 
-fn status_bar(app: &App, f: &mut Frame<'_>, area: Rect) {
+/// The status line's first part: the profile, its address, the network.
+fn status_spans(app: &App) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
     match app.profile() {
         Some(p) => {
@@ -851,18 +852,52 @@ fn status_bar(app: &App, f: &mut Frame<'_>, area: Rect) {
             Style::default().fg(Color::DarkGray),
         ));
     }
+    spans
+}
+
+/// Most rows a notice too long for the status line takes below it.
+const NOTICE_ROWS: usize = 3;
+
+/// The notice's rows when it does not fit beside the status line's first part (none when it
+/// does): a long error is read whole, not cut to its first words.
+fn notice_rows(app: &App, width: u16) -> Vec<String> {
+    let Some(n) = &app.notice else {
+        return Vec::new();
+    };
+    let text = inert(&n.text);
+    let prefix = Line::from(status_spans(app)).width();
+    if prefix + UnicodeWidthStr::width(text.as_str()) <= usize::from(width) {
+        return Vec::new();
+    }
+    let mut rows = wrap(&text, usize::from(width.max(1)));
+    rows.truncate(NOTICE_ROWS);
+    rows
+}
+
+/// How many rows the status bar takes.
+fn status_height(app: &App, width: u16) -> u16 {
+    1 + u16::try_from(notice_rows(app, width).len()).unwrap_or(0)
+}
+
+fn status_bar(app: &App, f: &mut Frame<'_>, area: Rect) {
+    let mut spans = status_spans(app);
+    let style = |error: bool| {
+        if error {
+            Style::default().fg(Color::Red)
+        } else {
+            Style::default().fg(Color::Green)
+        }
+    };
+    let below = notice_rows(app, area.width);
     match &app.notice {
-        Some(n) => spans.push(Span::styled(
-            inert(&n.text),
-            if n.error {
-                Style::default().fg(Color::Red)
-            } else {
-                Style::default().fg(Color::Green)
-            },
-        )),
+        Some(n) if below.is_empty() => spans.push(Span::styled(inert(&n.text), style(n.error))),
+        Some(_) => {}
         None => spans.push(Span::styled("? help", Style::default().fg(Color::DarkGray))),
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    let error = app.notice.as_ref().is_some_and(|n| n.error);
+    let mut lines = vec![Line::from(spans)];
+    lines.extend(below.into_iter().map(|r| Line::styled(r, style(error))));
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 /// A rectangle `w`×`h` centred in `area` (clipped to it).
