@@ -1195,7 +1195,7 @@ impl Session {
                 let what = if extra.is_some() {
                     "profile that opens with the default password or the given one"
                 } else {
-                    "profile that opens without a password"
+                    "profile that opens without a password (use --password-stdin for others)"
                 };
                 let (row, pw) = self.pick(rows, selector, what)?;
                 self.load(&row, &pw).await
@@ -1505,6 +1505,10 @@ pub(crate) fn select(
     match selector {
         None => match rows.len() {
             1 => Ok(0),
+            // (Said once: `what` may say it already.)
+            0 if what.contains("--password-stdin") => Err(CliError::NotFound(format!(
+                "no {what} (create one with `cwtch profile create`)"
+            ))),
             0 => Err(CliError::NotFound(format!(
                 "no {what} (create one with `cwtch profile create`; one with a password \
                  needs --password-stdin)"
