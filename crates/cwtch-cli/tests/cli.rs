@@ -170,7 +170,7 @@ fn passwd_changes_adds_and_removes_a_password() {
     fails(
         &cwtch(&home, &["contact", "list"]),
         3,
-        "one with a password needs --password-stdin",
+        "use --password-stdin for others",
     );
     assert_eq!(
         ok(&cwtch_stdin(&home, &["profile", "unlock"], "one\n")),
