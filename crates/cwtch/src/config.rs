@@ -57,6 +57,10 @@ pub struct Config {
     /// connects while that many wait is closed right after authentication (as while blocking
     /// unknown contacts) until the user accepts, blocks or deletes some.
     pub max_contact_requests: usize,
+    /// How often an open connection to an accepted contact asks again for its public
+    /// attributes (name, status, picture), so that a change reaches us without waiting for
+    /// the next connection.
+    pub attribute_refresh: Duration,
     /// Most messages stored from one contact request ([`DEFAULT_MAX_REQUEST_MESSAGES`]).
     /// Further messages are neither stored nor acknowledged (the sender sees them as not
     /// delivered, and sends them again once accepted).
@@ -81,6 +85,7 @@ impl Default for Config {
             max_download_size: cwtch_model::files::MAX_FILE_SIZE,
             download_stall: Duration::from_secs(30),
             image_download_deadline: Duration::from_secs(600),
+            attribute_refresh: Duration::from_secs(600),
             max_contact_requests: DEFAULT_MAX_CONTACT_REQUESTS,
             max_request_messages: DEFAULT_MAX_REQUEST_MESSAGES,
             max_stranger_connections: DEFAULT_MAX_STRANGER_CONNECTIONS,

@@ -371,6 +371,10 @@ async fn serve(
     let mut outputs = VecDeque::from(first);
     // Until the session is ready it waits for the peer's version message, at most this long.
     let negotiation_deadline = tokio::time::Instant::now() + rt.config.version_wait;
+    // An accepted contact's public attributes are asked for again now and then.
+    let every = rt.config.attribute_refresh;
+    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while let Some(o) = outputs.pop_front() {
             if !act(rt, remote, &pc, registered, o).await {
@@ -384,6 +388,12 @@ async fn serve(
             _ = tokio::time::sleep_until(negotiation_deadline), if !ready => {
                 debug!(contact = %remote.redacted(), "no version message: V1");
                 outputs.extend(pc.session().negotiation_timed_out());
+                continue;
+            }
+            _ = refresh.tick(), if ready => {
+                if rt.lookup(remote).is_some_and(|r| r.accepted && !r.blocked) {
+                    request_attributes(&pc).await;
+                }
                 continue;
             }
         };

@@ -633,3 +633,38 @@ async fn delete_contact_and_profile_lock() {
     p.shutdown().await;
     bob.shutdown().await;
 }
+
+/// A name (or status, or picture) changed while connected reaches a contact without a new
+/// connection: open connections ask for an accepted contact's public attributes now and then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_name_reaches_a_connected_contact() {
+    let w = World::new();
+    let mut config = fast_config();
+    config.attribute_refresh = Duration::from_millis(300);
+    let mut alice = peer(&w, "alice", config.clone()).await;
+    let mut bob = peer(&w, "bob", config).await;
+    befriend(&mut alice, &mut bob).await;
+    let a = alice.onion();
+    bob.expect("Alice's name", |e| {
+        matches!(e, Event::AttributeUpdated { contact, key, value, .. }
+            if *contact == a && key == "public.profile.name" && value == "alice")
+    })
+    .await;
+    alice.profile.set_name("Alicia").await.unwrap();
+    bob.expect("Alice's new name, on the same connection", |e| {
+        matches!(e, Event::AttributeUpdated { contact, key, value, .. }
+            if *contact == a && key == "public.profile.name" && value == "Alicia")
+    })
+    .await;
+    assert_eq!(
+        bob.profile
+            .contact(onion(&a))
+            .await
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Alicia")
+    );
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
