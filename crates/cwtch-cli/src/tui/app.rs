@@ -58,6 +58,8 @@ pub(crate) enum What {
     Groups,
     Servers,
     Settings,
+    /// The user changed a setting: as [`What::Settings`], then say what changed.
+    SettingsSaved(&'static str),
     /// The open conversation's messages.
     Messages,
     /// The open conversation's newest messages, merged into those read (a long history is
@@ -1296,13 +1298,21 @@ impl App {
         status: Option<String>,
         block_unknown: Option<bool>,
     ) -> Vec<Action> {
+        let said = match (&name, &status, block_unknown) {
+            (Some(_), _, _) => "name changed (contacts see it within minutes)",
+            (_, Some(s), _) if s.trim().is_empty() => "status cleared",
+            (_, Some(_), _) => "status changed (contacts see it within minutes)",
+            (_, _, Some(true)) => "unknown peers are now blocked",
+            (_, _, Some(false)) => "unknown peers may now send contact requests",
+            _ => "saved",
+        };
         let change = SettingsChange {
             name,
             status,
             block_unknown,
             ..SettingsChange::default()
         };
-        self.change_settings(change, What::Settings)
+        self.change_settings(change, What::SettingsSaved(said))
     }
 
     /// Ask for a change of the active profile's settings; `what` handles the answer.
@@ -2185,7 +2195,10 @@ impl App {
                 }
                 Vec::new()
             }
-            (What::Settings, Reply::Settings { settings }) => {
+            (What::Settings | What::SettingsSaved(_), Reply::Settings { settings }) => {
+                if let What::SettingsSaved(said) = ctx.what {
+                    self.note(said);
+                }
                 let offline = settings.online == Some(false);
                 if offline {
                     self.online.remove(&settings.onion);

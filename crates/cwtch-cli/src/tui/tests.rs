@@ -994,7 +994,7 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
     );
     snapshot("profile_80x24", &s);
     app.handle_key(ch('z'));
-    // `B` toggles blocking unknown peers (it is on: turn it off).
+    // `B` toggles blocking unknown peers (it is on: turn it off); the answer says so.
     let a = app.handle_key(ch('B'));
     assert!(
         matches!(
@@ -1010,6 +1010,32 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
             }]
         ),
         "{a:?}"
+    );
+    let Some(Action::Call { ctx: c, .. }) = a.into_iter().next() else {
+        unreachable!()
+    };
+    app.handle_reply(
+        c,
+        Ok(Reply::Settings {
+            settings: crate::protocol::SettingsRow {
+                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                onion: ALICE.into(),
+                name: "alice".into(),
+                status: "reading".into(),
+                block_unknown: false,
+                image_previews: false,
+                image: None,
+                autostart: true,
+                online: Some(true),
+            },
+        }),
+    );
+    assert!(
+        app.notice
+            .as_ref()
+            .is_some_and(|n| n.text == "unknown peers may now send contact requests"),
+        "{:?}",
+        app.notice
     );
     // `g`: a group's name, then its server (the first one added is offered).
     app.handle_key(ch('g'));
