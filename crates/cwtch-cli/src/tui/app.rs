@@ -2368,16 +2368,31 @@ impl App {
         };
         let want = want.trim().to_owned();
         let bare = want.strip_suffix(".onion").unwrap_or(&want).to_lowercase();
-        let found = self.profile().and_then(|p| {
-            p.convs
-                .iter()
-                .find(|c| {
-                    c.id.to_string() == want
-                        || c.address == bare
-                        || c.name.as_deref() == Some(want.as_str())
-                })
-                .map(|c| c.id)
-        });
+        // By id or address (unique), else by name, which must name one conversation only.
+        let (exact, named): (Vec<i64>, Vec<i64>) = match self.profile() {
+            Some(p) => (
+                p.convs
+                    .iter()
+                    .filter(|c| c.id.to_string() == want || c.address == bare)
+                    .map(|c| c.id)
+                    .collect(),
+                p.convs
+                    .iter()
+                    .filter(|c| c.name.as_deref() == Some(want.as_str()))
+                    .map(|c| c.id)
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        if exact.is_empty() && named.len() > 1 {
+            self.pending_open = None;
+            self.error(format!(
+                "--open {}: several conversations have that name; give its conversation id",
+                super::sanitize::inert(&want)
+            ));
+            return Vec::new();
+        }
+        let found = exact.first().or(named.first()).copied();
         match found {
             Some(id) => {
                 self.pending_open = None;

@@ -717,6 +717,21 @@ fn open_flag_opens_by_onion_name_or_id() {
         "{}",
         screen(&app, 100, 30)
     );
+    // A name two groups have: said, nothing opened at random.
+    let mut app = App::new(false, 0, Some("twin".to_owned()));
+    app.handle_reply(
+        ctx("", None, What::Profiles),
+        Ok(fixture::pong(vec![fixture::profile(ALICE)])),
+    );
+    app.handle_reply(
+        ctx(ALICE, None, What::Groups),
+        Ok(Reply::Groups {
+            groups: vec![group(3, "twin", true, 0, 0), group(4, "twin", true, 0, 0)],
+        }),
+    );
+    assert_eq!(app.open, None);
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("several conversations have that name"), "{s}");
 }
 
 #[test]
