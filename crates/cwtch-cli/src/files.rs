@@ -135,7 +135,7 @@ impl Session {
                     Err(cwtch::Error::FileNotFound) => {
                         h.stop_download(&file_key).await.map_err(|e| match e {
                             cwtch::Error::NotDownloading => CliError::NotFound(
-                                "no such file: neither shared by you nor being downloaded (see                                  `cwtch file list`)"
+                                "no such file: neither shared by you nor being downloaded (see `cwtch file list`)"
                                     .into(),
                             ),
                             e => file_error(e, ""),

@@ -536,7 +536,7 @@ fn usable_group_name(name: &str) -> Result<(), CliError> {
     let name = name.trim();
     if name.chars().all(|c| c.is_ascii_digit()) {
         return Err(CliError::Usage(format!(
-            "a group name of digits only ({name}) would be read as a conversation id: choose              another"
+            "a group name of digits only ({name}) would be read as a conversation id: choose another"
         )));
     }
     if cwtch::Onion::parse(name).is_ok() {
