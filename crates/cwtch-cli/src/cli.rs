@@ -263,7 +263,7 @@ pub(crate) enum FileCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct FileShareArgs {
-    /// The conversation: a contact (onion address, conversation id or name) or a group
+    /// The conversation: a contact (onion address, conversation id or nickname) or a group
     /// (conversation id, group id or name).
     pub(crate) contact: String,
     /// The file.
@@ -280,7 +280,7 @@ pub(crate) struct FileShareArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct FileListArgs {
-    /// Only this conversation: a contact (onion address, conversation id or name) or a group
+    /// Only this conversation: a contact (onion address, conversation id or nickname) or a group
     /// (conversation id, group id or name).
     pub(crate) contact: Option<String>,
     #[command(flatten)]
@@ -290,7 +290,7 @@ pub(crate) struct FileListArgs {
 #[derive(Debug, Args)]
 pub(crate) struct FileDownloadArgs {
     /// The conversation it was offered in: a contact (onion address, conversation id or
-    /// name) or a group (conversation id, group id or name).
+    /// nickname) or a group (conversation id, group id or name).
     pub(crate) contact: String,
     /// The file key (`cwtch file list`, or the file message).
     pub(crate) file_key: String,
@@ -375,7 +375,7 @@ pub(crate) struct GroupRenameArgs {
 pub(crate) struct GroupInviteArgs {
     /// The group: its conversation id, group id (hex) or name.
     pub(crate) group: String,
-    /// The contact to invite: an onion address, a conversation id or its name.
+    /// The contact to invite: an onion address, a conversation id or your nickname for it.
     pub(crate) contact: String,
     /// Seconds to wait for the acknowledgement (0: do not wait).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
@@ -509,8 +509,8 @@ pub(crate) struct DeleteArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ContactArgs {
-    /// The contact: an onion address (with or without `.onion`), a conversation id, or its
-    /// name (as `contact list` shows it) when no other contact has it.
+    /// The contact: an onion address (with or without `.onion`), a conversation id, or the
+    /// nickname you gave it (`contact rename`) when no other contact has it.
     pub(crate) contact: String,
     #[command(flatten)]
     pub(crate) password: PasswordArgs,
@@ -573,8 +573,8 @@ pub(crate) struct ContactDeleteArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// The contact (an onion address, with or without `.onion`, a conversation id or its
-    /// name) or the group (a conversation id, a group id or a group name).
+    /// The contact (an onion address, with or without `.onion`, a conversation id or your
+    /// nickname for it) or the group (a conversation id, a group id or a group name).
     #[arg(value_name = "CONTACT|GROUP")]
     pub(crate) contact: String,
     /// The text (at most 7000 characters to a contact; about 1800 bytes to a group, whose
@@ -597,8 +597,8 @@ pub(crate) struct SendArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct MessagesArgs {
-    /// The contact (an onion address, with or without `.onion`, a conversation id or its
-    /// name) or the group (a conversation id, a group id or a group name).
+    /// The contact (an onion address, with or without `.onion`, a conversation id or your
+    /// nickname for it) or the group (a conversation id, a group id or a group name).
     #[arg(value_name = "CONTACT|GROUP")]
     pub(crate) contact: String,
     /// Show at most this many (the newest).
@@ -615,7 +615,7 @@ pub(crate) struct MessagesArgs {
 pub(crate) struct SearchArgs {
     /// The text to look for (case-insensitive).
     pub(crate) pattern: String,
-    /// Only in this conversation: a contact (onion, conversation id or name) or a group
+    /// Only in this conversation: a contact (onion, conversation id or nickname) or a group
     /// (conversation id, group id or name).
     #[arg(long = "in", value_name = "CONTACT|GROUP")]
     pub(crate) conversation: Option<String>,

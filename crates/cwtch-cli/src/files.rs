@@ -127,22 +127,42 @@ impl Session {
                     state: "downloaded".into(),
                 })
             }
-            Request::FileStop { profile, file_key } => {
+            Request::FileStop {
+                profile,
+                file_key,
+                download,
+            } => {
                 let h = self.handle(profile.as_deref()).await?;
-                // Ours: stop sharing it; else a download of it: stop that.
-                let state = match h.stop_sharing(&file_key).await {
-                    Ok(()) => "stopped",
-                    Err(cwtch::Error::FileNotFound) => {
-                        h.stop_download(&file_key).await.map_err(|e| match e {
-                            cwtch::Error::NotDownloading => CliError::NotFound(
-                                "no such file: neither shared by you nor being downloaded (see `cwtch file list`)"
-                                    .into(),
-                            ),
-                            e => file_error(e, ""),
-                        })?;
+                let stop_download = || async {
+                    h.stop_download(&file_key).await.map_err(|e| match e {
+                        cwtch::Error::NotDownloading => CliError::NotFound(
+                            "no such file: neither shared by you nor being downloaded (see \
+                             `cwtch file list`)"
+                                .into(),
+                        ),
+                        e => file_error(e, ""),
+                    })
+                };
+                // Ours: stop sharing it; else a download of it: stop that (unless told which).
+                let state = match download {
+                    Some(true) => {
+                        stop_download().await?;
                         "download stopped"
                     }
-                    Err(e) => return Err(file_error(e, "")),
+                    Some(false) => {
+                        h.stop_sharing(&file_key)
+                            .await
+                            .map_err(|e| file_error(e, ""))?;
+                        "stopped"
+                    }
+                    None => match h.stop_sharing(&file_key).await {
+                        Ok(()) => "stopped",
+                        Err(cwtch::Error::FileNotFound) => {
+                            stop_download().await?;
+                            "download stopped"
+                        }
+                        Err(e) => return Err(file_error(e, "")),
+                    },
                 };
                 Ok(Reply::FileState {
                     file_key,
@@ -464,6 +484,7 @@ pub(crate) async fn file_command(
             let req = Request::FileStop {
                 profile,
                 file_key: a.file_key.clone(),
+                download: None,
             };
             state_reply(crate::call(dir, req, extra.as_ref()).await?.0, json)?;
         }

@@ -304,6 +304,10 @@ pub(crate) enum Request {
     FileStop {
         profile: Option<String>,
         file_key: String,
+        /// Which: `Some(true)` a download, `Some(false)` our share; `None`: our share if it is
+        /// one, else a download.
+        #[serde(default)]
+        download: Option<bool>,
     },
     #[serde(rename = "file.restart")]
     FileRestart {

@@ -1319,8 +1319,8 @@ pub(crate) async fn resolve_target(h: &ProfileHandle, s: &str) -> Result<Target,
             (false, Err(e @ CliError::Usage(_))) => Err(e),
             (false, Err(_)) => Err(CliError::NotFound(format!(
                 "no contact or group {t:?} (a contact is named by its onion, conversation id or \
-                 name, a group by its conversation id, group id or name: `cwtch contact list`, \
-                 `cwtch group list`)"
+                 the nickname you gave it, a group by its conversation id, group id or name: \
+                 `cwtch contact list`, `cwtch group list`)"
             ))),
         },
     }
@@ -1433,8 +1433,9 @@ pub(crate) fn parse_contact(s: &str) -> Result<ContactId, CliError> {
     })
 }
 
-/// A contact named by its onion address, its conversation id, or its name (the one shown:
-/// our nickname for it, else the name it gave itself) when exactly one contact has it.
+/// A contact named by its onion address, its conversation id, or the nickname we gave it
+/// (`contact rename`) when exactly one contact has it. Not by the name a contact
+/// gives itself: it chooses that, and could take a name that sends our words to it.
 pub(crate) async fn resolve_contact(h: &ProfileHandle, s: &str) -> Result<ContactId, CliError> {
     let t = s.trim();
     let parsed = parse_contact(t);
@@ -1448,20 +1449,23 @@ pub(crate) async fn resolve_contact(h: &ProfileHandle, s: &str) -> Result<Contac
     let contacts = h.contacts().await.map_err(CliError::lib)?;
     let named: Vec<&cwtch::Contact> = contacts
         .iter()
-        .filter(|c| c.name.as_deref().map(str::trim) == Some(t))
+        .filter(|c| c.attributes.get(NICKNAME).map(|n| n.trim()) == Some(t))
         .collect();
     match named[..] {
         [c] => Ok(ContactId::Onion(c.onion.clone())),
         [] => Err(CliError::NotFound(format!(
-            "no contact {t:?} (a contact is named by its onion, its conversation id or its \
-             name: `cwtch contact list`)"
+            "no contact {t:?} (a contact is named by its onion, its conversation id or the \
+             nickname you gave it with `cwtch contact rename`: `cwtch contact list`)"
         ))),
         _ => Err(CliError::Usage(format!(
-            "several contacts are named {t:?}: name one by its conversation id or onion \
-             (`cwtch contact list`)"
+            "several contacts have the nickname {t:?}: name one by its conversation id or \
+             onion (`cwtch contact list`)"
         ))),
     }
 }
+
+/// A conversation's own name for it (a contact's nickname).
+const NICKNAME: &str = "local.profile.name";
 
 /// An onion address (with or without `.onion`).
 pub(crate) fn parse_onion(s: &str) -> Result<Onion, CliError> {

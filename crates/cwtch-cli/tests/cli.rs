@@ -924,7 +924,7 @@ fn settings_and_contact_deletion_without_a_daemon() {
     // Contact deletion: confirmation required, then the conversation is gone.
     let peer = create(&tmp.path().join("other"), "peer");
     ok(&with(&["contact", "add", &peer]));
-    // A contact can be named by its name, as the TUI's `--open` names it.
+    // A contact can be named by the nickname we gave it (never by the name it gives itself).
     ok(&with(&["contact", "rename", &peer, "my pal"]));
     let o = with(&["contact", "block", "my pal"]);
     assert!(ok(&o).contains("\tblocked\t"), "{}", ok(&o));

@@ -428,6 +428,11 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
     .await;
     let v = json(&acwtch(&w.b_dir, &["--json", "profile", "show"]).await);
     assert_eq!(v["block_unknown"], true, "{v}");
+    // Alice lists him by the name he gives himself, but commands do not take it: he chose
+    // it (only a nickname Alice gives him names him).
+    let v = json(&acwtch(&w.a_dir, &["--json", "contact", "list"]).await);
+    assert_eq!(v[0]["name"], "bob", "{v}");
+    fails(&acwtch(&w.a_dir, &["messages", "bob"]).await, 3, "nickname");
 
     // Carol, a stranger, dials Bob: authenticated, then closed; nothing is stored at Bob's.
     ok(&acwtch(&carol_dir, &["contact", "add", &w.bob]).await);

@@ -189,8 +189,8 @@ enum DownloadInput {
     Message(FileMessage),
     /// A connection to the sharer is ready (what was asked before may have been lost).
     Connected,
-    /// The user stops the download.
-    Stop,
+    /// The user stops the download: answered once its state says so.
+    Stop(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The profile's shares and downloads.
@@ -1180,15 +1180,15 @@ impl Runtime {
             }
             // A new connection asks again at once: its answers get a full quiet period.
             let mut asked_again = false;
-            let mut stopped = false;
+            let mut stopped = None;
             let mut feed = |d: &mut Download, input: DownloadInput| match input {
                 DownloadInput::Message(m) => d.receive(m, &*hashes),
                 DownloadInput::Connected => {
                     asked_again = true;
                     d.reconnected()
                 }
-                DownloadInput::Stop => {
-                    stopped = true;
+                DownloadInput::Stop(done) => {
+                    stopped = Some(done);
                     Vec::new()
                 }
             };
@@ -1234,11 +1234,12 @@ impl Runtime {
                     return self.download_failed(task, reason, false).await;
                 }
             };
-            if stopped {
+            if let Some(done) = stopped {
                 // What is verified and not yet on disk is asked for again on a resume.
-                return self
-                    .download_failed(task, STOPPED.to_owned(), kind.is_image())
+                self.download_failed(task, STOPPED.to_owned(), kind.is_image())
                     .await;
+                let _ = done.send(());
+                return;
             }
             if asked_again {
                 quiet_until = tokio::time::Instant::now() + stall;
@@ -1388,8 +1389,11 @@ impl Runtime {
     pub(crate) async fn stop_download(&self, key: &FileKey) -> Result<()> {
         let running = self.state().files.downloads.get(key).map(|r| r.tx.clone());
         if let Some(tx) = running {
-            if tx.send(DownloadInput::Stop).await.is_ok() {
-                return Ok(());
+            // Answered once the stop is stored; dropped unanswered if the download ended
+            // first (completed or failed: nothing left to stop).
+            let (done, stored) = tokio::sync::oneshot::channel();
+            if tx.send(DownloadInput::Stop(done)).await.is_ok() {
+                return stored.await.map_err(|_| Error::NotDownloading);
             }
         }
         // Not running here: one that is only marked downloading is marked stopped.

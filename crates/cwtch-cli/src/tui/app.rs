@@ -958,21 +958,29 @@ impl App {
                     .cursor
                     .and_then(|i| self.messages.get(i))
                     .and_then(|m| match &m.content {
-                        cwtch::Content::FileShare { file_key, .. } => Some(file_key.clone()),
+                        cwtch::Content::FileShare { file_key, .. } => {
+                            Some((file_key.clone(), m.outgoing))
+                        }
                         _ => None,
                     });
                 let me = self.active_onion();
                 match file {
-                    Some(file_key) => {
+                    Some((file_key, ours)) => {
+                        let said = if ours {
+                            "no longer shared"
+                        } else {
+                            "download stopped (d resumes it)"
+                        };
                         return vec![call(
                             Request::FileStop {
                                 profile: Some(me.clone()),
                                 file_key,
+                                download: Some(!ours),
                             },
                             &me,
                             self.open,
-                            What::Changed("stopped (d resumes a download)"),
-                        )]
+                            What::Changed(said),
+                        )];
                     }
                     None => self.error("only a file message can be stopped"),
                 }

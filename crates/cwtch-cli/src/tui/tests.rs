@@ -1370,10 +1370,10 @@ fn files_are_shared_with_a_command_and_downloaded_with_a_key() {
     app.messages[1] = odd;
     let s = screen(&app, 80, 24);
     assert!(s.contains("two␊lines.txt (1 byte)"), "{s}");
-    // s stops it (a download of theirs, sharing of ours: the daemon tells which).
+    // s stops it: theirs, so its download (never a share of ours with the same key).
     let a = app.handle_key(ch('s'));
     assert!(
-        matches!(&a[..], [Action::Call { req: Request::FileStop { file_key, .. }, .. }] if *file_key == key_str),
+        matches!(&a[..], [Action::Call { req: Request::FileStop { file_key, download: Some(true), .. }, .. }] if *file_key == key_str),
         "{a:?}"
     );
     // A text message is not a file.
