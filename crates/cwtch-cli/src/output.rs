@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::tui::sanitize::{is_dangerous, is_ordinary_joiner};
+use crate::tui::sanitize::classify;
 use serde::Serialize;
 
 use crate::protocol::{
@@ -264,24 +264,20 @@ pub(crate) fn group_line(g: &GroupRow) -> String {
 
 /// Tabs, line breaks and backslashes escaped, so that one record stays one line; control
 /// characters, bidirectional overrides and the invisible format characters that can disguise
-/// text (the TUI's [`is_dangerous`]) shown as `\u{..}`, so that remote text printed to a
+/// text (where they stand: the TUI's `classify`) shown as `\u{..}`, so that remote text printed to a
 /// terminal can neither drive it nor reorder what it shows (`abc\u{202e}txt.exe`).
 pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    let mut prev = None;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    for (c, replace) in classify(s) {
         match c {
             '\\' => o.push_str("\\\\"),
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            // A joiner inside an emoji sequence (or between letters that need it) is text.
-            c if is_ordinary_joiner(prev, c, chars.peek().copied()) => o.push(c),
-            c if is_dangerous(c) => o.push_str(&c.escape_unicode().to_string()),
+            // Dangerous where it stands (a joiner inside an emoji is text).
+            c if replace => o.push_str(&c.escape_unicode().to_string()),
             c => o.push(c),
         }
-        prev = Some(c);
     }
     o
 }

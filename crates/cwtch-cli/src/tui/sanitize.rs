@@ -31,69 +31,119 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
 fn is_invisible_format(c: char) -> bool {
     matches!(c,
         '\u{00AD}' // soft hyphen
+        | '\u{034F}' // combining grapheme joiner
+        | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
         | '\u{180E}' // Mongolian vowel separator
         | '\u{200B}'..='\u{200D}' // zero-width space, non-joiner, joiner
         | '\u{2028}' | '\u{2029}' // line and paragraph separators
         | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
         | '\u{206A}'..='\u{206F}' // deprecated format characters
+        | '\u{FE00}'..='\u{FE0F}' // variation selectors
         | '\u{FEFF}' // zero-width no-break space (BOM)
         | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+        | '\u{E0000}'..='\u{E007F}' // tags
+        | '\u{E0100}'..='\u{E01EF}' // variation selectors supplement
     )
 }
 
-/// Pictographs (emoji), their skin tones and the emoji variation selector: what a zero-width
-/// joiner joins in an emoji sequence (👩‍💻, 🏳️‍🌈).
-fn is_emoji_part(c: char) -> bool {
+/// Pictographs and the symbols emoji are made of (❤, ✈, ⭐, 🏳, 👩, skin tones).
+fn is_pictograph(c: char) -> bool {
     matches!(c,
-        '\u{2600}'..='\u{27BF}' // miscellaneous symbols, dingbats (♀, ♂, ⚕, ✈, ❤)
-        | '\u{2B00}'..='\u{2BFF}' // arrows and symbols (⬛, ⭐)
-        | '\u{FE0F}' // emoji presentation selector
-        | '\u{1F000}'..='\u{1FAFF}' // pictographs, emoticons, symbols, skin tones
+        '\u{00A9}' | '\u{00AE}' | '\u{203C}' | '\u{2049}' | '\u{2122}' | '\u{2139}'
+        | '\u{2190}'..='\u{21FF}' // arrows
+        | '\u{2300}'..='\u{23FF}' // technical (⌚, ⏰)
+        | '\u{25A0}'..='\u{27BF}' // shapes, symbols, dingbats
+        | '\u{2900}'..='\u{297F}'
+        | '\u{2B00}'..='\u{2BFF}'
+        | '\u{1F000}'..='\u{1FAFF}' // pictographs, emoticons, skin tones
     )
 }
 
-/// Whether the dangerous `c`, between `prev` and `next`, is a joiner doing its ordinary job and
-/// is kept: a zero-width joiner inside an emoji sequence, or a zero-width non-joiner between
-/// two letters of a script that uses it (Persian, Indic: not ASCII). Anywhere else they can
-/// disguise a name, and get a stand-in.
-pub(crate) fn is_ordinary_joiner(prev: Option<char>, c: char, next: Option<char>) -> bool {
-    match (prev, c, next) {
-        (Some(p), '\u{200D}', Some(n)) => is_emoji_part(p) && is_emoji_part(n),
-        (Some(p), '\u{200C}', Some(n)) => {
-            !p.is_ascii() && !n.is_ascii() && p.is_alphabetic() && n.is_alphabetic()
+/// What follows a pictograph inside one emoji and draws nothing of its own.
+fn is_emoji_modifier(c: char) -> bool {
+    matches!(c, '\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}')
+}
+
+/// The scripts whose words need a zero-width (non-)joiner between two of their letters: the
+/// Arabic script (Persian, Urdu), and each Indic script (its own block).
+fn joining_script(c: char) -> Option<u32> {
+    match c {
+        '\u{0600}'..='\u{06FF}'
+        | '\u{0750}'..='\u{077F}'
+        | '\u{08A0}'..='\u{08FF}'
+        | '\u{FB50}'..='\u{FDFF}'
+        | '\u{FE70}'..='\u{FEFF}' => Some(0),
+        '\u{0900}'..='\u{0DFF}' => Some(1 + (c as u32 - 0x0900) / 0x80),
+        _ => None,
+    }
+}
+
+/// Whether the invisible `c` is doing its ordinary job where it stands, and is kept: `prev`
+/// and `next` its neighbours, `base` the last character before it that was not itself part
+/// of an emoji's make-up (a modifier, a joiner, a tag). Kept: a zero-width joiner inside an
+/// emoji (👩‍💻, 🏳️‍🌈) or between two letters of one Indic script (ශ්‍රී); a non-joiner
+/// between two letters of one Arabic or Indic script; an emoji's variation selector after a
+/// pictograph (❤️) or a keycap's base (1️⃣); tags after a black flag (🏴 + tags: a
+/// region's flag). Anywhere else each of them can hide in or disguise a name, and gets a
+/// stand-in.
+fn ordinary_in_place(prev: Option<char>, base: Option<char>, c: char, next: Option<char>) -> bool {
+    let same_script = || {
+        matches!((prev.and_then(joining_script), next.and_then(joining_script)),
+            (Some(a), Some(b)) if a == b)
+    };
+    match c {
+        '\u{200D}' => {
+            let emoji = base.is_some_and(is_pictograph)
+                && prev.is_some_and(|p| is_pictograph(p) || is_emoji_modifier(p))
+                && next.is_some_and(is_pictograph);
+            emoji || same_script()
         }
+        '\u{200C}' => same_script(),
+        '\u{FE0E}' | '\u{FE0F}' => {
+            prev.is_some_and(is_pictograph)
+                || (prev.is_some_and(|p| p.is_ascii_digit() || p == '#' || p == '*')
+                    && next == Some('\u{20E3}'))
+        }
+        '\u{E0020}'..='\u{E007F}' => base == Some('\u{1F3F4}'),
         _ => false,
     }
 }
 
-/// The first dangerous character in `s` that is not an ordinary joiner in its place: what
+/// Each character of `s`, and whether it must be replaced by a stand-in (dangerous, and not
+/// doing an ordinary job where it stands).
+pub(crate) fn classify(s: &str) -> impl Iterator<Item = (char, bool)> + '_ {
+    let mut chars = s.chars().peekable();
+    let (mut prev, mut base) = (None, None);
+    std::iter::from_fn(move || {
+        let c = chars.next()?;
+        let replace = is_dangerous(c) && !ordinary_in_place(prev, base, c, chars.peek().copied());
+        let part_of_emoji =
+            is_emoji_modifier(c) || c == '\u{200D}' || ('\u{E0020}'..='\u{E007F}').contains(&c);
+        if !part_of_emoji {
+            base = Some(c);
+        }
+        prev = Some(c);
+        Some((c, replace))
+    })
+}
+
+/// The first character in `s` that must not reach a terminal as it is, where it stands: what
 /// [`inert`] and the CLI's escaping must never let through.
 #[cfg(test)]
 pub(crate) fn dangerous_in(s: &str) -> Option<char> {
-    let mut prev = None;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if is_dangerous(c) && !is_ordinary_joiner(prev, c, chars.peek().copied()) {
-            return Some(c);
-        }
-        prev = Some(c);
-    }
-    None
+    classify(s).find(|(_, replace)| *replace).map(|(c, _)| c)
 }
 
 /// `s` with every dangerous character replaced by a visible stand-in (see the module).
 /// Line breaks too: split text into lines first where lines are wanted ([`inert_lines`]).
 pub(crate) fn inert(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut prev = None;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if is_ordinary_joiner(prev, c, chars.peek().copied()) {
-            out.push(c);
-        } else {
+    for (c, replace) in classify(s) {
+        if replace {
             push_inert(&mut out, c);
+        } else {
+            out.push(c);
         }
-        prev = Some(c);
     }
     out
 }
@@ -182,6 +232,40 @@ mod tests {
     }
 
     #[test]
+    fn what_emoji_and_scripts_need_is_kept_and_nothing_else() {
+        let kept = [
+            "👩\u{200D}💻",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "👍\u{1F3FD}",
+            "🧑\u{1F3FD}\u{200D}🚀",
+            "❤\u{FE0F}",
+            "1\u{FE0F}\u{20E3}",
+            "🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
+            "क\u{094D}\u{200C}ष",
+            "ශ\u{0DCA}\u{200D}ර\u{0DD3}",
+            "می\u{200C}خواهم",
+        ];
+        for ok in kept {
+            assert_eq!(inert(ok), ok, "{ok:?}");
+        }
+        // The same invisible characters where they only hide something: shown. (Checked
+        // here one by one, not by the rule `inert` itself uses.)
+        for (hostile, shown) in [
+            ("b\u{FE0F}ob", "b<U+FE0F>ob"),
+            ("b\u{FE0F}\u{200D}\u{FE0F}ob", "b<U+FE0F><U+200D><U+FE0F>ob"),
+            ("Ма\u{200C}рия", "Ма<U+200C>рия"),
+            ("ë\u{200C}ë", "ë<U+200C>ë"),
+            ("क\u{200C}ශ", "क<U+200C>ශ"),
+            ("a\u{E0041}b", "a<U+E0041>b"),
+            ("x\u{034F}y", "x<U+034F>y"),
+            ("\u{3164}bob", "<U+3164>bob"),
+            ("a\u{E0100}", "a<U+E0100>"),
+        ] {
+            assert_eq!(inert(hostile), shown, "{hostile:?}");
+        }
+    }
+
+    #[test]
     fn lines_split_then_made_inert() {
         assert_eq!(inert_lines("a\r\nb\x1b[1m\nc"), vec!["a", "b␛[1m", "c"]);
         assert_eq!(inert("a\nb\tc"), "a␊b␉c");
@@ -192,6 +276,13 @@ mod tests {
         fn no_dangerous_character_survives(s in any::<String>()) {
             let out = inert(&s);
             prop_assert_eq!(dangerous_in(&out), None, "survived in {:?}", out);
+            // Independently of that rule: what survives of the dangerous is only ever a
+            // joiner, a variation selector or a tag, never a control or a bidi character.
+            for c in out.chars().filter(|c| is_dangerous(*c)) {
+                let allowed = matches!(c,
+                    '\u{200C}' | '\u{200D}' | '\u{FE0E}' | '\u{FE0F}' | '\u{E0020}'..='\u{E007F}');
+                prop_assert!(allowed, "{:?} survived in {:?}", c, out);
+            }
             for c in out.chars() {
                 let c1 = ('\u{80}'..='\u{9f}').contains(&c);
                 prop_assert!(!c1, "C1 control survived");

@@ -1290,6 +1290,13 @@ fn a_long_error_is_shown_whole_below_the_status_line() {
             .unwrap_or_else(|| panic!("{w:?} missing:\n{s}"));
         at += found + w.len();
     }
+    // In the smallest windows it takes only the rows there are: the compose line stays.
+    for h in [8, 9, 10] {
+        let s = screen(&app, 40, h);
+        assert!(s.contains("Message bob"), "40x{h}:\n{s}");
+    }
+    let s = screen(&app, 40, 8);
+    assert!(s.contains('…'), "what is cut says so:\n{s}");
     // A short one stays on the status line itself.
     app.notice = Some(super::app::Notice {
         text: "saved".into(),

@@ -98,7 +98,7 @@ pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
         .constraints([
             Constraint::Min(3),
             Constraint::Length(3),
-            Constraint::Length(status_height(app, area.width)),
+            Constraint::Length(status_height(app, area.width, area.height)),
         ])
         .split(area);
     if area.width < TWO_PANES_WIDTH {
@@ -859,8 +859,10 @@ fn status_spans(app: &App) -> Vec<Span<'static>> {
 const NOTICE_ROWS: usize = 3;
 
 /// The notice's rows when it does not fit beside the status line's first part (none when it
-/// does): a long error is read whole, not cut to its first words.
-fn notice_rows(app: &App, width: u16) -> Vec<String> {
+/// does): a long error is read whole, not cut to its first words. At most [`NOTICE_ROWS`],
+/// and never more than leave the conversation 3 rows and the compose box its 3 in a window
+/// `height` high; what is cut ends in `…`.
+fn notice_rows(app: &App, width: u16, height: u16) -> Vec<String> {
     let Some(n) = &app.notice else {
         return Vec::new();
     };
@@ -869,14 +871,24 @@ fn notice_rows(app: &App, width: u16) -> Vec<String> {
     if prefix + UnicodeWidthStr::width(text.as_str()) <= usize::from(width) {
         return Vec::new();
     }
+    let room = usize::from(height.saturating_sub(3 + 3 + 1)).min(NOTICE_ROWS);
     let mut rows = wrap(&text, usize::from(width.max(1)));
-    rows.truncate(NOTICE_ROWS);
+    if rows.len() > room {
+        rows.truncate(room);
+        if let Some(last) = rows.last_mut() {
+            while !last.is_empty() && UnicodeWidthStr::width(last.as_str()) + 1 > usize::from(width)
+            {
+                last.pop();
+            }
+            last.push('…');
+        }
+    }
     rows
 }
 
-/// How many rows the status bar takes.
-fn status_height(app: &App, width: u16) -> u16 {
-    1 + u16::try_from(notice_rows(app, width).len()).unwrap_or(0)
+/// How many rows the status bar takes in a window `width`×`height`.
+fn status_height(app: &App, width: u16, height: u16) -> u16 {
+    1 + u16::try_from(notice_rows(app, width, height).len()).unwrap_or(0)
 }
 
 fn status_bar(app: &App, f: &mut Frame<'_>, area: Rect) {
@@ -888,7 +900,7 @@ fn status_bar(app: &App, f: &mut Frame<'_>, area: Rect) {
             Style::default().fg(Color::Green)
         }
     };
-    let below = notice_rows(app, area.width);
+    let below = notice_rows(app, area.width, f.area().height);
     match &app.notice {
         Some(n) if below.is_empty() => spans.push(Span::styled(inert(&n.text), style(n.error))),
         Some(_) => {}
