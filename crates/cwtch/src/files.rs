@@ -154,10 +154,14 @@ impl Share {
     /// are no longer the manifest's.
     async fn changed(&self) -> bool {
         let (path, stamp) = (self.path.clone(), self.stamp);
+        // A file that cannot be read now (missing, an unmounted disk) is unavailable, not
+        // changed: serving it fails, and it may come back.
         stamp.is_some()
-            && tokio::task::spawn_blocking(move || FileStamp::of(&path) != stamp)
-                .await
-                .unwrap_or(true)
+            && tokio::task::spawn_blocking(move || {
+                FileStamp::of(&path).is_some_and(|now| Some(now) != stamp)
+            })
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -233,19 +237,20 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error
     move |source| Error::Io { op, path, source }
 }
 
+/// Open a file to read, non-blocking: opening a FIFO (or a device) must not wait for a writer
+/// before it is found not to be a regular file; reads of a regular file are not affected.
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nonblock = rustix::fs::OFlags::NONBLOCK.bits();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(nonblock).unwrap_or(0))
+        .open(path)
+}
+
 /// Hash a file into its manifest (blocking).
 fn build_manifest(path: &Path) -> Result<Manifest> {
-    // Non-blocking: opening a FIFO (or a device) must not wait for a writer before it is
-    // found not to be a regular file; reads of a regular file are not affected.
-    let mut f = {
-        use std::os::unix::fs::OpenOptionsExt;
-        let nonblock = rustix::fs::OFlags::NONBLOCK.bits();
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(i32::try_from(nonblock).unwrap_or(0))
-            .open(path)
-            .map_err(io_err("open", path))?
-    };
+    let mut f = open_nonblocking(path).map_err(io_err("open", path))?;
     let meta = f.metadata().map_err(io_err("read", path))?;
     if !meta.is_file() {
         return Err(Error::Invalid {
@@ -2388,10 +2393,14 @@ impl Runtime {
             let (path, manifest, stamp) = (share.path.clone(), share.manifest.clone(), share.stamp);
             let read =
                 tokio::task::spawn_blocking(move || -> std::io::Result<Vec<(u64, Vec<u8>)>> {
-                    let f = std::fs::File::open(&path)?;
+                    let f = open_nonblocking(&path)?;
+                    if !f.metadata()?.is_file() {
+                        return Err(std::io::Error::other("no longer a regular file"));
+                    }
                     // Changed since it was hashed (length or time): its chunks are not the
                     // manifest's; serve nothing rather than garbage.
-                    if stamp.is_some() && FileStamp::of(&path) != stamp {
+                    if stamp.is_some() && FileStamp::of(&path).is_some_and(|now| Some(now) != stamp)
+                    {
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
                             "the shared file changed on disk",

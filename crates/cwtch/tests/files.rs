@@ -690,3 +690,43 @@ async fn a_fifo_is_refused_without_waiting_for_a_writer() {
     alice.shutdown().await;
     bob.shutdown().await;
 }
+
+/// A shared file that is missing for a while (an unmounted disk, moved away and back) is
+/// unavailable, not changed: its share is not stopped, and it is served once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_shared_file_is_unavailable_not_changed() {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config()).await;
+    let mut bob = peer(&w, "bob", config()).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "away.bin", 30_000);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let aside = src.path().join("aside");
+    std::fs::rename(&path, &aside).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let a = onion(&alice.onion());
+    bob.profile
+        .download_file(a.clone(), &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "failed while the file is away",
+        |e| matches!(e, Event::FileDownloadFailed { file_key, .. } if *file_key == key),
+    )
+    .await;
+    let files = alice.profile.files(None).await.unwrap();
+    assert_eq!(files[0].state, "sharing", "{:?}", files[0]);
+    std::fs::rename(&aside, &path).unwrap();
+    bob.profile
+        .download_file(a, &key, dest.path())
+        .await
+        .unwrap();
+    bob.expect(
+        "downloaded once it is back",
+        |e| matches!(e, Event::FileDownloaded { file_key, .. } if *file_key == key),
+    )
+    .await;
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
