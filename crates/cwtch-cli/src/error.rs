@@ -21,6 +21,9 @@ pub(crate) enum CliError {
     /// The profile is running in another process. Exit 5.
     #[error("{0}")]
     Busy(String),
+    /// The user interrupted the command (Ctrl-C). Exit 130, as a shell reports SIGINT.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 /// The error kinds as named on the control socket (`"code"`).
@@ -43,6 +46,7 @@ impl CliError {
             CliError::NotFound(_) => 3,
             CliError::WrongPassword(_) => 4,
             CliError::Busy(_) => 5,
+            CliError::Interrupted(_) => 130,
         }
     }
 
@@ -53,6 +57,8 @@ impl CliError {
             CliError::NotFound(_) => ErrorCode::NotFound,
             CliError::WrongPassword(_) => ErrorCode::WrongPassword,
             CliError::Busy(_) => ErrorCode::Busy,
+            // Never sent over the socket (only a command's own process is interrupted).
+            CliError::Interrupted(_) => ErrorCode::Failed,
         }
     }
 

@@ -277,17 +277,27 @@ async fn follow_download(
             );
         }
     };
+    // Ctrl-C: stop following (and, without a daemon, downloading), saying what stays. One
+    // listener for the whole wait, so that no press between two events is lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let said = match &events {
+        Events::Local(_) => {
+            "interrupted: what arrived is kept; run the same command to resume".to_owned()
+        }
+        Events::Daemon(_) => format!(
+            "stopped following: the `cwtch run` goes on downloading (`cwtch file stop {key}` \
+             stops it)"
+        ),
+    };
     loop {
         let next = tokio::select! {
             e = events.next() => e,
-            // Ctrl-C: stop following (and, without a daemon, downloading), saying what stays.
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut interrupted => {
                 if let Some(b) = &bar {
                     b.abandon();
                 }
-                return Err(CliError::Failed(
-                    "interrupted: what arrived is kept; run the same command to resume".into(),
-                ));
+                return Err(CliError::Interrupted(said));
             }
         };
         match next {

@@ -542,7 +542,7 @@ async fn an_interrupted_download_says_how_to_resume() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let status = d.stop_with("-INT").await;
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(status.code(), Some(130));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("interrupted: what arrived is kept; run the same command to resume"),
