@@ -201,10 +201,10 @@ async fn tui_over_loopback_request_messages_hostile_text_and_groups() {
     ok(&acwtch(&b_dir, &["contact", "add", &alice]).await);
     let short_bob = format!("{}…", &bob[..8]);
     t.wait_for_text(&format!("{short_bob} request"));
-    t.keys(&["Enter"]); // the only conversation: open it
+    t.keys(&["Enter"]); // the only conversation: open it (the list keeps the focus)
     t.wait_for_text("request: A accepts");
-    t.line("/accept");
-    // Accepted, Alice answers Bob's name request: Bob learns it.
+    t.keys(&["A"]); // as the title says; then the compose line has the focus
+                    // Accepted, Alice answers Bob's name request: Bob learns it.
     b.wait_for(STEP, |e| {
         e["event"] == "AttributeUpdated" && e["value"] == "alice"
     })
@@ -271,7 +271,7 @@ async fn tui_over_loopback_request_messages_hostile_text_and_groups() {
     t.type_text("/book");
     t.keys(&["Enter", "Enter"]); // end the filter; open the group
     t.wait_for_text("invite: A accepts");
-    t.line("/accept");
+    t.keys(&["A"]);
     t.wait_for_text("server synced");
 
     // A group message from Bob appears with his name; Alice's reaches Bob.

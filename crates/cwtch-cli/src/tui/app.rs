@@ -809,7 +809,10 @@ impl App {
             Focus::Messages | Focus::List | Focus::Compose => {
                 self.cursor = None;
                 self.focus = Focus::Compose;
-                self.edit(&Edit::InsertStr(text.replace("\r\n", "\n")));
+                // Terminals paste line breaks as CR (or CRLF): they are line breaks.
+                self.edit(&Edit::InsertStr(
+                    text.replace("\r\n", "\n").replace('\r', "\n"),
+                ));
             }
         }
     }
@@ -886,6 +889,14 @@ impl App {
 
     fn messages_key(&mut self, key: KeyEvent) -> Vec<Action> {
         let n = self.messages.len();
+        // As in the list: a letter with Ctrl or Alt is no command here.
+        if key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && matches!(key.code, KeyCode::Char(_))
+        {
+            return Vec::new();
+        }
         match key.code {
             KeyCode::Esc | KeyCode::Tab => {
                 self.cursor = None;
@@ -1093,12 +1104,21 @@ impl App {
             },
             &me,
             Some(c.id),
-            What::Changed("downloading to ~/Downloads (progress below)"),
+            What::Changed("downloading to ~/Downloads (progress in the status line)"),
         )]
     }
 
     fn list_key(&mut self, key: KeyEvent) -> Vec<Action> {
         let n = self.visible().len();
+        // The list's letters act on a conversation (block, decline, delete): a letter typed
+        // with Ctrl or Alt (a compose line's editing key, pressed here by mistake) does not.
+        if key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            && matches!(key.code, KeyCode::Char(_))
+        {
+            return Vec::new();
+        }
         match key.code {
             KeyCode::Char('?') => self.overlay = Overlay::Help,
             KeyCode::Char('q') => {
@@ -1109,7 +1129,10 @@ impl App {
             KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < n => self.selected += 1,
             KeyCode::Enter | KeyCode::Right => {
                 if let Some(c) = self.selected_conv() {
-                    self.focus = Focus::Compose;
+                    // A request is answered with the list's keys (A, x): the focus stays.
+                    if !c.request {
+                        self.focus = Focus::Compose;
+                    }
                     return self.open(c.id);
                 }
             }
@@ -1424,6 +1447,14 @@ impl App {
                 self.error("/rename NAME: a group needs a name");
                 return Vec::new();
             }
+            // As `cwtch group rename`: a name commands can name it by.
+            Kind::Group
+                if name.chars().all(|c| c.is_ascii_digit())
+                    || cwtch::Onion::parse(name).is_ok() =>
+            {
+                self.error("/rename: digits only or an onion address would be read as an id; choose another name");
+                return Vec::new();
+            }
             Kind::Group => Request::GroupRename {
                 profile: Some(me.clone()),
                 group: c.id.to_string(),
@@ -1532,8 +1563,12 @@ impl App {
                 profile: p,
                 contact: target,
             },
-            (Verb::Block | Verb::Unblock, Kind::Group) => {
+            (Verb::Block, Kind::Group) => {
                 self.error("groups cannot be blocked (x declines an invite, D leaves)");
+                return Vec::new();
+            }
+            (Verb::Unblock, Kind::Group) => {
+                self.error("groups are never blocked: u unblocks a contact");
                 return Vec::new();
             }
         };
@@ -1545,6 +1580,10 @@ impl App {
         };
         if verb == Verb::Decline && self.open == Some(c.id) {
             self.close();
+        }
+        // Accepted where it is open: what comes next is writing to it.
+        if verb == Verb::Accept && self.open == Some(c.id) {
+            self.focus = Focus::Compose;
         }
         vec![call(req, &me, Some(c.id), What::Changed(what))]
     }
@@ -1562,17 +1601,23 @@ impl App {
         if self.open == Some(id) {
             self.close();
         }
-        let req = match kind {
-            Kind::Contact => Request::ContactDelete {
-                profile: p,
-                contact: id.to_string(),
-            },
-            Kind::Group => Request::GroupLeave {
-                profile: p,
-                group: id.to_string(),
-            },
+        let (req, said) = match kind {
+            Kind::Contact => (
+                Request::ContactDelete {
+                    profile: p,
+                    contact: id.to_string(),
+                },
+                "deleted",
+            ),
+            Kind::Group => (
+                Request::GroupLeave {
+                    profile: p,
+                    group: id.to_string(),
+                },
+                "left the group (its messages deleted here)",
+            ),
         };
-        vec![call(req, &me, Some(id), What::Changed("deleted"))]
+        vec![call(req, &me, Some(id), What::Changed(said))]
     }
 
     fn close(&mut self) {
@@ -1649,14 +1694,17 @@ impl App {
                 return self.command(cmd);
             }
         }
+        let Some(c) = self.open_conv().cloned() else {
+            // Nothing is lost: the line stays to be sent once one is open.
+            self.compose = line;
+            self.compose_at = None;
+            self.error("no conversation is open: choose one in the list (Enter)");
+            return Vec::new();
+        };
         let text = if trimmed.starts_with("//") {
             line.trim_start()[1..].to_owned()
         } else {
             line
-        };
-        let Some(c) = self.open_conv().cloned() else {
-            self.error("no conversation is open: choose one in the list (Enter)");
-            return Vec::new();
         };
         if c.request && c.kind == Kind::Group {
             self.error("accept the invite first (/accept)");

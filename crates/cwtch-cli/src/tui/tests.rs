@@ -171,7 +171,13 @@ fn open_with(app: &mut App, id: i64, messages: Vec<MessageRow>) {
         other => panic!("{other:?}"),
     }
     assert_eq!(app.open, Some(id));
-    assert_eq!(app.focus, Focus::Compose);
+    // A request keeps the list's focus (A accepts, x declines); anything else the compose line.
+    let request = app
+        .profile()
+        .and_then(|p| p.convs.iter().find(|c| c.id == id))
+        .is_some_and(|c| c.request);
+    let want = if request { Focus::List } else { Focus::Compose };
+    assert_eq!(app.focus, want);
 }
 
 fn bob_messages() -> Vec<MessageRow> {
@@ -424,7 +430,15 @@ fn request_view_and_accepting_it() {
         "{s}"
     );
     snapshot("request_80x24", &s);
-    // `/accept` on the compose line accepts the open request.
+    // The list keeps the focus: A accepts it, as the title says (not typed into a line).
+    assert_eq!(app.focus, Focus::List);
+    let a = app.handle_key(ch('A'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactAccept { contact, .. }, .. }] if contact == "2"),
+        "{a:?}"
+    );
+    // The compose line then has the focus; `/accept` there accepts the open request too.
+    assert_eq!(app.focus, Focus::Compose);
     let a = typing(&mut app, "/accept");
     assert!(a.is_empty());
     let a = app.handle_key(key(KeyCode::Enter));
@@ -450,6 +464,9 @@ fn request_view_and_accepting_it() {
             ..
         }]
     ));
+    // (Accepted where it is open: on to the compose line; Tab back to the list.)
+    assert_eq!(app.focus, Focus::Compose);
+    app.handle_key(key(KeyCode::Tab));
     assert!(matches!(
         &app.handle_key(ch('x'))[..],
         [Action::Call {
@@ -2854,4 +2871,35 @@ fn a_small_window_says_so_and_a_narrow_one_shows_one_pane() {
         "{s}"
     );
     assert!(s.contains("see you there"), "{s}");
+}
+
+#[test]
+fn ctrl_letters_in_the_list_do_nothing_and_pasted_crs_are_line_breaks() {
+    let mut app = world();
+    let pos = app.visible().iter().position(|c| c.id == 1).unwrap();
+    app.selected = pos;
+    app.focus = Focus::List;
+    // Ctrl-B, Ctrl-X, Ctrl-U (editing keys pressed in the wrong place): no block, no decline.
+    for c in ['b', 'x', 'u', 'D'] {
+        let k = KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        assert!(app.handle_key(k).is_empty(), "Ctrl-{c}");
+        let k = KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT);
+        assert!(app.handle_key(k).is_empty(), "Alt-{c}");
+    }
+    assert!(!app.handle_key(ch('b')).is_empty(), "b itself still blocks");
+    // A paste's CR and CRLF line breaks are line breaks.
+    open_with(&mut app, 1, bob_messages());
+    app.handle_paste("one\rtwo\r\nthree");
+    assert_eq!(app.compose, "one\ntwo\nthree");
+}
+
+#[test]
+fn a_line_sent_with_no_conversation_open_is_kept() {
+    let mut app = world();
+    assert!(app.open.is_none());
+    app.focus = Focus::Compose;
+    typing(&mut app, "my unsent draft");
+    assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+    assert_eq!(app.compose, "my unsent draft");
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
 }
