@@ -953,14 +953,28 @@ impl App {
                 let file = self
                     .cursor
                     .and_then(|i| self.messages.get(i))
-                    .filter(|m| !m.outgoing)
                     .and_then(|m| match &m.content {
-                        cwtch::Content::FileShare { file_key, .. } => Some(file_key.clone()),
+                        cwtch::Content::FileShare { file_key, .. } => {
+                            Some((file_key.clone(), m.outgoing))
+                        }
                         _ => None,
                     });
                 match file {
-                    Some(key) => return self.download(&key),
-                    None => self.error("only a file shared with you can be downloaded"),
+                    Some((key, false)) => return self.download(&key),
+                    // Ours: share it again (after `s`).
+                    Some((file_key, true)) => {
+                        let me = self.active_onion();
+                        return vec![call(
+                            Request::FileRestart {
+                                profile: Some(me.clone()),
+                                file_key,
+                            },
+                            &me,
+                            self.open,
+                            What::Changed("shared again"),
+                        )];
+                    }
+                    None => self.error("only a file message can be downloaded (or shared again)"),
                 }
             }
             KeyCode::Char('s') => {
@@ -1140,6 +1154,11 @@ impl App {
             KeyCode::Char('/') => {
                 self.focus = Focus::Filter;
                 self.filter.clear();
+            }
+            // A filter kept after Enter: Esc in the list clears it (as the help says).
+            KeyCode::Esc if !self.filter.is_empty() => {
+                self.filter.clear();
+                self.selected = 0;
             }
             KeyCode::Char('p') if !self.profiles.is_empty() => {
                 self.active = (self.active + 1) % self.profiles.len();
@@ -1531,6 +1550,16 @@ impl App {
     }
 
     fn on_conv(&mut self, c: &Conv, verb: Verb) -> Vec<Action> {
+        // Declining a contact request deletes what it sent: asked first, as D is (b keeps
+        // it out instead).
+        if verb == Verb::Decline && c.kind == Kind::Contact && c.request {
+            self.overlay = Overlay::Confirm(Confirm::DeleteConv {
+                id: c.id,
+                kind: c.kind,
+                label: c.label(),
+            });
+            return Vec::new();
+        }
         let me = self.active_onion();
         let p = Some(me.clone());
         let target = c.id.to_string();

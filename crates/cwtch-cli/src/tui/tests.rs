@@ -467,8 +467,11 @@ fn request_view_and_accepting_it() {
     // (Accepted where it is open: on to the compose line; Tab back to the list.)
     assert_eq!(app.focus, Focus::Compose);
     app.handle_key(key(KeyCode::Tab));
+    // x asks first (it deletes what the request sent); y declines.
+    assert!(app.handle_key(ch('x')).is_empty());
+    assert!(matches!(app.overlay, Overlay::Confirm(_)));
     assert!(matches!(
-        &app.handle_key(ch('x'))[..],
+        &app.handle_key(ch('y'))[..],
         [Action::Call {
             req: Request::ContactDelete { .. },
             ..
@@ -2902,4 +2905,40 @@ fn a_line_sent_with_no_conversation_open_is_kept() {
     assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
     assert_eq!(app.compose, "my unsent draft");
     assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}
+
+#[test]
+fn esc_clears_a_kept_filter_and_d_shares_our_stopped_file_again() {
+    let mut app = world();
+    app.handle_key(ch('/'));
+    typing(&mut app, "bob");
+    app.handle_key(key(KeyCode::Enter));
+    assert_eq!((app.focus, app.filter.as_str()), (Focus::List, "bob"));
+    app.handle_key(key(KeyCode::Esc));
+    assert!(app.filter.is_empty(), "Esc in the list clears the filter");
+    // Our own file message: d shares it again.
+    let key_str = format!("{}.{}", "ab".repeat(64), "cd".repeat(24));
+    open_with(
+        &mut app,
+        1,
+        vec![msg(
+            1,
+            1,
+            ALICE,
+            true,
+            MessageState::Acknowledged,
+            "08:00",
+            Content::FileShare {
+                name: "notes.txt".into(),
+                file_key: key_str.clone(),
+                size: 10,
+            },
+        )],
+    );
+    app.handle_key(key(KeyCode::Up));
+    let a = app.handle_key(ch('d'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::FileRestart { file_key, .. }, .. }] if *file_key == key_str),
+        "{a:?}"
+    );
 }

@@ -414,7 +414,7 @@ fn body_in(app: &App, m: &MessageRow) -> String {
             let file = format!("file: {name} ({})", super::app::human_size(*size));
             match (m.outgoing, app.progress.get(file_key), state) {
                 (true, _, s) if s.starts_with("stopped") => {
-                    format!("[you share a {file}; no longer shared]")
+                    format!("[you share a {file}; no longer shared: d shares it again]")
                 }
                 (true, _, _) => body(m),
                 // Live progress first: the state read with the messages is older.
