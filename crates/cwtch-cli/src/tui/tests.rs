@@ -2942,3 +2942,23 @@ fn esc_clears_a_kept_filter_and_d_shares_our_stopped_file_again() {
         "{a:?}"
     );
 }
+
+#[test]
+fn a_long_name_is_cut_before_its_unread_count_and_state() {
+    let mut app = world();
+    app.handle_reply(
+        ctx(ALICE, None, What::Groups),
+        Ok(Reply::Groups {
+            groups: vec![group(3, "A very long group name that goes on", true, 2, 0)],
+        }),
+    );
+    let s = screen(&app, 80, 24);
+    let row = s
+        .lines()
+        .find(|l| l.contains("A very long"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(
+        row.contains('…') && row.contains("(2)") && row.contains("synced"),
+        "{row}"
+    );
+}

@@ -212,10 +212,10 @@ fn conversations(app: &App, f: &mut Frame<'_>, area: Rect) {
         let mut spans = vec![
             Span::raw(if Some(c.id) == app.open { "›" } else { " " }),
             Span::styled(format!("{glyph} "), gstyle),
-            Span::raw(inert(&c.label())),
         ];
+        let mut marks = Vec::new();
         if c.unread > 0 {
-            spans.push(Span::styled(
+            marks.push(Span::styled(
                 format!(" ({})", c.unread),
                 Style::default()
                     .fg(Color::Yellow)
@@ -223,7 +223,7 @@ fn conversations(app: &App, f: &mut Frame<'_>, area: Rect) {
             ));
         }
         if c.kind == Kind::Group && c.missing > 0 {
-            spans.push(Span::styled(
+            marks.push(Span::styled(
                 format!(" ⚠{}", c.missing),
                 Style::default().fg(Color::Red),
             ));
@@ -246,7 +246,13 @@ fn conversations(app: &App, f: &mut Frame<'_>, area: Rect) {
         } else {
             Style::default().fg(Color::DarkGray)
         };
-        spans.push(Span::styled(tail, tail_style));
+        marks.push(Span::styled(tail, tail_style));
+        // The name takes what the marks leave: a long one is cut (…), never the unread count
+        // or the server's state after it.
+        let used = Line::from(spans.clone()).width() + Line::from(marks.clone()).width();
+        let room = usize::from(area.width.saturating_sub(2)).saturating_sub(used);
+        spans.push(Span::raw(clip(&inert(&c.label()), room.max(1))));
+        spans.extend(marks);
         let mut line = Line::from(spans);
         if i == app.selected && app.focus == Focus::List {
             line = line.style(Style::default().add_modifier(Modifier::REVERSED));
