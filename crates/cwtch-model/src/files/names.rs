@@ -36,7 +36,13 @@ pub fn safe_file_name(name: &str) -> String {
     if DEVICES.contains(&stem.as_str()) {
         out.insert(0, '_');
     }
-    truncate_keeping_extension(&out, MAX_NAME_BYTES)
+    // Cut to length, which may leave a space or a dot at the end: trimmed as above, so that
+    // a safe name stays as it is when made safe again.
+    let cut = truncate_keeping_extension(&out, MAX_NAME_BYTES);
+    match cut.trim_end_matches(['.', ' ']) {
+        "" => FALLBACK_NAME.to_owned(),
+        t => t.to_owned(),
+    }
 }
 
 /// The `n`th alternative to `name` when a file of that name exists: `stem (n).ext`.
@@ -104,6 +110,8 @@ mod tests {
             ("../../etc/passwd", "passwd"),
             ("..\\..\\boot.ini", "_.._boot.ini"),
             ("we ird\\tname $(x).txt", "we ird_tname $(x).txt"),
+            // Cut to 255 bytes right after a space: not left ending in it.
+            (&format!("{} b", "a".repeat(254)), &"a".repeat(254)),
             ("/abs/path/x.txt", "x.txt"),
             (".bashrc", "bashrc"),
             ("...", "download"),
