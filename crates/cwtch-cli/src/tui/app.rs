@@ -950,15 +950,7 @@ impl App {
                 }
             }
             KeyCode::Char('d') => {
-                let file = self
-                    .cursor
-                    .and_then(|i| self.messages.get(i))
-                    .and_then(|m| match &m.content {
-                        cwtch::Content::FileShare { file_key, .. } => {
-                            Some((file_key.clone(), m.outgoing))
-                        }
-                        _ => None,
-                    });
+                let file = self.chosen_file();
                 match file {
                     Some((key, false)) => return self.download(&key),
                     // Ours: share it again (after `s`).
@@ -979,15 +971,7 @@ impl App {
             }
             KeyCode::Char('s') => {
                 // Ours: stop sharing it; theirs: stop downloading it.
-                let file = self
-                    .cursor
-                    .and_then(|i| self.messages.get(i))
-                    .and_then(|m| match &m.content {
-                        cwtch::Content::FileShare { file_key, .. } => {
-                            Some((file_key.clone(), m.outgoing))
-                        }
-                        _ => None,
-                    });
+                let file = self.chosen_file();
                 let me = self.active_onion();
                 match file {
                     Some((file_key, ours)) => {
@@ -1014,6 +998,15 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// The chosen message's file, if it is a file message: its key, and whether it is ours.
+    fn chosen_file(&self) -> Option<(String, bool)> {
+        let m = self.cursor.and_then(|i| self.messages.get(i))?;
+        match &m.content {
+            cwtch::Content::FileShare { file_key, .. } => Some((file_key.clone(), m.outgoing)),
+            _ => None,
+        }
     }
 
     /// Share the file at `path` with the open contact or group.
