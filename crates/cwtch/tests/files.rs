@@ -34,6 +34,51 @@ fn write_file(dir: &Path, name: &str, len: usize) -> PathBuf {
     p
 }
 
+/// Alice shared a file with Bob, then went away (and, there, Bob saw her go).
+struct SharerAway {
+    w: World,
+    bob: Peer,
+    alice_home: PathBuf,
+    a: cwtch::Onion,
+    key: String,
+    path: PathBuf,
+    _src: tempfile::TempDir,
+}
+
+/// Alice (profiles with `config`) shares a file of `len` bytes named `name` with Bob, then
+/// shuts down; returns once Bob has seen her go.
+async fn sharer_away(config: Config, name: &str, len: usize) -> SharerAway {
+    let w = World::new();
+    let mut alice = peer(&w, "alice", config.clone()).await;
+    let mut bob = peer(&w, "bob", config).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), name, len);
+    let key = share(&mut alice, &mut bob, &path).await;
+    let alice_home = alice.home.clone();
+    let a = onion(&alice.onion());
+    alice.shutdown().await;
+    bob.expect("Alice gone", |e| {
+        matches!(
+            e,
+            Event::PeerStateChanged {
+                state: cwtch::ConnectionState::Disconnected,
+                ..
+            }
+        )
+    })
+    .await;
+    SharerAway {
+        w,
+        bob,
+        alice_home,
+        a,
+        key,
+        path,
+        _src: src,
+    }
+}
+
 /// Alice shares `path` with Bob; returns the file key Bob saw in the offer.
 async fn share(alice: &mut Peer, bob: &mut Peer, path: &Path) -> String {
     let b = bob.onion();
@@ -459,27 +504,16 @@ async fn a_full_disk_refuses_or_fails_the_download_cleanly_and_it_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_download_asked_for_while_the_sharer_is_away_starts_when_it_connects() {
-    let w = World::new();
     // The stall timer at its default (30 s): only the new connection can start it sooner.
-    let mut alice = peer(&w, "alice", fast_config()).await;
-    let mut bob = peer(&w, "bob", fast_config()).await;
-    befriend(&mut alice, &mut bob).await;
-    let src = tempfile::tempdir().unwrap();
-    let path = write_file(src.path(), "later.bin", 500_000);
-    let key = share(&mut alice, &mut bob, &path).await;
-    let alice_home = alice.home.clone();
-    let a = onion(&alice.onion());
-    alice.shutdown().await;
-    bob.expect("Alice gone", |e| {
-        matches!(
-            e,
-            Event::PeerStateChanged {
-                state: cwtch::ConnectionState::Disconnected,
-                ..
-            }
-        )
-    })
-    .await;
+    let SharerAway {
+        w,
+        mut bob,
+        alice_home,
+        a,
+        key,
+        path,
+        _src,
+    } = sharer_away(fast_config(), "later.bin", 500_000).await;
     // Asked for while she is away: the request goes nowhere.
     let dest = tempfile::tempdir().unwrap();
     let target = bob
@@ -507,26 +541,15 @@ async fn a_download_asked_for_while_the_sharer_is_away_starts_when_it_connects()
 /// towards a stall (here the stall timer is 300 ms and she is away for ten times as long).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_download_waits_for_a_sharer_who_is_away_without_failing() {
-    let w = World::new();
-    let mut alice = peer(&w, "alice", config()).await;
-    let mut bob = peer(&w, "bob", config()).await;
-    befriend(&mut alice, &mut bob).await;
-    let src = tempfile::tempdir().unwrap();
-    let path = write_file(src.path(), "patient.bin", 200_000);
-    let key = share(&mut alice, &mut bob, &path).await;
-    let alice_home = alice.home.clone();
-    let a = onion(&alice.onion());
-    alice.shutdown().await;
-    bob.expect("Alice gone", |e| {
-        matches!(
-            e,
-            Event::PeerStateChanged {
-                state: cwtch::ConnectionState::Disconnected,
-                ..
-            }
-        )
-    })
-    .await;
+    let SharerAway {
+        w,
+        mut bob,
+        alice_home,
+        a,
+        key,
+        path,
+        _src,
+    } = sharer_away(config(), "patient.bin", 200_000).await;
     let dest = tempfile::tempdir().unwrap();
     let target = bob
         .profile
@@ -587,16 +610,15 @@ async fn a_download_from_a_blocked_sharer_fails_with_a_reason() {
 /// when the sharer is back, nor after a restart), and downloading it again resumes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopped_download_stays_stopped_until_asked_for_again() {
-    let w = World::new();
-    let mut alice = peer(&w, "alice", config()).await;
-    let mut bob = peer(&w, "bob", config()).await;
-    befriend(&mut alice, &mut bob).await;
-    let src = tempfile::tempdir().unwrap();
-    let path = write_file(src.path(), "later.bin", 100_000);
-    let key = share(&mut alice, &mut bob, &path).await;
-    let alice_home = alice.home.clone();
-    let a = onion(&alice.onion());
-    alice.shutdown().await;
+    let SharerAway {
+        w,
+        mut bob,
+        alice_home,
+        a,
+        key,
+        path,
+        _src,
+    } = sharer_away(config(), "later.bin", 100_000).await;
     let dest = tempfile::tempdir().unwrap();
     let target = bob
         .profile
