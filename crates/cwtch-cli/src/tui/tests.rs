@@ -2962,3 +2962,32 @@ fn a_long_name_is_cut_before_its_unread_count_and_state() {
         "{row}"
     );
 }
+
+#[test]
+fn a_profile_taken_offline_says_so_in_the_status_bar() {
+    let mut app = world();
+    let s = screen(&app, 80, 24);
+    assert!(s.lines().last().unwrap().contains("network ready"), "{s}");
+    app.handle_reply(
+        ctx(ALICE, None, What::Settings),
+        Ok(Reply::Settings {
+            settings: crate::protocol::SettingsRow {
+                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+                onion: ALICE.into(),
+                name: "alice".into(),
+                status: String::new(),
+                block_unknown: false,
+                image_previews: false,
+                image: None,
+                autostart: true,
+                online: Some(false),
+            },
+        }),
+    );
+    let s = screen(&app, 80, 24);
+    let last = s.lines().last().unwrap();
+    assert!(
+        last.contains("offline (/online on)") && !last.contains("network ready"),
+        "{s}"
+    );
+}

@@ -832,6 +832,11 @@ fn status_spans(app: &App) -> Vec<Span<'static>> {
         None => spans.push(Span::raw(" no profile ")),
     }
     match &app.acn {
+        // The network is up, but this profile was taken offline (`/online off`).
+        Some((100, _)) if app.profile().is_some_and(|p| p.offline) => spans.push(Span::styled(
+            "○ offline (/online on) ",
+            Style::default().fg(Color::DarkGray),
+        )),
         Some((100, _)) => spans.push(Span::styled(
             "● network ready ",
             Style::default().fg(Color::Green),
