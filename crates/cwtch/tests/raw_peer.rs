@@ -32,11 +32,25 @@ impl RawPeer {
         }
     }
 
+    /// Connect to `to`. A connection of ours that the other side just closed may not have
+    /// left our service yet (`AlreadyConnected`): asked again until it has.
     async fn connect(&self, to: &str) -> Connection {
-        self.service
-            .connect(&onion(to), ApplicationChain::authenticated())
-            .await
-            .unwrap()
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match self
+                .service
+                .connect(&onion(to), ApplicationChain::authenticated())
+                .await
+            {
+                Ok(c) => return c,
+                Err(tapir_service::Error::AlreadyConnected(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("connecting: {e:?}"),
+            }
+        }
     }
 }
 
