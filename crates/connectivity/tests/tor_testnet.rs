@@ -105,12 +105,17 @@ async fn dial_and_talk(
     .expect("dial timed out")
     .unwrap();
     let took = started.elapsed();
+    accept_and_talk(listener, &mut out, msg).await;
+    took
+}
+
+/// The service side of a dial that connected: accept it, then one ping and pong.
+async fn accept_and_talk(listener: &mut Box<dyn OnionListener>, out: &mut BoxStream, msg: &[u8]) {
     let mut inbound = tokio::time::timeout(STEP, listener.accept())
         .await
         .unwrap()
         .unwrap();
-    ping_pong(&mut out, &mut inbound, msg).await;
-    took
+    ping_pong(out, &mut inbound, msg).await;
 }
 
 /// [`dial_and_talk`] after the service's tor restarted: the dialling tor may still hold the
@@ -135,11 +140,7 @@ async fn dial_until_back(
         {
             Ok(Ok(mut out)) => {
                 let took = started.elapsed();
-                let mut inbound = tokio::time::timeout(STEP, listener.accept())
-                    .await
-                    .unwrap()
-                    .unwrap();
-                ping_pong(&mut out, &mut inbound, msg).await;
+                accept_and_talk(listener, &mut out, msg).await;
                 return took;
             }
             Ok(Err(e)) if e.is_retryable() && Instant::now() < deadline => e,

@@ -63,6 +63,28 @@ fn offer_message(id: &str, key: &FileKey, name: &str, size: u64) -> Vec<u8> {
     PeerMessage::new(id, CONTEXT_RAW, body.into_bytes()).encode_v1()
 }
 
+/// Send Bob the offer of `key` as `name` on `conn`, and wait until he has it.
+async fn offer_and_wait(
+    conn: &tapir_service::Connection,
+    bob: &mut Peer,
+    id: &str,
+    key: &FileKey,
+    name: &str,
+    size: u64,
+) {
+    conn.send(offer_message(id, key, name, size)).await.unwrap();
+    bob.expect("the offer", |e| {
+        matches!(
+            e,
+            Event::NewMessage {
+                overlay: Some(200),
+                ..
+            }
+        )
+    })
+    .await;
+}
+
 /// Mallory (a raw peer, a contact of Bob's) offers a file (`offered` manifest, name `name`)
 /// and answers Bob's requests with `behaviour`. Returns the file key.
 async fn mallory_offers(
@@ -95,19 +117,7 @@ async fn mallory_offers_and_drips(
         root_hash: manifest.root_hash,
         nonce: [3; 24],
     };
-    conn.send(offer_message("offer-1", &key, name, manifest.file_size))
-        .await
-        .unwrap();
-    bob.expect("the offer", |e| {
-        matches!(
-            e,
-            Event::NewMessage {
-                overlay: Some(200),
-                ..
-            }
-        )
-    })
-    .await;
+    offer_and_wait(&conn, bob, "offer-1", &key, name, manifest.file_size).await;
     let manifest = Arc::new(manifest);
     let m2 = manifest.clone();
     let behaviour: Behaviour = Box::new(move |m| behaviour(&key, &m2, m));
@@ -482,19 +492,7 @@ async fn an_image_left_waiting_starts_when_any_automatic_download_ends() {
                 nonce: [c; 24],
             };
             let (id, name) = (format!("offer-{i}"), format!("cat {i}.png"));
-            conn.send(offer_message(&id, &key, &name, 1000))
-                .await
-                .unwrap();
-            bob.expect("the offer", |e| {
-                matches!(
-                    e,
-                    Event::NewMessage {
-                        overlay: Some(200),
-                        ..
-                    }
-                )
-            })
-            .await;
+            offer_and_wait(&conn, &mut bob, &id, &key, &name, 1000).await;
         }
         held.push((service, conn));
         if c == 3 {

@@ -1006,19 +1006,7 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
     let mut app = world();
     app.handle_reply(
         ctx(ALICE, None, What::Settings),
-        Ok(Reply::Settings {
-            settings: crate::protocol::SettingsRow {
-                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
-                onion: ALICE.into(),
-                name: "alice".into(),
-                status: "reading".into(),
-                block_unknown: true,
-                image_previews: false,
-                image: None,
-                autostart: true,
-                online: Some(true),
-            },
-        }),
+        Ok(alice_settings("reading", true, Some(true))),
     );
     let a = app.handle_key(ch('y'));
     assert!(matches!(&a[..], [Action::Copy(o)] if o == ALICE), "{a:?}");
@@ -1049,22 +1037,7 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
     let Some(Action::Call { ctx: c, .. }) = a.into_iter().next() else {
         unreachable!()
     };
-    app.handle_reply(
-        c,
-        Ok(Reply::Settings {
-            settings: crate::protocol::SettingsRow {
-                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
-                onion: ALICE.into(),
-                name: "alice".into(),
-                status: "reading".into(),
-                block_unknown: false,
-                image_previews: false,
-                image: None,
-                autostart: true,
-                online: Some(true),
-            },
-        }),
-    );
+    app.handle_reply(c, Ok(alice_settings("reading", false, Some(true))));
     assert!(
         app.notice
             .as_ref()
@@ -2970,19 +2943,7 @@ fn a_profile_taken_offline_says_so_in_the_status_bar() {
     assert!(s.lines().last().unwrap().contains("network ready"), "{s}");
     app.handle_reply(
         ctx(ALICE, None, What::Settings),
-        Ok(Reply::Settings {
-            settings: crate::protocol::SettingsRow {
-                profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
-                onion: ALICE.into(),
-                name: "alice".into(),
-                status: String::new(),
-                block_unknown: false,
-                image_previews: false,
-                image: None,
-                autostart: true,
-                online: Some(false),
-            },
-        }),
+        Ok(alice_settings("", false, Some(false))),
     );
     let s = screen(&app, 80, 24);
     let last = s.lines().last().unwrap();
@@ -2990,4 +2951,21 @@ fn a_profile_taken_offline_says_so_in_the_status_bar() {
         last.contains("offline (/online on)") && !last.contains("network ready"),
         "{s}"
     );
+}
+
+/// Alice's settings as the daemon answers them (autostart on).
+fn alice_settings(status: &str, block_unknown: bool, online: Option<bool>) -> Reply {
+    Reply::Settings {
+        settings: crate::protocol::SettingsRow {
+            profile_id: "c39e0660a885b6000173ffea9d214b5c".into(),
+            onion: ALICE.into(),
+            name: "alice".into(),
+            status: status.into(),
+            block_unknown,
+            image_previews: false,
+            image: None,
+            autostart: true,
+            online,
+        },
+    }
 }
