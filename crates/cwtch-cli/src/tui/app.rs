@@ -390,6 +390,9 @@ pub(crate) struct App {
     pub(crate) attached: bool,
     /// The selected row among the visible conversations.
     pub(crate) selected: usize,
+    /// Set when `selected` is moved on purpose (a conversation opened or closed), so that an
+    /// event or an answer that reorders the list does not move it back.
+    selection_moved: bool,
     /// The open conversation (its id, in the active profile).
     pub(crate) open: Option<i64>,
     /// Its messages, oldest first.
@@ -537,6 +540,7 @@ impl App {
             acn: None,
             attached,
             selected: 0,
+            selection_moved: false,
             open: None,
             messages: Vec::new(),
             limit: FIRST_PAGE,
@@ -995,6 +999,13 @@ impl App {
                 }
             }
             KeyCode::Char('?') => self.overlay = Overlay::Help,
+            // Any other letter: the user started writing. It goes to the compose line (and
+            // the choice is dropped), instead of being lost or read as a command later on.
+            KeyCode::Char(c) => {
+                self.cursor = None;
+                self.focus = Focus::Compose;
+                self.edit(&Edit::Insert(c));
+            }
             _ => {}
         }
         Vec::new()
@@ -1655,6 +1666,7 @@ impl App {
         self.reply_to = None;
         self.scroll = 0;
         self.selected = 0;
+        self.selection_moved = true;
         if self.focus != Focus::List {
             self.focus = Focus::List;
         }
@@ -1678,6 +1690,7 @@ impl App {
         self.open = Some(id);
         if let Some(i) = self.visible().iter().position(|c| c.id == id) {
             self.selected = i;
+            self.selection_moved = true;
         }
         if let Some(c) = self.profile_mut().and_then(|p| p.conv_mut(id)) {
             c.unread = 0;
@@ -1883,6 +1896,30 @@ impl App {
 
     /// An event from the library (in-process or through `cwtch run`).
     pub(crate) fn handle_event(&mut self, e: Event) -> Vec<Action> {
+        self.keeping_selection(|app| app.event(e))
+    }
+
+    /// Run `f`, which may reorder, add to or shorten the list: the highlighted row stays on
+    /// the conversation it was on (the list's keys act on it: `b` must block the one the
+    /// user looked at, not the one a new request pushed under the highlight).
+    fn keeping_selection(&mut self, f: impl FnOnce(&mut App) -> Vec<Action>) -> Vec<Action> {
+        let before = self.selected_conv().map(|c| c.id);
+        let profile = self.active_onion();
+        self.selection_moved = false;
+        let actions = f(self);
+        if !self.selection_moved && self.active_onion() == profile {
+            let visible = self.visible();
+            let n = visible.len();
+            match before.and_then(|id| visible.iter().position(|c| c.id == id)) {
+                Some(i) => self.selected = i,
+                // It is gone: the row now in its place, or the last.
+                None => self.selected = self.selected.min(n.saturating_sub(1)),
+            }
+        }
+        actions
+    }
+
+    fn event(&mut self, e: Event) -> Vec<Action> {
         match &e {
             Event::AcnStatus { progress, summary } => {
                 self.acn = Some((*progress, summary.clone()));
@@ -2179,6 +2216,10 @@ impl App {
 
     /// The result of a request made by an [`Action::Call`].
     pub(crate) fn handle_reply(&mut self, ctx: Ctx, r: Result<Reply, String>) -> Vec<Action> {
+        self.keeping_selection(|app| app.reply(ctx, r))
+    }
+
+    fn reply(&mut self, ctx: Ctx, r: Result<Reply, String>) -> Vec<Action> {
         let reply = match r {
             Ok(r) => r,
             Err(e) => {

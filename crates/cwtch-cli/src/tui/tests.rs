@@ -2969,3 +2969,54 @@ fn alice_settings(status: &str, block_unknown: bool, online: Option<bool>) -> Re
         },
     }
 }
+
+/// The highlight follows its conversation when the list changes under it: a request that
+/// arrives while Bob is highlighted sorts above him, and `b` still blocks Bob, not the row
+/// that moved into his place.
+#[test]
+fn the_highlight_stays_on_its_conversation_when_the_list_changes() {
+    let mut app = world();
+    app.selected = app.visible().iter().position(|c| c.id == 1).unwrap();
+    let before = app.selected;
+    app.handle_reply(
+        ctx(ALICE, None, What::Contacts),
+        Ok(Reply::Contacts {
+            contacts: vec![
+                contact(1, BOB, Some("bob"), true, ConnectionState::Authenticated),
+                contact(2, CAROL, None, false, ConnectionState::Connecting),
+                contact(7, SERVER, None, false, ConnectionState::Connecting),
+            ],
+        }),
+    );
+    assert_eq!(app.selected, before + 1, "the new request sorts above Bob");
+    let a = app.handle_key(ch('b'));
+    assert!(
+        matches!(&a[..], [Action::Call { req: Request::ContactBlock { contact, .. }, .. }] if contact == "1"),
+        "{a:?}"
+    );
+    // The highlighted conversation is deleted elsewhere: the highlight stays in the list.
+    app.selected = app.visible().len() - 1;
+    assert_eq!(app.visible()[app.selected].id, 3);
+    app.handle_event(Event::GroupLeft {
+        profile: ALICE.into(),
+        conversation_id: 3,
+        group_id: "00".repeat(16),
+    });
+    assert!(app.visible().iter().all(|c| c.id != 3));
+    assert_eq!(app.selected, app.visible().len() - 1);
+}
+
+/// With a message chosen, a letter that is no command there starts a message: it goes to the
+/// compose line, and the rest of what is typed follows it (it used to be dropped, and the
+/// command letters among it, such as `s` or `d`, acted on the chosen message).
+#[test]
+fn typing_with_a_message_chosen_writes_a_message() {
+    let mut app = world();
+    open_with(&mut app, 1, bob_messages());
+    app.handle_key(key(KeyCode::Up));
+    assert_eq!(app.focus, Focus::Messages);
+    assert!(typing(&mut app, "hello sister").is_empty());
+    assert_eq!(app.focus, Focus::Compose);
+    assert_eq!(app.cursor, None);
+    assert_eq!(app.compose, "hello sister");
+}
