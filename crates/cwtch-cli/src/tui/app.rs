@@ -77,6 +77,9 @@ pub(crate) enum What {
     Search,
 }
 
+/// What an unlock says once it worked (and how its answer is told from others).
+const UNLOCKED: &str = "unlocked";
+
 /// The kind of a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -1260,7 +1263,7 @@ impl App {
                 },
                 "",
                 None,
-                What::Changed("unlocked"),
+                What::Changed(UNLOCKED),
             )],
             Ask::NewProfileName => {
                 self.ask(Ask::NewProfilePassword { name: text });
@@ -2232,6 +2235,11 @@ impl App {
                     }
                 }
                 self.error(e);
+                // A mistyped password: the prompt again (Esc closes it), not an empty screen
+                // and a key to remember.
+                if ctx.what == What::Changed(UNLOCKED) && self.overlay == Overlay::None {
+                    self.ask(Ask::Unlock);
+                }
                 return Vec::new();
             }
         };

@@ -536,6 +536,19 @@ fn password_prompt_never_echoes() {
         }
         other => panic!("{other:?}"),
     }
+    // A wrong password: the error, and the prompt again, empty.
+    let Some(Action::Call { ctx: c, .. }) = a.into_iter().next() else {
+        unreachable!()
+    };
+    app.handle_reply(c, Err("no locked profile opens with that password".into()));
+    assert!(
+        matches!(&app.overlay, Overlay::Prompt { ask: Ask::Unlock, input } if input.is_empty()),
+        "{:?}",
+        app.overlay
+    );
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("no locked profile opens with that password"), "{s}");
+    assert!(s.contains("Unlock profiles: password"), "{s}");
 }
 
 #[test]
