@@ -547,7 +547,10 @@ fn password_prompt_never_echoes() {
         app.overlay
     );
     let s = screen(&app, 80, 24);
-    assert!(s.contains("no locked profile opens with that password"), "{s}");
+    assert!(
+        s.contains("no locked profile opens with that password"),
+        "{s}"
+    );
     assert!(s.contains("Unlock profiles: password"), "{s}");
 }
 
@@ -2221,6 +2224,39 @@ fn a_quote_shows_the_nearest_message_before_it() {
     open_with(&mut app, 1, vec![first, second, reply]);
     let s = screen(&app, 80, 24);
     assert!(s.contains("┃ bob: ok (the second)"), "{s}");
+}
+
+/// A long quote takes two rows, each with the quote's bar, and is cut with `…`.
+#[test]
+fn a_long_quote_keeps_its_bar_on_both_rows() {
+    let mut app = world();
+    let long = msg(
+        1,
+        1,
+        BOB,
+        false,
+        MessageState::Received,
+        "09:00",
+        Content::text(&"the quick brown fox jumps over the lazy dog ".repeat(4)),
+    );
+    let reply = msg(
+        1,
+        2,
+        ALICE,
+        true,
+        MessageState::Acknowledged,
+        "09:02",
+        Content::QuotedReply {
+            quoted_hash: "hash1-1".into(),
+            body: "indeed".into(),
+        },
+    );
+    open_with(&mut app, 1, vec![long, reply]);
+    let s = screen(&app, 80, 24);
+    let quote: Vec<&str> = s.lines().filter(|l| l.contains('┃')).collect();
+    assert_eq!(quote.len(), 2, "{s}");
+    assert!(quote[0].contains("┃ bob: the quick brown fox"), "{s}");
+    assert!(quote[1].contains("┃ ") && quote[1].contains('…'), "{s}");
 }
 
 /// Opening a conversation with unread messages draws a "new" line above the oldest of them,

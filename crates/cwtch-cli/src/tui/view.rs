@@ -602,7 +602,16 @@ fn message_block(app: &App, i: usize, d: &Drawing) -> (Vec<Line<'static>>, usize
             None => "(a message not shown here)".into(),
         };
         let first = inert_lines(&q).into_iter().next().unwrap_or_default();
-        for row in wrap(&format!("  ┃ {first}"), width).into_iter().take(2) {
+        // Two rows at most, each with the quote's bar; a longer quote is cut with `…`.
+        let bar = "  ┃ ";
+        let rows = wrap(&first, width.saturating_sub(bar.width()).max(8));
+        let cut = rows.len() > 2;
+        for (k, row) in rows.into_iter().take(2).enumerate() {
+            let row = if cut && k == 1 {
+                format!("{bar}{}…", row.trim_end())
+            } else {
+                format!("{bar}{row}")
+            };
             out.push(Line::styled(row, Style::default().fg(Color::DarkGray)));
         }
     }
