@@ -355,7 +355,8 @@ pub(crate) enum Confirm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Overlay {
     None,
-    Help,
+    /// Keys and commands, scrolled down this many rows (in a window too small for them).
+    Help(usize),
     /// Our own address and settings (the address copied).
     Address,
     /// A group we created: its invite (the group's secret, to share; copied).
@@ -393,6 +394,9 @@ pub(crate) struct App {
     pub(crate) attached: bool,
     /// The selected row among the visible conversations.
     pub(crate) selected: usize,
+    /// The window's size (columns, rows), as last drawn: what scrolls a popup that does not
+    /// fit.
+    pub(crate) size: (u16, u16),
     /// Set when `selected` is moved on purpose (a conversation opened or closed), so that an
     /// event or an answer that reorders the list does not move it back.
     selection_moved: bool,
@@ -543,6 +547,7 @@ impl App {
             acn: None,
             attached,
             selected: 0,
+            size: (80, 24),
             selection_moved: false,
             open: None,
             messages: Vec::new(),
@@ -647,7 +652,22 @@ impl App {
         }
         match std::mem::replace(&mut self.overlay, Overlay::None) {
             Overlay::None => {}
-            Overlay::Help | Overlay::Address | Overlay::Invite(_) => return Vec::new(),
+            Overlay::Help(top) => {
+                // Up and down scroll it where it does not fit; any other key closes it.
+                let max = super::view::help_max_top(self.size.0, self.size.1);
+                let top = match key.code {
+                    KeyCode::Down | KeyCode::Char('j') | KeyCode::Char(' ') => top + 1,
+                    KeyCode::PageDown => top + 10,
+                    KeyCode::Up | KeyCode::Char('k') => top.saturating_sub(1),
+                    KeyCode::PageUp => top.saturating_sub(10),
+                    _ => return Vec::new(),
+                };
+                if max > 0 {
+                    self.overlay = Overlay::Help(top.min(max));
+                }
+                return Vec::new();
+            }
+            Overlay::Address | Overlay::Invite(_) => return Vec::new(),
             Overlay::Prompt { ask, mut input } => {
                 return match key.code {
                     KeyCode::Esc => Vec::new(),
@@ -684,7 +704,7 @@ impl App {
             }
         }
         if key.code == KeyCode::F(1) {
-            self.overlay = Overlay::Help;
+            self.overlay = Overlay::Help(0);
             return Vec::new();
         }
         // Ctrl-F from anywhere: a search on the compose line (what was typed stays after it).
@@ -1001,7 +1021,7 @@ impl App {
                     None => self.error("only a file message can be stopped"),
                 }
             }
-            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Char('?') => self.overlay = Overlay::Help(0),
             // Any other letter: the user started writing. It goes to the compose line (and
             // the choice is dropped), instead of being lost or read as a command later on.
             KeyCode::Char(c) => {
@@ -1141,7 +1161,7 @@ impl App {
             return Vec::new();
         }
         match key.code {
-            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Char('?') => self.overlay = Overlay::Help(0),
             KeyCode::Char('q') => {
                 self.quit = true;
                 return vec![Action::Quit];
@@ -1802,7 +1822,7 @@ impl App {
                 vec![Action::Quit]
             }
             "help" => {
-                self.overlay = Overlay::Help;
+                self.overlay = Overlay::Help(0);
                 Vec::new()
             }
             "add" if !arg.is_empty() => self.add_contact(arg),

@@ -562,6 +562,9 @@ async fn main_loop(
         if app.quit {
             return Ok(());
         }
+        if let Ok(s) = terminal.size() {
+            app.size = (s.width, s.height);
+        }
         draw(terminal, app)?;
         let Some(input) = rx.recv().await else {
             return Ok(());

@@ -491,7 +491,7 @@ fn request_view_and_accepting_it() {
 fn help_screen_lists_every_key() {
     let mut app = world();
     app.handle_key(ch('?'));
-    assert_eq!(app.overlay, Overlay::Help);
+    assert_eq!(app.overlay, Overlay::Help(0));
     let s = screen(&app, 80, 24);
     for (k, what) in view::KEYS {
         assert!(s.contains(&format!("{k} {what}")), "{k} missing:\n{s}");
@@ -500,6 +500,38 @@ fn help_screen_lists_every_key() {
         assert!(s.contains(c), "{c} missing:\n{s}");
     }
     snapshot("help_80x24", &s);
+    app.handle_key(ch('z'));
+    assert_eq!(app.overlay, Overlay::None);
+}
+
+/// In a small window the help scrolls (it was cut), and says how; every key and command can
+/// be read by scrolling down.
+#[test]
+fn the_help_scrolls_in_a_small_window() {
+    let mut app = world();
+    app.size = (50, 15);
+    app.handle_key(ch('?'));
+    let s = screen(&app, 50, 15);
+    assert!(s.contains("↓ more · any other key closes"), "{s}");
+    let mut seen = s.clone();
+    for _ in 0..60 {
+        app.handle_key(key(KeyCode::Down));
+        seen.push_str(&screen(&app, 50, 15));
+    }
+    assert!(matches!(app.overlay, Overlay::Help(t) if t > 0));
+    let last = screen(&app, 50, 15);
+    assert!(last.contains("↑ back · any other key closes"), "{last}");
+    for c in view::COMMANDS.iter().flat_map(|c| c.split_whitespace()) {
+        assert!(seen.contains(c), "{c} never shown");
+    }
+    for (k, _) in view::KEYS {
+        assert!(seen.contains(k), "{k} never shown");
+    }
+    // Back up at once: scrolling down past the end did not pile up.
+    app.handle_key(key(KeyCode::PageUp));
+    app.handle_key(key(KeyCode::PageUp));
+    app.handle_key(key(KeyCode::PageUp));
+    assert_eq!(app.overlay, Overlay::Help(0));
     app.handle_key(ch('z'));
     assert_eq!(app.overlay, Overlay::None);
 }
@@ -697,7 +729,7 @@ fn compose_commands() {
     assert!(matches!(&submit(app, "/quit")[..], [Action::Quit]));
     app.quit = false;
     submit(app, "/help");
-    assert_eq!(app.overlay, Overlay::Help);
+    assert_eq!(app.overlay, Overlay::Help(0));
 }
 
 #[test]
@@ -1098,7 +1130,12 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
 fn tiny_terminals_do_not_panic() {
     let mut app = world();
     open_with(&mut app, 1, bob_messages());
-    for overlay in [Overlay::None, Overlay::Help, Overlay::Address] {
+    for overlay in [
+        Overlay::None,
+        Overlay::Help(0),
+        Overlay::Help(99),
+        Overlay::Address,
+    ] {
         app.overlay = overlay;
         for (w, h) in [(1, 1), (2, 2), (10, 3), (20, 5), (40, 10), (79, 23)] {
             screen(&app, w, h);

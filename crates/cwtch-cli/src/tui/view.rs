@@ -122,7 +122,7 @@ pub(crate) fn render(app: &App, f: &mut Frame<'_>) {
     status_bar(app, f, rows[2]);
     match &app.overlay {
         Overlay::None => {}
-        Overlay::Help => help(f, area),
+        Overlay::Help(top) => help(f, area, *top),
         Overlay::Address => address(app, f, area),
         Overlay::Invite(invite) => invite_popup(f, area, invite),
         Overlay::Prompt { ask, input } => prompt(f, area, ask, input),
@@ -957,23 +957,70 @@ fn popup(f: &mut Frame<'_>, r: Rect, title: &str, lines: Vec<Line<'static>>) {
     );
 }
 
-fn help(f: &mut Frame<'_>, area: Rect) {
+/// Width of the help's key column.
+const KEY_COLUMN: usize = 15;
+
+/// The help popup's place in a window of `area`, and its rows (wrapped to it).
+fn help_layout(area: Rect) -> (Rect, Vec<Line<'static>>) {
+    let w = area.width.min(72);
+    let inner = usize::from(w.saturating_sub(2)).max(KEY_COLUMN + 8);
     let mut lines = Vec::new();
     for (k, what) in KEYS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{k:>14} "), Style::default().fg(ACCENT)),
-            Span::raw(*what),
-        ]));
+        for (i, row) in wrap(what, inner - KEY_COLUMN).into_iter().enumerate() {
+            let key = if i == 0 { *k } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{key:>width$} ", width = KEY_COLUMN - 1),
+                    Style::default().fg(ACCENT),
+                ),
+                Span::raw(row),
+            ]));
+        }
     }
     lines.push(Line::styled(
         "On the compose line:",
         Style::default().add_modifier(Modifier::BOLD),
     ));
     for c in COMMANDS {
-        lines.push(Line::styled(format!("  {c}"), Style::default().fg(ACCENT)));
+        for row in wrap(c, inner - 2) {
+            lines.push(Line::styled(
+                format!("  {row}"),
+                Style::default().fg(ACCENT),
+            ));
+        }
     }
     let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-    popup(f, centred(area, 72, h), "Keys and commands", lines);
+    (centred(area, w, h), lines)
+}
+
+/// How far the help scrolls in a window of `width`×`height` (0: it fits).
+pub(crate) fn help_max_top(width: u16, height: u16) -> usize {
+    let area = Rect::new(0, 0, width, height);
+    let (r, lines) = help_layout(area);
+    // One row of the popup says how to scroll when it does not fit.
+    let shown = usize::from(r.height.saturating_sub(3));
+    if lines.len() + 2 <= usize::from(r.height) {
+        0
+    } else {
+        lines.len().saturating_sub(shown)
+    }
+}
+
+fn help(f: &mut Frame<'_>, area: Rect, top: usize) {
+    let (r, mut lines) = help_layout(area);
+    let max = help_max_top(area.width, area.height);
+    if max > 0 {
+        let top = top.min(max);
+        let shown = usize::from(r.height.saturating_sub(3));
+        lines = lines.into_iter().skip(top).take(shown).collect();
+        let more = match (top > 0, top < max) {
+            (true, true) => "↑ ↓ scroll · any other key closes",
+            (false, _) => "↓ more · any other key closes",
+            (true, false) => "↑ back · any other key closes",
+        };
+        lines.push(Line::styled(more, Style::default().fg(Color::DarkGray)));
+    }
+    popup(f, r, "Keys and commands", lines);
 }
 
 fn address(app: &App, f: &mut Frame<'_>, area: Rect) {
