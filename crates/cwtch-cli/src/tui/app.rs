@@ -312,7 +312,7 @@ impl Ask {
             Ask::AddServer => "Add a server: paste its bundle (server:…)",
             Ask::GroupName => "New group: its name",
             Ask::GroupServer { .. } => "New group: its server's onion",
-            Ask::InviteContact => "Invite to this group: the contact (onion or conversation id)",
+            Ask::InviteContact => "Invite to this group: the contact (as listed, or onion)",
             Ask::SetName => "Your public name",
             Ask::SetStatus => "Your status",
             Ask::DeleteProfile { .. } => "Delete the profile: its password (empty: none)",
@@ -1556,11 +1556,38 @@ impl App {
             self.error("open a group first, then invite a contact to it");
             return Vec::new();
         };
+        // The contact as the list shows it (the TUI never shows conversation ids), else
+        // what the daemon resolves: an onion, an id or a nickname. A name two contacts are
+        // listed under is refused: the invite is the group's secret.
+        let typed = contact.trim();
+        let listed: Vec<i64> = self
+            .profile()
+            .map(|p| {
+                p.convs
+                    .iter()
+                    .filter(|c| c.kind == Kind::Contact && !c.request && !c.blocked)
+                    .filter(|c| c.label().trim().to_lowercase() == typed.to_lowercase())
+                    .map(|c| c.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let contact = match listed[..] {
+            [id] => id.to_string(),
+            [] => typed.to_owned(),
+            _ => {
+                self.error(format!(
+                    "{} contacts are listed as {:?}: give the onion of the one to invite",
+                    listed.len(),
+                    typed
+                ));
+                return Vec::new();
+            }
+        };
         vec![call(
             Request::GroupInvite {
                 profile: Some(me.clone()),
                 group: g.id.to_string(),
-                contact: contact.trim().to_owned(),
+                contact,
                 wait_secs: 0,
             },
             &me,

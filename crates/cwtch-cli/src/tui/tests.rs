@@ -721,6 +721,23 @@ fn compose_commands() {
     assert!(
         matches!(&submit(app, "/invite 1")[..], [Action::Call { req: Request::GroupInvite { group, contact, .. }, .. }] if group == "3" && contact == "1")
     );
+    // By the name the list shows (the TUI shows no ids); a request is not a contact to
+    // invite, and is passed on for the daemon to refuse.
+    assert!(
+        matches!(&submit(app, "/invite Bob")[..], [Action::Call { req: Request::GroupInvite { contact, .. }, .. }] if contact == "1")
+    );
+    let carol = app.visible().iter().find(|c| c.id == 2).unwrap().label();
+    assert!(
+        matches!(&submit(app, &format!("/invite {carol}"))[..], [Action::Call { req: Request::GroupInvite { contact, .. }, .. }] if *contact == carol)
+    );
+    // Two contacts listed under one name: refused (the invite is the group's secret).
+    let mut twin = app.profiles[0].convs.iter().find(|c| c.id == 1).unwrap().clone();
+    twin.id = 9;
+    twin.address = SERVER.into();
+    app.profiles[0].convs.push(twin);
+    assert!(submit(app, "/invite bob").is_empty());
+    assert!(screen(app, 100, 24).contains("2 contacts are listed as \"bob\""));
+    app.profiles[0].convs.retain(|c| c.id != 9);
     assert!(
         matches!(&submit(app, &format!("/group book club 2 {SERVER}"))[..], [Action::Call { req: Request::GroupCreate { name, server, .. }, .. }] if name == "book club 2" && server == SERVER)
     );
