@@ -731,7 +731,12 @@ fn compose_commands() {
         matches!(&submit(app, &format!("/invite {carol}"))[..], [Action::Call { req: Request::GroupInvite { contact, .. }, .. }] if *contact == carol)
     );
     // Two contacts listed under one name: refused (the invite is the group's secret).
-    let mut twin = app.profiles[0].convs.iter().find(|c| c.id == 1).unwrap().clone();
+    let mut twin = app.profiles[0]
+        .convs
+        .iter()
+        .find(|c| c.id == 1)
+        .unwrap()
+        .clone();
     twin.id = 9;
     twin.address = SERVER.into();
     app.profiles[0].convs.push(twin);
@@ -1140,6 +1145,20 @@ fn own_profile_and_a_new_groups_invite_are_shown_and_copied() {
         "{s}"
     );
     snapshot("group_created_80x24", &s);
+    // In a small window the invite is wrapped to the popup, and shown whole.
+    let long = format!(
+        "tofubundle:server:{}||torv3{}",
+        "A".repeat(120),
+        "B".repeat(120)
+    );
+    app.overlay = Overlay::Invite(long.clone().into());
+    let s = screen(&app, 50, 15);
+    let shown: String = s
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+        .collect();
+    assert!(shown.contains(&long), "{s}");
+    assert!(s.contains("whoever has it"), "{s}");
 }
 
 /// Smaller than 80×24 is not supported, but must not panic, whatever is shown.

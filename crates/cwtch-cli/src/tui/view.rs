@@ -1045,16 +1045,22 @@ fn address(app: &App, f: &mut Frame<'_>, area: Rect) {
 }
 
 fn invite_popup(f: &mut Frame<'_>, area: Rect, invite: &str) {
-    let mut lines = vec![
-        Line::raw("The group's invite (its secret: whoever has it can read and post)."),
-        Line::raw("Copied if your terminal allows it; /invite CONTACT sends it over Cwtch."),
-        Line::raw(""),
-    ];
-    for row in wrap(&inert(invite), 70) {
+    // Wrapped to the popup, so that in a small window the whole invite still shows.
+    let w = area.width.min(74);
+    let inner = usize::from(w.saturating_sub(2)).max(8);
+    let mut lines = Vec::new();
+    for text in [
+        "The group's invite (its secret: whoever has it can read and post).",
+        "Copied if your terminal allows it; /invite CONTACT sends it over Cwtch.",
+    ] {
+        lines.extend(wrap(text, inner).into_iter().map(Line::raw));
+    }
+    lines.push(Line::raw(""));
+    for row in wrap(&inert(invite), inner) {
         lines.push(Line::raw(row));
     }
     let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-    popup(f, centred(area, 74, h), "Group created", lines);
+    popup(f, centred(area, w, h), "Group created", lines);
 }
 
 fn prompt(f: &mut Frame<'_>, area: Rect, ask: &Ask, input: &str) {
