@@ -406,8 +406,11 @@ pub(crate) struct App {
     pub(crate) messages: Vec<MessageRow>,
     /// How many were asked for (more are read when scrolling past the oldest).
     pub(crate) limit: u32,
-    /// Lines scrolled up from the newest.
+    /// Lines scrolled up from the newest (from [`App::scroll_base`] while it is set).
     pub(crate) scroll: usize,
+    /// Scrolled back: the newest message then. Messages that arrive after it are drawn below
+    /// without moving the text being read, and counted in a marker.
+    pub(crate) scroll_base: Option<i64>,
     /// The chosen message (an index into `messages`), in the messages focus.
     pub(crate) cursor: Option<usize>,
     /// The message being replied to: its content hash and a preview.
@@ -553,6 +556,7 @@ impl App {
             messages: Vec::new(),
             limit: FIRST_PAGE,
             scroll: 0,
+            scroll_base: None,
             cursor: None,
             reply_to: None,
             missing: BTreeSet::new(),
@@ -721,12 +725,17 @@ impl App {
         match key.code {
             KeyCode::PageUp => return self.scroll_by(10),
             KeyCode::PageDown => {
+                if self.scroll == 0 {
+                    // At the newest read when scrolling began: on to the newest.
+                    self.scroll_base = None;
+                }
                 self.scroll = self.scroll.saturating_sub(10);
                 return Vec::new();
             }
             // In the messages focus they choose the oldest and newest message instead.
             KeyCode::Home if self.focus != Focus::Messages => {
                 // The view clamps it to the oldest line read; read them all first.
+                self.mark_scroll_base();
                 self.scroll = usize::MAX / 2;
                 if self.messages.len() >= self.limit as usize {
                     self.limit = u32::MAX / 2;
@@ -736,6 +745,7 @@ impl App {
             }
             KeyCode::End if self.focus != Focus::Messages => {
                 self.scroll = 0;
+                self.scroll_base = None;
                 return Vec::new();
             }
             _ => {}
@@ -844,7 +854,15 @@ impl App {
         }
     }
 
+    /// Scrolling back from the newest: remember the newest message (see `scroll_base`).
+    fn mark_scroll_base(&mut self) {
+        if self.scroll == 0 && self.scroll_base.is_none() {
+            self.scroll_base = self.messages.last().map(|m| m.message_id);
+        }
+    }
+
     fn scroll_by(&mut self, n: usize) -> Vec<Action> {
+        self.mark_scroll_base();
         self.scroll += n;
         // Past the oldest read: read more (the view clamps the scroll).
         if self.messages.len() >= self.limit as usize && self.scroll > self.messages.len() {
@@ -1715,6 +1733,7 @@ impl App {
         self.cursor = None;
         self.reply_to = None;
         self.scroll = 0;
+        self.scroll_base = None;
         self.selected = 0;
         self.selection_moved = true;
         if self.focus != Focus::List {
@@ -1729,6 +1748,7 @@ impl App {
             self.cursor = None;
             self.reply_to = None;
             self.scroll = 0;
+            self.scroll_base = None;
             self.limit = FIRST_PAGE;
             self.new_from = None;
             self.unread_at_open = self
@@ -1802,6 +1822,7 @@ impl App {
     fn send(&mut self, id: i64, text: String, reply_to: Option<String>) -> Vec<Action> {
         let me = self.active_onion();
         self.scroll = 0;
+        self.scroll_base = None;
         self.unsent = Some(text.clone());
         vec![call(
             Request::Send {

@@ -1038,6 +1038,68 @@ fn history_scrolls_with_page_keys_home_and_end() {
     assert!(screen(&app, 80, 24).contains("bob: line 60"));
 }
 
+/// Scrolled back, messages that arrive do not move the text being read: they go below, and
+/// a marker on the conversation's border counts them until End.
+#[test]
+fn scrolled_back_new_messages_stay_below_and_are_counted() {
+    let mut app = world();
+    let line = |i: i64| {
+        msg(
+            1,
+            i,
+            BOB,
+            false,
+            MessageState::Received,
+            "08:00",
+            Content::text(format!("line {i}")),
+        )
+    };
+    open_with(&mut app, 1, (1..=60).map(line).collect());
+    app.handle_key(key(KeyCode::PageUp));
+    let before = screen(&app, 80, 24);
+    assert!(before.contains("bob: line 50") && !before.contains("new message"));
+    let arrive = |app: &mut App, ids: std::ops::RangeInclusive<i64>| {
+        app.handle_reply(
+            ctx(ALICE, Some(1), What::Recent),
+            Ok(Reply::Messages {
+                messages: ids.map(line).collect(),
+            }),
+        );
+    };
+    arrive(&mut app, 61..=62);
+    let s = screen(&app, 80, 24);
+    let rows = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains("bob: line"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(rows(&s), rows(&before), "the text moved:\n{s}");
+    assert!(s.contains("↓ 2 new messages · End"), "{s}");
+    // Further back and forth keeps it so; PgDn to where scrolling began still counts them.
+    app.handle_key(key(KeyCode::PageDown));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 60") && !s.contains("bob: line 61"),
+        "{s}"
+    );
+    assert!(s.contains("↓ 2 new messages"), "{s}");
+    // End: the newest, and no marker.
+    app.handle_key(key(KeyCode::End));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 62") && !s.contains("new message"),
+        "{s}"
+    );
+    // At the newest, what arrives is shown at once (no marker).
+    arrive(&mut app, 63..=63);
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("bob: line 63") && !s.contains("new message"),
+        "{s}"
+    );
+}
+
 #[test]
 fn scrolling_past_the_oldest_read_reads_more() {
     let mut app = world();
@@ -2233,10 +2295,10 @@ fn only_the_shown_messages_are_drawn_and_they_are_drawn_the_same() {
     }
     app.missing.insert((ALICE.into(), 1, 2990));
     open_with(&mut app, 1, ms);
-    let (all, _) = view::message_lines(&app, 60, usize::MAX);
+    let (all, _, _) = view::message_lines(&app, 60, usize::MAX);
     assert!(all.len() > 5000, "{}", all.len());
     for need in [0, 1, 10, 45, 500] {
-        let (some, chosen) = view::message_lines(&app, 60, need);
+        let (some, chosen, _) = view::message_lines(&app, 60, need);
         assert!(some.len() >= need, "{need}");
         // Whole messages only: at most one (of at most 8 lines here) beyond what is needed.
         assert!(some.len() < need + 10, "{need}: {}", some.len());
@@ -2245,8 +2307,8 @@ fn only_the_shown_messages_are_drawn_and_they_are_drawn_the_same() {
     }
     // A chosen message far back is drawn, and so is everything after it.
     app.cursor = Some(100);
-    let (all, all_chosen) = view::message_lines(&app, 60, usize::MAX);
-    let (some, chosen) = view::message_lines(&app, 60, 40);
+    let (all, all_chosen, _) = view::message_lines(&app, 60, usize::MAX);
+    let (some, chosen, _) = view::message_lines(&app, 60, 40);
     assert_eq!(some[..], all[all.len() - some.len()..]);
     let (a, b) = all_chosen.unwrap();
     let off = all.len() - some.len();

@@ -665,11 +665,14 @@ fn message_block(app: &App, i: usize, d: &Drawing) -> (Vec<Line<'static>>, usize
 /// The open conversation's last lines: at least `need` of them (all, if there are fewer),
 /// and enough to reach back to the chosen message, whose lines' range is returned too. Only
 /// those messages are drawn, so a long history costs what is shown, not what was read.
+/// The open conversation's lines, oldest first, enough to fill `need` rows above the newest
+/// message read when the user scrolled back ([`App::scroll_base`]): the range of the chosen
+/// message's own lines, and how many lines come after that newest message (arrived since).
 pub(super) fn message_lines(
     app: &App,
     width: usize,
     need: usize,
-) -> (Vec<Line<'static>>, Option<(usize, usize)>) {
+) -> (Vec<Line<'static>>, Option<(usize, usize)>, usize) {
     let d = Drawing {
         width,
         group: app.open_conv().is_some_and(|c| c.kind == Kind::Group),
@@ -677,11 +680,18 @@ pub(super) fn message_lines(
     };
     let mut blocks = Vec::new();
     let mut total = 0usize;
+    let mut below = 0usize;
     for i in (0..app.messages.len()).rev() {
         let (lines, own) = message_block(app, i, &d);
         total += lines.len();
+        if app
+            .scroll_base
+            .is_some_and(|b| app.messages[i].message_id > b)
+        {
+            below += lines.len();
+        }
         blocks.push((i, lines, own));
-        if total >= need && app.cursor.is_none_or(|c| c >= i) {
+        if total - below >= need && app.cursor.is_none_or(|c| c >= i) {
             break;
         }
     }
@@ -694,7 +704,7 @@ pub(super) fn message_lines(
             chosen_lines = Some((start, out.len()));
         }
     }
-    (out, chosen_lines)
+    (out, chosen_lines, below)
 }
 
 fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
@@ -740,9 +750,11 @@ fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
         return;
     }
     let h = inner.height as usize;
-    let (lines, chosen) = message_lines(app, inner.width as usize, app.scroll.saturating_add(h));
+    let (lines, chosen, below) =
+        message_lines(app, inner.width as usize, app.scroll.saturating_add(h));
     let max_scroll = lines.len().saturating_sub(h);
-    let mut scroll = app.scroll.min(max_scroll);
+    // Scrolled back, what arrived since goes below, not under the text being read.
+    let mut scroll = app.scroll.saturating_add(below).min(max_scroll);
     // A chosen message is kept in view.
     if let Some((a, b)) = chosen {
         let end = lines.len() - scroll;
@@ -755,6 +767,22 @@ fn conversation(app: &App, f: &mut Frame<'_>, area: Rect) {
     }
     let end = lines.len() - scroll;
     let start = end.saturating_sub(h);
+    // Newer messages out of view below: say how many, and how to get to them.
+    if scroll > 0 && app.scroll_base.is_some() {
+        let base = app.scroll_base.unwrap_or(i64::MAX);
+        let new = app.messages.iter().filter(|m| m.message_id > base).count();
+        if new > 0 {
+            let more = if new == 1 {
+                " ↓ 1 new message · End ".to_owned()
+            } else {
+                format!(" ↓ {new} new messages · End ")
+            };
+            let marker = Block::default().title_bottom(
+                Line::styled(more, Style::default().fg(Color::Yellow)).right_aligned(),
+            );
+            f.render_widget(marker, area);
+        }
+    }
     let window: Vec<Line<'static>> = lines[start..end].to_vec();
     let mut shown = window;
     if app.messages.is_empty() {
