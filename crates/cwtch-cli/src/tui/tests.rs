@@ -2372,7 +2372,7 @@ fn a_long_quote_keeps_its_bar_on_both_rows() {
         false,
         MessageState::Received,
         "09:00",
-        Content::text(&"the quick brown fox jumps over the lazy dog ".repeat(4)),
+        Content::text("the quick brown fox jumps over the lazy dog ".repeat(4)),
     );
     let reply = msg(
         1,
