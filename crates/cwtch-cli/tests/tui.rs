@@ -325,7 +325,7 @@ async fn tui_attaches_to_a_running_daemon() {
         a_dir.display()
     );
     let t = Tmux::start("attach", &command);
-    t.wait_for_text("[cwtch run]");
+    t.wait_for_text("[attached]");
     t.wait_for_text(" bob · ");
 
     // An event streamed from the daemon: Bob's message appears.

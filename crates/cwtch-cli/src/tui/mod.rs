@@ -171,15 +171,18 @@ enum Backend {
     Daemon(PathBuf),
 }
 
+/// What an attached TUI says when what it was attached to stops: a `cwtch run`, or the
+/// first `cwtch tui`, which serves the data directory while it runs.
+const ATTACHED_STOPPED: &str = "the `cwtch run` or `cwtch tui` this TUI was attached to has \
+     stopped: start `cwtch tui` again to run the profiles here";
+
 impl Backend {
     async fn execute(&self, req: Request) -> Result<Reply, CliError> {
         match self {
             Backend::Local(s) => s.execute(req).await,
             Backend::Daemon(dir) => match client::connect(dir).await? {
                 Some(stream) => client::ask(stream, &req).await,
-                None => Err(CliError::Failed(
-                    "the `cwtch run` this TUI was attached to has stopped".into(),
-                )),
+                None => Err(CliError::Failed(ATTACHED_STOPPED.into())),
             },
         }
     }
@@ -584,7 +587,7 @@ async fn main_loop(
             Input::Lost(false) => app.resync(),
             Input::Lost(true) => {
                 return Err(CliError::Failed(if app.attached {
-                    "the `cwtch run` this TUI was attached to has stopped".into()
+                    ATTACHED_STOPPED.into()
                 } else {
                     "the library's event stream ended".into()
                 }))

@@ -896,7 +896,7 @@ fn status_spans(app: &App) -> Vec<Span<'static>> {
     }
     if app.attached {
         spans.push(Span::styled(
-            "[cwtch run] ",
+            "[attached] ",
             Style::default().fg(Color::DarkGray),
         ));
     }
