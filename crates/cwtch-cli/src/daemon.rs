@@ -85,16 +85,29 @@ pub(crate) async fn run(plan: RunPlan<'_>) -> Result<(), CliError> {
                 stop,
             )
             .await;
-            info!("shutting down");
+            info!("shutting down (a second Ctrl-C stops at once)");
             Ok(())
         }
         Err(e) => Err(e),
     };
-    app.shutdown().await;
-    acn.close().await;
+    // Closing connections and tor can take a while on a slow network: a second signal stops
+    // at once. Nothing is lost: every message and state is stored as it happens.
+    let closed = async {
+        app.shutdown().await;
+        acn.close().await;
+    };
+    tokio::select! {
+        () = closed => {}
+        _ = term.recv() => return Err(stopped_at_once()),
+        _ = int.recv() => return Err(stopped_at_once()),
+    }
     let _ = stop_printer.send(());
     let _ = printer.await;
     result
+}
+
+fn stopped_at_once() -> CliError {
+    CliError::Interrupted("stopped at once, before the shutdown finished".into())
 }
 
 /// Serve control connections until `stop` completes; then end every connection. (`cwtch run`

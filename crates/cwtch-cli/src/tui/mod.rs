@@ -444,12 +444,30 @@ pub(crate) async fn run(plan: Plan<'_>) -> Result<(), CliError> {
             r
         }
         .await;
-        lib.shutdown().await;
-        r
+        // Closing connections (and tor, below) can take a while on a slow network: say so,
+        // and let a second Ctrl-C stop at once (everything is stored as it happens).
+        app.notice = Some(app::Notice {
+            text: "closing connections… (Ctrl-C again stops at once)".into(),
+            error: false,
+        });
+        let _ = draw(&mut terminal, &app);
+        tokio::select! {
+            () = lib.shutdown() => Ok((r, false)),
+            () = wait_for_quit(&mut rx, &mut app) => Ok((r, true)),
+        }
     }
     .await;
+    let (result, at_once) = match result {
+        Ok((r, at_once)) => (r, at_once),
+        Err(e) => (Err(e), false),
+    };
+    if !at_once {
+        tokio::select! {
+            () = acn.close() => {}
+            () = wait_for_quit(&mut rx, &mut app) => {}
+        }
+    }
     stop.store(true, Ordering::Relaxed);
-    acn.close().await;
     result
 }
 
