@@ -795,15 +795,12 @@ impl Session {
                 .find(|r| r.content_hash == quoted)
                 .map(|r| r.message_id);
             if found.is_none() {
+                let reply = cwtch::MessageId(rows[i].message_id);
                 let stored = match &t {
-                    Target::Contact(cid) => h.message_by_content_hash(cid.clone(), &quoted).await,
-                    Target::Group(g) => h.group_message_by_content_hash(g.clone(), &quoted).await,
+                    Target::Contact(cid) => h.quoted_message(cid.clone(), &quoted, reply).await,
+                    Target::Group(g) => h.group_quoted_message(g.clone(), &quoted, reply).await,
                 };
-                found = stored
-                    .ok()
-                    .flatten()
-                    .map(|m| m.message_id.0)
-                    .filter(|id| *id < rows[i].message_id);
+                found = stored.ok().flatten().map(|m| m.message_id.0);
             }
             rows[i].reply_to = found;
         }

@@ -488,6 +488,15 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
         "{}",
         ok(&o)
     );
+    // The same text again after the reply, and a page without the quoted one: the reply
+    // still points at the message before it (not the newer one with that text).
+    let s = send(&w.a_dir, &w.bob, "last words", &[]).await;
+    assert_eq!(s["delivery"], "acknowledged", "{s}");
+    let v = json(&acwtch(&w.a_dir, &["--json", "messages", &w.bob, "--limit", "2"]).await);
+    let page = v.as_array().unwrap();
+    assert_eq!(page.len(), 2, "{v}");
+    let reply = page.iter().find(|m| m["text"] == "noted").unwrap();
+    assert_eq!(reply["reply_to"], quoted, "{reply}");
     fails(
         &acwtch(&w.a_dir, &["contact", "delete", &w.bob]).await,
         2,
@@ -495,7 +504,7 @@ async fn settings_reach_contacts_strangers_are_refused_and_deleted_contacts_are_
     );
     let v = json(&acwtch(&w.a_dir, &["--json", "contact", "delete", &w.bob, "--yes"]).await);
     assert_eq!(v["onion"], w.bob.as_str(), "{v}");
-    assert_eq!(v["message_count"], 2, "{v}");
+    assert_eq!(v["message_count"], 3, "{v}");
     a.wait_for(STEP, |e| {
         e["event"] == "ContactDeleted" && e["contact"] == w.bob.as_str()
     })

@@ -370,6 +370,21 @@ impl ProfileStore for MemoryProfile {
         }))
     }
 
+    fn message_by_content_hash_before(
+        &self,
+        conversation: ConversationId,
+        content_hash: &str,
+        before: MessageId,
+    ) -> Result<Option<Message>, Error> {
+        Ok(self.data().channel(conversation).and_then(|c| {
+            c.messages
+                .values()
+                .rev()
+                .find(|m| m.id < before && m.content_hash == content_hash)
+                .cloned()
+        }))
+    }
+
     fn messages(
         &self,
         conversation: ConversationId,

@@ -499,7 +499,7 @@ impl Profile {
         &self,
         conversation: ConversationId,
         condition: &str,
-        param: &dyn rusqlite::ToSql,
+        params: &[&dyn rusqlite::ToSql],
     ) -> Result<Option<Message>, Error> {
         if !self.channel_exists(conversation)? {
             return Ok(None);
@@ -509,7 +509,7 @@ impl Profile {
             schema::channel_table(conversation)
         );
         self.conn()?
-            .query_row(&sql, [param], message_row)
+            .query_row(&sql, params, message_row)
             .optional()?
             .transpose()
     }
@@ -788,7 +788,7 @@ impl ProfileStore for Profile {
         conversation: ConversationId,
         id: MessageId,
     ) -> Result<Option<Message>, Error> {
-        self.query_message(conversation, "ID = ?1", &id.0)
+        self.query_message(conversation, "ID = ?1", &[&id.0])
     }
 
     fn message_by_signature(
@@ -796,7 +796,7 @@ impl ProfileStore for Profile {
         conversation: ConversationId,
         signature: &str,
     ) -> Result<Option<Message>, Error> {
-        self.query_message(conversation, "Signature = ?1", &signature)
+        self.query_message(conversation, "Signature = ?1", &[&signature])
     }
 
     fn message_by_content_hash(
@@ -807,7 +807,20 @@ impl ProfileStore for Profile {
         self.query_message(
             conversation,
             "ContentHash = ?1 ORDER BY ID DESC LIMIT 1",
-            &content_hash,
+            &[&content_hash],
+        )
+    }
+
+    fn message_by_content_hash_before(
+        &self,
+        conversation: ConversationId,
+        content_hash: &str,
+        before: MessageId,
+    ) -> Result<Option<Message>, Error> {
+        self.query_message(
+            conversation,
+            "ContentHash = ?1 AND ID < ?2 ORDER BY ID DESC LIMIT 1",
+            &[&content_hash, &before.0],
         )
     }
 

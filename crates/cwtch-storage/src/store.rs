@@ -216,6 +216,15 @@ pub trait ProfileStore: Send {
         content_hash: &str,
     ) -> Result<Option<Message>, Error>;
 
+    /// The most recent message with this content hash among those older than `before` (the
+    /// message a reply with id `before` quotes: the same text may be sent again after it).
+    fn message_by_content_hash_before(
+        &self,
+        conversation: ConversationId,
+        content_hash: &str,
+        before: MessageId,
+    ) -> Result<Option<Message>, Error>;
+
     /// Up to `limit` messages, newest first, skipping the `offset` newest (Go's
     /// `GetChannelMessages` order: offset 0 is the most recent message).
     fn messages(

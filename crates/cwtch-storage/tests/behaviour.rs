@@ -354,6 +354,15 @@ fn messages<H: ProfileHome>(home: &H) {
         p.message_by_content_hash(bob, &hash).unwrap().unwrap().id,
         m2
     );
+    // What a reply between them quotes: the newest before it.
+    let before = |id: i64| {
+        p.message_by_content_hash_before(bob, &hash, MessageId(id))
+            .unwrap()
+            .map(|m| m.id)
+    };
+    assert_eq!(before(2), Some(m1));
+    assert_eq!(before(3), Some(m2));
+    assert_eq!(before(1), None);
 
     // Acknowledge; mark an error.
     p.set_message_attribute(bob, m1, keys::MESSAGE_ACK, keys::TRUE)

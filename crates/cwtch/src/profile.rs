@@ -618,14 +618,21 @@ impl ProfileHandle {
         hash: &str,
     ) -> Result<Option<MessageInfo>> {
         let conv = self.rt.resolve_group(&group.into())?;
-        let h = hash.to_owned();
-        let m = self
-            .rt
-            .store
-            .call(move |s| s.message_by_content_hash(conv, &h))
-            .await?;
         let me = self.rt.onion.clone();
-        Ok(m.map(|m| self.message_info(conv, &me, m)))
+        self.by_content_hash(conv, me, hash, None).await
+    }
+
+    /// The message a group message `reply` quotes: the newest before it with this content
+    /// hash.
+    pub async fn group_quoted_message(
+        &self,
+        group: impl Into<GroupRef>,
+        hash: &str,
+        reply: MessageId,
+    ) -> Result<Option<MessageInfo>> {
+        let conv = self.rt.resolve_group(&group.into())?;
+        let me = self.rt.onion.clone();
+        self.by_content_hash(conv, me, hash, Some(reply)).await
     }
 
     // ---- messages ----
@@ -829,13 +836,42 @@ impl ProfileHandle {
         hash: &str,
     ) -> Result<Option<MessageInfo>> {
         let r = self.rt.resolve(&contact.into())?;
-        let (conv, h) = (r.conversation, hash.to_owned());
+        self.by_content_hash(r.conversation, r.onion, hash, None)
+            .await
+    }
+
+    /// The message a contact's message `reply` quotes: the newest before it with this content
+    /// hash (the same text may have been sent again since).
+    pub async fn quoted_message(
+        &self,
+        contact: impl Into<ContactId>,
+        hash: &str,
+        reply: MessageId,
+    ) -> Result<Option<MessageInfo>> {
+        let r = self.rt.resolve(&contact.into())?;
+        self.by_content_hash(r.conversation, r.onion, hash, Some(reply))
+            .await
+    }
+
+    /// The message with this content hash in `conv` (`onion`: the contact, or us in a group):
+    /// the newest, or the newest before `before`.
+    async fn by_content_hash(
+        &self,
+        conv: ConversationId,
+        onion: Onion,
+        hash: &str,
+        before: Option<MessageId>,
+    ) -> Result<Option<MessageInfo>> {
+        let h = hash.to_owned();
         let m = self
             .rt
             .store
-            .call(move |s| s.message_by_content_hash(conv, &h))
+            .call(move |s| match before {
+                Some(b) => s.message_by_content_hash_before(conv, &h, b),
+                None => s.message_by_content_hash(conv, &h),
+            })
             .await?;
-        Ok(m.map(|m| self.message_info(conv, &r.onion, m)))
+        Ok(m.map(|m| self.message_info(conv, &onion, m)))
     }
 
     /// Set an attribute of a message of a contact or group conversation (Go's
