@@ -14,6 +14,7 @@ use cwtch_model::peer::{Output, PeerSession};
 use cwtch_storage::{content_hash, keys, Attributes, ConversationId, NewMessage};
 use tapir::ApplicationChain;
 use tapir_service::{Connection, ConnectionHandle};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use torv3::safelog::Sensitive;
 use torv3::Onion;
@@ -36,14 +37,33 @@ pub(crate) struct PeerConn {
     pub(crate) handle: ConnectionHandle,
     /// Locked only to feed it or ask it for a payload, never across an await.
     session: Mutex<PeerSession>,
+    /// A stranger's connection holds one of the few strangers' slots
+    /// ([`Config::max_stranger_connections`](crate::Config)) until it ends, or until the user
+    /// accepts the stranger ([`PeerConn::release_stranger_slot`]).
+    stranger_slot: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl PeerConn {
-    fn new(handle: ConnectionHandle, session: PeerSession) -> Self {
+    fn new(
+        handle: ConnectionHandle,
+        session: PeerSession,
+        stranger_slot: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         PeerConn {
             handle,
             session: Mutex::new(session),
+            stranger_slot: Mutex::new(stranger_slot),
         }
+    }
+
+    /// The peer was accepted: its connection no longer takes a stranger's slot.
+    pub(crate) fn release_stranger_slot(&self) {
+        let permit = self
+            .stranger_slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(permit);
     }
 
     fn session(&self) -> MutexGuard<'_, PeerSession> {
@@ -349,7 +369,7 @@ async fn serve(
     let outbound = conn.handle().is_outbound();
     // Peers we have not accepted share a few inbound slots; the rest stay free for contacts.
     // Taken first: a stranger with no slot is not even made a contact request.
-    let _stranger_slot = if outbound || rt.lookup(remote).is_some_and(|r| r.accepted) {
+    let stranger_slot = if outbound || rt.lookup(remote).is_some_and(|r| r.accepted) {
         None
     } else {
         match rt.stranger_slots.clone().try_acquire_owned() {
@@ -367,7 +387,7 @@ async fn serve(
         return;
     }
     let (session, first) = PeerSession::start(rt.config.legacy_v1_only);
-    let pc = Arc::new(PeerConn::new(conn.handle().clone(), session));
+    let pc = Arc::new(PeerConn::new(conn.handle().clone(), session, stranger_slot));
     let mut outputs = VecDeque::from(first);
     // Until the session is ready it waits for the peer's version message, at most this long.
     let negotiation_deadline = tokio::time::Instant::now() + rt.config.version_wait;

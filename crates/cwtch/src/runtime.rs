@@ -496,6 +496,9 @@ impl Runtime {
             accepted: true,
             blocked: r.blocked,
         });
+        for c in &conns {
+            c.release_stranger_slot();
+        }
         if held_back {
             // Messages it sent were not acknowledged: a sender sends them again on a new
             // connection, which our dialler (or theirs) makes now.

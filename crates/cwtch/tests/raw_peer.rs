@@ -13,7 +13,7 @@ use common::*;
 use cwtch::wire::{
     PeerMessage, WireVersion, CONTEXT_ACK, CONTEXT_GET_VAL, CONTEXT_RAW, CONTEXT_RET_VAL,
 };
-use cwtch::{ConversationId, Event, Identity, Onion};
+use cwtch::{ConnectionState, ConversationId, Event, Identity, Onion};
 use tapir::ApplicationChain;
 use tapir_service::{Connection, Service, ServiceConfig};
 
@@ -515,11 +515,39 @@ async fn strangers_share_a_few_connection_slots_and_contacts_still_get_in() {
     // A slot is freed when a stranger's connection ends.
     held_a.close();
     let mut tries = 0;
-    while let_in(&c, &bob).await.is_none() {
+    let held_c = loop {
+        if let Some(conn) = let_in(&c, &bob).await {
+            break conn;
+        }
         tries += 1;
         assert!(tries < 50, "the slot was never freed");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A slot is freed too when the user accepts the stranger, though its connection stays.
+    let d = RawPeer::new(&w, 29);
+    assert!(let_in(&d, &bob).await.is_none(), "the slots are full again");
+    let held_b = _held_b;
+    held_b.send(VERSION_V1.to_vec()).await.unwrap();
+    let mut tries = 0;
+    while !bob
+        .profile
+        .contact(&b.onion)
+        .await
+        .is_ok_and(|c| c.state == ConnectionState::Authenticated)
+    {
+        tries += 1;
+        assert!(tries < 50, "the stranger's connection never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    bob.profile.accept(&b.onion).await.unwrap();
+    assert!(
+        !held_b.handle().is_closed(),
+        "accepting kept the connection"
+    );
+    let _held_d = let_in(&d, &bob)
+        .await
+        .expect("a stranger gets the slot an accepted one left");
+    drop(held_c);
     bob.shutdown().await;
 }
 
