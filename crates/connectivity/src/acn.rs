@@ -200,7 +200,10 @@ pub trait Acn: Send + Sync + 'static {
     }
 
     /// Restart the network (Go's `Restart()`): drop circuits and re-bootstrap. Hosted services
-    /// stay hosted.
+    /// stay hosted: a restarted tor is given them again, and this waits until each descriptor
+    /// is published or the publish timeout passes. `Ok` does not promise that every service
+    /// is reachable yet: one still unpublished at the timeout is logged, and tor keeps
+    /// publishing it.
     async fn restart(&self) -> Result<(), Error>;
 
     /// Close the network: stop every listener it handed out and refuse further use
