@@ -644,6 +644,12 @@ pub(crate) async fn check_download(
         // Go's "interrupted" report: progress and size -1, where it is being saved (a
         // client offers to resume it, with c_VerifyOrResumeDownload).
         let path = f.path.unwrap_or_default();
+        // The name it gets, as in its other progress reports (`libcwtch` reads this key:
+        // an event without it panics the client).
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(f.name);
         g.emit(GoEvent::new(
             "FileDownloadProgressUpdate",
             [
@@ -652,6 +658,7 @@ pub(crate) async fn check_download(
                 ("Progress", "-1"),
                 ("FileSizeInChunks", "-1"),
                 ("FilePath", path.as_str()),
+                ("NameSuggestion", name.as_str()),
             ],
         ));
     }

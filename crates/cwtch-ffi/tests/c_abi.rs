@@ -14,67 +14,6 @@ use std::sync::Arc;
 use common::*;
 use cwtch::{Cwtch, Event, LoopbackAcn, MemoryHome, Password};
 
-/// The keys `libcwtch` 0.8.0's `event.rs` reads with `data["…"]` (a missing one panics the
-/// client), per event.
-fn required_keys(name: &str) -> &'static [&'static str] {
-    match name {
-        "NewPeer" => &[
-            "Identity",
-            "tag",
-            "Created",
-            "name",
-            "defaultPicture",
-            "picture",
-            "Online",
-            "ContactsJson",
-            "ServerList",
-        ],
-        "NewMessageFromPeer" => &[
-            "ProfileOnion",
-            "ConversationID",
-            "RemotePeer",
-            "Nick",
-            "TimestampReceived",
-            "Data",
-            "notification",
-            "picture",
-        ],
-        "ContactCreated" => &[
-            "ProfileOnion",
-            "ConversationID",
-            "RemotePeer",
-            "unread",
-            "picture",
-            "defaultPicture",
-            "numMessages",
-            "nick",
-            "accepted",
-            "status",
-            "accessControlList",
-            "blocked",
-            "loading",
-            "lastMsgTime",
-        ],
-        "PeerStateChange" => &["ProfileOnion", "RemotePeer", "ConnectionState"],
-        "IndexedAcknowledgement" => &["ProfileOnion", "ConversationID", "Index"],
-        "UpdateGlobalSettings" => &["Data"],
-        "ACNStatus" => &["Progress", "Status"],
-        "NetworkError" => &["ProfileOnion", "Error", "Status"],
-        _ => &[],
-    }
-}
-
-fn assert_parsable(e: &GoEvent) {
-    for k in required_keys(&e.name) {
-        assert!(
-            e.data.contains_key(*k),
-            "{} lacks {k}: {:?}",
-            e.name,
-            e.data
-        );
-    }
-}
-
 /// The fields `libcwtch::structs::Settings` requires.
 const SETTINGS_KEYS: [&str; 13] = [
     "Locale",

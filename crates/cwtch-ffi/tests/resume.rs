@@ -81,6 +81,7 @@ fn an_unfinished_download_resumes_after_a_restart() {
         e.get("FileKey") == key && e.get("Progress") == "-1"
     });
     assert_eq!(status.get("FileSizeInChunks"), "-1");
+    assert_eq!(status.get("NameSuggestion"), "big.bin");
     assert_eq!(
         status.get("FilePath"),
         dl.join("big.bin").to_str().expect("utf-8")

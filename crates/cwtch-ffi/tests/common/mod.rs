@@ -327,6 +327,140 @@ impl GoEvent {
     }
 }
 
+/// The keys `libcwtch` 0.8.0's `event.rs` reads with `data["…"]`, per event: a missing one
+/// panics the client (in its own event thread). Every event a test receives is checked
+/// against it. (`AppError` reads its keys only if present.)
+pub fn required_keys(name: &str) -> &'static [&'static str] {
+    match name {
+        "NewPeer" => &[
+            "Identity",
+            "tag",
+            "Created",
+            "name",
+            "defaultPicture",
+            "picture",
+            "Online",
+            "ContactsJson",
+            "ServerList",
+        ],
+        "NewMessageFromPeer" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "RemotePeer",
+            "Nick",
+            "TimestampReceived",
+            "Data",
+            "notification",
+            "picture",
+        ],
+        "PeerError" => &["Error"],
+        "ContactCreated" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "RemotePeer",
+            "unread",
+            "picture",
+            "defaultPicture",
+            "numMessages",
+            "nick",
+            "accepted",
+            "status",
+            "accessControlList",
+            "blocked",
+            "loading",
+            "lastMsgTime",
+        ],
+        "PeerStateChange" => &["ProfileOnion", "RemotePeer", "ConnectionState"],
+        "UpdateGlobalSettings" => &["Data"],
+        "PeerDeleted" => &["Identity"],
+        "ACNStatus" => &["Progress", "Status"],
+        "ACNVersion" => &["Data"],
+        "NetworkError" => &["ProfileOnion", "Error", "Status"],
+        "ACNInfo" => &["ProfileOnion", "Handle", "Key", "Data"],
+        "UpdatedProfileAttribute" => &["ProfileOnion", "Key", "Data"],
+        "IndexedAcknowledgement" => &["ProfileOnion", "ConversationID", "Index"],
+        "ShareManifest" => &["ProfileOnion", "FileKey", "SerializedManifest"],
+        "NewServer" => &[
+            "Onion",
+            "ServerBundle",
+            "Description",
+            "StorageType",
+            "Autostart",
+            "Running",
+        ],
+        "ServerIntentUpdate" => &["Identity", "Intent"],
+        "ServerDeleted" => &["Identity", "Status"],
+        "ServerStatsUpdate" => &["Identity", "TotalMessages", "Connections"],
+        "ManifestSizeReceived" => &["ProfileOnion", "FileKey", "ManifestSize", "Handle"],
+        "ManifestError" => &["ProfileOnion", "Handle", "FileKey"],
+        "ManifestReceived" => &["ProfileOnion", "Handle", "FileKey", "SerializedManifest"],
+        "ManifestSaved" => &[
+            "ProfileOnion",
+            "Handle",
+            "FileKey",
+            "SerializedManifest",
+            "TempFile",
+            "NameSuggestion",
+        ],
+        "FileDownloadProgressUpdate" => &[
+            "ProfileOnion",
+            "FileKey",
+            "Progress",
+            "FileSizeInChunks",
+            "NameSuggestion",
+        ],
+        "PeerAcknowledgement" => &["ProfileOnion", "EventID", "RemotePeer"],
+        "NewMessageFromGroup" => &[
+            "ProfileOnion",
+            "TimestampSent",
+            "RemotePeer",
+            "ContentHash",
+            "ConversationID",
+            "Data",
+            "notification",
+            "picture",
+        ],
+        "GroupCreated" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "GroupID",
+            "GroupServer",
+            "GroupName",
+            "picture",
+            "accessControlList",
+        ],
+        "NewGroup" => &[
+            "ProfileOnion",
+            "ConversationID",
+            "GroupServer",
+            "GroupName",
+            "GroupInvite",
+        ],
+        "ServerStateChange" => &["ProfileOnion", "GroupServer", "ConnectionState"],
+        "NewRetValMessageFromPeer" => &[
+            "ProfileOnion",
+            "RemotePeer",
+            "Scope",
+            "Path",
+            "Exists",
+            "Data",
+        ],
+        _ => &[],
+    }
+}
+
+/// Every key `libcwtch` reads from an event of this name is there.
+pub fn assert_parsable(e: &GoEvent) {
+    for k in required_keys(&e.name) {
+        assert!(
+            e.data.contains_key(*k),
+            "{} lacks {k}, which libcwtch reads (the client would panic): {:?}",
+            e.name,
+            e.data
+        );
+    }
+}
+
 /// The error of the marker call of [`Events::barrier`] (no test makes that call otherwise).
 const BARRIER_ERROR: &str = "c_DisconnectFromServer: invalid argument server: negative length";
 
@@ -372,6 +506,7 @@ impl Events {
                 name: v["EventType"].as_str().expect("EventType").to_owned(),
                 data,
             };
+            assert_parsable(&e);
             self.seen.push(raw);
             if e.name == name && pred(&e) {
                 return e;
@@ -427,6 +562,7 @@ impl Events {
                 name: v["EventType"].as_str().unwrap_or_default().to_owned(),
                 data,
             };
+            assert_parsable(&e);
             self.seen.push(raw);
             if e.name == name && pred(&e) {
                 panic!("unexpected {name}: {:?}", e.data);
