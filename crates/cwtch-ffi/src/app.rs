@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use cwtch::connectivity::{AcnArgs, NetworkKind};
 use cwtch::{Acn, Cwtch, Password, ProfileHandle};
@@ -83,8 +83,15 @@ impl Running {
 
 enum Phase {
     Stopped,
-    Starting,
+    /// `c_StartCwtch` is at work in the background; `stop`: `c_ShutdownCwtch` was called
+    /// meanwhile (the start then tears down what it brought up, instead of running).
+    Starting {
+        stop: bool,
+    },
     Running(Arc<Running>),
+    /// `c_ShutdownCwtch` is tearing down: a `c_StartCwtch` waits until it is done (it would
+    /// open the same directory and tor while the old ones close).
+    Stopping,
 }
 
 /// The process-wide state.
@@ -92,12 +99,30 @@ pub(crate) struct Global {
     pub(crate) runtime: Runtime,
     pub(crate) bus: Arc<Bus>,
     phase: Mutex<Phase>,
+    /// Signalled whenever `phase` becomes `Stopped` or `Running` (what `Starting` and
+    /// `Stopping` are waited out with).
+    phase_settled: Condvar,
     /// Events produced by calls, pushed onto the bus in order by one task (so that a call
     /// never waits for room on the bus: the caller may be the bus's only reader).
     call_events: mpsc::UnboundedSender<GoEvent>,
 }
 
 static GLOBAL: OnceLock<Option<Global>> = OnceLock::new();
+
+/// Stop what a start brought up: hosted servers, profiles, the event forwarder, the network.
+async fn teardown(running: &Running) {
+    running.servers.destroy_all().await;
+    running.app.shutdown().await;
+    if let Some(f) = running
+        .forwarder
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        f.abort();
+    }
+    running.acn.close().await;
+}
 
 /// The global state, created on first use. `None` only if the runtime cannot be created
 /// (out of threads or memory), which every call reports as an error.
@@ -131,6 +156,7 @@ pub(crate) fn global() -> Option<&'static Global> {
                 runtime,
                 bus,
                 phase: Mutex::new(Phase::Stopped),
+                phase_settled: Condvar::new(),
                 call_events: tx,
             })
         })
@@ -166,11 +192,18 @@ impl Global {
     pub(crate) fn start(&'static self, app_dir: String, tor_path: String) -> i32 {
         {
             let mut phase = self.phase();
+            // A shutdown still at work is waited for.
+            while matches!(&*phase, Phase::Stopping) {
+                phase = self
+                    .phase_settled
+                    .wait(phase)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
             if !matches!(&*phase, Phase::Stopped) {
                 warn!("c_StartCwtch: already started");
                 return 1;
             }
-            *phase = Phase::Starting;
+            *phase = Phase::Starting { stop: false };
         }
         init_logging();
         self.runtime.spawn(async move {
@@ -178,7 +211,23 @@ impl Global {
                 Ok(running) => {
                     let settings = running.settings();
                     let acn = running.acn();
-                    *self.phase() = Phase::Running(running);
+                    let stop = {
+                        let mut phase = self.phase();
+                        let stop = matches!(&*phase, Phase::Starting { stop: true });
+                        if stop {
+                            *phase = Phase::Stopping;
+                        }
+                        stop
+                    };
+                    if stop {
+                        // Shut down while it started: bring it down again, and let the
+                        // waiting c_ShutdownCwtch return.
+                        info!("libCwtch started after c_ShutdownCwtch: stopping it");
+                        teardown(&running).await;
+                        self.settle(Phase::Stopped);
+                        return;
+                    }
+                    self.settle(Phase::Running(running));
                     self.bus
                         .push(events::update_global_settings(&settings))
                         .await;
@@ -195,7 +244,7 @@ impl Global {
                 }
                 Err(e) => {
                     error!(error = %cwtch::Sensitive(&e), "c_StartCwtch failed");
-                    *self.phase() = Phase::Stopped;
+                    self.settle(Phase::Stopped);
                     self.bus
                         .push(GoEvent::new("CwtchStartError", [("Error", e.as_str())]))
                         .await;
@@ -206,33 +255,45 @@ impl Global {
     }
 
     /// `c_ShutdownCwtch`: stop every profile and the network; a later `c_StartCwtch` starts
-    /// afresh. Synchronous.
+    /// afresh. Synchronous: called while `c_StartCwtch` is still at work, it waits for that
+    /// start and brings it down.
     pub(crate) fn shutdown(&self) {
         let running = {
             let mut phase = self.phase();
-            match std::mem::replace(&mut *phase, Phase::Stopped) {
-                Phase::Running(r) => r,
-                other => {
-                    *phase = other;
-                    warn!("c_ShutdownCwtch: not running");
-                    return;
+            let mut waited_for_start = false;
+            loop {
+                match std::mem::replace(&mut *phase, Phase::Stopping) {
+                    Phase::Running(r) => break r,
+                    Phase::Starting { .. } => {
+                        *phase = Phase::Starting { stop: true };
+                        waited_for_start = true;
+                        info!("c_ShutdownCwtch while starting: stopping once started");
+                    }
+                    Phase::Stopped => {
+                        *phase = Phase::Stopped;
+                        if !waited_for_start {
+                            warn!("c_ShutdownCwtch: not running");
+                        }
+                        return;
+                    }
+                    // Another thread's shutdown: wait for it like the start.
+                    Phase::Stopping => {}
                 }
+                phase = self
+                    .phase_settled
+                    .wait(phase)
+                    .unwrap_or_else(|e| e.into_inner());
             }
         };
-        self.runtime.block_on(async {
-            running.servers.destroy_all().await;
-            running.app.shutdown().await;
-            if let Some(f) = running
-                .forwarder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-            {
-                f.abort();
-            }
-            running.acn.close().await;
-        });
+        self.runtime.block_on(teardown(&running));
+        self.settle(Phase::Stopped);
         info!("libCwtch shut down");
+    }
+
+    /// Set the phase to a settled one (`Stopped` or `Running`) and wake those waiting.
+    fn settle(&self, to: Phase) {
+        *self.phase() = to;
+        self.phase_settled.notify_all();
     }
 
     /// Run a call's future to completion on the runtime.

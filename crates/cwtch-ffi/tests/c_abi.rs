@@ -724,6 +724,29 @@ fn the_c_abi_end_to_end() {
     let m = lib.get_message_by_id(&bot, cid, alice_msg_id);
     assert_eq!(m["Attributes"]["starred"], "yes", "{m}");
     lib.void0("c_ShutdownCwtch");
+
+    // ---- shut down while starting: it stays down, and starts again ----
+    assert_eq!(lib.start(app_dir.to_str().expect("utf-8 path"), ""), 0);
+    lib.void0("c_ShutdownCwtch");
+    assert_eq!(
+        lib.started(),
+        0,
+        "a start the host shut down came up anyway"
+    );
+    events.barrier(&lib);
+    assert_eq!(lib.started(), 0);
+    assert_eq!(lib.start(app_dir.to_str().expect("utf-8 path"), ""), 0);
+    // (A CwtchStarted of the start that was shut down may still be queued.)
+    let mut started = false;
+    for _ in 0..2 {
+        events.wait("CwtchStarted", |_| true);
+        if lib.started() == 1 {
+            started = true;
+            break;
+        }
+    }
+    assert!(started, "the library did not start again");
+    lib.void0("c_ShutdownCwtch");
     rt.block_on(alice_app.shutdown());
 }
 
