@@ -86,8 +86,12 @@ pub(crate) fn give_string(s: String) -> *mut c_char {
     ptr
 }
 
-/// Free a string from [`give_string`]. Anything else (null, already freed, not ours) is
+/// Free a string from [`give_string`]. Anything else (null, not ours, already freed) is
 /// ignored and logged. Returns whether it freed something.
+///
+/// The check is by address: a second free of a string is caught only until the allocator
+/// hands the same address to a later string, which that stale free would then free. A host
+/// that frees twice has a bug this narrows, not one it can always stop.
 pub(crate) fn free_string(ptr: *mut c_char) -> bool {
     if ptr.is_null() {
         return false;

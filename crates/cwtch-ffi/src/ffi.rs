@@ -561,7 +561,11 @@ pub unsafe extern "C" fn c_ImportBundle(
 ) -> *mut c_char {
     string_call(
         "c_ImportBundle",
-        |e| format!("importBundle.{e}"),
+        // Go's answer is `importBundle.` and the reason (not the function's name again).
+        |e| {
+            let why = e.strip_prefix("c_ImportBundle: ").unwrap_or(e);
+            format!("importBundle.{why}")
+        },
         |g| {
             let (p, bundle) = (
                 arg!("profile", onion_ptr, onion_len),

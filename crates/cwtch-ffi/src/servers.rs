@@ -355,7 +355,7 @@ impl Servers {
     pub(crate) async fn delete(&self, g: &Global, onion: &str, password: &str) -> CallResult<()> {
         let result: CallResult<()> = async {
             let Known { dir, key } = self.known_server(onion)?;
-            let (d, pass) = (dir.clone(), password.to_owned());
+            let (d, pass) = (dir.clone(), zeroize::Zeroizing::new(password.to_owned()));
             let given = blocking(move || ConfigKey::of_dir(&d, &pass).map_err(err)).await?;
             if given != key {
                 // Go's words.

@@ -680,6 +680,7 @@ fn the_c_abi_end_to_end() {
     assert_eq!(created.get("accepted"), "true");
     let garbage = lib.string2("c_ImportBundle", &bot, "garbage");
     assert!(garbage.starts_with("importBundle.") && garbage != "importBundle.success");
+    assert!(!garbage.contains("c_ImportBundle"), "{garbage}");
     lib.void_conv("c_BlockConversation", &bot, cid);
     {
         let f: unsafe extern "C" fn(Str, c_int, c_int) -> Str =
