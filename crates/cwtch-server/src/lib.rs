@@ -178,6 +178,8 @@ impl Server {
         // tapir-service owns the connection limits: admission (the oldest handshake makes
         // room when a service is full), deadlines, and what we ask of the network.
         let limits = config.limits.clone();
+        // How long a token connection may stay once its tokens are issued.
+        let linger = limits.handshake_timeout();
         let board = Service::new(
             Arc::new(config.identity.clone()),
             acn.clone(),
@@ -252,11 +254,16 @@ impl Server {
                 };
                 let Some(mut conn) = conn else { break };
                 let m = m.clone();
-                // Issuance is complete when the chain is; hold the connection until the
-                // client closes it (or the idle timeout does).
+                // Issuance is complete when the chain is: the client has its tokens and
+                // closes. One that does not (it keeps sending, to hold one of the few token
+                // slots) is closed after the handshake timeout, whatever it sends.
                 t.spawn(async move {
                     let _g = Gauge::up(&m.token_connections);
-                    while conn.recv().await.is_some() {}
+                    let _ = tokio::time::timeout(linger, async {
+                        while conn.recv().await.is_some() {}
+                    })
+                    .await;
+                    conn.close();
                 });
             }
         });

@@ -374,3 +374,48 @@ async fn a_replay_read_too_slowly_is_closed_and_the_next_one_runs() {
     assert!(slow.closed_by_server().await);
     s.shutdown().await;
 }
+
+/// A token client that does not close once it has its tokens, and keeps sending to hold its
+/// slot (the token service has few), is closed after the handshake timeout all the same.
+#[tokio::test]
+async fn a_token_connection_is_closed_after_issuance_whatever_the_client_sends() {
+    let w = world();
+    let s = server(&w, "s", |c| c.limits.handshake_timeout_secs = 2).await;
+    let keys = KeyBundle::parse_server_string(&s.bundle())
+        .unwrap()
+        .verify()
+        .unwrap();
+    let svc = tapir_service::Service::new(
+        Arc::new(tapir::Identity::generate(&mut rand_core::OsRng)),
+        w.acn.clone(),
+        tapir_service::ServiceConfig::default(),
+    );
+    let y = privacypass::PublicKey::from_bytes(&keys.privacy_pass_key_bytes().unwrap()).unwrap();
+    let mut conn = svc
+        .connect(
+            &keys.token_service,
+            tapir::ApplicationChain::token_client(y, 5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(conn.take_tokens().len(), 5);
+    let start = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if conn.send(b"still here".to_vec()).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                r = conn.recv() => if r.is_none() { return },
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the token service kept the connection open");
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "closed too early"
+    );
+    s.shutdown().await;
+}

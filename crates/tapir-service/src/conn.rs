@@ -427,10 +427,14 @@ async fn established(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                last_rx = Instant::now();
+                // Idle means no whole packet: a byte at a time does not keep it open.
+                let packets = tc.packets_received();
                 if let Err(e) = tc.receive(&buf[..n]) {
                     debug!(error = %e, "closing connection");
                     break;
+                }
+                if tc.packets_received() != packets {
+                    last_rx = Instant::now();
                 }
                 while let Some(e) = tc.poll_event() {
                     if let Event::Payload(p) = e {

@@ -522,6 +522,52 @@ async fn a_handshake_that_stalls_is_closed_at_the_deadline() {
     );
 }
 
+/// The idle timeout counts whole packets: a peer that trickles a byte now and then (never
+/// finishing a packet) is closed at the timeout, not kept open for ever.
+#[tokio::test(start_paused = true)]
+async fn a_trickle_of_bytes_does_not_keep_an_idle_connection_open() {
+    let w = world();
+    let config = ServiceConfig {
+        idle_timeout: Some(Duration::from_secs(30)),
+        ..ServiceConfig::default()
+    };
+    let bob = echo_service(&w, 2, config).await;
+    let mut s = raw_dial(&w, &bob.onion()).await;
+    let mut tc = tapir::Connection::new(
+        identity(51),
+        Direction::Outbound {
+            remote: bob.onion(),
+        },
+        ApplicationChain::authenticated(),
+        rng(),
+    );
+    drive(&mut tc, &mut s).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let (mut r, mut wr) = tokio::io::split(s);
+    let trickle = tokio::spawn(async move {
+        // Half a packet, a byte every 10 s: 40 000 s if it were let.
+        for _ in 0..PACKET_LEN / 2 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if wr.write_all(&[0]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0u8; PACKET_LEN];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(600), r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("a trickling peer was kept open"),
+        }
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(30),
+        "closed before the timeout"
+    );
+    trickle.abort();
+}
+
 #[tokio::test]
 async fn the_inbound_limit_drops_excess_connections() {
     let w = world();

@@ -62,6 +62,8 @@ pub struct Connection {
     active: Option<Link>,
     reader: PacketReader,
     state: State,
+    /// Whole packets received so far.
+    packets_received: u64,
 }
 
 impl Connection {
@@ -88,7 +90,14 @@ impl Connection {
             active: None,
             reader: PacketReader::new(),
             state: State::New,
+            packets_received: 0,
         }
+    }
+
+    /// How many whole packets were received so far (a driver's idle timer counts these, not
+    /// bytes: a peer that trickles a byte at a time is idle).
+    pub fn packets_received(&self) -> u64 {
+        self.packets_received
     }
 
     /// Start the first application. Call once, before feeding bytes.
@@ -112,6 +121,7 @@ impl Connection {
         }
         self.reader.push(bytes);
         while let Some(packet) = self.reader.next_packet() {
+            self.packets_received += 1;
             let r = self.process(packet);
             self.fail_on_err(r)?;
         }
